@@ -1,0 +1,3 @@
+"""OpenIVR: a self-hosted voice-response platform."""
+
+__version__ = "0.1.0"
