@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import unicodedata
 from dataclasses import dataclass
 
 import espeakng_loader
@@ -195,8 +196,11 @@ ENGINE_VERSION: str = _engine_version()
 
 
 def _clean_text(text: str) -> str:
-    # Control characters (NUL especially) would cut or confuse the C string; speak them as spaces.
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text).strip()
+    # Control characters (NUL especially) would cut or confuse the C string: make them spaces.
+    # Only category Cc: format characters such as ZWNJ are part of Indic and Arabic spelling.
+    return "".join(
+        " " if unicodedata.category(ch) == "Cc" and ch not in "\n\t" else ch for ch in text
+    ).strip()
 
 
 class SpeechEngine:
