@@ -1,0 +1,270 @@
+"""RTP media: one UDP socket per call, all calls paced by one shared 20 ms clock."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import math
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from openivr.audio.g711 import Codec
+from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, silence_frame
+
+log = logging.getLogger(__name__)
+
+PTIME = 0.020
+
+
+@dataclass
+class RtpStats:
+    """Counters for one call's RTP, plus recent send intervals for pacing checks."""
+
+    packets_sent: int = 0
+    packets_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    send_intervals: deque[float] = field(default_factory=lambda: deque(maxlen=3000))
+    _last_send: float | None = None
+
+    def record_send(self, now: float, size: int) -> None:
+        """Count one sent packet."""
+        self.packets_sent += 1
+        self.bytes_sent += size
+        if self._last_send is not None:
+            self.send_intervals.append(now - self._last_send)
+        self._last_send = now
+
+    def interval_summary(self) -> dict[str, float]:
+        """min/mean/p99/max of the recent send intervals, in milliseconds."""
+        values = sorted(self.send_intervals)
+        if not values:
+            return {"count": 0, "min": 0.0, "mean": 0.0, "p99": 0.0, "max": 0.0}
+        p99 = values[min(len(values) - 1, math.ceil(0.99 * len(values)) - 1)]
+        return {
+            "count": float(len(values)),
+            "min": values[0] * 1000,
+            "mean": sum(values) / len(values) * 1000,
+            "p99": p99 * 1000,
+            "max": values[-1] * 1000,
+        }
+
+
+class MediaClock:
+    """One timer that serves every call: each tick, every active session sends one packet.
+
+    Ticks are scheduled at absolute deadlines (start + n * ptime) so lateness of one tick
+    never accumulates; if the loop stalls for more than a tick, the missed ticks are skipped
+    and sessions advance their RTP timestamps by the tick count, not by packets sent.
+    """
+
+    def __init__(self, ptime: float = PTIME) -> None:
+        self.ptime = ptime
+        self._sessions: set[RtpSession] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._start = 0.0
+        self.tick_count = 0
+        self.skipped_ticks = 0
+
+    def add(self, session: RtpSession) -> None:
+        """Start pacing a session (starts the clock if idle)."""
+        self._sessions.add(session)
+        session.attach(self.tick_count)
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            self._start = loop.time() - self.tick_count * self.ptime
+            self._handle = loop.call_at(loop.time(), self._tick)
+
+    def remove(self, session: RtpSession) -> None:
+        """Stop pacing a session (the clock stops when none is left)."""
+        self._sessions.discard(session)
+        if not self._sessions and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    @property
+    def session_count(self) -> int:
+        """How many sessions are paced now."""
+        return len(self._sessions)
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        for session in list(self._sessions):
+            try:
+                session.tick(self.tick_count, now)
+            except Exception:  # one broken call must not stop the others' audio
+                log.exception("RTP tick failed for session on port %s", session.local_port)
+        self.tick_count += 1
+        deadline = self._start + self.tick_count * self.ptime
+        behind = loop.time() - deadline
+        if behind > self.ptime:
+            skip = int(behind / self.ptime)
+            self.skipped_ticks += skip
+            self.tick_count += skip
+            deadline = self._start + self.tick_count * self.ptime
+        self._handle = loop.call_at(deadline, self._tick)
+
+
+class PortRange:
+    """Even RTP ports handed out round-robin from a configured range."""
+
+    def __init__(self, first: int, last: int) -> None:
+        if not 0 < first <= last < 65536:
+            raise ValueError(f"RTP port range {first}-{last} is not within 1-65535")
+        self.first = first + (first % 2)
+        self.last = last
+        self._cursor = self.first
+
+    def bind(self, host: str) -> socket.socket:
+        """A UDP socket bound to a free even port of the range; OSError when all are taken."""
+        span = (self.last - self.first) // 2 + 1
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(span):
+            port = self._cursor
+            self._cursor = self._cursor + 2 if self._cursor + 2 <= self.last else self.first
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                sock.close()
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                raise
+            sock.setblocking(False)
+            return sock
+        raise OSError(errno.EADDRINUSE, f"no free RTP port in {self.first}-{self.last}")
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    """One call's RTP: sends the current prompt (or silence) each tick, receives the caller."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        payload_type: int,
+        event_payload_type: int | None,
+        remote: tuple[str, int],
+        on_audio: Callable[[RtpPacket], None],
+        on_event: Callable[[RtpPacket], None],
+    ) -> None:
+        self.codec = codec
+        self.payload_type = payload_type
+        self.event_payload_type = event_payload_type
+        self.remote = remote
+        self.stats = RtpStats()
+        self.ssrc = secrets.randbits(32)
+        self.local_port = 0
+        self.sending = True
+        self._on_audio = on_audio
+        self._on_event = on_event
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sequence = secrets.randbits(16)
+        self._timestamp_base = secrets.randbits(32)
+        self._first_tick = 0
+        self._silence = silence_frame(codec)
+        self._frames: Sequence[bytes] | None = None
+        self._index = 0
+        self._on_done: Callable[[], None] | None = None
+        self._talkspurt = True
+
+    async def open(self, sock: socket.socket) -> None:
+        """Start receiving on an already bound socket."""
+        loop = asyncio.get_running_loop()
+        self.local_port = sock.getsockname()[1]
+        await loop.create_datagram_endpoint(lambda: self, sock=sock)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport (asyncio callback)."""
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+
+    def close(self) -> None:
+        """Release the socket."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def attach(self, tick: int) -> None:
+        """Called by the clock: RTP timestamps count from this tick."""
+        self._first_tick = tick
+
+    # Sending -------------------------------------------------------------------------------
+
+    def play(self, frames: Sequence[bytes], on_done: Callable[[], None]) -> None:
+        """Send these frames, one per tick, then call `on_done` and go back to silence."""
+        self._frames, self._index, self._on_done = frames, 0, on_done
+        self._talkspurt = True
+
+    def stop_playing(self) -> bool:
+        """Stop the current prompt; True when one was playing."""
+        playing = self._frames is not None
+        self._frames, self._on_done = None, None
+        return playing
+
+    @property
+    def playing(self) -> bool:
+        """Whether a prompt is being sent."""
+        return self._frames is not None
+
+    def tick(self, tick: int, now: float) -> None:
+        """Send the packet for this tick."""
+        marker = False
+        if self._frames is not None:
+            payload = self._frames[self._index]
+            marker, self._talkspurt = self._talkspurt, False
+            self._index += 1
+            if self._index >= len(self._frames):
+                done = self._on_done
+                self._frames, self._on_done = None, None
+                self._talkspurt = True
+                if done is not None:
+                    asyncio.get_running_loop().call_soon(done)
+        else:
+            payload = self._silence
+        if self._transport is None or not self.sending:
+            return
+        packet = RtpPacket(
+            payload_type=self.payload_type,
+            sequence=self._sequence,
+            timestamp=self._timestamp_base + (tick - self._first_tick) * SAMPLES_PER_FRAME,
+            ssrc=self.ssrc,
+            payload=payload,
+            marker=marker,
+        ).serialise()
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self._transport.sendto(packet, self.remote)
+        self.stats.record_send(now, len(packet))
+
+    # Receiving ------------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        """Handle one incoming RTP packet (asyncio callback)."""
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            return
+        if packet.payload_type not in (self.payload_type, self.event_payload_type):
+            return
+        self.stats.packets_received += 1
+        self.stats.bytes_received += len(data)
+        source = (str(addr[0]), int(addr[1]))
+        if source != self.remote:
+            # Symmetric RTP: answer where the caller's media really comes from (NAT, SDP lies).
+            self.remote = source
+        try:
+            if packet.payload_type == self.event_payload_type:
+                self._on_event(packet)
+            else:
+                self._on_audio(packet)
+        except Exception:  # a bad packet must not break the call
+            log.exception("handling RTP from %s failed", source)
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors (caller gone) are not fatal; the SIP side decides when the call ends."""
+        log.debug("RTP socket error on port %s: %s", self.local_port, exc)
