@@ -1,0 +1,85 @@
+"""Account resource: GET and PUT /account/{accountid}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from openivr.api.deps import AccountAuth, Db, require_admin
+from openivr.api.docs import Loose, answers
+from openivr.api.envelope import success
+from openivr.api.errors import not_found
+from openivr.apps import validation as v
+from openivr.store.models import Account
+from openivr.store.voiceapps import format_date
+
+router = APIRouter(tags=["account"])
+
+CALLER_ID_MODES = ("caller", "dialed")
+
+
+class AccountOut(Loose):
+    """An account as the API shows it."""
+
+    account_id: str | None = None
+    name: str | None = None
+    language: str | None = None
+    timezone: str | None = None
+    caller_id_mode: str | None = None
+    create_date: str | None = None
+
+
+class AccountIn(BaseModel):
+    """Account settings a PUT may change."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = None
+    language: str | None = None
+    timezone: str | None = None
+    caller_id_mode: str | None = None
+
+
+def account_view(a: Account) -> dict[str, str]:
+    """The public shape of an account."""
+    return {
+        "account_id": a.account_id,
+        "name": a.name,
+        "language": a.language,
+        "timezone": a.timezone,
+        "caller_id_mode": a.caller_id_mode,
+        "create_date": format_date(a.created_at),
+    }
+
+
+@router.get("/account/{account_id}", responses=answers(AccountOut))
+async def get_account(request: Request, account_id: str, who: AccountAuth, db: Db) -> JSONResponse:
+    """The account's details."""
+    account = await db.get(Account, account_id)
+    if account is None:
+        raise not_found("account", account_id)
+    return success(request, account_view(account))
+
+
+@router.put("/account/{account_id}", responses=answers(AccountOut))
+async def put_account(
+    request: Request, account_id: str, body: AccountIn, who: AccountAuth, db: Db
+) -> JSONResponse:
+    """Change the account's name, language, timezone or outgoing caller-id mode."""
+    require_admin(who)
+    account = await db.get(Account, account_id)
+    if account is None:
+        raise not_found("account", account_id)
+    data = body.model_dump(exclude_unset=True)
+    if data.get("name") is not None:
+        account.name = v.text("name", data["name"])
+    if data.get("language") is not None:
+        account.language = v.text("language", data["language"], 20)
+    if data.get("timezone") is not None:
+        account.timezone = v.timezone("timezone", data["timezone"])
+    if data.get("caller_id_mode") is not None:
+        if data["caller_id_mode"] not in CALLER_ID_MODES:
+            raise v.FieldError("caller_id_mode", "must be 'caller' or 'dialed'")
+        account.caller_id_mode = data["caller_id_mode"]
+    await db.commit()
+    return success(request, account_view(account))

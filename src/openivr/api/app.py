@@ -1,0 +1,145 @@
+"""The ASGI application: routers, the envelope on every error, slash-tolerant paths."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from openivr import __version__
+from openivr.api import accounts, auth, globaldata, phonenumbers, prompts, users, voiceapps
+from openivr.api.context import ServerContext
+from openivr.api.envelope import failure
+from openivr.api.errors import ApiError
+from openivr.apps.validation import FieldError
+from openivr.settings import Settings
+from openivr.store.audiostore import AudioStore
+from openivr.store.db import make_engine, make_sessionmaker, migrate
+
+log = logging.getLogger(__name__)
+_SLASHES = re.compile(r"/{2,}")
+
+# Extra routers and start-up hooks added by later layers (TTS, simulator, SIP, delivery).
+Extension = Callable[[FastAPI, ServerContext, AsyncExitStack], Awaitable[None]]
+
+
+class SlashTolerance:
+    """Clients send //account//123 and /voiceapp/: route them as /account/123 and /voiceapp."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            fixed = _SLASHES.sub("/", path)
+            if len(fixed) > 1:
+                fixed = fixed.rstrip("/") or "/"
+            if fixed != path:
+                scope = dict(scope, path=fixed, raw_path=fixed.encode())
+        await self.app(scope, receive, send)
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid_field", "the request is not valid"
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return "malformed_json", "the body is not valid JSON"
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    where = ".".join(loc) or "body"
+    msg = str(first.get("msg", "is not valid"))
+    if first.get("type") == "missing" and not loc:
+        return "missing_field", "a JSON body is required"
+    return "invalid_field", f"{where}: {msg}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves in the failed envelope with the right status."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return failure(request.url.path, exc.code, exc.detail, exc.status)
+
+    @app.exception_handler(FieldError)
+    async def _field_error(request: Request, exc: FieldError) -> JSONResponse:
+        return failure(request.url.path, exc.code, f"{exc.field}: {exc.detail}", 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        code, detail = _validation_detail(exc)
+        return failure(request.url.path, code, detail, 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_field")
+        detail = "no such resource" if exc.status_code == 404 else str(exc.detail)
+        response = failure(request.url.path, code, detail, exc.status_code)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return failure(request.url.path, "internal_error", "an unexpected error; it is logged", 500)
+
+
+def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> FastAPI:
+    """The API of one node; the database is opened and migrated at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.effective_database_url)
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            await migrate(engine)
+            ctx = ServerContext.build(settings, engine, make_sessionmaker(engine))
+            ctx.services["audio_store"] = AudioStore(settings.audio_dir)
+            app.state.ctx = ctx
+            for extend in extensions:
+                await extend(app, ctx, stack)
+            yield
+
+    app = FastAPI(
+        title="OpenIVR",
+        version=__version__,
+        description=(
+            "Configure voice apps (IVR menus, announcements, voicemail) over a REST API "
+            "compatible with Sonetel's public IVR API. Every answer is an envelope "
+            "{resource, status, response}; errors carry {code, detail} and a real HTTP status."
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (auth, accounts, users, voiceapps, prompts, phonenumbers, globaldata):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        """200 when this node can serve (its database answers), else 503."""
+        ctx: ServerContext = request.app.state.ctx
+        try:
+            async with ctx.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure means this node cannot serve
+            return JSONResponse(
+                {"status": "unavailable", "detail": str(exc)[:200]}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app
+
+
+def asgi(settings: Settings, extensions: tuple[Extension, ...] = ()) -> ASGIApp:
+    """The application wrapped in the path-normalising middleware."""
+    return SlashTolerance(create_app(settings, extensions))

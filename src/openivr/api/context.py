@@ -1,0 +1,42 @@
+"""What every request handler of one node shares: settings, database, signers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from openivr.security import TokenSigner, UrlSigner
+from openivr.settings import Settings
+
+
+@dataclass
+class ServerContext:
+    """The node's shared state, built once at start-up."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    tokens: TokenSigner
+    urls: UrlSigner
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    ) -> ServerContext:
+        """Context with signers keyed from the node's secret."""
+        secret = settings.signing_secret()
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            tokens=TokenSigner(
+                secret,
+                settings.token_audience,
+                settings.access_token_seconds,
+                settings.refresh_token_seconds,
+            ),
+            urls=UrlSigner(secret, settings.audio_url_seconds),
+        )

@@ -1,0 +1,112 @@
+"""The response envelope, partial responses (?fields=) and the resource names of paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+RESOURCES = (
+    "voicemail",
+    "call",
+    "simulate",
+    "validate",
+    "graph",
+    "message",
+    "prompt",
+    "voiceapp",
+    "user",
+    "phonenumbersubscription",
+    "tts",
+    "errors",
+    "account",
+    "oauth",
+)
+# `?fields=message` asks for the message details of a prompt as a group.
+FIELD_GROUPS: dict[str, tuple[str, ...]] = {
+    "message": (
+        "prompt_id",
+        "exists",
+        "record_id",
+        "file_name",
+        "file_details",
+        "play_path",
+        "record_path",
+        "audio_length",
+        "size",
+        "message_url",
+    ),
+}
+
+
+class FailedBody(BaseModel):
+    """What went wrong."""
+
+    code: str = Field(description="Stable error code, listed by GET /globaldata/errors")
+    detail: str = Field(description="Human-readable reason naming the field")
+
+
+class Failed(BaseModel):
+    """The envelope of a failed request."""
+
+    resource: str
+    status: str = Field(description="Always 'failed'")
+    response: FailedBody
+
+
+def resource_of(path: str) -> str:
+    """The resource a request path is about, e.g. 'prompt' for .../voiceapp/X/prompt/Y."""
+    parts = [p for p in path.split("/") if p]
+    for part in reversed(parts):
+        if part in RESOURCES:
+            return "globaldata" if part == "errors" else part
+    return parts[0] if parts else "root"
+
+
+def _select(item: Any, wanted: list[str]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    keys: list[str] = []
+    for name in wanted:
+        keys.extend(FIELD_GROUPS.get(name, (name,)))
+    return {k: item[k] for k in keys if k in item}
+
+
+def partial(payload: Any, fields: str | None) -> Any:
+    """Keep only the requested fields of an object or of each object of a list."""
+    if not fields:
+        return payload
+    wanted = [f.strip() for f in fields.split(",") if f.strip()]
+    if not wanted:
+        return payload
+    if isinstance(payload, list):
+        return [_select(item, wanted) for item in payload]
+    return _select(payload, wanted)
+
+
+def success(
+    request: Request,
+    payload: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    resource: str | None = None,
+) -> JSONResponse:
+    """The success envelope, with ?fields= applied."""
+    body = {
+        "resource": resource or resource_of(request.url.path),
+        "status": "success",
+        "response": partial(payload, request.query_params.get("fields")),
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def failure(path: str, code: str, detail: str, status: int) -> JSONResponse:
+    """The failed envelope with the right HTTP status."""
+    body = {
+        "resource": resource_of(path),
+        "status": "failed",
+        "response": {"code": code, "detail": detail},
+    }
+    return JSONResponse(body, status_code=status)

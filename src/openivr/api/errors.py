@@ -1,0 +1,71 @@
+"""Every error the API can answer with, and the exception that carries one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One documented error: its stable code, HTTP status and meaning."""
+
+    code: str
+    status: int
+    description: str
+    resources: tuple[str, ...] = ("*",)
+    methods: tuple[str, ...] = ("*",)
+
+
+ERROR_CODES: tuple[ErrorCode, ...] = (
+    ErrorCode(
+        "malformed_json", 400, "The request body is not valid JSON.", methods=("POST", "PUT")
+    ),
+    ErrorCode(
+        "invalid_field", 400, "A field has a value that cannot be accepted; detail names it."
+    ),
+    ErrorCode("missing_field", 400, "A required field is missing; detail names it."),
+    ErrorCode("immutable_field", 400, "A field that cannot change after creation was changed."),
+    ErrorCode(
+        "unknown_reference", 400, "A field points to a user, app or prompt not in the account."
+    ),
+    ErrorCode(
+        "invalid_audio", 400, "The uploaded audio is truncated, empty or broken.", ("prompt",)
+    ),
+    ErrorCode("unauthorized", 401, "The bearer token is missing, malformed, forged or expired."),
+    ErrorCode(
+        "forbidden", 403, "The token does not allow this (another account, or not an admin)."
+    ),
+    ErrorCode("bad_signature", 403, "An audio URL's signature is wrong or has expired."),
+    ErrorCode("not_found", 404, "No such resource (or not in this account)."),
+    ErrorCode("method_not_allowed", 405, "The resource does not support this method."),
+    ErrorCode("duplicate", 409, "The value is already taken (e-mail, extension, phone number)."),
+    ErrorCode(
+        "in_use",
+        409,
+        "The object is still referenced by menus or phone numbers; detail lists them. "
+        "Repeat with ?force=true to clear those references.",
+        ("voiceapp", "user", "prompt"),
+        ("DELETE",),
+    ),
+    ErrorCode("required", 409, "The object is required by the account and cannot be removed."),
+    ErrorCode("precondition_failed", 412, "If-Match does not match the current version (ETag)."),
+    ErrorCode("too_large", 413, "The request body or upload is too large.", ("prompt", "*")),
+    ErrorCode("unsupported_media_type", 415, "The body or upload has a format not accepted."),
+    ErrorCode("internal_error", 500, "An unexpected error; it is logged."),
+)
+STATUS_OF: dict[str, int] = {e.code: e.status for e in ERROR_CODES}
+
+
+class ApiError(Exception):
+    """An error answer: the failed envelope with a stable code and a human detail."""
+
+    def __init__(self, code: str, detail: str, status: int | None = None):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status if status is not None else STATUS_OF[code]
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    """The 404 for an id that is unknown or belongs to another account."""
+    return ApiError("not_found", f"no {what} {ident!r} in this account")

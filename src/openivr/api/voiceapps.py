@@ -1,0 +1,243 @@
+"""Voice apps: list, create, read, change (with ETag/If-Match), delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openivr.api.deps import AccountAuth, Ctx, Db
+from openivr.api.docs import Loose, answers
+from openivr.api.envelope import success
+from openivr.api.errors import ApiError, not_found
+from openivr.apps import voiceapp as va
+from openivr.apps.validation import FieldError
+from openivr.settings import Settings
+from openivr.store.models import Prompt, VoiceApp, utcnow
+from openivr.store.references import clear_referrers, referrers
+from openivr.store.voiceapps import account_apps, account_refs, create_app, format_date
+
+router = APIRouter(tags=["voiceapp"])
+
+Flag = str | bool | None
+Num = float | int | str | None
+
+
+class ActionIn(BaseModel):
+    """What a menu key or final action does."""
+
+    model_config = ConfigDict(extra="allow")
+    action: str | None = None
+    to: str | None = None
+    id: str | int | None = None
+
+
+class VoiceAppIn(BaseModel):
+    """Settings of a voice app; which apply depends on app_type."""
+
+    model_config = ConfigDict(extra="ignore")
+    app_type: str | None = None
+    name: str | None = None
+    voice: str | None = None
+    play_welcome: Flag = None
+    play_menu: Flag = None
+    get_extension: Flag = None
+    menu: dict[str, ActionIn | None] | None = None
+    final_action: ActionIn | None = None
+    menu_timeout: Num = None
+    interdigit_timeout: Num = None
+    max_retries: Num = None
+    greeting_prompt: Flag = None
+    goodbye_prompt: Flag = None
+    deliver_to: str | None = None
+    deliver_to_details: str | int | None = None
+    max_message_seconds: Num = None
+    max_messages: Num = None
+    webhook_url: str | None = None
+    error_voice: str | None = None
+    error_repeat_voice: str | None = None
+    usermailbox_voice: str | None = None
+
+
+class VoiceAppOut(Loose):
+    """A voice app as the API shows it."""
+
+    app_id: str | None = None
+    app_type: str | None = None
+    name: str | None = None
+    shortcode: str | None = None
+    sip_address: str | None = None
+    tts_allowed: str | None = None
+
+
+def app_view(app: VoiceApp, settings: Settings) -> dict[str, Any]:
+    """The public shape of a voice app: settings plus the generated read-only fields."""
+    view: dict[str, Any] = {"app_id": app.app_id, "app_type": app.app_type, "name": app.name}
+    view.update(app.config)
+    view.update(
+        shortcode=app.shortcode,
+        sip_address=f"{app.app_id}@{settings.sip_domain}",
+        tts_allowed="yes",
+        account_id=app.account_id,
+        create_date=format_date(app.created_at),
+    )
+    return view
+
+
+def etag(app: VoiceApp) -> str:
+    """The entity tag of an app's current version."""
+    return f'"{app.version}"'
+
+
+def _matches(if_match: str, app: VoiceApp) -> bool:
+    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    return "*" in tags or etag(app) in tags
+
+
+def _body(body: VoiceAppIn) -> dict[str, Any]:
+    data = body.model_dump(exclude_unset=True)
+    if isinstance(data.get("menu"), dict):
+        data["menu"] = {k: v for k, v in data["menu"].items()}
+    return data
+
+
+async def load_app(db: AsyncSession, account_id: str, app_id: str) -> VoiceApp:
+    """An app of the account, or 404."""
+    app = await db.get(VoiceApp, app_id)
+    if app is None or app.account_id != account_id:
+        raise not_found("voice app", app_id)
+    return app
+
+
+@router.get("/account/{account_id}/voiceapp", responses=answers(list[VoiceAppOut]))
+async def list_apps(
+    request: Request, account_id: str, who: AccountAuth, ctx: Ctx, db: Db
+) -> JSONResponse:
+    """All voice apps of the account."""
+    apps = await account_apps(db, account_id)
+    return success(request, [app_view(a, ctx.settings) for a in apps])
+
+
+@router.post("/account/{account_id}/voiceapp", responses=answers(VoiceAppOut, 409))
+async def create_voiceapp(
+    request: Request, account_id: str, body: VoiceAppIn, who: AccountAuth, ctx: Ctx, db: Db
+) -> JSONResponse:
+    """Create a voice app; its standard prompts come with it."""
+    data = _body(body)
+    app_type = data.get("app_type")
+    if not app_type:
+        raise ApiError("missing_field", "app_type: is required (ivr, mailbox or sysprompt)")
+    if app_type not in va.APP_TYPES:
+        raise FieldError("app_type", f"must be one of {', '.join(va.APP_TYPES)}; got {app_type!r}")
+    if "name" not in data:
+        raise ApiError("missing_field", "name: is required")
+    if app_type == "sysprompt":
+        existing = [a for a in await account_apps(db, account_id) if a.app_type == "sysprompt"]
+        if existing:
+            raise ApiError(
+                "duplicate", f"app_type: the account already has sysprompt app {existing[0].app_id}"
+            )
+    refs = await account_refs(db, account_id)
+    name, cfg = va.build_config(app_type, data, refs)
+    app = await create_app(db, account_id, app_type, name or "", cfg)
+    await db.commit()
+    return success(request, app_view(app, ctx.settings), status=201, headers={"ETag": etag(app)})
+
+
+@router.get("/account/{account_id}/voiceapp/{app_id}", responses=answers(VoiceAppOut))
+async def get_voiceapp(
+    request: Request, account_id: str, app_id: str, who: AccountAuth, ctx: Ctx, db: Db
+) -> JSONResponse:
+    """One voice app, with its ETag."""
+    app = await load_app(db, account_id, app_id)
+    return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
+
+
+@router.put("/account/{account_id}/voiceapp/{app_id}", responses=answers(VoiceAppOut, 412))
+async def put_voiceapp(
+    request: Request,
+    account_id: str,
+    app_id: str,
+    body: VoiceAppIn,
+    who: AccountAuth,
+    ctx: Ctx,
+    db: Db,
+    if_match: Annotated[str | None, Header(description="ETag from a GET: 412 if stale")] = None,
+) -> JSONResponse:
+    """Change the fields the body carries; others keep their values. app_type cannot change."""
+    data = _body(body)
+    # Compare-and-swap on the version: concurrent writers retry on the fresh row and never
+    # overwrite each other's fields; with If-Match the caller decides instead (412).
+    for _attempt in range(20):
+        app = await load_app(db, account_id, app_id)
+        if if_match is not None and not _matches(if_match, app):
+            raise ApiError(
+                "precondition_failed", f"If-Match {if_match} is stale; current ETag is {etag(app)}"
+            )
+        if data.get("app_type") not in (None, app.app_type):
+            raise ApiError("immutable_field", f"app_type: is {app.app_type} and cannot change")
+        refs = await account_refs(db, account_id)
+        name, cfg = va.build_config(app.app_type, data, refs, current=app.config, app_id=app_id)
+        version = app.version
+        result = await db.execute(
+            update(VoiceApp)
+            .where(VoiceApp.app_id == app_id, VoiceApp.version == version)
+            .values(
+                config=cfg,
+                name=name if name is not None else app.name,
+                version=version + 1,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            await db.commit()
+            break
+        await db.rollback()
+        if if_match is not None:
+            raise ApiError("precondition_failed", "the app changed while this request was applied")
+        db.expunge_all()
+    else:
+        raise ApiError("precondition_failed", "the app is changing too often; retry")
+    db.expunge_all()
+    app = await load_app(db, account_id, app_id)
+    return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
+
+
+@router.delete("/account/{account_id}/voiceapp/{app_id}", responses=answers(VoiceAppOut, 409))
+async def delete_voiceapp(
+    request: Request,
+    account_id: str,
+    app_id: str,
+    who: AccountAuth,
+    ctx: Ctx,
+    db: Db,
+    force: Annotated[
+        bool, Query(description="Clear menus and numbers pointing at the app")
+    ] = False,
+) -> JSONResponse:
+    """Delete an app for good; 409 while menus or numbers point at it, unless force=true."""
+    app = await load_app(db, account_id, app_id)
+    if app.app_type == "sysprompt":
+        raise ApiError(
+            "required",
+            "the sysprompt app speaks the account's system messages; it cannot be deleted",
+        )
+    refs = await referrers(db, account_id, "app", app_id)
+    prompt_ids = (await db.scalars(select(Prompt.prompt_id).where(Prompt.app_id == app_id))).all()
+    for pid in prompt_ids:
+        refs += [r for r in await referrers(db, account_id, "prompt", pid) if app_id not in r]
+    if refs and not force:
+        raise ApiError("in_use", "the app is still used by: " + "; ".join(refs))
+    if refs:
+        await clear_referrers(db, account_id, "app", app_id)
+        for pid in prompt_ids:
+            await clear_referrers(db, account_id, "prompt", pid)
+    view = app_view(app, ctx.settings)
+    await db.delete(app)
+    await db.commit()
+    return success(request, view)

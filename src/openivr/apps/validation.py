@@ -1,0 +1,98 @@
+"""Field validation shared by every resource: errors that name the field and the reason."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SIP_URI = re.compile(r"^sips?:(?:[^@\s]+@)?[A-Za-z0-9.\-\[\]:]+(?::[0-9]{1,5})?(?:;[^\s]*)?$")
+
+
+class FieldError(Exception):
+    """A value the user sent that cannot be accepted; names the field and why."""
+
+    def __init__(self, field: str, detail: str, code: str = "invalid_field"):
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+        self.code = code
+
+
+def yes_no(field: str, value: Any) -> str:
+    """A yes/no flag; booleans are accepted and written as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and value.strip().lower() in ("yes", "no"):
+        return value.strip().lower()
+    raise FieldError(field, f"must be 'yes' or 'no', got {value!r}")
+
+
+def text(field: str, value: Any, max_len: int = 200, allow_empty: bool = False) -> str:
+    """A trimmed string of bounded length."""
+    if not isinstance(value, str):
+        raise FieldError(field, f"must be a string, got {type(value).__name__}")
+    cleaned: str = value.strip()
+    if not cleaned and not allow_empty:
+        raise FieldError(field, "must not be empty")
+    if len(cleaned) > max_len:
+        raise FieldError(field, f"must be at most {max_len} characters")
+    return cleaned
+
+
+def number(field: str, value: Any, low: float, high: float, integer: bool = False) -> float:
+    """A number within [low, high]; numeric strings are accepted."""
+    if isinstance(value, bool):
+        raise FieldError(field, "must be a number")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise FieldError(field, f"must be a number, got {value!r}") from None
+    if not isinstance(value, int | float):
+        raise FieldError(field, f"must be a number, got {type(value).__name__}")
+    if value != value or not low <= value <= high:
+        raise FieldError(field, f"must be between {low:g} and {high:g}")
+    if integer and int(value) != value:
+        raise FieldError(field, "must be a whole number")
+    return float(value)
+
+
+def e164(field: str, value: Any) -> str:
+    """An E.164 phone number with its leading '+'."""
+    if not isinstance(value, str) or not E164.match(value.strip()):
+        raise FieldError(field, f"must be an E.164 number like +46812345678, got {value!r}")
+    return value.strip()
+
+
+def email(field: str, value: Any) -> str:
+    """An e-mail address, lower-cased."""
+    if not isinstance(value, str) or len(value) > 320 or not EMAIL.match(value.strip()):
+        raise FieldError(field, f"must be an e-mail address, got {value!r}")
+    return value.strip().lower()
+
+
+def sip_uri(field: str, value: Any) -> str:
+    """A sip: or sips: URI."""
+    if not isinstance(value, str) or len(value) > 300 or not SIP_URI.match(value.strip()):
+        raise FieldError(field, f"must be a SIP URI like sip:anna@pbx.example.com, got {value!r}")
+    return value.strip()
+
+
+def timezone(field: str, value: Any) -> str:
+    """An IANA time zone name."""
+    name = text(field, value, 64)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FieldError(field, f"unknown time zone {name!r}") from None
+    return name
+
+
+def expect_object(field: str, value: Any) -> dict[str, Any]:
+    """A JSON object."""
+    if not isinstance(value, dict):
+        raise FieldError(field, f"must be an object, got {type(value).__name__}")
+    return value

@@ -1,0 +1,275 @@
+"""Voice-app schemas: defaults, validation and the public representation of each app type."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from openivr.apps import validation as v
+from openivr.apps.catalogue import VOICES
+from openivr.apps.validation import FieldError
+
+APP_TYPES = ("ivr", "mailbox", "sysprompt")
+MENU_KEYS: tuple[str, ...] = tuple(f"digit_{d}" for d in range(10)) + (
+    "digit_star",
+    "digit_hash",
+    "timeout",
+    "invalid",
+)
+# Which keypad key each menu entry answers to.
+MENU_DIGITS: dict[str, str] = {f"digit_{d}": str(d) for d in range(10)} | {
+    "digit_star": "*",
+    "digit_hash": "#",
+}
+ACTIONS = ("", "call", "connect", "play", "hangup", "repeat")
+CALL_TARGETS = ("user", "phnum", "other", "sip")
+_ACTION_LIST = "call, connect, play, hangup, repeat or an empty string"
+EMPTY_ACTION: dict[str, str] = {"action": "", "to": "", "id": ""}
+READ_ONLY = ("app_id", "shortcode", "sip_address", "tts_allowed", "account_id", "create_date")
+
+IVR_DEFAULTS: dict[str, Any] = {
+    "voice": "en",
+    "play_welcome": "yes",
+    "play_menu": "yes",
+    "get_extension": "no",
+    "menu": {key: dict(EMPTY_ACTION) for key in MENU_KEYS},
+    "final_action": dict(EMPTY_ACTION),
+    "menu_timeout": 5,
+    "interdigit_timeout": 2,
+    "max_retries": 3,
+}
+MAILBOX_DEFAULTS: dict[str, Any] = {
+    "voice": "en",
+    "greeting_prompt": "yes",
+    "goodbye_prompt": "yes",
+    "deliver_to": "",
+    "deliver_to_details": "",
+    "max_message_seconds": 120,
+    "max_messages": 100,
+    "webhook_url": "",
+}
+SYSPROMPT_DEFAULTS: dict[str, Any] = {
+    "voice": "en",
+    "error_voice": "en",
+    "error_repeat_voice": "en",
+    "usermailbox_voice": "en",
+}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "ivr": IVR_DEFAULTS,
+    "mailbox": MAILBOX_DEFAULTS,
+    "sysprompt": SYSPROMPT_DEFAULTS,
+}
+
+
+@dataclass
+class AccountRefs:
+    """The objects of one account that settings may point to."""
+
+    users: set[str] = field(default_factory=set)
+    apps: dict[str, str] = field(default_factory=dict)  # app_id -> app_type
+    prompts: set[str] = field(default_factory=set)
+
+
+def _voice(name: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in VOICES:
+        raise FieldError(name, f"must be one of {', '.join(VOICES)}; got {value!r}")
+    return value
+
+
+def validate_action(name: str, raw: Any, refs: AccountRefs, self_id: str | None) -> dict[str, str]:
+    """One menu or final action, with every reference checked against the account."""
+    if raw is None:
+        return dict(EMPTY_ACTION)
+    obj = v.expect_object(name, raw)
+    unknown = set(obj) - {"action", "to", "id"}
+    if unknown:
+        raise FieldError(name, f"unknown keys {sorted(unknown)}; an action has action, to and id")
+    action = obj.get("action", "")
+    to = obj.get("to", "")
+    target = obj.get("id", "")
+    for part, val in (("action", action), ("to", to), ("id", target)):
+        if not isinstance(val, str | int) or isinstance(val, bool):
+            raise FieldError(f"{name}.{part}", "must be a string")
+    action, to, target = str(action).strip(), str(to).strip(), str(target).strip()
+    if action not in ACTIONS:
+        raise FieldError(f"{name}.action", f"must be one of {_ACTION_LIST}")
+    if action in ("", "hangup", "repeat"):
+        return {"action": action, "to": "", "id": ""}
+    if action == "call":
+        if to not in CALL_TARGETS:
+            raise FieldError(f"{name}.to", f"a call goes to one of {', '.join(CALL_TARGETS)}")
+        if to == "user":
+            if target not in refs.users:
+                raise FieldError(
+                    f"{name}.id", f"no user {target!r} in this account", "unknown_reference"
+                )
+        elif to in ("phnum", "other"):
+            target = v.e164(f"{name}.id", target)
+        else:
+            target = v.sip_uri(f"{name}.id", target)
+    elif action == "connect":
+        if to != "app":
+            raise FieldError(f"{name}.to", "connect goes to 'app'")
+        kind = refs.apps.get(target)
+        if kind is None:
+            raise FieldError(
+                f"{name}.id", f"no voice app {target!r} in this account", "unknown_reference"
+            )
+        if kind == "sysprompt":
+            raise FieldError(f"{name}.id", "a sysprompt app cannot take calls")
+    elif action == "play":
+        if to != "prompt":
+            raise FieldError(f"{name}.to", "play goes to 'prompt'")
+        if target not in refs.prompts:
+            raise FieldError(
+                f"{name}.id", f"no prompt {target!r} in this account", "unknown_reference"
+            )
+    return {"action": action, "to": to, "id": target}
+
+
+def _apply_ivr(
+    cfg: dict[str, Any], body: Mapping[str, Any], refs: AccountRefs, app_id: str | None
+) -> None:
+    for flag in ("play_welcome", "play_menu", "get_extension"):
+        if flag in body:
+            cfg[flag] = v.yes_no(flag, body[flag])
+    if "voice" in body:
+        cfg["voice"] = _voice("voice", body["voice"])
+    if "menu" in body and body["menu"] is not None:
+        menu = v.expect_object("menu", body["menu"])
+        unknown = set(menu) - set(MENU_KEYS)
+        if unknown:
+            raise FieldError("menu", f"unknown keys {sorted(unknown)}; use {', '.join(MENU_KEYS)}")
+        for key, raw in menu.items():
+            cfg["menu"][key] = validate_action(f"menu.{key}", raw, refs, app_id)
+    if "final_action" in body:
+        cfg["final_action"] = validate_action("final_action", body["final_action"], refs, app_id)
+    if "menu_timeout" in body:
+        cfg["menu_timeout"] = _whole(v.number("menu_timeout", body["menu_timeout"], 1, 60))
+    if "interdigit_timeout" in body:
+        cfg["interdigit_timeout"] = _whole(
+            v.number("interdigit_timeout", body["interdigit_timeout"], 1, 10)
+        )
+    if "max_retries" in body:
+        cfg["max_retries"] = int(v.number("max_retries", body["max_retries"], 0, 10, integer=True))
+
+
+def _whole(value: float) -> float | int:
+    return int(value) if value == int(value) else value
+
+
+def _apply_mailbox(cfg: dict[str, Any], body: Mapping[str, Any], refs: AccountRefs) -> None:
+    for flag in ("greeting_prompt", "goodbye_prompt"):
+        if flag in body:
+            cfg[flag] = v.yes_no(flag, body[flag])
+    if "voice" in body:
+        cfg["voice"] = _voice("voice", body["voice"])
+    if "deliver_to" in body:
+        kind = body["deliver_to"]
+        if kind not in ("", "email", "user"):
+            raise FieldError("deliver_to", "must be 'email', 'user' or ''")
+        cfg["deliver_to"] = kind
+    if "deliver_to_details" in body:
+        cfg["deliver_to_details"] = body["deliver_to_details"]
+    if "max_message_seconds" in body:
+        cfg["max_message_seconds"] = int(
+            v.number("max_message_seconds", body["max_message_seconds"], 5, 3600, integer=True)
+        )
+    if "max_messages" in body:
+        cfg["max_messages"] = int(
+            v.number("max_messages", body["max_messages"], 1, 10000, integer=True)
+        )
+    if "webhook_url" in body:
+        url = v.text("webhook_url", body["webhook_url"], 2000, allow_empty=True)
+        if url and not url.startswith(("http://", "https://")):
+            raise FieldError("webhook_url", "must be an http:// or https:// URL")
+        cfg["webhook_url"] = url
+    # deliver_to and its details are checked together, whichever of them changed.
+    kind, details = cfg["deliver_to"], cfg["deliver_to_details"]
+    if kind == "email":
+        cfg["deliver_to_details"] = v.email("deliver_to_details", details)
+    elif kind == "user":
+        details = str(details).strip() if isinstance(details, str | int) else details
+        if details not in refs.users:
+            raise FieldError(
+                "deliver_to_details", f"no user {details!r} in this account", "unknown_reference"
+            )
+        cfg["deliver_to_details"] = details
+    else:
+        cfg["deliver_to_details"] = ""
+
+
+def _apply_sysprompt(cfg: dict[str, Any], body: Mapping[str, Any]) -> None:
+    for name in ("voice", "error_voice", "error_repeat_voice", "usermailbox_voice"):
+        if name in body:
+            cfg[name] = _voice(name, body[name])
+
+
+def build_config(
+    app_type: str,
+    body: Mapping[str, Any],
+    refs: AccountRefs,
+    current: Mapping[str, Any] | None = None,
+    app_id: str | None = None,
+) -> tuple[str | None, dict[str, Any]]:
+    """Validate a create/update body; return (new name or None, the app's full config)."""
+    cfg = copy.deepcopy(dict(current) if current is not None else DEFAULTS[app_type])
+    # Settings added after an app was saved get their defaults.
+    for key, default in DEFAULTS[app_type].items():
+        cfg.setdefault(key, copy.deepcopy(default))
+    if app_type == "ivr":
+        for key in MENU_KEYS:
+            cfg["menu"].setdefault(key, dict(EMPTY_ACTION))
+        _apply_ivr(cfg, body, refs, app_id)
+    elif app_type == "mailbox":
+        _apply_mailbox(cfg, body, refs)
+    else:
+        _apply_sysprompt(cfg, body)
+    name = v.text("name", body["name"]) if "name" in body else None
+    return name, cfg
+
+
+def references(app_type: str, cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """Every (field, action) of an app that points somewhere."""
+    found: list[tuple[str, dict[str, str]]] = []
+    if app_type == "ivr":
+        for key, act in cfg.get("menu", {}).items():
+            if act.get("action") in ("call", "connect", "play"):
+                found.append((f"menu.{key}", act))
+        final = cfg.get("final_action") or {}
+        if final.get("action") in ("call", "connect", "play"):
+            found.append(("final_action", final))
+    return found
+
+
+def points_to(act: Mapping[str, str], kind: str, target: str) -> bool:
+    """Whether an action refers to a user, app or prompt with this id."""
+    wanted = {"user": ("call", "user"), "app": ("connect", "app"), "prompt": ("play", "prompt")}[
+        kind
+    ]
+    return (act.get("action"), act.get("to")) == wanted and act.get("id") == target
+
+
+def clear_references(app_type: str, cfg: dict[str, Any], kind: str, target: str) -> list[str]:
+    """Reset every action pointing at a deleted object; return the fields cleared."""
+    cleared: list[str] = []
+    if app_type == "ivr":
+        for key, act in cfg.get("menu", {}).items():
+            if points_to(act, kind, target):
+                cfg["menu"][key] = dict(EMPTY_ACTION)
+                cleared.append(f"menu.{key}")
+        if points_to(cfg.get("final_action") or {}, kind, target):
+            cfg["final_action"] = dict(EMPTY_ACTION)
+            cleared.append("final_action")
+    if app_type == "mailbox" and kind == "user":
+        if cfg.get("deliver_to") == "user" and cfg.get("deliver_to_details") == target:
+            cfg["deliver_to"], cfg["deliver_to_details"] = "", ""
+            cleared.append("deliver_to")
+    return cleared
+
+
+def mailbox_user_reference(cfg: Mapping[str, Any], user_id: str) -> bool:
+    """Whether a mailbox delivers to this user."""
+    return cfg.get("deliver_to") == "user" and cfg.get("deliver_to_details") == user_id

@@ -1,0 +1,156 @@
+"""The `openivr` command: serve, account create, prompts build, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from openivr.settings import Settings, from_environment
+
+# Flags of `openivr serve`, each an OPENIVR_<NAME> variable too.
+_SERVE_FLAGS: dict[str, str] = {
+    "data_dir": "SQLite file, audio and the signing secret (default ./openivr-data)",
+    "database_url": "SQLAlchemy URL; default SQLite in the data dir; postgresql+asyncpg://... works the same",
+    "http_host": "HTTP listen address (default 127.0.0.1)",
+    "http_port": "HTTP port (default 8080)",
+    "public_url": "URL clients reach this server at (for audio links)",
+    "sip_domain": "SIP domain of the apps' sip_address",
+    "sip_host": "SIP listen address (default 127.0.0.1)",
+    "sip_port": "SIP port for UDP and TCP (default 5060; 0 turns SIP off)",
+    "rtp_ports": "RTP port range (default 20000-20999)",
+    "max_calls": "Concurrent call limit; beyond it new calls get 503 (default 1000)",
+    "transfer_timeout": "Seconds a transfer target may ring (default 30)",
+    "transfer_mode": "bridge (default) or refer",
+    "sip_trunk": "Outbound trunk for phone numbers, sip:host:port",
+    "sip_trunk_user": "Digest user for the trunk",
+    "sip_trunk_password": "Digest password for the trunk",
+    "smtp_url": "smtp://user:pass@host:port or smtps://... for voicemail mail",
+    "smtp_starttls": "Use STARTTLS on smtp:// (true/false)",
+    "smtp_from": "Sender address of voicemail mail",
+    "secret": "Signing secret shared by all nodes (default: generated in the data dir)",
+}
+
+
+def _add_store_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help=_SERVE_FLAGS["data_dir"])
+    p.add_argument("--database-url", help=_SERVE_FLAGS["database_url"])
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = from_environment()
+    changes: dict[str, Any] = {}
+    for f in fields(Settings):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        current = getattr(settings, f.name)
+        if isinstance(current, bool):
+            value = str(value).lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, Path):
+            value = Path(value)
+        elif isinstance(current, int):
+            value = int(value)
+        elif isinstance(current, float):
+            value = float(value)
+        changes[f.name] = value
+    return replace(settings, **changes)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from openivr.server import build_asgi
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        build_asgi(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        access_log=False,
+        lifespan="on",
+    )
+    return 0
+
+
+async def _create_account(
+    settings: Settings, email: str, password: str, name: str | None
+) -> dict[str, str]:
+    from openivr.store.accounts import create_account
+    from openivr.store.db import open_database
+
+    async with open_database(settings.effective_database_url) as (_engine, sessions):
+        created = await create_account(sessions, email, password, name)
+    return {"account_id": created.account_id, "user_id": created.user_id}
+
+
+def _account_create(args: argparse.Namespace) -> int:
+    from openivr.apps.validation import FieldError
+    from openivr.store.accounts import EmailTaken
+
+    settings = _settings(args)
+    try:
+        out = asyncio.run(_create_account(settings, args.email, args.password, args.name))
+    except FieldError as exc:
+        print(
+            json.dumps({"error": "invalid_field", "detail": f"{exc.field}: {exc.detail}"}),
+            file=sys.stderr,
+        )
+        return 2
+    except EmailTaken as exc:
+        print(
+            json.dumps({"error": "duplicate", "detail": f"email: {exc} is already used"}),
+            file=sys.stderr,
+        )
+        return 2
+    print(json.dumps(out))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    top = argparse.ArgumentParser(prog="openivr", description="OpenIVR: self-hosted voice apps")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (and the SIP server)")
+    for name, help_text in _SERVE_FLAGS.items():
+        serve.add_argument(
+            "--" + name.replace("_", "-"), dest=name, help=help_text + f" [OPENIVR_{name.upper()}]"
+        )
+    serve.set_defaults(func=_serve)
+
+    account = sub.add_parser("account", help="manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create = account.add_parser("create", help="create an account with its admin user")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name")
+    _add_store_flags(create)
+    create.set_defaults(func=_account_create)
+
+    from openivr import cli_extra
+
+    cli_extra.register(sub, _add_store_flags, _settings)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `openivr` command."""
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Passwords, access tokens and signed audio URLs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """An Argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether a password matches its stored hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class TokenError(Exception):
+    """A token that is missing, malformed, forged or expired."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What an access token says about its bearer."""
+
+    account_id: str
+    user_id: str
+    generation: int
+    jti: str
+
+
+class TokenSigner:
+    """Issues and checks the JWTs of the token endpoint."""
+
+    def __init__(self, secret: bytes, audience: str, access_seconds: int, refresh_seconds: int):
+        self._key = hashlib.sha256(b"jwt:" + secret).digest()
+        self.audience = audience
+        self.access_seconds = access_seconds
+        self.refresh_seconds = refresh_seconds
+
+    def _encode(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def access_token(self, account_id: str, user_id: str, generation: int) -> str:
+        """A signed access token carrying acc_id, user_id, aud, exp, iat and jti."""
+        now = int(time.time())
+        return self._encode(
+            {
+                "acc_id": account_id,
+                "user_id": user_id,
+                "aud": self.audience,
+                "iat": now,
+                "exp": now + self.access_seconds,
+                "jti": secrets.token_hex(16),
+                "gen": generation,
+                "typ": "access",
+            }
+        )
+
+    def refresh_token(self, account_id: str, user_id: str, generation: int) -> tuple[str, str, int]:
+        """A signed refresh token, its jti and its expiry (epoch seconds)."""
+        now = int(time.time())
+        jti = secrets.token_hex(16)
+        exp = now + self.refresh_seconds
+        token = self._encode(
+            {
+                "acc_id": account_id,
+                "user_id": user_id,
+                "aud": self.audience,
+                "iat": now,
+                "exp": exp,
+                "jti": jti,
+                "gen": generation,
+                "typ": "refresh",
+            }
+        )
+        return token, jti, exp
+
+    def decode(self, token: str, expected_type: str) -> AccessClaims:
+        """Verify signature, audience, expiry and type; raise TokenError otherwise."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=["HS256"],
+                audience=self.audience,
+                options={"require": ["exp", "iat", "aud", "jti"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("the token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError("the token is not valid") from exc
+        if claims.get("typ") != expected_type:
+            raise TokenError(f"not an {expected_type} token")
+        try:
+            return AccessClaims(
+                account_id=str(claims["acc_id"]),
+                user_id=str(claims["user_id"]),
+                generation=int(claims.get("gen", 0)),
+                jti=str(claims["jti"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TokenError("the token lacks its claims") from exc
+
+
+class UrlSigner:
+    """HMAC signatures for audio URLs that browsers and curl fetch without a token."""
+
+    def __init__(self, secret: bytes, lifetime_seconds: int):
+        self._key = hashlib.sha256(b"url:" + secret).digest()
+        self.lifetime_seconds = lifetime_seconds
+
+    def _mac(self, path: str, expires: int) -> str:
+        digest = hmac.new(self._key, f"{path}\n{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:20]).decode().rstrip("=")
+
+    def sign(self, path: str, now: float | None = None) -> str:
+        """`path?expires=..&sig=..` valid for the configured lifetime."""
+        expires = int((now if now is not None else time.time()) + self.lifetime_seconds)
+        return f"{path}?expires={expires}&sig={self._mac(path, expires)}"
+
+    def verify(self, path: str, expires: str | None, sig: str | None) -> bool:
+        """Whether a signature is genuine and not expired."""
+        if not expires or not sig:
+            return False
+        try:
+            exp = int(expires)
+        except ValueError:
+            return False
+        if exp < time.time():
+            return False
+        return hmac.compare_digest(self._mac(path, exp), sig)

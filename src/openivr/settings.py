@@ -1,0 +1,106 @@
+"""Server settings: every one has a flag, an OPENIVR_* environment variable and a default."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one `openivr serve` node needs to know."""
+
+    data_dir: Path = Path("./openivr-data")
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_url: str = ""
+    sip_domain: str = "openivr.local"
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_ports: str = "20000-20999"
+    max_calls: int = 1000
+    token_audience: str = "api.sonetel.com"
+    access_token_seconds: int = 24 * 3600
+    refresh_token_seconds: int = 30 * 24 * 3600
+    audio_url_seconds: int = 24 * 3600
+    client_ids: tuple[str, ...] = ("sonetel-api", "sonetel-web")
+    secret: str = ""
+    transfer_timeout: float = 30.0
+    transfer_mode: str = "bridge"
+    sip_trunk: str = ""
+    sip_trunk_user: str = ""
+    sip_trunk_password: str = ""
+    smtp_url: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "openivr@localhost"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'openivr.db').resolve()}"
+
+    @property
+    def audio_dir(self) -> Path:
+        """Where prompt audio, renderings and voicemail live (shared by all nodes)."""
+        return self.data_dir / "audio"
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients reach this server at, used to build audio links."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.http_host}:{self.http_port}"
+
+    def signing_secret(self) -> bytes:
+        """The secret that signs tokens and audio URLs: configured, or generated once in the data dir."""
+        if self.secret:
+            return self.secret.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(secrets.token_hex(32))
+            os.chmod(tmp, 0o600)
+            # link() fails if another process won the race; then both use the winner's secret.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()
+
+
+def _convert(value: str, template: Any) -> Any:
+    if isinstance(template, bool):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(template, int):
+        return int(value)
+    if isinstance(template, float):
+        return float(value)
+    if isinstance(template, Path):
+        return Path(value)
+    if isinstance(template, tuple):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+def from_environment(base: Settings | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Settings with OPENIVR_<NAME> environment variables applied over `base`."""
+    source = os.environ if env is None else env
+    settings = base or Settings()
+    changes: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        raw = source.get(f"OPENIVR_{f.name.upper()}")
+        if raw is not None and raw != "":
+            changes[f.name] = _convert(raw, getattr(settings, f.name))
+    return replace(settings, **changes)

@@ -1,0 +1,69 @@
+"""The audio store: prompt messages as files every node can read (a shared directory)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from openivr.audio.normalise import normalise
+from openivr.audio.prepared import PreparedAudio, prepare
+from openivr.audio.wav import PcmAudio
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class AudioStore:
+    """Files under one root: prompts/<prompt_id>/<record_id>.{orig.wav,wav,ulaw,alaw}."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def prompt_stem(self, message_key: str) -> Path:
+        """Path stem of a prompt message's prepared audio."""
+        return self.root / "prompts" / message_key
+
+    def save_prompt_message(
+        self, prompt_id: str, original: bytes | None, audio: PcmAudio
+    ) -> tuple[str, PreparedAudio]:
+        """Normalise and persist a message (and its original upload); returns its key."""
+        record_id = secrets.token_hex(6)
+        key = f"{prompt_id}/{record_id}"
+        stem = self.prompt_stem(key)
+        if original is not None:
+            _write_atomically(stem.with_name(stem.name + ".orig.wav"), original)
+        prepared = prepare(normalise(audio), stem)
+        return key, prepared
+
+    def load_prompt_message(self, message_key: str) -> PreparedAudio:
+        """The prepared audio of a stored message."""
+        return PreparedAudio.load(self.prompt_stem(message_key))
+
+    def wav_path(self, message_key: str) -> Path:
+        """The telephone-ready WAV of a stored message."""
+        stem = self.prompt_stem(message_key)
+        return stem.with_name(stem.name + ".wav")
+
+    def original_path(self, message_key: str) -> Path:
+        """The upload as the user sent it."""
+        stem = self.prompt_stem(message_key)
+        return stem.with_name(stem.name + ".orig.wav")
+
+    def remove_prompt_message(self, message_key: str) -> None:
+        """Delete a replaced message's files (after the database no longer points at them)."""
+        stem = self.prompt_stem(message_key)
+        for suffix in (".orig.wav", ".wav", ".ulaw", ".alaw"):
+            stem.with_name(stem.name + suffix).unlink(missing_ok=True)
+
+    def remove_prompt(self, prompt_id: str) -> None:
+        """Delete every file of a deleted prompt."""
+        shutil.rmtree(self.root / "prompts" / prompt_id, ignore_errors=True)

@@ -1,0 +1,24 @@
+"""Identifiers in the shapes the compatible API uses."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+_ALNUM = string.ascii_lowercase + string.digits
+
+
+def numeric_id(digits: int = 9) -> str:
+    """A random id of digits with no leading zero (accounts and users)."""
+    first = secrets.choice("123456789")
+    return first + "".join(secrets.choice(string.digits) for _ in range(digits - 1))
+
+
+def app_id() -> str:
+    """A voice app id like VAdhy6q1oioz."""
+    return "VA" + "".join(secrets.choice(_ALNUM) for _ in range(10))
+
+
+def prompt_id() -> str:
+    """A prompt id like PRk2m9x0a1bq."""
+    return "PR" + "".join(secrets.choice(_ALNUM) for _ in range(10))

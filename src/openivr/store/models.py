@@ -1,0 +1,149 @@
+"""SQLAlchemy models: everything a user configured or a caller left."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite returns naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all tables."""
+
+
+class Account(Base):
+    """A customer account; owns users, apps, prompts and numbers."""
+
+    __tablename__ = "account"
+    account_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(20), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    caller_id_mode: Mapped[str] = mapped_column(String(20), default="caller")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class User(Base):
+    """A person of an account who can log in and be called."""
+
+    __tablename__ = "user_"
+    __table_args__ = (UniqueConstraint("account_id", "extension", name="uq_user_extension"),)
+    user_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("account.account_id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    fname: Mapped[str] = mapped_column(String(100), default="")
+    lname: Mapped[str] = mapped_column(String(100), default="")
+    user_type: Mapped[str] = mapped_column(String(20), default="regular")
+    extension: Mapped[str] = mapped_column(String(10))
+    phnum: Mapped[str] = mapped_column(String(20), default="")
+    sip_uri: Mapped[str] = mapped_column(String(300), default="")
+    sip_password: Mapped[str] = mapped_column(Text, default="")
+    token_generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RefreshToken(Base):
+    """An issued refresh token; single use."""
+
+    __tablename__ = "refresh_token"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("user_.user_id", ondelete="CASCADE"), index=True
+    )
+    generation: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class VoiceApp(Base):
+    """A voice app (ivr, mailbox, sysprompt); type-specific settings live in `config`."""
+
+    __tablename__ = "voiceapp"
+    __table_args__ = (UniqueConstraint("account_id", "shortcode", name="uq_voiceapp_shortcode"),)
+    app_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("account.account_id", ondelete="CASCADE"), index=True
+    )
+    app_type: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    shortcode: Mapped[str] = mapped_column(String(20))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Prompt(Base):
+    """A prompt of an app: standard (from the catalogue) or custom; may carry a message."""
+
+    __tablename__ = "prompt"
+    prompt_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("account.account_id", ondelete="CASCADE"), index=True
+    )
+    app_id: Mapped[str] = mapped_column(
+        ForeignKey("voiceapp.app_id", ondelete="CASCADE"), index=True
+    )
+    prompt_type: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(40), default="")
+    name: Mapped[str] = mapped_column(String(200))
+    # The custom message, if any: its audio lives in the audio store under `message_key`.
+    message_key: Mapped[str] = mapped_column(String(200), default="")
+    message_source: Mapped[str] = mapped_column(String(20), default="")
+    message_text: Mapped[str] = mapped_column(Text, default="")
+    message_voice: Mapped[str] = mapped_column(String(20), default="")
+    file_name: Mapped[str] = mapped_column(String(300), default="")
+    audio_length: Mapped[float] = mapped_column(Float, default=0.0)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    message_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class PhoneNumber(Base):
+    """A phone number the server answers for, and where its calls go."""
+
+    __tablename__ = "phonenumber"
+    phnum: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("account.account_id", ondelete="CASCADE"), index=True
+    )
+    connect_to_type: Mapped[str] = mapped_column(String(20), default="")
+    connect_to: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

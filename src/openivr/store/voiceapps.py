@@ -1,0 +1,97 @@
+"""Voice apps and their prompts in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openivr.apps.catalogue import STANDARD_PROMPTS
+from openivr.apps.voiceapp import AccountRefs
+from openivr.store import ids
+from openivr.store.models import Prompt, User, VoiceApp, utcnow
+
+
+def format_date(value: datetime) -> str:
+    """The API's date format: YYYYMMDDTHH:MM:SSZ."""
+    return value.strftime("%Y%m%dT%H:%M:%SZ")
+
+
+async def next_shortcode(db: AsyncSession, account_id: str) -> str:
+    """The lowest free dial code *21, *22, ... of the account."""
+    taken = set(
+        (
+            await db.scalars(select(VoiceApp.shortcode).where(VoiceApp.account_id == account_id))
+        ).all()
+    )
+    n = 21
+    while f"*{n}" in taken:
+        n += 1
+    return f"*{n}"
+
+
+async def create_app(
+    db: AsyncSession, account_id: str, app_type: str, name: str, config: dict[str, Any]
+) -> VoiceApp:
+    """Insert an app with a fresh id and shortcode and its standard prompts (no commit)."""
+    app = VoiceApp(
+        app_id=ids.app_id(),
+        account_id=account_id,
+        app_type=app_type,
+        name=name,
+        shortcode=await next_shortcode(db, account_id),
+        config=config,
+        version=1,
+    )
+    db.add(app)
+    await db.flush()
+    for std in STANDARD_PROMPTS[app_type]:
+        db.add(
+            Prompt(
+                prompt_id=ids.prompt_id(),
+                account_id=account_id,
+                app_id=app.app_id,
+                prompt_type="standard",
+                key=std.key,
+                name=std.name,
+            )
+        )
+    await db.flush()
+    return app
+
+
+async def account_refs(db: AsyncSession, account_id: str) -> AccountRefs:
+    """The users, apps and prompts of an account that settings may point to."""
+    users = set((await db.scalars(select(User.user_id).where(User.account_id == account_id))).all())
+    apps = {
+        row.app_id: row.app_type
+        for row in (
+            await db.execute(
+                select(VoiceApp.app_id, VoiceApp.app_type).where(VoiceApp.account_id == account_id)
+            )
+        ).all()
+    }
+    prompts = set(
+        (await db.scalars(select(Prompt.prompt_id).where(Prompt.account_id == account_id))).all()
+    )
+    return AccountRefs(users=users, apps=apps, prompts=prompts)
+
+
+async def account_apps(db: AsyncSession, account_id: str) -> Sequence[VoiceApp]:
+    """All apps of an account, oldest first."""
+    return (
+        await db.scalars(
+            select(VoiceApp)
+            .where(VoiceApp.account_id == account_id)
+            .order_by(VoiceApp.created_at, VoiceApp.app_id)
+        )
+    ).all()
+
+
+def touch(app: VoiceApp) -> None:
+    """Mark an app changed: new version for ETags."""
+    app.version += 1
+    app.updated_at = utcnow()
