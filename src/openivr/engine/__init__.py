@@ -1,1 +1,31 @@
-"""engine."""
+"""The call flow: a pure state machine (events in, commands out), its simulator and checks."""
+
+from openivr.engine.call import Call, CallStateError, LogEntry, Outcome
+from openivr.engine.config import (
+    AppConfig,
+    CallConfig,
+    ConfigError,
+    MenuAction,
+    PromptRef,
+    StaticConfig,
+    UserConfig,
+)
+from openivr.engine.simulator import TimelineError, Transcript, parse_timeline, simulate
+
+__all__ = [
+    "AppConfig",
+    "Call",
+    "CallConfig",
+    "CallStateError",
+    "ConfigError",
+    "LogEntry",
+    "MenuAction",
+    "Outcome",
+    "PromptRef",
+    "StaticConfig",
+    "TimelineError",
+    "Transcript",
+    "UserConfig",
+    "parse_timeline",
+    "simulate",
+]

@@ -1,0 +1,749 @@
+"""One call's flow through the voice apps: a pure, deterministic state machine.
+
+`Call.handle(event)` takes an event (see events.py) and returns the commands (see commands.py)
+the driver must run, in order. The call keeps no clock: time comes in with each event.
+
+Rules worth knowing (the README of the engine repeats them for users):
+
+- Menu prompts (welcome, menu, and the system messages said inside a menu) take barge-in: a
+  key stops them and counts. Keys during other prompts (announcements, please-wait, mailbox
+  greeting, goodbye) are ignored.
+- Without get_extension a key is decided at once. With get_extension, digits are collected
+  until '#' or until `interdigit_timeout` passes without a key; then a single configured menu
+  digit runs its menu entry, else a user's extension calls that user, else it is invalid. So a
+  '1' waits `interdigit_timeout` even when digit_1 is configured (the caller may be dialling
+  extension 101); '#' right after the '1' skips the wait. '*' or '#' pressed first are menu keys
+  (digit_star, digit_hash) decided at once.
+- `max_retries` bounds how often the menu repeats after no key or a wrong key (the menu plays
+  at most 1 + max_retries times in a row without a valid key). Past it, no key runs the
+  `timeout` entry once (a second time, or without one: sysprompt goodbye and hang up); wrong
+  keys end with goodbye and hang up. A valid key resets the count.
+- Before a transfer from an ivr app its please_wait prompt plays (no barge-in).
+- A failure (transfer busy/no answer/unreachable, a reference that no longer resolves, a user
+  with neither sip_uri nor phnum) plays sysprompt "unavailable"; a menu then plays again; an
+  announcement runs its menu `timeout` entry once if set (never when that entry is what
+  failed), else hangs up.
+- `connect` may chain at most `max_hops` (10) times per call; past that: unavailable, hang up.
+- A mailbox holding `max_messages` plays unavailable and hangs up. A message shorter than
+  1 s is discarded; one cut by the caller's hang-up is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import isfinite
+from typing import Any
+
+from openivr.apps.catalogue import STANDARD_PROMPTS
+from openivr.engine.commands import (
+    CancelTimer,
+    CollectDigits,
+    Command,
+    DiscardRecording,
+    EnterApp,
+    HangUp,
+    KeepVoicemail,
+    PlayPrompt,
+    Record,
+    StartTimer,
+    StopPrompt,
+    Transfer,
+)
+from openivr.engine.config import (
+    DIGIT_SLOTS,
+    AppConfig,
+    CallConfig,
+    MenuAction,
+    PromptRef,
+    UserConfig,
+    default_standard_prompt,
+)
+from openivr.engine.events import (
+    RECORDING_END_REASONS,
+    TRANSFER_FAILURES,
+    CallerHungUp,
+    CallStarted,
+    DigitPressed,
+    Event,
+    PromptFinished,
+    RecordingFinished,
+    TimerFired,
+    TransferAnswered,
+    TransferFailed,
+)
+
+MAX_HOPS = 10
+MIN_MESSAGE_SECONDS = 1.0
+OUTCOMES = ("transferred", "voicemail", "hangup", "caller_hangup")
+# DTMF events a keypad can send that no menu uses (RFC 4733 A-D); ignored, not an error.
+_UNUSED_DTMF = frozenset("ABCDabcd")
+
+_IDLE, _PLAYING, _LISTENING, _RECORDING, _TRANSFERRING, _ENDED = range(6)
+
+Play = tuple[PromptRef, str]  # a prompt and the voice its default recording speaks in
+
+
+class CallStateError(RuntimeError):
+    """An event that makes no sense in the call's state (a driver bug)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """Something that happened in the call, for transcripts and call records."""
+
+    at: float
+    kind: str  # app | key | input | timeout | action | failure | note | transfer | hangup
+    app_id: str
+    text: str
+    digit: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "app_id": self.app_id,
+            "text": self.text,
+            "digit": self.digit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How the call ended: transferred (target), voicemail (seconds), hangup, caller_hangup."""
+
+    kind: str
+    app_id: str
+    target: str | None = None
+    voicemail_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "kind": self.kind,
+            "app_id": self.app_id,
+            "target": self.target,
+            "voicemail_seconds": self.voicemail_seconds,
+        }
+
+
+def describe(action: MenuAction) -> str:
+    """What an action does, in words."""
+    kind = action.action
+    if kind == "call":
+        if action.to == "user":
+            return f"call user {action.id}"
+        return f"call {action.id}"
+    if kind == "connect":
+        return f"connect to app {action.id}"
+    if kind == "play":
+        return f"play prompt {action.id}"
+    if kind == "hangup":
+        return "hang up"
+    if kind == "repeat":
+        return "repeat the menu"
+    if kind == "":
+        return "nothing"
+    return f"unknown action {kind!r}"
+
+
+def _nothing() -> None:
+    pass
+
+
+class Call:
+    """The state machine of one call: feed events to `handle`, run the commands it returns."""
+
+    def __init__(
+        self,
+        config: CallConfig,
+        app_id: str,
+        *,
+        account_id: str | None = None,
+        max_hops: int = MAX_HOPS,
+    ) -> None:
+        self._config = config
+        self._entry_app_id = app_id
+        self._account = account_id
+        self._max_hops = max_hops
+        self.log: list[LogEntry] = []
+        self.outcome: Outcome | None = None
+        self.caller = ""
+        self.dialed = ""
+        self._phase = _IDLE
+        self._out: list[Command] = []
+        self._now = 0.0
+        self._app: AppConfig | None = None
+        self._hops = -1  # the entry app is hop 0
+        self._queue: list[Play] = []
+        self._barge = False
+        self._then: Callable[[], None] = _nothing
+        self._play_id = 0
+        self._playing = False
+        self._timer_id = 0
+        self._timer_purpose: str | None = None  # None: no timer running
+        self._digits = ""
+        self._collecting_in = ""  # app whose keys CollectDigits was sent for
+        self._attempts = 0
+        self._timeout_used = False
+        self._origin = ""
+        self._record_started = 0.0
+        self._voicemail: float | None = None
+        self._transfer: Transfer | None = None
+        self._hangup_reason = ""
+        self._sys: AppConfig | None = None
+        self._sys_loaded = False
+        self._standard: dict[tuple[str, str], PromptRef] = {}
+
+    # -- public view ----------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """Whether the engine is done with the call (hung up, bridged, or caller gone)."""
+        return self._phase == _ENDED
+
+    @property
+    def account_id(self) -> str:
+        """The account the call runs in ("" until known)."""
+        return self._account or ""
+
+    @property
+    def app_id(self) -> str:
+        """The voice app handling the call now."""
+        return self._app.app_id if self._app is not None else self._entry_app_id
+
+    @property
+    def hops(self) -> int:
+        """How many `connect` hops the call has made."""
+        return max(self._hops, 0)
+
+    def handle(self, event: Event) -> list[Command]:
+        """Apply one event; return the commands for the driver, in order."""
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise TypeError(f"not a call event: {event!r}")
+        if self._phase == _ENDED:
+            return []
+        if self._phase == _IDLE and type(event) is not CallStarted:
+            raise CallStateError(f"the call has not started; send CallStarted before {event!r}")
+        now = event.now
+        if not isfinite(now) or now < self._now:
+            raise ValueError(f"event time must be finite and not go back: {now!r} < {self._now}")
+        self._out = []
+        self._now = now
+        handler(self, event)
+        return self._out
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _on_started(self, event: CallStarted) -> None:
+        self.caller = event.caller
+        self.dialed = event.dialed
+        app = self._config.app(self._entry_app_id)
+        if self._account is None and app is not None:
+            self._account = app.account_id
+        if app is None or app.account_id != self._account:
+            self._entry_failed(f"app {self._entry_app_id} not found")
+            return
+        self._enter_app(app)
+
+    def _on_prompt_finished(self, event: PromptFinished) -> None:
+        if self._playing and event.play_id == self._play_id:
+            self._playing = False
+            self._next_prompt()
+
+    def _on_digit(self, event: DigitPressed) -> None:
+        digit = event.digit
+        if digit not in DIGIT_SLOTS:
+            if digit in _UNUSED_DTMF:
+                self._log_key(digit, "ignored")
+                return
+            raise ValueError(f"not a keypad key: {digit!r}; expected 0-9, * or #")
+        if self._phase == _LISTENING or (self._phase == _PLAYING and self._barge and self._playing):
+            self._menu_key(digit)
+        else:
+            self._log_key(digit, "ignored")
+
+    def _on_timer(self, event: TimerFired) -> None:
+        if self._timer_purpose is None or event.timer_id != self._timer_id:
+            return  # a timer cancelled while its TimerFired was on the way
+        purpose = self._timer_purpose
+        self._timer_purpose = None
+        if purpose == "digits":
+            self._decide_entry(None)
+        else:
+            self._no_input()
+
+    def _on_recording_finished(self, event: RecordingFinished) -> None:
+        if event.reason not in RECORDING_END_REASONS:
+            raise ValueError(
+                f"recording end reason {event.reason!r}; expected one of "
+                + ", ".join(RECORDING_END_REASONS)
+            )
+        if not (isfinite(event.duration) and event.duration >= 0):
+            raise ValueError(f"recording duration must be >= 0 seconds: {event.duration!r}")
+        if self._phase == _RECORDING:
+            self._recorded(event.duration, event.reason)
+
+    def _on_transfer_answered(self, event: TransferAnswered) -> None:
+        if self._phase != _TRANSFERRING or self._transfer is None:
+            return
+        self._log("transfer", f"{self._transfer.target} answered")
+        self._finish("transferred", target=self._transfer.target)
+
+    def _on_transfer_failed(self, event: TransferFailed) -> None:
+        if event.reason not in TRANSFER_FAILURES:
+            raise ValueError(
+                f"transfer failure {event.reason!r}; expected one of "
+                + ", ".join(TRANSFER_FAILURES)
+            )
+        if self._phase != _TRANSFERRING or self._transfer is None:
+            return
+        self._phase = _PLAYING
+        self._fail(f"transfer to {self._transfer.target} failed: {event.reason}")
+
+    def _on_hangup(self, event: CallerHungUp) -> None:
+        if self._phase == _RECORDING:
+            # The driver did not say how long the message is: it began when Record was sent.
+            self._recorded(self._now - self._record_started, "hangup")
+            return
+        if self._playing:
+            self._out.append(StopPrompt(self._play_id))
+            self._playing = False
+        self._cancel_timer()
+        self._log("hangup", "caller hung up")
+        self._finish("caller_hangup")
+
+    # -- apps -----------------------------------------------------------------------------
+
+    def _enter_app(self, app: AppConfig) -> None:
+        self._hops += 1
+        if self._hops > self._max_hops:
+            self._log("failure", f"more than {self._max_hops} connects: stopped a connect loop")
+            self._hangup_reason = "connect loop"
+            self._play([self._sys_prompt("unavailable")], False, self._hang_up)
+            return
+        self._app = app
+        self._attempts = 0
+        self._timeout_used = False
+        self._digits = ""
+        self._origin = ""
+        self._out.append(EnterApp(app.app_id, app.app_type, app.name, self._hops))
+        self._log("app", f"entered {app.app_type} app {app.name!r} ({app.app_id})")
+        if app.app_type == "mailbox":
+            self._enter_mailbox(app)
+        elif app.app_type != "ivr":
+            self._fail(f"a {app.app_type} app cannot take calls")
+        elif app.play_menu:
+            self._present_menu(app.play_welcome)
+        else:
+            self._announce()
+
+    def _entry_failed(self, reason: str) -> None:
+        self._log("failure", reason)
+        self._hangup_reason = "no such app"
+        self._play([self._sys_prompt("unavailable")], False, self._hang_up)
+
+    # -- menus ----------------------------------------------------------------------------
+
+    def _present_menu(self, welcome: bool) -> None:
+        app = self._current()
+        self._digits = ""
+        if self._collecting_in != app.app_id:
+            self._collecting_in = app.app_id
+            ext = app.get_extension
+            self._out.append(
+                CollectDigits(
+                    app.app_id, "#" if ext else None, app.interdigit_timeout if ext else None
+                )
+            )
+        plays = [self._app_prompt(app, "menu")]
+        if welcome:
+            plays.insert(0, self._app_prompt(app, "welcome"))
+        self._play(plays, True, self._listen)
+
+    def _menu_again(self) -> None:
+        self._present_menu(False)
+
+    def _listen(self) -> None:
+        self._phase = _LISTENING
+        self._start_timer(self._current().menu_timeout, "menu")
+
+    def _menu_key(self, digit: str) -> None:
+        if self._playing:
+            self._out.append(StopPrompt(self._play_id))
+            self._playing = False
+            self._queue = []
+            self._then = _nothing
+        self._cancel_timer()
+        self._phase = _LISTENING
+        app = self._current()
+        if app.get_extension and (self._digits or digit not in "*#"):
+            if digit == "#" or digit == "*":
+                if digit == "*":
+                    self._digits += digit
+                self._decide_entry(digit)
+                return
+            self._digits += digit
+            self._log_key(digit, f"collecting {self._digits}")
+            self._start_timer(app.interdigit_timeout, "digits")
+            return
+        action = app.action(DIGIT_SLOTS[digit])
+        if action.in_use:
+            self._log_key(digit, f"menu option {digit} → {describe(action)}")
+            self._run_chosen(action, DIGIT_SLOTS[digit])
+        else:
+            self._log_key(digit, "invalid")
+            self._invalid()
+
+    def _decide_entry(self, key: str | None) -> None:
+        """Decide what the collected digits mean (after '#', '*' or the interdigit timeout)."""
+        app = self._current()
+        entry = self._digits
+        self._digits = ""
+        user: UserConfig | None = None
+        action = app.action(DIGIT_SLOTS[entry]) if len(entry) == 1 else None
+        if action is not None and action.in_use:
+            meaning = f"menu option {entry} → {describe(action)}"
+        else:
+            action = None
+            user = self._config.user_by_extension(self.account_id, entry)
+            if user is not None and user.account_id != self._account:
+                user = None
+            meaning = (
+                f"extension {entry} → call user {user.user_id}"
+                if user is not None
+                else f"invalid entry {entry}"
+            )
+        if key is None:
+            self._log("input", f"{entry} (no more keys in {app.interdigit_timeout:g} s): {meaning}")
+        else:
+            self._log_key(key, f"end of entry {entry}: {meaning}")
+        if action is not None:
+            self._run_chosen(action, DIGIT_SLOTS[entry])
+        elif user is not None:
+            self._valid()
+            self._origin = "extension"
+            self._call_user(user)
+        else:
+            self._invalid()
+
+    def _run_chosen(self, action: MenuAction, slot: str) -> None:
+        self._attempts = 0
+        self._timeout_used = False
+        self._run(action, slot)
+
+    def _valid(self) -> None:
+        self._attempts = 0
+        self._timeout_used = False
+
+    def _invalid(self) -> None:
+        app = self._current()
+        fallback = app.action("invalid")
+        if fallback.in_use:
+            self._log("action", f"invalid → {describe(fallback)}")
+            self._run(fallback, "invalid")
+            return
+        self._attempts += 1
+        if self._attempts > app.max_retries:
+            self._log("note", f"{self._attempts} attempts without a valid key")
+            self._goodbye("too many invalid keys")
+            return
+        self._play(
+            [self._sys_prompt("invalid_option"), self._app_prompt(app, "menu")], True, self._listen
+        )
+
+    def _no_input(self) -> None:
+        app = self._current()
+        self._log("timeout", f"no key within {app.menu_timeout:g} s")
+        self._attempts += 1
+        if self._attempts <= app.max_retries:
+            self._play(
+                [self._sys_prompt("no_input"), self._app_prompt(app, "menu")], True, self._listen
+            )
+            return
+        fallback = app.action("timeout")
+        if fallback.in_use and not self._timeout_used:
+            self._timeout_used = True
+            self._log("action", f"timeout → {describe(fallback)}")
+            self._run(fallback, "timeout")
+            return
+        self._goodbye("no input")
+
+    # -- announcements --------------------------------------------------------------------
+
+    def _announce(self) -> None:
+        app = self._current()
+        plays = [self._app_prompt(app, "welcome")] if app.play_welcome else []
+        self._play(plays, False, self._final_action)
+
+    def _final_action(self) -> None:
+        final = self._current().final_action
+        if not final.in_use:
+            self._hangup_reason = "announcement finished"
+            self._hang_up()
+            return
+        self._log("action", f"final action → {describe(final)}")
+        self._run(final, "final_action")
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _run(self, action: MenuAction, origin: str) -> None:
+        self._origin = origin
+        kind = action.action
+        if kind == "call":
+            self._call(action)
+        elif kind == "connect":
+            self._connect(action)
+        elif kind == "play":
+            self._play_action(action)
+        elif kind == "hangup":
+            self._hangup_reason = "hangup action"
+            self._hang_up()
+        elif kind == "repeat":
+            self._repeat()
+        elif kind == "":
+            self._goodbye("nothing to do")
+        else:
+            self._fail(f"unknown action {kind!r}")
+
+    def _call(self, action: MenuAction) -> None:
+        to, target = action.to, action.id
+        if to == "user":
+            user = self._config.user(self.account_id, target)
+            if user is None or user.account_id != self._account:
+                self._fail(f"user {target} not found")
+            else:
+                self._call_user(user)
+        elif to in ("phnum", "other", "sip"):
+            if not target:
+                self._fail(f"call {to} without a number or address")
+            else:
+                self._start_transfer(target, "sip" if to == "sip" else "phnum", None)
+        else:
+            self._fail(f"cannot call {to!r}")
+
+    def _call_user(self, user: UserConfig) -> None:
+        target = user.call_target
+        if not target:
+            self._fail(f"user {user.user_id} has neither sip_uri nor phnum")
+        else:
+            self._start_transfer(target, "user", user.user_id)
+
+    def _start_transfer(self, target: str, kind: str, user_id: str | None) -> None:
+        app = self._current()
+        self._transfer = Transfer(target, kind, user_id, app.app_id)
+        plays = [self._app_prompt(app, "please_wait")] if app.app_type == "ivr" else []
+        self._play(plays, False, self._send_transfer)
+
+    def _send_transfer(self) -> None:
+        assert self._transfer is not None
+        self._phase = _TRANSFERRING
+        self._log("transfer", f"ringing {self._transfer.target}")
+        self._out.append(self._transfer)
+
+    def _connect(self, action: MenuAction) -> None:
+        target = self._config.app(action.id)
+        if target is None or target.account_id != self._account:
+            self._fail(f"app {action.id} not found")
+        elif target.app_type == "sysprompt":
+            self._fail(f"app {action.id} is a sysprompt app and cannot take calls")
+        else:
+            self._enter_app(target)
+
+    def _play_action(self, action: MenuAction) -> None:
+        prompt = self._config.prompt(self.account_id, action.id)
+        if prompt is None or prompt.account_id != self._account:
+            self._fail(f"prompt {action.id} not found")
+            return
+        app = self._current()
+        owner = app if prompt.app_id == app.app_id else self._config.app(prompt.app_id)
+        voice = (
+            owner.voice if owner is not None and owner.account_id == self._account else app.voice
+        )
+        if app.is_menu:
+            self._play([(prompt, voice)], True, self._menu_again)
+        else:
+            self._hangup_reason = "announcement finished"
+            self._play([(prompt, voice)], False, self._hang_up)
+
+    def _repeat(self) -> None:
+        app = self._current()
+        if app.is_menu:
+            self._present_menu(False)
+            return
+        self._attempts += 1
+        if self._attempts > app.max_retries:
+            self._hangup_reason = "repeated enough"
+            self._hang_up()
+        else:
+            self._announce()
+
+    def _fail(self, reason: str) -> None:
+        self._log("failure", reason)
+        unavailable = self._sys_prompt("unavailable")
+        app = self._app
+        if app is not None and app.is_menu and self._hops <= self._max_hops:
+            self._play([unavailable], True, self._menu_again)
+            return
+        if app is not None and app.is_announcement:
+            fallback = app.action("timeout")
+            if self._origin != "timeout" and fallback.in_use and not self._timeout_used:
+                self._timeout_used = True
+                self._play([unavailable], False, self._run_timeout)
+                return
+        self._hangup_reason = "unavailable"
+        self._play([unavailable], False, self._hang_up)
+
+    def _run_timeout(self) -> None:
+        fallback = self._current().action("timeout")
+        self._log("action", f"timeout → {describe(fallback)}")
+        self._run(fallback, "timeout")
+
+    # -- mailbox --------------------------------------------------------------------------
+
+    def _enter_mailbox(self, app: AppConfig) -> None:
+        held = self._config.message_count(app.app_id)
+        if held >= app.max_messages:
+            self._log("note", f"mailbox full ({held} of {app.max_messages} messages)")
+            self._hangup_reason = "mailbox full"
+            self._play([self._sys_prompt("unavailable", mailbox=True)], False, self._hang_up)
+            return
+        plays = [self._app_prompt(app, "greeting")] if app.greeting_prompt else []
+        self._play(plays, False, self._record)
+
+    def _record(self) -> None:
+        app = self._current()
+        self._phase = _RECORDING
+        self._record_started = self._now
+        self._out.append(Record(app.app_id, app.max_message_seconds))
+
+    def _recorded(self, duration: float, reason: str) -> None:
+        app = self._current()
+        if duration < MIN_MESSAGE_SECONDS:
+            self._out.append(DiscardRecording(app.app_id, duration))
+            self._log("note", f"message of {duration:.1f} s discarded (shorter than 1 s; {reason})")
+        else:
+            self._voicemail = duration
+            self._out.append(KeepVoicemail(app.app_id, duration))
+            self._log("note", f"voicemail of {duration:.1f} s kept (ended by {reason})")
+        if reason == "hangup":
+            self._log("hangup", "caller hung up")
+            self._finish("caller_hangup")
+            return
+        self._phase = _PLAYING
+        self._hangup_reason = "message taken"
+        plays = [self._app_prompt(app, "goodbye")] if app.goodbye_prompt else []
+        self._play(plays, False, self._hang_up)
+
+    # -- endings --------------------------------------------------------------------------
+
+    def _goodbye(self, reason: str) -> None:
+        self._hangup_reason = reason
+        self._play([self._sys_prompt("goodbye")], False, self._hang_up)
+
+    def _hang_up(self) -> None:
+        self._cancel_timer()
+        self._out.append(HangUp(self._hangup_reason))
+        self._log("hangup", f"hung up: {self._hangup_reason}")
+        self._finish("hangup")
+
+    def _finish(self, kind: str, target: str | None = None) -> None:
+        self._phase = _ENDED
+        self._queue = []
+        self._then = _nothing
+        if self._voicemail is not None:
+            kind = "voicemail"
+        self.outcome = Outcome(kind, self.app_id, target, self._voicemail)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _current(self) -> AppConfig:
+        assert self._app is not None, "no app entered yet"
+        return self._app
+
+    def _play(self, plays: list[Play], barge_in: bool, then: Callable[[], None]) -> None:
+        """Play `plays` one after another, then call `then`."""
+        self._queue = plays
+        self._barge = barge_in
+        self._then = then
+        self._phase = _PLAYING
+        self._next_prompt()
+
+    def _next_prompt(self) -> None:
+        queue = self._queue
+        while queue:
+            prompt, voice = queue.pop(0)
+            if not prompt.has_audio:
+                self._log("note", f"prompt {prompt.name!r} ({prompt.prompt_id}) has no audio")
+                continue
+            self._play_id += 1
+            self._playing = True
+            self._out.append(PlayPrompt(self._play_id, prompt, voice, self._barge))
+            return
+        then = self._then
+        self._then = _nothing
+        then()
+
+    def _start_timer(self, seconds: float, purpose: str) -> None:
+        self._timer_id += 1
+        self._timer_purpose = purpose
+        self._out.append(StartTimer(self._timer_id, seconds, purpose))
+
+    def _cancel_timer(self) -> None:
+        if self._timer_purpose is not None:
+            self._timer_purpose = None
+            self._out.append(CancelTimer(self._timer_id))
+
+    def _app_prompt(self, app: AppConfig, key: str) -> Play:
+        cache_key = (app.app_id, key)
+        prompt = self._standard.get(cache_key)
+        if prompt is None:
+            found = self._config.standard_prompt(app.app_id, key)
+            if found is None or found.account_id != app.account_id:
+                found = default_standard_prompt(app, key)
+            assert found is not None, f"{key} is not a standard prompt of {app.app_type} apps"
+            prompt = self._standard[cache_key] = found
+        return prompt, app.voice
+
+    def _sys_prompt(self, key: str, *, mailbox: bool = False) -> Play:
+        if not self._sys_loaded:
+            self._sys_loaded = True
+            found = self._config.sysprompt_app(self.account_id)
+            if found is not None and found.account_id == self._account:
+                self._sys = found
+        sys_app = self._sys
+        if sys_app is None:
+            return _builtin_sys_prompt(key, self.account_id), "en"
+        prompt, voice = self._app_prompt(sys_app, key)
+        if mailbox and sys_app.usermailbox_voice:
+            voice = sys_app.usermailbox_voice
+        elif key in ("invalid_option", "no_input"):
+            repeated = self._attempts > 1 and sys_app.error_repeat_voice
+            voice = (sys_app.error_repeat_voice if repeated else sys_app.error_voice) or voice
+        return prompt, voice or "en"
+
+    def _log(self, kind: str, text: str) -> None:
+        self.log.append(LogEntry(self._now, kind, self.app_id, text))
+
+    def _log_key(self, digit: str, meaning: str) -> None:
+        self.log.append(LogEntry(self._now, "key", self.app_id, meaning, digit))
+
+
+def _builtin_sys_prompt(key: str, account_id: str) -> PromptRef:
+    """A system message for an account without a sysprompt app: the default recording."""
+    name = next(p.name for p in STANDARD_PROMPTS["sysprompt"] if p.key == key)
+    return PromptRef(f"default.{key}", "", account_id, name, key, None, True)
+
+
+_HANDLERS: dict[type, Callable[[Call, Any], None]] = {
+    CallStarted: Call._on_started,
+    PromptFinished: Call._on_prompt_finished,
+    DigitPressed: Call._on_digit,
+    TimerFired: Call._on_timer,
+    RecordingFinished: Call._on_recording_finished,
+    TransferAnswered: Call._on_transfer_answered,
+    TransferFailed: Call._on_transfer_failed,
+    CallerHungUp: Call._on_hangup,
+}

@@ -1,0 +1,353 @@
+"""What the call engine reads about an account: a small Protocol and plain dataclasses.
+
+The store implements `CallConfig`; tests and the simulator use `StaticConfig`. Every lookup
+except `app()` is scoped by account id, and the engine also checks the `account_id` of what it
+gets back, so a call never reaches an object of another account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from openivr.apps.catalogue import STANDARD_PROMPTS
+
+# Menu slots in the order of the compatible API, plus OpenIVR's additions.
+DIGIT_SLOTS: dict[str, str] = {str(d): f"digit_{d}" for d in range(10)} | {
+    "*": "digit_star",
+    "#": "digit_hash",
+}
+MENU_SLOTS: tuple[str, ...] = (*DIGIT_SLOTS.values(), "timeout", "invalid")
+APP_TYPES = ("ivr", "mailbox", "sysprompt")
+ACTIONS = ("", "call", "connect", "play", "hangup", "repeat")
+
+
+class ConfigError(ValueError):
+    """A configuration value the engine cannot use; names the field."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class MenuAction:
+    """One menu entry or final action: `action` / `to` / `id` as in the compatible API."""
+
+    action: str = ""
+    to: str = ""
+    id: str = ""
+
+    @property
+    def in_use(self) -> bool:
+        """Whether this entry does anything (an empty action means 'digit not in use')."""
+        return self.action != ""
+
+    def to_dict(self) -> dict[str, str]:
+        """The API shape of this action."""
+        return {"action": self.action, "to": self.to, "id": self.id}
+
+    @classmethod
+    def from_api(cls, field_name: str, raw: Any) -> MenuAction:
+        """Parse `{"action", "to", "id"}`; None or {} is an unused entry."""
+        if raw is None:
+            return UNUSED
+        if not isinstance(raw, Mapping):
+            raise ConfigError(field_name, "must be an object with action, to and id")
+        parts = []
+        for part in ("action", "to", "id"):
+            value = raw.get(part, "")
+            if value is None:
+                value = ""
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise ConfigError(f"{field_name}.{part}", "must be a string")
+            parts.append(str(value).strip())
+        if parts[0] not in ACTIONS:
+            raise ConfigError(f"{field_name}.action", f"unknown action {parts[0]!r}")
+        return cls(parts[0], parts[1], parts[2])
+
+
+UNUSED = MenuAction()
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """A voice app as the engine sees it (all three app types share one shape)."""
+
+    app_id: str
+    account_id: str
+    app_type: str  # ivr | mailbox | sysprompt
+    name: str = ""
+    voice: str = "en"
+    # ivr
+    play_welcome: bool = True
+    play_menu: bool = True
+    get_extension: bool = False
+    menu: Mapping[str, MenuAction] = field(default_factory=dict)  # keys from MENU_SLOTS
+    final_action: MenuAction = UNUSED
+    menu_timeout: float = 5.0
+    interdigit_timeout: float = 2.0
+    max_retries: int = 3
+    # mailbox
+    greeting_prompt: bool = True
+    goodbye_prompt: bool = True
+    max_message_seconds: float = 120.0
+    max_messages: int = 100
+    # sysprompt
+    error_voice: str = ""
+    error_repeat_voice: str = ""
+    usermailbox_voice: str = ""
+
+    @property
+    def is_menu(self) -> bool:
+        """An ivr app that runs its digit menu."""
+        return self.app_type == "ivr" and self.play_menu
+
+    @property
+    def is_announcement(self) -> bool:
+        """An ivr app with play_menu 'no': welcome, then final_action."""
+        return self.app_type == "ivr" and not self.play_menu
+
+    def action(self, slot: str) -> MenuAction:
+        """The menu entry in `slot` (digit_1, digit_star, timeout, invalid ...), unused if absent."""
+        return self.menu.get(slot, UNUSED)
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any], *, account_id: str | None = None) -> AppConfig:
+        """Build from a voice app in the compatible API's shape (yes/no strings, menu object)."""
+        if not isinstance(payload, Mapping):
+            raise ConfigError("voiceapp", "must be an object")
+        app_id = _text(payload, "app_id", required=True)
+        account = account_id if account_id is not None else _text(payload, "account_id")
+        if not account:
+            raise ConfigError("account_id", "is required")
+        app_type = _text(payload, "app_type", required=True)
+        if app_type not in APP_TYPES:
+            raise ConfigError("app_type", f"must be one of {', '.join(APP_TYPES)}")
+        raw_menu = payload.get("menu") or {}
+        if not isinstance(raw_menu, Mapping):
+            raise ConfigError("menu", "must be an object")
+        unknown = set(raw_menu) - set(MENU_SLOTS)
+        if unknown:
+            raise ConfigError("menu", f"unknown keys {sorted(unknown)}")
+        menu = {
+            slot: MenuAction.from_api(f"menu.{slot}", raw)
+            for slot, raw in raw_menu.items()
+            if raw is not None
+        }
+        return cls(
+            app_id=app_id,
+            account_id=account,
+            app_type=app_type,
+            name=_text(payload, "name"),
+            voice=_text(payload, "voice") or "en",
+            play_welcome=_yes_no(payload, "play_welcome", True),
+            play_menu=_yes_no(payload, "play_menu", True),
+            get_extension=_yes_no(payload, "get_extension", False),
+            menu=menu,
+            final_action=MenuAction.from_api("final_action", payload.get("final_action")),
+            menu_timeout=_number(payload, "menu_timeout", 5.0),
+            interdigit_timeout=_number(payload, "interdigit_timeout", 2.0),
+            max_retries=int(_number(payload, "max_retries", 3)),
+            greeting_prompt=_yes_no(payload, "greeting_prompt", True),
+            goodbye_prompt=_yes_no(payload, "goodbye_prompt", True),
+            max_message_seconds=_number(payload, "max_message_seconds", 120.0),
+            max_messages=int(_number(payload, "max_messages", 100)),
+            error_voice=_text(payload, "error_voice"),
+            error_repeat_voice=_text(payload, "error_repeat_voice"),
+            usermailbox_voice=_text(payload, "usermailbox_voice"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """A user a call can ring: by SIP URI if set, else by phone number."""
+
+    user_id: str
+    account_id: str
+    name: str = ""
+    extension: str = ""
+    sip_uri: str = ""
+    phnum: str = ""
+
+    @property
+    def call_target(self) -> str:
+        """Where a call to this user goes, or "" when it cannot reach anyone."""
+        return self.sip_uri or self.phnum
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRef:
+    """A prompt to play: standard prompts have a `key` and always some audio (a default)."""
+
+    prompt_id: str
+    app_id: str
+    account_id: str
+    name: str
+    key: str | None = None
+    text: str | None = None
+    has_audio: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "prompt_id": self.prompt_id,
+            "app_id": self.app_id,
+            "name": self.name,
+            "key": self.key,
+            "text": self.text,
+            "has_audio": self.has_audio,
+        }
+
+
+class CallConfig(Protocol):
+    """The account data a call reads. Implemented by the store; `StaticConfig` for tests."""
+
+    def app(self, app_id: str) -> AppConfig | None:
+        """The voice app with this id (app ids are unique across accounts)."""
+
+    def user(self, account_id: str, user_id: str) -> UserConfig | None:
+        """A user of this account."""
+
+    def user_by_extension(self, account_id: str, extension: str) -> UserConfig | None:
+        """The user of this account whose extension is `extension`."""
+
+    def prompt(self, account_id: str, prompt_id: str) -> PromptRef | None:
+        """Any prompt (standard or custom) of this account by id."""
+
+    def standard_prompt(self, app_id: str, key: str) -> PromptRef | None:
+        """The standard prompt `key` (welcome, menu, greeting ...) of an app."""
+
+    def sysprompt_app(self, account_id: str) -> AppConfig | None:
+        """The account's sysprompt app (system messages and their voices)."""
+
+    def message_count(self, app_id: str) -> int:
+        """How many voicemails a mailbox holds now."""
+
+
+def default_standard_prompt(app: AppConfig, key: str) -> PromptRef | None:
+    """The standard prompt `key` of `app` with its default recording, or None if not a standard key."""
+    for standard in STANDARD_PROMPTS.get(app.app_type, ()):
+        if standard.key == key:
+            return PromptRef(
+                prompt_id=f"{app.app_id}.{key}",
+                app_id=app.app_id,
+                account_id=app.account_id,
+                name=standard.name,
+                key=key,
+                text=None,
+                has_audio=True,
+            )
+    return None
+
+
+class StaticConfig:
+    """An in-memory `CallConfig` holding any number of accounts (tests, simulator, bench).
+
+    Standard prompts not given explicitly exist with their default recording.
+    """
+
+    def __init__(
+        self,
+        apps: Iterable[AppConfig] = (),
+        users: Iterable[UserConfig] = (),
+        prompts: Iterable[PromptRef] = (),
+        message_counts: Mapping[str, int] | None = None,
+    ) -> None:
+        self.apps: dict[str, AppConfig] = {}
+        for app in apps:
+            if app.app_id in self.apps:
+                raise ConfigError("app_id", f"duplicate app {app.app_id!r}")
+            self.apps[app.app_id] = app
+        self.users: dict[tuple[str, str], UserConfig] = {}
+        self._extensions: dict[tuple[str, str], UserConfig] = {}
+        for user in users:
+            self.users[(user.account_id, user.user_id)] = user
+            if user.extension:
+                self._extensions[(user.account_id, user.extension)] = user
+        self.prompts: dict[tuple[str, str], PromptRef] = {}
+        self._standard: dict[tuple[str, str], PromptRef] = {}
+        for prompt in prompts:
+            self.prompts[(prompt.account_id, prompt.prompt_id)] = prompt
+            if prompt.key is not None:
+                self._standard[(prompt.app_id, prompt.key)] = prompt
+        # Default standard prompts are addressable by id too, as in the store.
+        for app in self.apps.values():
+            for standard in STANDARD_PROMPTS.get(app.app_type, ()):
+                if (app.app_id, standard.key) not in self._standard:
+                    ref = default_standard_prompt(app, standard.key)
+                    assert ref is not None
+                    self._standard[(app.app_id, standard.key)] = ref
+                    self.prompts[(app.account_id, ref.prompt_id)] = ref
+        self.message_counts: dict[str, int] = dict(message_counts or {})
+
+    def app(self, app_id: str) -> AppConfig | None:
+        """The voice app with this id."""
+        return self.apps.get(app_id)
+
+    def user(self, account_id: str, user_id: str) -> UserConfig | None:
+        """A user of this account."""
+        return self.users.get((account_id, user_id))
+
+    def user_by_extension(self, account_id: str, extension: str) -> UserConfig | None:
+        """The user of this account with this extension."""
+        return self._extensions.get((account_id, extension))
+
+    def prompt(self, account_id: str, prompt_id: str) -> PromptRef | None:
+        """A prompt of this account."""
+        return self.prompts.get((account_id, prompt_id))
+
+    def standard_prompt(self, app_id: str, key: str) -> PromptRef | None:
+        """A standard prompt of an app."""
+        return self._standard.get((app_id, key))
+
+    def sysprompt_app(self, account_id: str) -> AppConfig | None:
+        """The first sysprompt app of the account."""
+        for app in self.apps.values():
+            if app.account_id == account_id and app.app_type == "sysprompt":
+                return app
+        return None
+
+    def message_count(self, app_id: str) -> int:
+        """Voicemails held by a mailbox."""
+        return self.message_counts.get(app_id, 0)
+
+
+def _text(payload: Mapping[str, Any], name: str, *, required: bool = False) -> str:
+    value = payload.get(name, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ConfigError(name, "must be a string")
+    value = str(value).strip()
+    if required and not value:
+        raise ConfigError(name, "is required")
+    return value
+
+
+def _yes_no(payload: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = payload.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if value in ("yes", "no"):
+        return bool(value == "yes")
+    raise ConfigError(name, f"must be 'yes' or 'no'; got {value!r}")
+
+
+def _number(payload: Mapping[str, Any], name: str, default: float) -> float:
+    value = payload.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ConfigError(name, "must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"must be a number; got {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise ConfigError(name, f"must be a finite number >= 0; got {value!r}")
+    return number

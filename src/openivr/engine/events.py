@@ -1,0 +1,89 @@
+"""What happens to a call, as the driver (SIP server or simulator) tells the engine.
+
+Every event carries `now`, the driver's clock in seconds; the engine has no clock of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Why a recording ended (RecordingFinished.reason).
+RECORDING_END_REASONS = ("stop_key", "silence", "max_length", "hangup")
+# Why a transfer failed (TransferFailed.reason).
+TRANSFER_FAILURES = ("busy", "no_answer", "unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """The call was answered: `caller` and `dialed` as the driver knows them."""
+
+    now: float
+    caller: str = ""
+    dialed: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFinished:
+    """The prompt started by PlayPrompt(play_id) played to its end."""
+
+    now: float
+    play_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    """The caller pressed a key: 0-9, * or #."""
+
+    now: float
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """The timer started by StartTimer(timer_id) ran out."""
+
+    now: float
+    timer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFinished:
+    """The recording asked for by Record ended; `duration` is the length of the kept audio."""
+
+    now: float
+    duration: float
+    reason: str  # one of RECORDING_END_REASONS
+
+
+@dataclass(frozen=True, slots=True)
+class TransferAnswered:
+    """The transfer target answered; the call is bridged and the engine's work is done."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFailed:
+    """The transfer target could not be reached."""
+
+    now: float
+    reason: str  # one of TRANSFER_FAILURES
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The caller hung up."""
+
+    now: float
+
+
+Event = (
+    CallStarted
+    | PromptFinished
+    | DigitPressed
+    | TimerFired
+    | RecordingFinished
+    | TransferAnswered
+    | TransferFailed
+    | CallerHungUp
+)

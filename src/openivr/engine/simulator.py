@@ -1,0 +1,754 @@
+"""Run a call through the engine in simulated time: what a caller would hear, key by key.
+
+A timeline is what the caller does, in order. JSON forms accepted by `parse_timeline`:
+
+- `"12#"` or `{"keys": "12#"}`: each key pressed as soon as nothing is playing any more
+  (right after the current prompt ends; at once when the engine is already waiting).
+- `{"steps": [step, ...]}` or a bare list of steps (a string in the list is shorthand keys).
+
+A step is one object with exactly one of these (schema: `TIMELINE_SCHEMA`):
+
+- `{"key": "1", "after": 2.5}`: press a key `after` seconds (default 0) after nothing is playing
+  any more following the previous step. The time is fixed then: if the engine starts a prompt
+  meanwhile (a timeout), the key lands in that prompt.
+- `{"key": "1", "during": "menu", "after": 0.5}`: press it while the prompt named `during` (a
+  standard key such as menu/welcome/invalid_option, a prompt name, or a prompt id) plays,
+  `after` seconds into it (default: half way; at most its end). It waits for that prompt.
+- `{"hangup": true, "after": 3}` (or with `during`): the caller hangs up.
+- `{"record": 12, "end": "key"|"silence"|"hangup"}`: when the mailbox records, the caller
+  speaks 12 s and then presses '#' (default), stays silent until the silence limit (5 s; the
+  recorder trims that tail), or hangs up. Without a record step a caller says nothing.
+- `{"transfer": "answered"|"busy"|"no_answer"|"unreachable", "after": 4}`: the result of the
+  next transfer, `after` seconds of ringing (defaults in `RING_SECONDS`). Transfers without a
+  step are answered after 4 s.
+
+When the timeline runs out the caller stays silent and timers run: timeouts, retries,
+goodbye. The run stops after `max_events` events at the latest (`truncated` is then true).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from math import isfinite
+from typing import Any
+
+from openivr.engine.call import Call, LogEntry, Outcome
+from openivr.engine.commands import (
+    CancelTimer,
+    DiscardRecording,
+    KeepVoicemail,
+    PlayPrompt,
+    Record,
+    StartTimer,
+    StopPrompt,
+    Transfer,
+)
+from openivr.engine.config import CallConfig, PromptRef
+from openivr.engine.events import (
+    CallerHungUp,
+    CallStarted,
+    DigitPressed,
+    Event,
+    PromptFinished,
+    RecordingFinished,
+    TimerFired,
+    TransferAnswered,
+    TransferFailed,
+)
+
+PromptDuration = Callable[[PromptRef, str], float]
+
+KEYS = "0123456789*#"
+TRANSFER_RESULTS = ("answered", "busy", "no_answer", "unreachable")
+RECORD_ENDS = ("key", "silence", "hangup")
+# Seconds of ringing before each transfer result when the timeline does not say.
+RING_SECONDS: dict[str, float] = {
+    "answered": 4.0,
+    "busy": 1.0,
+    "no_answer": 20.0,
+    "unreachable": 1.0,
+}
+BEEP_SECONDS = 0.5
+MAX_EVENTS = 10_000
+
+TIMELINE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "OpenIVR simulated caller timeline",
+    "$defs": {
+        "keys": {"type": "string", "pattern": "^[0-9*#]*$"},
+        "when": {
+            "after": {"type": "number", "minimum": 0},
+            "during": {"type": "string", "minLength": 1},
+        },
+        "step": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "key": {"type": "string", "pattern": "^[0-9*#]$"},
+                        "after": {"type": "number", "minimum": 0},
+                        "during": {"type": "string", "minLength": 1},
+                    },
+                    "required": ["key"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "hangup": {"const": True},
+                        "after": {"type": "number", "minimum": 0},
+                        "during": {"type": "string", "minLength": 1},
+                    },
+                    "required": ["hangup"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "record": {"type": "number", "minimum": 0},
+                        "end": {"enum": list(RECORD_ENDS)},
+                    },
+                    "required": ["record"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "transfer": {"enum": list(TRANSFER_RESULTS)},
+                        "after": {"type": "number", "minimum": 0},
+                    },
+                    "required": ["transfer"],
+                    "additionalProperties": False,
+                },
+                {"$ref": "#/$defs/keys"},
+            ]
+        },
+    },
+    "oneOf": [
+        {"$ref": "#/$defs/keys"},
+        {"type": "array", "items": {"$ref": "#/$defs/step"}},
+        {
+            "type": "object",
+            "properties": {"keys": {"$ref": "#/$defs/keys"}},
+            "required": ["keys"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"steps": {"type": "array", "items": {"$ref": "#/$defs/step"}}},
+            "required": ["steps"],
+            "additionalProperties": False,
+        },
+    ],
+}
+
+
+class TimelineError(ValueError):
+    """A timeline the simulator cannot follow; names the step and the field."""
+
+
+class SimulationError(ValueError):
+    """Bad input to `simulate` (unknown app, a prompt duration that is not a number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing the caller does (see the module docstring)."""
+
+    kind: str  # key | hangup | record | transfer
+    key: str = ""
+    after: float | None = None
+    during: str | None = None
+    seconds: float = 0.0
+    end: str = "key"
+    result: str = "answered"
+
+
+@dataclass(slots=True)
+class TranscriptEntry:
+    """A line of the transcript: a prompt, a key and its meaning, a wait, an app entered ..."""
+
+    at: float
+    kind: str
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {"at": _round(self.at), "kind": self.kind, "text": self.text, **self.data}
+
+
+@dataclass(slots=True)
+class AudioSegment:
+    """A stretch of what the caller hears: prompt, silence, beep, recording (silence), ringback."""
+
+    kind: str
+    start: float
+    duration: float
+    prompt: PromptRef | None = None
+    voice: str | None = None
+    full_duration: float | None = None  # of a prompt; more than `duration` when it was cut
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "start": _round(self.start),
+            "duration": _round(self.duration),
+        }
+        if self.prompt is not None:
+            out["prompt"] = self.prompt.to_dict()
+            out["voice"] = self.voice
+            out["full_duration"] = _round(self.full_duration or 0.0)
+        return out
+
+
+@dataclass(slots=True)
+class Transcript:
+    """What happened in a simulated call, in order, and how it ended."""
+
+    app_id: str
+    caller: str
+    dialed: str
+    entries: list[TranscriptEntry]
+    audio: list[AudioSegment]
+    outcome: Outcome | None
+    total_seconds: float
+    log: list[LogEntry]
+    unused_steps: int = 0
+    truncated: bool = False
+    stalled: bool = False
+
+    def of_kind(self, kind: str) -> list[TranscriptEntry]:
+        """The entries of one kind (prompt, key, app, transfer, recording ...)."""
+        return [entry for entry in self.entries if entry.kind == kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape (only str, number, bool, None, list and dict)."""
+        return {
+            "app_id": self.app_id,
+            "caller": self.caller,
+            "dialed": self.dialed,
+            "entries": [entry.to_dict() for entry in self.entries],
+            "audio": [segment.to_dict() for segment in self.audio],
+            "outcome": self.outcome.to_dict() if self.outcome is not None else None,
+            "total_seconds": _round(self.total_seconds),
+            "unused_steps": self.unused_steps,
+            "truncated": self.truncated,
+            "stalled": self.stalled,
+        }
+
+    def render_text(self) -> str:
+        """The transcript for a person reading it in a terminal."""
+        lines = [
+            f"Call to app {self.app_id} from {self.caller or '?'} (dialed {self.dialed or '?'})"
+        ]
+        for entry in self.entries:
+            label = entry.kind if entry.kind != "key" else f"key {entry.data.get('digit', '')}"
+            lines.append(f"{entry.at:8.2f}s  {label:<10} {entry.text}")
+        outcome = self.outcome
+        if outcome is None:
+            ending = "the call did not end"
+        elif outcome.kind == "transferred":
+            ending = f"transferred to {outcome.target}"
+        elif outcome.kind == "voicemail":
+            ending = f"voicemail of {outcome.voicemail_seconds:.1f} s"
+        else:
+            ending = outcome.kind.replace("_", " ")
+        lines.append(f"Outcome: {ending}, after {self.total_seconds:.2f} s")
+        if self.truncated:
+            lines.append("(stopped: too many events)")
+        if self.unused_steps:
+            lines.append(f"({self.unused_steps} timeline steps not used)")
+        return "\n".join(lines)
+
+
+def parse_timeline(raw: Any) -> list[Step]:
+    """Check a timeline (see the module docstring) and turn it into steps."""
+    if isinstance(raw, str):
+        return _key_steps(raw, "timeline")
+    if isinstance(raw, Mapping):
+        extra = set(raw) - {"keys", "steps"}
+        if extra or len(raw) != 1:
+            raise TimelineError(
+                "timeline: give exactly one of 'keys' (a string) or 'steps' (a list)"
+            )
+        if "keys" in raw:
+            if not isinstance(raw["keys"], str):
+                raise TimelineError("timeline.keys: must be a string of 0-9, * and #")
+            return _key_steps(raw["keys"], "timeline.keys")
+        raw = raw["steps"]
+    if not isinstance(raw, Sequence) or isinstance(raw, bytes):
+        raise TimelineError("timeline: must be a string of keys, a list of steps or an object")
+    steps: list[Step] = []
+    for index, item in enumerate(raw):
+        where = f"timeline[{index}]"
+        if isinstance(item, str):
+            steps.extend(_key_steps(item, where))
+        elif isinstance(item, Mapping):
+            steps.append(_parse_step(item, where))
+        else:
+            raise TimelineError(f"{where}: must be an object or a string of keys")
+    return steps
+
+
+def _key_steps(keys: str, where: str) -> list[Step]:
+    for key in keys:
+        if key not in KEYS:
+            raise TimelineError(f"{where}: {key!r} is not a key; use 0-9, * and #")
+    return [Step("key", key=key) for key in keys]
+
+
+def _parse_step(item: Mapping[str, Any], where: str) -> Step:
+    kinds = [kind for kind in ("key", "hangup", "record", "transfer") if kind in item]
+    if len(kinds) != 1:
+        raise TimelineError(f"{where}: give exactly one of key, hangup, record or transfer")
+    kind = kinds[0]
+    allowed = {
+        "key": {"key", "after", "during"},
+        "hangup": {"hangup", "after", "during"},
+        "record": {"record", "end"},
+        "transfer": {"transfer", "after"},
+    }[kind]
+    extra = set(item) - allowed
+    if extra:
+        raise TimelineError(f"{where}: {sorted(extra)} not allowed in a {kind} step")
+    after = _seconds(item, "after", where) if "after" in item else None
+    during = item.get("during")
+    if during is not None and (not isinstance(during, str) or not during.strip()):
+        raise TimelineError(f"{where}.during: must name a prompt")
+    if kind == "key":
+        key = item["key"]
+        if not isinstance(key, str | int) or isinstance(key, bool) or str(key) not in KEYS:
+            raise TimelineError(f"{where}.key: must be one of 0-9, * or #; got {key!r}")
+        return Step("key", key=str(key), after=after, during=during)
+    if kind == "hangup":
+        if item["hangup"] is not True:
+            raise TimelineError(f"{where}.hangup: must be true")
+        return Step("hangup", after=after, during=during)
+    if kind == "record":
+        end = item.get("end", "key")
+        if end not in RECORD_ENDS:
+            raise TimelineError(f"{where}.end: must be one of {', '.join(RECORD_ENDS)}")
+        return Step("record", seconds=_seconds(item, "record", where), end=end)
+    result = item["transfer"]
+    if result not in TRANSFER_RESULTS:
+        raise TimelineError(f"{where}.transfer: must be one of {', '.join(TRANSFER_RESULTS)}")
+    return Step("transfer", after=after, result=result)
+
+
+def _seconds(item: Mapping[str, Any], name: str, where: str) -> float:
+    value = item[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+        raise TimelineError(f"{where}.{name}: must be a number of seconds")
+    if value < 0:
+        raise TimelineError(f"{where}.{name}: must not be negative")
+    return float(value)
+
+
+def estimate_prompt_duration(prompt: PromptRef, voice: str) -> float:
+    """A guess at a prompt's length from its text (2.5 words a second), 2 s without text."""
+    if not prompt.text:
+        return 2.0
+    return round(0.4 + len(prompt.text.split()) / 2.5, 2)
+
+
+def simulate(
+    config: CallConfig,
+    app_id: str,
+    caller: str,
+    dialed: str,
+    timeline: Any,
+    prompt_duration: PromptDuration = estimate_prompt_duration,
+    *,
+    account_id: str | None = None,
+    max_events: int = MAX_EVENTS,
+) -> Transcript:
+    """Drive a call through the engine with simulated time and return its transcript."""
+    steps = timeline if _is_steps(timeline) else parse_timeline(timeline)
+    app = config.app(app_id)
+    if app is None or (account_id is not None and app.account_id != account_id):
+        raise SimulationError(f"app_id: no voice app {app_id!r}")
+    if app.app_type == "sysprompt":
+        raise SimulationError(f"app_id: {app_id} is a sysprompt app and cannot take calls")
+    run = _Simulation(config, app_id, account_id, steps, prompt_duration, max_events)
+    run.run(caller, dialed)
+    return Transcript(
+        app_id=app_id,
+        caller=caller,
+        dialed=dialed,
+        entries=run.entries,
+        audio=run.audio,
+        outcome=run.call.outcome,
+        total_seconds=run.now,
+        log=run.call.log,
+        unused_steps=len(steps) - run.index,
+        truncated=run.truncated,
+        stalled=run.stalled,
+    )
+
+
+def _is_steps(timeline: Any) -> bool:
+    return isinstance(timeline, list) and all(isinstance(step, Step) for step in timeline)
+
+
+@dataclass(slots=True)
+class _Playing:
+    play_id: int
+    prompt: PromptRef
+    voice: str
+    start: float
+    duration: float
+    entry: TranscriptEntry
+    segment: AudioSegment
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass(slots=True)
+class _Recording:
+    start: float  # after the beep
+    ends_at: float
+    duration: float
+    reason: str
+
+
+@dataclass(slots=True)
+class _Ringing:
+    start: float
+    ends_at: float
+    result: str
+    entry: TranscriptEntry
+
+
+class _Simulation:
+    def __init__(
+        self,
+        config: CallConfig,
+        app_id: str,
+        account_id: str | None,
+        steps: list[Step],
+        prompt_duration: PromptDuration,
+        max_events: int,
+    ) -> None:
+        self.call = Call(config, app_id, account_id=account_id)
+        self.steps = steps
+        self.prompt_duration = prompt_duration
+        self.max_events = max_events
+        self.now = 0.0
+        self.index = 0
+        self.press_at: float | None = None
+        self.playing: _Playing | None = None
+        self.timers: dict[int, float] = {}
+        self.recording: _Recording | None = None
+        self.ringing: _Ringing | None = None
+        self.entries: list[TranscriptEntry] = []
+        self.audio: list[AudioSegment] = []
+        self.cursor = 0.0  # time up to which `audio` accounts for what the caller hears
+        self.events = 0
+        self.logged = 0
+        self.truncated = False
+        self.stalled = False
+
+    def run(self, caller: str, dialed: str) -> None:
+        self.feed(CallStarted(0.0, caller, dialed))
+        while not self.call.ended:
+            if self.events >= self.max_events:
+                self.truncated = True
+                break
+            # (time, order at equal times, what): a key 'during' a prompt beats its end,
+            # the end of a prompt beats a key pressed 'after' it, and keys beat timers.
+            candidates: list[tuple[float, int, str]] = []
+            playing = self.playing
+            if playing is not None:
+                candidates.append((playing.end, 1, "prompt"))
+            step_at = self.step_time()
+            if step_at is not None:
+                order = 0 if self.steps[self.index].during is not None else 2
+                candidates.append((step_at, order, "step"))
+            if self.recording is not None:
+                candidates.append((self.recording.ends_at, 3, "recording"))
+            if self.ringing is not None:
+                candidates.append((self.ringing.ends_at, 3, "transfer"))
+            if self.timers:
+                candidates.append((min(self.timers.values()), 4, "timer"))
+            if not candidates:
+                self.stalled = True  # the engine waits for nothing: an engine bug
+                break
+            at, _, what = min(candidates)
+            self.now = max(self.now, at)
+            if what == "prompt":
+                self.prompt_ended()
+            elif what == "step":
+                self.take_step()
+            elif what == "recording":
+                self.recording_ended()
+            elif what == "transfer":
+                self.transfer_ended()
+            else:
+                self.timer_fired()
+        self.finish()
+
+    # -- timeline ---------------------------------------------------------------------------
+
+    def step_time(self) -> float | None:
+        if self.index >= len(self.steps):
+            return None
+        if self.press_at is not None:
+            return self.press_at
+        step = self.steps[self.index]
+        if step.kind not in ("key", "hangup"):
+            return None  # record and transfer steps wait for the engine to ask
+        playing = self.playing
+        if step.during is not None:
+            if playing is None or not _matches(playing.prompt, step.during):
+                return None
+            offset = step.after if step.after is not None else playing.duration / 2
+            self.press_at = max(self.now, min(playing.start + offset, playing.end))
+        elif playing is None:
+            self.press_at = self.now + (step.after or 0.0)
+        return self.press_at
+
+    def next_step(self, kind: str) -> Step | None:
+        """Take the current step if it is of `kind`."""
+        if self.index < len(self.steps) and self.steps[self.index].kind == kind:
+            step = self.steps[self.index]
+            self.index += 1
+            self.press_at = None
+            return step
+        return None
+
+    def take_step(self) -> None:
+        step = self.steps[self.index]
+        self.index += 1
+        self.press_at = None
+        recording = self.recording
+        if recording is not None and (step.kind == "hangup" or step.key == "#"):
+            # The recorder stops on '#' or hang-up by itself and reports the length.
+            self.recording = None
+            elapsed = max(0.0, self.now - recording.start)
+            reason = "hangup" if step.kind == "hangup" else "stop_key"
+            if step.kind == "key":
+                self.add("key", "ends the message", digit="#")
+            self.end_recording(recording, elapsed, reason)
+            return
+        if step.kind == "hangup":
+            self.feed(CallerHungUp(self.now))
+        else:
+            self.feed(DigitPressed(self.now, step.key))
+
+    # -- what the engine started ends -------------------------------------------------------
+
+    def prompt_ended(self) -> None:
+        playing = self.playing
+        assert playing is not None
+        self.playing = None
+        self.cursor = playing.end
+        self.feed(PromptFinished(self.now, playing.play_id))
+
+    def recording_ended(self) -> None:
+        recording = self.recording
+        assert recording is not None
+        self.recording = None
+        self.end_recording(recording, recording.duration, recording.reason)
+
+    def end_recording(self, recording: _Recording, duration: float, reason: str) -> None:
+        self.audio.append(AudioSegment("recording", recording.start, self.now - recording.start))
+        self.cursor = self.now
+        self.add(
+            "recording",
+            f"caller recorded {duration:.1f} s (ended by {reason.replace('_', ' ')})",
+            duration=_round(duration),
+            reason=reason,
+        )
+        self.feed(RecordingFinished(self.now, duration, reason))
+
+    def transfer_ended(self) -> None:
+        ringing = self.ringing
+        assert ringing is not None
+        self.ringing = None
+        self.stop_ringback(ringing)
+        ringing.entry.data["result"] = ringing.result
+        ringing.entry.text += (
+            f": {ringing.result.replace('_', ' ')} after {self.now - ringing.start:.1f} s"
+        )
+        if ringing.result == "answered":
+            self.feed(TransferAnswered(self.now))
+        else:
+            self.feed(TransferFailed(self.now, ringing.result))
+
+    def stop_ringback(self, ringing: _Ringing) -> None:
+        self.audio.append(AudioSegment("ringback", ringing.start, self.now - ringing.start))
+        self.cursor = self.now
+        ringing.entry.data["ring_seconds"] = _round(self.now - ringing.start)
+
+    def timer_fired(self) -> None:
+        timer_id = min(self.timers, key=lambda key: (self.timers[key], key))
+        del self.timers[timer_id]
+        self.feed(TimerFired(self.now, timer_id))
+
+    # -- the engine -------------------------------------------------------------------------
+
+    def feed(self, event: Event) -> None:
+        self.events += 1
+        if self.playing is None and self.recording is None and self.ringing is None:
+            self.silence_until(self.now)
+        commands = self.call.handle(event)
+        log = self.call.log
+        for entry in log[self.logged :]:
+            if entry.kind == "transfer":
+                continue  # the simulator's own transfer entry says more (result, ring time)
+            data: dict[str, Any] = {"app_id": entry.app_id}
+            if entry.digit is not None:
+                data["digit"] = entry.digit
+            self.entries.append(TranscriptEntry(entry.at, entry.kind, entry.text, data))
+        self.logged = len(log)
+        for command in commands:
+            if isinstance(command, PlayPrompt):
+                self.start_prompt(command)
+            elif isinstance(command, StopPrompt):
+                self.stop_prompt(command)
+            elif isinstance(command, StartTimer):
+                self.timers[command.timer_id] = self.now + command.seconds
+            elif isinstance(command, CancelTimer):
+                self.timers.pop(command.timer_id, None)
+            elif isinstance(command, Record):
+                self.start_recording(command)
+            elif isinstance(command, Transfer):
+                self.start_transfer(command)
+            elif isinstance(command, KeepVoicemail | DiscardRecording):
+                recorded = self.of_kind("recording")
+                if recorded is not None:
+                    recorded.data["kept"] = isinstance(command, KeepVoicemail)
+        if self.call.ended:
+            if self.ringing is not None:
+                self.stop_ringback(self.ringing)
+                self.ringing = None
+            if self.playing is not None:  # the caller hung up mid-prompt
+                self.cut_prompt(self.playing)
+
+    def start_prompt(self, command: PlayPrompt) -> None:
+        prompt = command.prompt
+        try:
+            duration = float(self.prompt_duration(prompt, command.voice))
+        except (TypeError, ValueError) as error:
+            raise SimulationError(f"prompt_duration({prompt.prompt_id}): {error}") from error
+        if not isfinite(duration) or duration < 0:
+            raise SimulationError(
+                f"prompt_duration({prompt.prompt_id}) gave {duration!r}; need seconds >= 0"
+            )
+        self.silence_until(self.now)
+        where = f"{prompt.key}, " if prompt.key else ""
+        text = f"{prompt.name} [{where}{prompt.prompt_id}]"
+        if prompt.text:
+            text += f' "{prompt.text}"'
+        entry = self.add(
+            "prompt",
+            f"{text} {duration:.1f} s",
+            prompt_id=prompt.prompt_id,
+            name=prompt.name,
+            key=prompt.key,
+            app_id=prompt.app_id,
+            prompt_text=prompt.text,
+            voice=command.voice,
+            barge_in=command.barge_in,
+            duration=_round(duration),
+            full_duration=_round(duration),
+            interrupted=False,
+        )
+        segment = AudioSegment("prompt", self.now, duration, prompt, command.voice, duration)
+        self.audio.append(segment)
+        self.playing = _Playing(
+            command.play_id, prompt, command.voice, self.now, duration, entry, segment
+        )
+
+    def stop_prompt(self, command: StopPrompt) -> None:
+        if self.playing is not None and self.playing.play_id == command.play_id:
+            self.cut_prompt(self.playing)
+
+    def cut_prompt(self, playing: _Playing) -> None:
+        played = self.now - playing.start
+        playing.entry.data["duration"] = _round(played)
+        playing.entry.data["interrupted"] = True
+        playing.entry.text += f", cut after {played:.1f} s"
+        playing.segment.duration = played
+        self.cursor = self.now
+        self.playing = None
+
+    def start_recording(self, command: Record) -> None:
+        self.silence_until(self.now)
+        self.audio.append(AudioSegment("beep", self.now, BEEP_SECONDS))
+        start = self.now + BEEP_SECONDS
+        self.cursor = start
+        limit = command.max_seconds
+        step = self.next_step("record")
+        if step is None:  # a silent caller
+            ends_at, duration, reason = start + command.max_silence, 0.0, "silence"
+        else:
+            duration = step.seconds
+            tail = command.max_silence if step.end == "silence" else 0.0
+            reason = {"key": "stop_key", "silence": "silence", "hangup": "hangup"}[step.end]
+            ends_at = start + duration + tail
+        if ends_at - start > limit:
+            ends_at, duration, reason = start + limit, limit, "max_length"
+        self.add("recording", f"beep, recording (at most {limit:g} s)", max_seconds=limit)
+        self.recording = _Recording(start, ends_at, duration, reason)
+
+    def start_transfer(self, command: Transfer) -> None:
+        step = self.next_step("transfer")
+        result = step.result if step is not None else "answered"
+        ring = step.after if step is not None and step.after is not None else RING_SECONDS[result]
+        self.silence_until(self.now)
+        entry = self.add(
+            "transfer",
+            f"ringing {command.target}",
+            target=command.target,
+            target_kind=command.kind,
+            user_id=command.user_id,
+            result=None,
+        )
+        self.ringing = _Ringing(self.now, self.now + ring, result, entry)
+
+    # -- transcript -------------------------------------------------------------------------
+
+    def silence_until(self, at: float) -> None:
+        gap = at - self.cursor
+        if gap > 1e-9:
+            self.audio.append(AudioSegment("silence", self.cursor, gap))
+            self.entries.append(
+                TranscriptEntry(self.cursor, "silence", f"{gap:.1f} s", {"duration": _round(gap)})
+            )
+        self.cursor = max(self.cursor, at)
+
+    def of_kind(self, kind: str) -> TranscriptEntry | None:
+        """The last entry of `kind` so far."""
+        for entry in reversed(self.entries):
+            if entry.kind == kind:
+                return entry
+        return None
+
+    def add(self, kind: str, text: str, **data: Any) -> TranscriptEntry:
+        entry = TranscriptEntry(self.now, kind, text, data)
+        self.entries.append(entry)
+        return entry
+
+    def finish(self) -> None:
+        if self.playing is not None:
+            self.cut_prompt(self.playing)
+        if self.ringing is not None:
+            self.stop_ringback(self.ringing)
+            self.ringing = None
+        if self.recording is None:
+            self.silence_until(self.now)
+
+
+def _matches(prompt: PromptRef, name: str) -> bool:
+    wanted = name.strip().lower()
+    return wanted in (prompt.key or "", prompt.name.lower(), prompt.prompt_id.lower())
+
+
+def _round(value: float) -> float:
+    return round(value, 3)
