@@ -9,7 +9,7 @@ A timeline is what the caller does, in order. JSON forms accepted by `parse_time
 A step is one object with exactly one of these (schema: `TIMELINE_SCHEMA`):
 
 - `{"key": "1", "after": 2.5}`: press a key `after` seconds (default 0) after nothing is playing
-  any more following the previous step. The time is fixed then: if the engine starts a prompt
+  or ringing any more following the previous step. The time is fixed then: if the engine starts a prompt
   meanwhile (a timeout), the key lands in that prompt.
 - `{"key": "1", "during": "menu", "after": 0.5}`: press it while the prompt named `during` (a
   standard key such as menu/welcome/invalid_option, a prompt name, or a prompt id) plays,
@@ -508,7 +508,7 @@ class _Simulation:
                 return None
             offset = step.after if step.after is not None else playing.duration / 2
             self.press_at = max(self.now, min(playing.start + offset, playing.end))
-        elif playing is None:
+        elif playing is None and self.ringing is None:
             self.press_at = self.now + (step.after or 0.0)
         return self.press_at
 

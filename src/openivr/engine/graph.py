@@ -1,0 +1,209 @@
+"""The flow of calls from one voice app through every app it can reach, as a graph."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from openivr.engine.config import DIGIT_SLOTS, AppConfig, CallConfig, MenuAction
+
+_KEY_OF_SLOT = {slot: key for key, slot in DIGIT_SLOTS.items()}
+HANGUP_NODE = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """An app, a call target, a prompt, the hang-up, or a reference that does not resolve."""
+
+    id: str
+    kind: str  # menu | announcement | mailbox | sysprompt | user | number | sip | prompt |
+    # extensions | hangup | missing
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What leads from one node to another: a key, timeout, invalid, final, then ..."""
+
+    source: str
+    target: str
+    label: str
+
+
+@dataclass(slots=True)
+class Graph:
+    """Nodes and edges of a call flow; `root` is the app the flow starts at."""
+
+    root: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape."""
+        return {
+            "root": self.root,
+            "nodes": [
+                {"id": node.id, "kind": node.kind, "label": node.label}
+                for node in self.nodes.values()
+            ],
+            "edges": [
+                {"source": edge.source, "target": edge.target, "label": edge.label}
+                for edge in self.edges
+            ],
+        }
+
+    def to_json(self) -> str:
+        """The graph as a JSON document."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart."""
+        short = {node_id: f"n{index}" for index, node_id in enumerate(self.nodes)}
+        lines = ["flowchart TD"]
+        for node in self.nodes.values():
+            open_, close = _MERMAID_SHAPES.get(node.kind, ("[", "]"))
+            lines.append(f'  {short[node.id]}{open_}"{_mermaid_text(node.label)}"{close}')
+        for edge in self.edges:
+            lines.append(
+                f'  {short[edge.source]} -->|"{_mermaid_text(edge.label)}"| {short[edge.target]}'
+            )
+        return "\n".join(lines) + "\n"
+
+    def to_dot(self) -> str:
+        """A Graphviz digraph."""
+        lines = ["digraph flow {", "  rankdir=TB;"]
+        for node in self.nodes.values():
+            shape = _DOT_SHAPES.get(node.kind, "box")
+            lines.append(f"  {_dot_id(node.id)} [label={_dot_id(node.label)}, shape={shape}];")
+        for edge in self.edges:
+            lines.append(
+                f"  {_dot_id(edge.source)} -> {_dot_id(edge.target)} [label={_dot_id(edge.label)}];"
+            )
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+_MERMAID_SHAPES = {
+    "menu": ("[", "]"),
+    "announcement": ("[/", "/]"),
+    "mailbox": ("[(", ")]"),
+    "hangup": ("((", "))"),
+    "missing": ("{{", "}}"),
+    "prompt": (">", "]"),
+}
+_DOT_SHAPES = {
+    "menu": "box",
+    "announcement": "parallelogram",
+    "mailbox": "cylinder",
+    "hangup": "doublecircle",
+    "missing": "octagon",
+    "prompt": "note",
+}
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("\n", " ")
+
+
+def _dot_id(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def graph(config: CallConfig, app_id: str) -> Graph:
+    """The flow from `app_id` through every app of its account that it can reach."""
+    root = config.app(app_id)
+    result = Graph(root=f"app:{app_id}")
+    if root is None:
+        result.nodes[result.root] = Node(result.root, "missing", f"missing app {app_id}")
+        return result
+    account = root.account_id
+    queue: deque[AppConfig] = deque([root])
+    seen = {root.app_id}
+    _add_app(result, root)
+    while queue:
+        app = queue.popleft()
+        source = f"app:{app.app_id}"
+        for label, action in _outgoing(app):
+            target = _target(config, result, account, app, action)
+            result.edges.append(Edge(source, target, label))
+            if action.action == "connect" and target.startswith("app:"):
+                nxt = config.app(action.id)
+                if nxt is not None and nxt.app_id not in seen:
+                    seen.add(nxt.app_id)
+                    queue.append(nxt)
+        if app.is_menu and app.get_extension:
+            _add(result, "extensions", "extensions", "a user's extension")
+            result.edges.append(Edge(source, "extensions", "extension"))
+    return result
+
+
+def _outgoing(app: AppConfig) -> list[tuple[str, MenuAction]]:
+    """The (label, action) pairs leaving an app."""
+    if app.app_type != "ivr":
+        return []
+    if not app.play_menu:
+        final = app.final_action if app.final_action.in_use else MenuAction("hangup")
+        out = [("then", final)]
+        if app.action("timeout").in_use:
+            out.append(("if unavailable", app.action("timeout")))
+        return out
+    out = []
+    for slot in (*DIGIT_SLOTS.values(), "timeout", "invalid"):
+        action = app.action(slot)
+        if action.in_use:
+            out.append((_KEY_OF_SLOT.get(slot, slot), action))
+    return out
+
+
+def _target(
+    config: CallConfig, result: Graph, account: str, app: AppConfig, action: MenuAction
+) -> str:
+    kind, to, ref = action.action, action.to, action.id
+    if kind == "hangup":
+        return _add(result, HANGUP_NODE, "hangup", "hang up")
+    if kind == "repeat":
+        return f"app:{app.app_id}"
+    if kind == "connect":
+        other = config.app(ref)
+        if other is None or other.account_id != account or other.app_type == "sysprompt":
+            return _add(result, f"missing:app:{ref}", "missing", f"missing app {ref}")
+        _add_app(result, other)
+        return f"app:{other.app_id}"
+    if kind == "call" and to == "user":
+        user = config.user(account, ref)
+        if user is None or user.account_id != account:
+            return _add(result, f"missing:user:{ref}", "missing", f"missing user {ref}")
+        if not user.call_target:
+            label = f"user {user.name or ref} (unreachable)"
+            return _add(result, f"user:{ref}", "missing", label)
+        return _add(result, f"user:{ref}", "user", f"user {user.name or ref}\n{user.call_target}")
+    if kind == "call" and to in ("phnum", "other"):
+        return _add(result, f"number:{ref}", "number", ref)
+    if kind == "call" and to == "sip":
+        return _add(result, f"sip:{ref}", "sip", ref)
+    if kind == "play":
+        prompt = config.prompt(account, ref)
+        if prompt is None or prompt.account_id != account:
+            return _add(result, f"missing:prompt:{ref}", "missing", f"missing prompt {ref}")
+        node = _add(result, f"prompt:{ref}", "prompt", f"prompt {prompt.name}")
+        back = (
+            f"app:{app.app_id}" if app.is_menu else _add(result, HANGUP_NODE, "hangup", "hang up")
+        )
+        edge = Edge(node, back, "then")
+        if edge not in result.edges:
+            result.edges.append(edge)
+        return node
+    return _add(result, f"missing:action:{kind}", "missing", f"unknown action {kind!r}")
+
+
+def _add_app(result: Graph, app: AppConfig) -> None:
+    kind = "announcement" if app.is_announcement else "menu" if app.is_menu else app.app_type
+    _add(result, f"app:{app.app_id}", kind, f"{app.name or app.app_id} ({kind})")
+
+
+def _add(result: Graph, node_id: str, kind: str, label: str) -> str:
+    if node_id not in result.nodes:
+        result.nodes[node_id] = Node(node_id, kind, label)
+    return node_id
