@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from openivr.sip.call import Call, CallRecord, HangupSide
 from openivr.sip.dtmf import parse_info_body
@@ -22,6 +23,7 @@ from openivr.sip.message import (
     SipParseError,
     SipRequest,
     SipResponse,
+    canonical_name,
     new_branch,
     new_tag,
     parse_message,
@@ -152,8 +154,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         assert self.transport is not None
@@ -164,7 +165,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("SIP UDP socket error: %s", exc)
 
 
-_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", re.I | re.M)
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.I | re.M)
 
 
 # Transactions -------------------------------------------------------------------------------
@@ -949,7 +950,7 @@ def bad_request(data: bytes, problem: str) -> bytes | None:
         name, colon, value = line.partition(":")
         lname = compact.get(name.strip().lower(), name.strip().lower())
         if colon and lname in needed and value.strip():
-            copied.append(f"{lname.title() if lname != 'call-id' else 'Call-ID'}: {value.strip()}")
+            copied.append(f"{canonical_name(lname)}: {value.strip()}")
             if lname != "via":
                 needed.discard(lname)
     if needed - {"via"} or not any(c.lower().startswith("via:") for c in copied):
