@@ -86,7 +86,12 @@ REJECTED = {
     "half frame": (riff(fmt(1, 2, 8000, 16), b"\0" * 6), "truncated", "middle of a sample frame"),
     "empty": (riff(fmt(1, 1, 8000, 16), b""), "empty_audio", "no audio samples"),
     "no data chunk": (
-        b"RIFF" + struct.pack("<I", 28) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt(1, 1, 8000, 16),
+        b"RIFF"
+        + struct.pack("<I", 28)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt(1, 1, 8000, 16),
         "empty_audio",
         "no data chunk",
     ),
