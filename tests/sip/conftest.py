@@ -41,11 +41,12 @@ class DemoIvr:
     recordings: list[RecordingFinished] = field(default_factory=list)
     records: list[CallRecord] = field(default_factory=list)
     invites: list[Invite] = field(default_factory=list)
+    numbers: tuple[str, ...] = ("100", "ivr")
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def route(self, invite: Invite) -> Accept | Reject:
         self.invites.append(invite)
-        if invite.route_key in ("100", "ivr"):
+        if invite.route_key in self.numbers:
             return Accept(self.handle)
         return Reject(404, "No Such Number")
 
