@@ -19,7 +19,7 @@ from openivr.audio import g711
 from openivr.audio.cache import RenderCache
 from openivr.audio.prepared import PreparedAudio, PreparedAudioMissing, prepare
 from openivr.audio.tones import beep
-from openivr.audio.tts import SpeechEngine
+from openivr.audio.tts import SpeechEngine, TtsError
 from openivr.audio.wav import parse_wav
 
 
@@ -170,6 +170,16 @@ async def test_a_cancelled_await_does_not_cancel_the_others(tmp_path: Path) -> N
     impatient.cancel()
     audio = await patient
     assert audio.duration > 0.5 and renders(tally) == 1
+
+
+def test_bad_request_is_refused_without_leaving_files(tmp_path: Path) -> None:
+    cache = RenderCache(tmp_path / "cache", SpeechEngine())
+    with pytest.raises(TtsError) as caught:
+        cache.render("klingon", "Hello.")
+    assert caught.value.field == "voice"
+    with pytest.raises(TtsError):
+        asyncio.run(cache.render_async("en", ""))
+    assert list((tmp_path / "cache").iterdir()) == []
 
 
 def test_memory_holds_at_most_its_size(tmp_path: Path) -> None:

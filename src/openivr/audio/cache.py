@@ -32,6 +32,10 @@ class Synthesizer(Protocol):
 
     version: str
 
+    def check(self, text: str, voice: str) -> object:
+        """Raise (e.g. TtsError) if the engine would refuse this request."""
+        ...
+
     def synthesize(self, text: str, voice: str) -> tuple[NDArray[np.int16], int]:
         """Speak text in an app voice: mono int16 samples and their sample rate."""
         ...
@@ -76,7 +80,13 @@ class RenderCache:
 
     def render(self, voice: str, text: str) -> PreparedAudio:
         """The prompt audio of text spoken in voice, rendering it only on a miss."""
-        return self._render_key(self.key(voice, text), voice, text)
+        key = self.key(voice, text)
+        hit = self._memory_get(key)
+        if hit is not None:
+            return hit
+        # Refuse bad requests before any lock file or folder is made for them.
+        self.engine.check(text, voice)
+        return self._render_key(key, voice, text)
 
     async def render_async(self, voice: str, text: str) -> PreparedAudio:
         """render() for asyncio: runs a miss in a thread; concurrent awaits share one render."""
@@ -84,6 +94,7 @@ class RenderCache:
         hit = self._memory_get(key)
         if hit is not None:
             return hit
+        self.engine.check(text, voice)
         loop = asyncio.get_running_loop()
         slot = (id(loop), key)
         task = self._inflight.get(slot)

@@ -263,17 +263,23 @@ class SpeechEngine:
             raise TtsError("voice", f"unknown voice {voice!r}; use one of {known}")
         return choice.espeak_name + (f"+{choice.variant}" if choice.variant else "")
 
-    def synthesize(self, text: str, voice: str) -> tuple[NDArray[np.int16], int]:
-        """Speak text in an app voice: mono int16 samples and their sample rate."""
+    def check(self, text: str, voice: str) -> str:
+        """Validate a request (TtsError naming the field) and return the text eSpeak will read."""
         if not isinstance(text, str) or not text.strip():
             raise TtsError("text", "text is empty")
         if len(text) > MAX_TEXT_CHARS:
             raise TtsError(
                 "text", f"text is {len(text)} characters long; at most {MAX_TEXT_CHARS} allowed"
             )
-        name = self.espeak_voice(voice)
+        self.espeak_voice(voice)
         cleaned = _clean_text(text)
         if not cleaned:
             raise TtsError("text", "text has nothing to speak")
+        return cleaned
+
+    def synthesize(self, text: str, voice: str) -> tuple[NDArray[np.int16], int]:
+        """Speak text in an app voice: mono int16 samples and their sample rate."""
+        cleaned = self.check(text, voice)
+        name = self.espeak_voice(voice)
         with _LOCK:
             return self._espeak.speak(cleaned, name)
