@@ -104,9 +104,9 @@ EXPECTED_MENUS = {
     "fr-fe": "Pour Anna Berg, tapez 1. Pour la messagerie vocale, tapez 2.",
     "gr-fe": "Για Anna Berg, πατήστε 1. Για τον τηλεφωνητή, πατήστε 2.",
     "hin-fe": "Anna Berg के लिए 1 दबाएँ। वॉइसमेल के लिए 2 दबाएँ।",
-    "tam-fe": "Anna Berg க்கு, 1 ஐ அழுத்தவும். குரலஞ்சல் க்கு, 2 ஐ அழுத்தவும்.",
+    "tam-fe": "Anna Berg க்கு, 1 அழுத்தவும். குரலஞ்சல் க்கு, 2 அழுத்தவும்.",
     "tel-fe": "Anna Berg కోసం 1 నొక్కండి. వాయిస్‌మెయిల్ కోసం 2 నొక్కండి.",
-    "ara-fe": "للوصول إلى Anna Berg، اضغط 1. للوصول إلى البريد الصوتي، اضغط 2.",
+    "ara-fe": "لِلْوُصُولِ إِلَى Anna Berg، اِضْغَطْ 1. لِلْوُصُولِ إِلَى البريد الصوتي، اِضْغَطْ 2.",
 }
 SECOND_OPTION = {
     "swe": "röstbrevlådan",
