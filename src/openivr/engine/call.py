@@ -79,6 +79,7 @@ OUTCOMES = ("transferred", "voicemail", "hangup", "caller_hangup")
 # DTMF events a keypad can send that no menu uses (RFC 4733 A-D); ignored, not an error.
 _UNUSED_DTMF = frozenset("ABCDabcd")
 
+_INFINITY = float("inf")
 _IDLE, _PLAYING, _LISTENING, _RECORDING, _TRANSFERRING, _ENDED = range(6)
 
 Play = tuple[PromptRef, str]  # a prompt and the voice its default recording speaks in
@@ -167,7 +168,10 @@ class Call:
         self._entry_app_id = app_id
         self._account = account_id
         self._max_hops = max_hops
-        self.log: list[LogEntry] = []
+        # Rows, not LogEntry objects: building frozen dataclasses on the hot path costs more
+        # than the rest of an event; `log` turns new rows into entries when someone reads it.
+        self._rows: list[tuple[float, str, str, str, str | None]] = []
+        self._entries: list[LogEntry] = []
         self.outcome: Outcome | None = None
         self.caller = ""
         self.dialed = ""
@@ -204,6 +208,14 @@ class Call:
         return self._phase == _ENDED
 
     @property
+    def log(self) -> list[LogEntry]:
+        """What happened so far, oldest first: apps entered, keys and how they were understood."""
+        entries = self._entries
+        for row in self._rows[len(entries) :]:
+            entries.append(LogEntry(*row))
+        return entries
+
+    @property
     def account_id(self) -> str:
         """The account the call runs in ("" until known)."""
         return self._account or ""
@@ -228,7 +240,7 @@ class Call:
         if self._phase == _IDLE and type(event) is not CallStarted:
             raise CallStateError(f"the call has not started; send CallStarted before {event!r}")
         now = event.now
-        if not isfinite(now) or now < self._now:
+        if not self._now <= now < _INFINITY:  # also refuses NaN
             raise ValueError(f"event time must be finite and not go back: {now!r} < {self._now}")
         self._out = []
         self._now = now
@@ -725,10 +737,10 @@ class Call:
         return prompt, voice or "en"
 
     def _log(self, kind: str, text: str) -> None:
-        self.log.append(LogEntry(self._now, kind, self.app_id, text))
+        self._rows.append((self._now, kind, self.app_id, text, None))
 
     def _log_key(self, digit: str, meaning: str) -> None:
-        self.log.append(LogEntry(self._now, "key", self.app_id, meaning, digit))
+        self._rows.append((self._now, "key", self.app_id, meaning, digit))
 
 
 def _builtin_sys_prompt(key: str, account_id: str) -> PromptRef:

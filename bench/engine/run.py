@@ -1,0 +1,110 @@
+"""Events per second through the call engine: callers walking a 3-level menu.
+
+Run: .venv/bin/python bench/engine/run.py [--calls N]
+
+Each call: welcome + menu at level 1, key 1 (barge-in) → connect to level 2, a wrong key,
+invalid-option + menu, key 2 → level 3, a timeout with its retry, key 3 → call a user,
+please-wait, transfer answered.
+
+Two numbers: "engine" replays the recorded events of one call into fresh Call objects (only
+the engine's work: Call creation plus handle()); "with driver" also runs a minimal driver that
+reacts to each command and builds the next event. Times are CPU time of this process (the
+machine may be shared), best of 5 rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from openivr.engine import AppConfig, Call, MenuAction, StaticConfig, UserConfig
+from openivr.engine.commands import PlayPrompt, StartTimer, Transfer
+from openivr.engine.events import (
+    CallStarted,
+    DigitPressed,
+    Event,
+    PromptFinished,
+    TimerFired,
+    TransferAnswered,
+)
+
+
+def three_levels() -> StaticConfig:
+    """Account 1: level 1 → 2 → 3 → user 7."""
+    apps = [
+        AppConfig(
+            "L1", "1", "ivr", "Level 1", menu={"digit_1": MenuAction("connect", "app", "L2")}
+        ),
+        AppConfig(
+            "L2", "1", "ivr", "Level 2", menu={"digit_2": MenuAction("connect", "app", "L3")}
+        ),
+        AppConfig("L3", "1", "ivr", "Level 3", menu={"digit_3": MenuAction("call", "user", "7")}),
+        AppConfig("SYS", "1", "sysprompt", "System"),
+    ]
+    return StaticConfig(apps, [UserConfig("7", "1", "Alice", "101", "sip:alice@127.0.0.1")])
+
+
+# What the caller does when the engine waits for a key, by how many waits came before.
+KEYS = {0: "1", 1: "9", 2: "2", 3: None, 4: "3"}
+
+
+def one_call(config: StaticConfig, record: list[Event] | None = None) -> int:
+    """Run one call to its end; return how many events the engine handled."""
+    call = Call(config, "L1")
+    now = 0.0
+    waits = 0
+    events = 0
+    pending: list[Event] = [CallStarted(now, "+4611", "+4622")]
+    while pending:
+        event = pending.pop()
+        events += 1
+        if record is not None:
+            record.append(event)
+        for command in call.handle(event):
+            now += 0.001
+            if isinstance(command, PlayPrompt):
+                if command.barge_in and waits == 0 and command.prompt.key == "welcome":
+                    pending.append(DigitPressed(now, "1"))  # barge-in at level 1
+                    waits = 1
+                    break
+                pending.append(PromptFinished(now, command.play_id))
+            elif isinstance(command, StartTimer):
+                key = KEYS.get(waits)
+                waits += 1
+                if key is None:
+                    pending.append(TimerFired(now, command.timer_id))
+                else:
+                    pending.append(DigitPressed(now, key))
+            elif isinstance(command, Transfer):
+                pending.append(TransferAnswered(now))
+    assert call.outcome is not None and call.outcome.kind == "transferred", call.outcome
+    return events
+
+
+def main() -> None:
+    """Measure and print events per second."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=20_000)
+    args = parser.parse_args()
+    config = three_levels()
+    script: list[Event] = []
+    per_call = one_call(config, script)  # warm-up, sanity check, and the events to replay
+    engine = driven = 0.0
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(args.calls):
+            call = Call(config, "L1")
+            for event in script:
+                call.handle(event)
+        engine = max(engine, per_call * args.calls / (time.process_time() - start))
+        start = time.process_time()
+        for _ in range(args.calls):
+            one_call(config)
+        driven = max(driven, per_call * args.calls / (time.process_time() - start))
+    print(f"{args.calls} calls x {per_call} events, 3-level menu, best of 5 (CPU time)")
+    print(f"engine:      {engine:,.0f} events/s ({engine / per_call:,.0f} calls/s)")
+    print(f"with driver: {driven:,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()
