@@ -176,6 +176,15 @@ _LOCK = threading.Lock()
 _INSTANCE: _Espeak | None = None
 
 
+def _reset_lock_after_fork() -> None:
+    # A fork while another thread synthesises would copy a held lock into the child forever.
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
 def _espeak() -> _Espeak:
     global _INSTANCE
     if _INSTANCE is None:
