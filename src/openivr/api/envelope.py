@@ -14,7 +14,6 @@ RESOURCES = (
     "simulate",
     "validate",
     "graph",
-    "message",
     "prompt",
     "voiceapp",
     "user",

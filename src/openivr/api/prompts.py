@@ -27,7 +27,12 @@ from openivr.store.voiceapps import format_date
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["prompt"])
-_AUDIO_STATUS = {"file_too_large": 413, "not_wav": 415, "compressed_format": 415}
+_AUDIO_STATUS = {
+    "file_too_large": 413,
+    "not_wav": 415,
+    "compressed_format": 415,
+    "float_samples": 415,
+}
 
 
 class PromptIn(BaseModel):
@@ -351,6 +356,8 @@ async def _upload(request: Request) -> tuple[str, bytes]:
             "missing_field", "file: a multipart field named 'file' with a WAV is required"
         )
     data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if not data:
+        raise ApiError("invalid_audio", "file: the uploaded file is empty")
     return upload.filename or "upload.wav", data
 
 

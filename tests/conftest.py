@@ -1,0 +1,205 @@
+"""Shared fixtures: real servers on free ports, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from openivr.server import build_asgi
+from openivr.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_URL = os.environ.get(
+    "OPENIVR_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(name: str) -> str:
+    """The path of a real peer's binary; missing fails under CI and skips elsewhere."""
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required under CI but is not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def postgres_database() -> str:
+    """A fresh PostgreSQL database for one test; skip (or fail under CI) without a server."""
+    name = "openivr_t_" + secrets.token_hex(5)
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if IN_CI or os.environ.get("OPENIVR_TEST_DATABASE_URL"):
+            pytest.fail(f"PostgreSQL at {PG_URL} is required: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(url: str) -> None:
+    """Remove a test database."""
+    name = url.rsplit("/", 1)[1]
+    try:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except Exception:
+        pass
+
+
+@dataclass
+class Account:
+    """A test account with a logged-in admin."""
+
+    account_id: str
+    user_id: str
+    email: str
+    password: str
+    token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class RunningServer:
+    """An OpenIVR node running in this process on free ports."""
+
+    settings: Settings
+    base_url: str
+    client: httpx.Client
+    accounts: list[Account] = field(default_factory=list)
+
+    def login(self, email: str, password: str, refresh: str = "yes") -> dict[str, Any]:
+        r = self.client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "username": email,
+                "password": password,
+                "refresh": refresh,
+            },
+            auth=("sonetel-api", "sonetel-api"),
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def account(self, name: str | None = None) -> Account:
+        """Create an account through the store (as the CLI does) and log its admin in."""
+        from openivr.store.accounts import create_account
+        from openivr.store.db import open_database
+
+        email = f"admin-{secrets.token_hex(4)}@example.com"
+        password = "s3cret-pass"
+
+        async def make() -> Any:
+            async with open_database(self.settings.effective_database_url) as (_e, sessions):
+                return await create_account(sessions, email, password, name)
+
+        created = asyncio.run(make())
+        tokens = self.login(email, password)
+        acc = Account(
+            created.account_id,
+            created.user_id,
+            email,
+            password,
+            tokens["access_token"],
+            tokens.get("refresh_token", ""),
+        )
+        self.accounts.append(acc)
+        return acc
+
+
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # runs in a thread
+        pass
+
+
+def run_server(settings: Settings) -> Iterator[RunningServer]:
+    """Start a node in a background thread; stop it afterwards."""
+    port = free_port()
+    settings = replace(settings, http_port=port)
+    config = uvicorn.Config(
+        build_asgi(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = _ThreadedServer(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if not thread.is_alive() or time.time() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        yield RunningServer(settings, base, client)
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+def base_settings(tmp_path: Path, database_url: str = "", **extra: Any) -> Settings:
+    """Settings for a test node: its own data dir, SIP off unless asked."""
+    return replace(
+        Settings(),
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        sip_port=0,
+        secret="test-secret-" + secrets.token_hex(8),
+        **extra,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs on the embedded SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    url = postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A node on SQLite."""
+    yield from run_server(base_settings(tmp_path))
+
+
+@pytest.fixture
+def any_server(tmp_path: Path, database_url: str) -> Iterator[RunningServer]:
+    """A node on SQLite and, in a second run, on PostgreSQL."""
+    yield from run_server(base_settings(tmp_path, database_url))
