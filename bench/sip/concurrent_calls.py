@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openivr.audio import tones
+from openivr.audio import g711, tones
 from openivr.sip.call import Call, Dtmf, HungUp
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 
@@ -33,12 +33,13 @@ def free_port() -> int:
 async def run_level(calls: int, hold_ms: int, rate: int) -> dict[str, float]:
     intervals: list[np.ndarray] = []
     answered: list[float] = []
-    prompt = tones.beep(440.0, (hold_ms + 30_000), -12.0)
+    # Encoded once, as the prompt cache does for real prompts.
+    prompt = g711.encode_frames(tones.beep(440.0, (hold_ms + 30_000), -12.0), "PCMU")
 
     async def handler(call: Call) -> None:
         await call.answer()
         answered.append(time.monotonic())
-        call.play_pcm(prompt, barge_in=True)
+        call.play(prompt, barge_in=True)
         while True:
             event = await call.next_event()
             if isinstance(event, Dtmf) and event.key == "1":
@@ -59,12 +60,35 @@ async def run_level(calls: int, hold_ms: int, rate: int) -> dict[str, float]:
         scenario.write_text(text)
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            shutil.which("sipp") or "sipp", f"127.0.0.1:{server.udp_port}",
-            "-sf", str(scenario), "-s", "100", "-m", str(calls), "-l", str(calls),
-            "-r", str(rate), "-i", "127.0.0.1", "-p", str(free_port()),
-            "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", "-timeout", "600s",
-            "-trace_stat", "-stf", str(Path(tmp) / "stat.csv"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, cwd=tmp,
+            shutil.which("sipp") or "sipp",
+            f"127.0.0.1:{server.udp_port}",
+            "-sf",
+            str(scenario),
+            "-s",
+            "100",
+            "-m",
+            str(calls),
+            "-l",
+            str(calls),
+            "-r",
+            str(rate),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(free_port()),
+            "-nostdin",
+            "-timeout",
+            "600s",
+            "-trace_stat",
+            "-stf",
+            str(Path(tmp) / "stat.csv"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd=tmp,
         )
         await proc.wait()
         elapsed = time.monotonic() - started
