@@ -1,0 +1,135 @@
+"""Voicemail by e-mail: the SMTP server from --smtp-url, the message, and sending it."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from openivr.delivery.metadata import duration_text, local_time
+from openivr.store.voicemail import Voicemail
+
+
+class SendError(Exception):
+    """A send that did not go through; `refused` when the receiver said no outright."""
+
+    def __init__(self, detail: str, refused: bool = False):
+        super().__init__(detail)
+        self.detail = detail
+        self.refused = refused
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where voicemail mail is handed over."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    implicit_tls: bool
+    starttls: bool
+    sender: str
+
+    @classmethod
+    def from_url(cls, url: str, starttls: bool, sender: str) -> SmtpServer:
+        """Parse smtp://user:pass@host:port or smtps://...; ValueError names the problem."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError(f"smtp_url: scheme must be smtp:// or smtps://, not {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"smtp_url: no host in {url!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"smtp_url: the port of {url!r} is not a number") from None
+        implicit = parts.scheme == "smtps"
+        if "@" not in sender:
+            raise ValueError(f"smtp_from: {sender!r} is not an e-mail address")
+        return cls(
+            host=parts.hostname,
+            port=port or (465 if implicit else 25),
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            implicit_tls=implicit,
+            starttls=starttls and not implicit,
+            sender=sender,
+        )
+
+    @property
+    def domain(self) -> str:
+        """The sender's domain, used in Message-IDs."""
+        return self.sender.rsplit("@", 1)[1].strip(">") or "openivr.local"
+
+
+def message_id_header(delivery_id: str, domain: str) -> str:
+    """The Message-ID of a delivery: the same on every retry, so duplicates are recognisable."""
+    return f"<{delivery_id}@{domain}>"
+
+
+def compose(
+    server: SmtpServer,
+    to: str,
+    delivery_id: str,
+    msg: Voicemail,
+    wav: bytes,
+    timezone: str,
+    mailbox_name: str,
+) -> EmailMessage:
+    """The e-mail of one voicemail: a plain-text summary with the WAV attached."""
+    caller = msg.caller or "an unknown caller"
+    length = duration_text(msg.duration)
+    mail = EmailMessage()
+    mail["Subject"] = f"Voicemail from {caller} ({length})"
+    mail["From"] = server.sender
+    mail["To"] = to
+    mail["Date"] = format_datetime(msg.created_at)
+    mail["Message-ID"] = message_id_header(delivery_id, server.domain)
+    mail["X-OpenIVR-Message"] = msg.message_id
+    mail.set_content(
+        "You have a new voicemail.\n\n"
+        f"From:        {caller}\n"
+        f"Number:      {msg.dialed or '-'}\n"
+        f"Mailbox:     {mailbox_name}\n"
+        f"Time:        {local_time(msg.created_at, timezone)}\n"
+        f"Duration:    {length}\n\n"
+        "The recording is attached.\n"
+    )
+    mail.add_attachment(
+        wav, maintype="audio", subtype="wav", filename=f"voicemail-{msg.message_id}.wav"
+    )
+    return mail
+
+
+async def send(server: SmtpServer, mail: EmailMessage, timeout: float) -> None:
+    """Hand one e-mail to the SMTP server; SendError says whether it was refused outright."""
+    context = ssl.create_default_context() if server.implicit_tls or server.starttls else None
+    try:
+        await aiosmtplib.send(
+            mail,
+            hostname=server.host,
+            port=server.port,
+            username=server.username or None,
+            password=server.password or None,
+            use_tls=server.implicit_tls,
+            start_tls=server.starttls,
+            tls_context=context,
+            timeout=timeout,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+        raise SendError(
+            f"recipient refused: {detail}", refused=all(c >= 500 for c in codes)
+        ) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        raise SendError(f"SMTP {exc.code} {exc.message}", refused=exc.code >= 500) from None
+    except (OSError, TimeoutError) as exc:
+        # Also aiosmtplib's connect, disconnect and timeout errors: all temporary.
+        raise SendError(f"cannot reach {server.host}:{server.port}: {exc}") from None
+    except aiosmtplib.SMTPException as exc:
+        raise SendError(f"SMTP: {exc}") from None
