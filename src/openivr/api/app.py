@@ -15,11 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openivr import __version__
-from openivr.api import accounts, auth, globaldata, phonenumbers, prompts, users, voiceapps
+from openivr.api import accounts, auth, globaldata, phonenumbers, prompts, tts, users, voiceapps
 from openivr.api.context import ServerContext
 from openivr.api.envelope import failure
 from openivr.api.errors import ApiError
+from openivr.apps.promptaudio import PromptSounds
 from openivr.apps.validation import FieldError
+from openivr.audio.cache import RenderCache
+from openivr.audio.tts import SpeechEngine
 from openivr.settings import Settings
 from openivr.store.audiostore import AudioStore
 from openivr.store.db import make_engine, make_sessionmaker, migrate
@@ -104,7 +107,15 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
             stack.push_async_callback(engine.dispose)
             await migrate(engine)
             ctx = ServerContext.build(settings, engine, make_sessionmaker(engine))
-            ctx.services["audio_store"] = AudioStore(settings.audio_dir)
+            store = AudioStore(settings.audio_dir)
+            speech = SpeechEngine()
+            cache = RenderCache(settings.audio_dir / "rendered", speech)
+            ctx.services.update(
+                audio_store=store,
+                speech=speech,
+                render_cache=cache,
+                sounds=PromptSounds(store, cache),
+            )
             app.state.ctx = ctx
             for extend in extensions:
                 await extend(app, ctx, stack)
@@ -121,7 +132,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (auth, accounts, users, voiceapps, prompts, phonenumbers, globaldata):
+    for module in (auth, accounts, users, voiceapps, prompts, phonenumbers, tts, globaldata):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -18,11 +18,15 @@ from openivr.api.deps import AccountAuth, Auth, Ctx, Db, Principal
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
+from openivr.api.tts import render_text, rendered_link
 from openivr.apps import validation as v
+from openivr.apps.catalogue import VOICES
+from openivr.apps.promptaudio import PromptSounds
 from openivr.audio.wav import MAX_UPLOAD_BYTES, AudioFormatError, parse_wav
 from openivr.store import ids
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import clear_referrers, referrers
+from openivr.store.snapshot import load_snapshot
 from openivr.store.voiceapps import format_date
 
 log = logging.getLogger(__name__)
@@ -61,9 +65,10 @@ def audio_error(exc: AudioFormatError) -> ApiError:
     return ApiError(code, f"file: {exc.detail}", status)
 
 
-def prompt_view(p: Prompt, ctx: ServerContext) -> dict[str, Any]:
-    """The public shape of a prompt, with its message details."""
-    describe = ctx.services.get("describe_default")
+def prompt_view(
+    p: Prompt, ctx: ServerContext, default: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The public shape of a prompt, with its message details (or its default's)."""
     view: dict[str, Any] = {
         "prompt_id": p.prompt_id,
         "type": p.prompt_type,
@@ -92,20 +97,53 @@ def prompt_view(p: Prompt, ctx: ServerContext) -> dict[str, Any]:
         )
         if p.message_source == "tts":
             view.update(message_text=p.message_text, message_voice=p.message_voice)
-    elif describe is not None:
-        view.update(exists=False, record_id="", **describe(p))
+    elif default is not None:
+        view.update(exists=False, record_id="", **default)
     else:
         view.update(
             exists=False,
             record_id="",
             file_name="",
-            file_details="no custom message; the default recording plays",
+            file_details="no message: this custom prompt is silent until one is set",
             play_path="",
             audio_length=0,
             size=0,
             message_url="",
         )
     return view
+
+
+async def defaults_of(
+    ctx: ServerContext, db: AsyncSession, prompts: list[Prompt]
+) -> dict[str, dict[str, Any]]:
+    """Details of the default recordings of standard prompts without a custom message."""
+    need = [p for p in prompts if not p.message_key and p.prompt_type == "standard"]
+    if not need:
+        return {}
+    snapshot = await load_snapshot(db, need[0].account_id)
+    sounds: PromptSounds = ctx.services["sounds"]
+    found: dict[str, dict[str, Any]] = {}
+    for p in need:
+        ref = snapshot.config.prompt(p.account_id, p.prompt_id)
+        app = snapshot.apps.get(p.app_id)
+        if ref is None or app is None:
+            continue
+        voice = app.config.get("voice", "en")
+        sound = await sounds.resolve_async(snapshot, ref, voice)
+        if sound is None:
+            continue
+        path, url = rendered_link(ctx, sound.cache_key)
+        found[p.prompt_id] = {
+            "file_name": f"default-{p.key}-{voice}.wav",
+            "file_details": f"default recording in voice {voice} (eSpeak NG): {sound.text}",
+            "default_text": sound.text,
+            "default_voice": voice,
+            "play_path": path,
+            "audio_length": round(sound.audio.duration, 3),
+            "size": round((len(sound.audio.pcm) * 2 + 44) / 1024, 1),
+            "message_url": url,
+        }
+    return found
 
 
 async def _app(db: AsyncSession, account_id: str, app_id: str) -> VoiceApp:
@@ -144,7 +182,8 @@ async def list_prompts(
             .order_by(Prompt.prompt_type.desc(), Prompt.created_at)
         )
     ).all()
-    return success(request, [prompt_view(p, ctx) for p in prompts])
+    defaults = await defaults_of(ctx, db, list(prompts))
+    return success(request, [prompt_view(p, ctx, defaults.get(p.prompt_id)) for p in prompts])
 
 
 @router.post("/account/{account_id}/voiceapp/{app_id}/prompt", responses=answers(PromptOut))
@@ -190,7 +229,8 @@ async def _get(
     app_id: str | None,
 ) -> JSONResponse:
     prompt = await _prompt(db, who, prompt_id, app_id)
-    return success(request, prompt_view(prompt, ctx), resource="prompt")
+    defaults = await defaults_of(ctx, db, [prompt])
+    return success(request, prompt_view(prompt, ctx, defaults.get(prompt_id)), resource="prompt")
 
 
 async def _put(
@@ -361,6 +401,25 @@ async def _upload(request: Request) -> tuple[str, bytes]:
     return upload.filename or "upload.wav", data
 
 
+async def _text_request(request: Request, db: AsyncSession, prompt: Prompt) -> tuple[str, str]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError("malformed_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise v.FieldError("body", 'must be an object {"text", "voice"}')
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise v.FieldError("text", "is required and must be a string")
+    voice = body.get("voice")
+    if voice is None:
+        app = await db.get(VoiceApp, prompt.app_id)
+        voice = (app.config.get("voice") if app else None) or "en"
+    if not isinstance(voice, str) or voice not in VOICES:
+        raise v.FieldError("voice", f"must be one of {', '.join(VOICES)}")
+    return text, voice
+
+
 async def _set_message(
     request: Request,
     who: Principal,
@@ -383,13 +442,10 @@ async def _set_message(
             raise audio_error(exc) from None
         source, text, voice, size = "upload", "", "", len(data)
     elif ctype.startswith("application/json"):
-        synth = ctx.services.get("synthesize_message")
-        if synth is None:
-            raise ApiError(
-                "unsupported_media_type", "text to speech is not available on this server"
-            )
-        key, prepared, text, voice = await synth(request, prompt)
-        file_name, source, size = "tts.wav", "tts", len(prepared.wav_bytes())
+        text, voice = await _text_request(request, db, prompt)
+        rendered = await render_text(ctx, text, voice)
+        key, prepared = await asyncio.to_thread(store.save_prepared_message, prompt_id, rendered)
+        file_name, source, size = "tts.wav", "tts", len(prepared.pcm) * 2 + 44
     else:
         raise ApiError(
             "unsupported_media_type",

@@ -15,6 +15,7 @@ from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import voiceapp as va
+from openivr.apps.promptaudio import warm_in_background
 from openivr.apps.validation import FieldError
 from openivr.settings import Settings
 from openivr.store.models import Prompt, VoiceApp, utcnow
@@ -145,6 +146,7 @@ async def create_voiceapp(
     name, cfg = va.build_config(app_type, data, refs)
     app = await create_app(db, account_id, app_type, name or "", cfg)
     await db.commit()
+    warm_in_background(ctx.sessions, ctx.services["sounds"], account_id, app.app_id)
     return success(request, app_view(app, ctx.settings), status=201, headers={"ETag": etag(app)})
 
 
@@ -205,6 +207,8 @@ async def put_voiceapp(
         raise ApiError("precondition_failed", "the app is changing too often; retry")
     db.expunge_all()
     app = await load_app(db, account_id, app_id)
+    # Menus name what their digits lead to: re-render while the change is fresh.
+    warm_in_background(ctx.sessions, ctx.services["sounds"], account_id, app_id)
     return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
 
 

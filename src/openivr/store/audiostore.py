@@ -44,6 +44,15 @@ class AudioStore:
         prepared = prepare(normalise(audio), stem)
         return key, prepared
 
+    def save_prepared_message(
+        self, prompt_id: str, audio: PreparedAudio
+    ) -> tuple[str, PreparedAudio]:
+        """Persist already-normalised audio (a TTS rendering) as a prompt's message."""
+        record_id = secrets.token_hex(6)
+        key = f"{prompt_id}/{record_id}"
+        audio.save(self.prompt_stem(key))
+        return key, audio
+
     def load_prompt_message(self, message_key: str) -> PreparedAudio:
         """The prepared audio of a stored message."""
         return PreparedAudio.load(self.prompt_stem(message_key))

@@ -1,0 +1,143 @@
+"""What a prompt sounds like: its custom message, or its default recording in a voice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from openivr.apps.catalogue import STANDARD_PROMPTS
+from openivr.apps.voiceapp import MENU_DIGITS
+from openivr.audio.cache import RenderCache
+from openivr.audio.prepared import PreparedAudio
+from openivr.audio.texts import default_text, menu_text
+from openivr.engine.config import PromptRef
+from openivr.store.audiostore import AudioStore
+from openivr.store.snapshot import AccountSnapshot, load_snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromptSound:
+    """A resolved prompt: the words (when known), where they come from, and the audio."""
+
+    text: str | None
+    source: str  # upload | tts | default
+    voice: str
+    audio: PreparedAudio
+    cache_key: str = ""  # for defaults: the render cache entry
+
+
+def _spoken_name(snapshot: AccountSnapshot, action: dict[str, str]) -> str | None:
+    kind, to, ident = action.get("action"), action.get("to"), action.get("id", "")
+    if kind == "call" and to == "user":
+        user = snapshot.users.get(ident)
+        return (f"{user.fname} {user.lname}".strip() or None) if user else None
+    if kind == "call" and to in ("phnum", "other"):
+        return " ".join(ident.lstrip("+"))
+    if kind == "call" and to == "sip":
+        return ident.split(":", 1)[-1].split("@", 1)[0]
+    if kind == "connect":
+        app = snapshot.apps.get(ident)
+        return app.name if app else None
+    if kind == "play":
+        return snapshot.prompt_names.get(ident)
+    return None
+
+
+def menu_prompt_text(snapshot: AccountSnapshot, app_id: str, voice: str) -> str:
+    """The default menu prompt built from where each digit leads."""
+    app = snapshot.apps[app_id]
+    options: list[tuple[str, str]] = []
+    for slot, key in MENU_DIGITS.items():
+        name = _spoken_name(snapshot, app.config.get("menu", {}).get(slot, {}))
+        if name:
+            options.append((key, name))
+    return menu_text(voice, options, app.config.get("get_extension") == "yes")
+
+
+class PromptSounds:
+    """Resolves prompts to audio for the simulator, the API and live calls."""
+
+    def __init__(self, store: AudioStore, cache: RenderCache):
+        self.store = store
+        self.cache = cache
+
+    def default_text(self, snapshot: AccountSnapshot, prompt: PromptRef, voice: str) -> str:
+        """The words of a standard prompt's default recording in a voice."""
+        app = snapshot.apps[prompt.app_id]
+        if prompt.key == "menu" and app.app_type == "ivr":
+            return menu_prompt_text(snapshot, app.app_id, voice)
+        return default_text(voice, prompt.key or "", app.app_type)
+
+    def text(self, snapshot: AccountSnapshot, prompt: PromptRef, voice: str) -> str | None:
+        """The words a caller hears, when they are known (not for uploaded recordings)."""
+        message = snapshot.messages.get(prompt.prompt_id)
+        if message is not None:
+            return message.text or None
+        if prompt.key and prompt.app_id in snapshot.apps:
+            return self.default_text(snapshot, prompt, voice)
+        return None
+
+    def resolve(
+        self, snapshot: AccountSnapshot, prompt: PromptRef, voice: str
+    ) -> PromptSound | None:
+        """The audio of a prompt (rendering a default on a cache miss); None if it has none."""
+        message = snapshot.messages.get(prompt.prompt_id)
+        if message is not None:
+            audio = self.store.load_prompt_message(message.key)
+            return PromptSound(message.text or None, message.source, message.voice or voice, audio)
+        if not prompt.key or prompt.app_id not in snapshot.apps:
+            return None
+        words = self.default_text(snapshot, prompt, voice)
+        audio = self.cache.render(voice, words)
+        return PromptSound(words, "default", voice, audio, self.cache.key(voice, words))
+
+    async def resolve_async(
+        self, snapshot: AccountSnapshot, prompt: PromptRef, voice: str
+    ) -> PromptSound | None:
+        """resolve() without blocking the event loop on a render or a file read."""
+        message = snapshot.messages.get(prompt.prompt_id)
+        if message is None and prompt.key and prompt.app_id in snapshot.apps:
+            words = self.default_text(snapshot, prompt, voice)
+            audio = await self.cache.render_async(voice, words)
+            return PromptSound(words, "default", voice, audio, self.cache.key(voice, words))
+        return await asyncio.to_thread(self.resolve, snapshot, prompt, voice)
+
+
+async def warm_app(
+    sessions: async_sessionmaker[AsyncSession], sounds: PromptSounds, account_id: str, app_id: str
+) -> int:
+    """Render an app's default prompts now (after a change) so calls find them cached."""
+    async with sessions() as db:
+        snapshot = await load_snapshot(db, account_id)
+    app = snapshot.config.app(app_id)
+    if app is None:
+        return 0
+    rendered = 0
+    for standard in STANDARD_PROMPTS.get(app.app_type, ()):
+        ref = snapshot.config.standard_prompt(app_id, standard.key)
+        if ref is not None and await sounds.resolve_async(snapshot, ref, app.voice) is not None:
+            rendered += 1
+    return rendered
+
+
+_background: set[asyncio.Task[int]] = set()
+
+
+def warm_in_background(
+    sessions: async_sessionmaker[AsyncSession], sounds: PromptSounds, account_id: str, app_id: str
+) -> None:
+    """Start warm_app without waiting; failures are logged, never raised to the request."""
+
+    def _done(task: asyncio.Task[int]) -> None:
+        _background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("rendering the prompts of %s failed: %s", app_id, task.exception())
+
+    task = asyncio.get_running_loop().create_task(warm_app(sessions, sounds, account_id, app_id))
+    _background.add(task)
+    task.add_done_callback(_done)

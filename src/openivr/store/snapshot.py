@@ -1,0 +1,95 @@
+"""An account's configuration loaded once for a call or a simulation (the engine's CallConfig)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openivr.engine.config import AppConfig, PromptRef, StaticConfig, UserConfig
+from openivr.store.models import Prompt, User, VoiceApp
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A prompt's custom message as the store keeps it."""
+
+    key: str
+    source: str
+    text: str
+    voice: str
+
+
+@dataclass
+class AccountSnapshot:
+    """The engine's view of one account plus what it takes to voice its prompts."""
+
+    account_id: str
+    config: StaticConfig
+    apps: dict[str, VoiceApp] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    prompt_names: dict[str, str] = field(default_factory=dict)
+    messages: dict[str, StoredMessage] = field(default_factory=dict)
+
+    def app_row(self, app_id: str) -> VoiceApp | None:
+        """The stored app behind an engine AppConfig."""
+        return self.apps.get(app_id)
+
+
+# Counts voicemails per mailbox; the delivery layer provides it once installed.
+MessageCounter = Callable[[AsyncSession, list[str]], Awaitable[dict[str, int]]]
+
+
+def _view(app: VoiceApp) -> dict[str, object]:
+    return {"app_id": app.app_id, "app_type": app.app_type, "name": app.name, **app.config}
+
+
+async def load_snapshot(
+    db: AsyncSession, account_id: str, count_messages: MessageCounter | None = None
+) -> AccountSnapshot:
+    """Read every app, user and prompt of an account in three queries."""
+    apps = (await db.scalars(select(VoiceApp).where(VoiceApp.account_id == account_id))).all()
+    users = (await db.scalars(select(User).where(User.account_id == account_id))).all()
+    prompts = (await db.scalars(select(Prompt).where(Prompt.account_id == account_id))).all()
+    engine_apps = [AppConfig.from_api(_view(a), account_id=account_id) for a in apps]
+    engine_users = [
+        UserConfig(
+            user_id=u.user_id,
+            account_id=account_id,
+            name=f"{u.fname} {u.lname}".strip() or u.email,
+            extension=u.extension,
+            sip_uri=u.sip_uri,
+            phnum=u.phnum,
+        )
+        for u in users
+    ]
+    refs = []
+    messages: dict[str, StoredMessage] = {}
+    for p in prompts:
+        if p.message_key:
+            messages[p.prompt_id] = StoredMessage(
+                p.message_key, p.message_source, p.message_text, p.message_voice
+            )
+        refs.append(
+            PromptRef(
+                prompt_id=p.prompt_id,
+                app_id=p.app_id,
+                account_id=account_id,
+                name=p.name,
+                key=p.key or None,
+                text=p.message_text or None,
+                has_audio=bool(p.message_key) or p.prompt_type == "standard",
+            )
+        )
+    mailboxes = [a.app_id for a in apps if a.app_type == "mailbox"]
+    counts = await count_messages(db, mailboxes) if count_messages and mailboxes else {}
+    return AccountSnapshot(
+        account_id=account_id,
+        config=StaticConfig(engine_apps, engine_users, refs, counts),
+        apps={a.app_id: a for a in apps},
+        users={u.user_id: u for u in users},
+        prompt_names={p.prompt_id: p.name for p in prompts},
+        messages=messages,
+    )
