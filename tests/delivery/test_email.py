@@ -114,7 +114,8 @@ def test_permanent_refusal_ends_failed_and_stays_visible(tmp_path: Path, mail: M
 def test_without_smtp_messages_wait_then_go_when_configured(
     tmp_path: Path, mail: MailServer
 ) -> None:
-    for node in run_node(node_settings(tmp_path)):
+    first = node_settings(tmp_path)
+    for node in run_node(first):
         acc = node.account()
         app_id = node.mailbox(acc, deliver_to="email", deliver_to_details="later@example.com")
         msg_id = node.deposit(acc.account_id, app_id)
@@ -123,7 +124,7 @@ def test_without_smtp_messages_wait_then_go_when_configured(
         assert view["delivery_state"] == "not_configured"
     assert not mail.handler.messages
     # The same data dir, restarted with SMTP configured.
-    for node in run_node(node_settings(tmp_path, smtp_url=mail.url)):
+    for node in run_node(node_settings(tmp_path, smtp_url=mail.url, secret=first.secret)):
         node.wait_state(acc, app_id, msg_id, _delivered)
         [received] = mail.wait_for(1)
         assert received["To"] == "later@example.com"

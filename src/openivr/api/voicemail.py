@@ -84,7 +84,8 @@ def _time(name: str, value: str | None) -> datetime | None:
         raise ApiError(
             "invalid_field", f"{name}: {value!r} is not an ISO 8601 time (2024-05-01T12:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # Compared in UTC: SQLite compares stored times as text.
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def _detail(ctx: ServerContext, db: AsyncSession, msg: vm.Voicemail) -> dict[str, Any]:

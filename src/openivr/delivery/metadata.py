@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,10 +20,10 @@ from openivr.store.voicemail import (
 
 
 def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, or None."""
+    """ISO 8601 in UTC to the millisecond with a Z, or None."""
     if value is None:
         return None
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def audio_path(account_id: str, app_id: str, message_id: str) -> str:
