@@ -1,0 +1,51 @@
+"""Voicemail webhooks: signed JSON POSTs, retried until the receiver accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from tests.delivery.conftest import VoicemailNode, WebhookReceiver, node_settings, run_node
+
+from openivr.delivery.webhook import SIGNATURE_HEADER, verify, webhook_key
+
+
+def test_webhook_is_signed_and_retried_until_accepted(
+    node: VoicemailNode, webhook: WebhookReceiver
+) -> None:
+    webhook.fail_with = [500, 503, 429]
+    acc = node.account()
+    app_id = node.mailbox(acc, deliver_to="", webhook_url=webhook.url)
+    msg_id = node.deposit(acc.account_id, app_id, caller="+15551234567")
+    view = node.wait_state(acc, app_id, msg_id, lambda v: v["delivery_state"] == "delivered")
+    [delivery] = view["delivery"]
+    assert delivery["channel"] == "webhook" and delivery["attempts"] == 4
+    assert "HTTP 500" in delivery["history"][0]["error"]
+
+    [(headers, body)] = webhook.delivered()
+    key = webhook_key(node.settings.secret.encode())
+    assert verify(key, body, headers[SIGNATURE_HEADER])
+    assert not verify(key, body + b" ", headers[SIGNATURE_HEADER])
+    assert not verify(webhook_key(b"another secret"), body, headers[SIGNATURE_HEADER])
+    event = json.loads(body)
+    assert event["event"] == "voicemail.new"
+    message = event["message"]
+    assert message["message_id"] == msg_id and message["caller"] == "+15551234567"
+    # The signed audio URL plays without a token.
+    audio = httpx.get(message["audio_url"])
+    assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+    # Every try carried the same delivery id, so a receiver can drop repeats.
+    ids = {h["X-OpenIVR-Delivery"] for h, _b, _s in webhook.requests}
+    assert ids == {delivery["delivery_id"]}
+
+
+def test_webhook_refused_with_4xx_ends_failed(tmp_path: Path, webhook: WebhookReceiver) -> None:
+    webhook.fail_with = [410] * 1000
+    settings = node_settings(tmp_path, extra={"delivery_refused_retry_for": 0.3})
+    for node in run_node(settings):
+        acc = node.account()
+        app_id = node.mailbox(acc, deliver_to="", webhook_url=webhook.url)
+        msg_id = node.deposit(acc.account_id, app_id)
+        view = node.wait_state(acc, app_id, msg_id, lambda v: v["delivery_state"] == "failed")
+        assert "HTTP 410" in view["delivery"][0]["last_error"]
