@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -60,3 +61,55 @@ def register(
         return 0
 
     build.set_defaults(func=_build)
+
+    sim = sub.add_parser(
+        "simulate", help="simulate a call through a voice app and print what happens"
+    )
+    sim.add_argument("app_id")
+    sim.add_argument("--keys", default="", help="keys pressed in order, e.g. 12#")
+    sim.add_argument("--account", help="account id (default: the app's own)")
+    sim.add_argument("--caller", default="+10000000000")
+    sim.add_argument("--json", action="store_true", help="print the transcript as JSON")
+    add_store_flags(sim)
+
+    def _simulate(args: argparse.Namespace) -> int:
+        try:
+            transcript = asyncio.run(
+                _simulate_call(settings_of(args), args.app_id, args.keys, args.account, args.caller)
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(transcript.to_dict(), indent=2) if args.json else transcript.render_text())
+        return 0
+
+    sim.set_defaults(func=_simulate)
+
+
+async def _simulate_call(
+    settings: Settings, app_id: str, keys: str, account_id: str | None, caller: str
+) -> Any:
+    from openivr.apps import simulation
+    from openivr.apps.promptaudio import PromptSounds
+    from openivr.audio.cache import RenderCache
+    from openivr.audio.tts import SpeechEngine
+    from openivr.store.audiostore import AudioStore
+    from openivr.store.db import open_database
+    from openivr.store.models import VoiceApp
+    from openivr.store.snapshot import load_snapshot
+
+    sounds = PromptSounds(
+        AudioStore(settings.audio_dir),
+        RenderCache(settings.audio_dir / "rendered", SpeechEngine()),
+    )
+    async with open_database(settings.effective_database_url) as (_engine, sessions):
+        async with sessions() as db:
+            app = await db.get(VoiceApp, app_id)
+            if app is None or (account_id is not None and app.account_id != account_id):
+                raise ValueError(
+                    f"no voice app {app_id!r}" + (f" in account {account_id}" if account_id else "")
+                )
+            snapshot = await load_snapshot(db, app.account_id)
+    return await asyncio.to_thread(
+        simulation.run, snapshot, sounds, app_id, caller, app.shortcode, keys
+    )

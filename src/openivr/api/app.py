@@ -15,7 +15,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openivr import __version__
-from openivr.api import accounts, auth, globaldata, phonenumbers, prompts, tts, users, voiceapps
+from openivr.api import (
+    accounts,
+    auth,
+    flows,
+    globaldata,
+    phonenumbers,
+    prompts,
+    tts,
+    users,
+    voiceapps,
+)
 from openivr.api.context import ServerContext
 from openivr.api.envelope import failure
 from openivr.api.errors import ApiError
@@ -132,7 +142,17 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (auth, accounts, users, voiceapps, prompts, phonenumbers, tts, globaldata):
+    for module in (
+        auth,
+        accounts,
+        users,
+        voiceapps,
+        flows,
+        prompts,
+        phonenumbers,
+        tts,
+        globaldata,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -1,0 +1,114 @@
+"""Beyond the hosted service: simulate a call, validate an app, draw its flow."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+
+from openivr.api.deps import AccountAuth, Ctx, Db
+from openivr.api.docs import Loose, answers
+from openivr.api.envelope import success
+from openivr.api.errors import ApiError
+from openivr.api.voiceapps import load_app
+from openivr.apps import simulation
+from openivr.apps.validation import FieldError
+from openivr.engine.graph import graph
+from openivr.engine.simulator import SimulationError, TimelineError
+from openivr.engine.validate import validate
+from openivr.store.snapshot import load_snapshot
+
+router = APIRouter(tags=["voiceapp"])
+
+
+class SimulateIn(BaseModel):
+    """A simulated call: who calls, and what they press when."""
+
+    model_config = ConfigDict(extra="ignore")
+    caller: str | None = None
+    dialed: str | None = None
+    keys: str | None = None
+    timeline: list[dict[str, Any] | str] | None = None
+
+
+@router.post(
+    "/account/{account_id}/voiceapp/{app_id}/simulate",
+    responses=answers(Loose) | {200: {"content": {"audio/wav": {}, "application/json": {}}}},
+)
+async def simulate_call(
+    request: Request,
+    account_id: str,
+    app_id: str,
+    body: SimulateIn,
+    who: AccountAuth,
+    ctx: Ctx,
+    db: Db,
+    format: Annotated[
+        Literal["json", "wav"], Query(description="json transcript or the audio")
+    ] = "json",
+) -> Response:
+    """Run the call engine on the saved configuration with simulated time."""
+    app = await load_app(db, account_id, app_id)
+    if app.app_type == "sysprompt":
+        raise FieldError("app_id", "a sysprompt app does not take calls")
+    if body.keys is not None and body.timeline is not None:
+        raise FieldError("timeline", "give keys or timeline, not both")
+    timeline: Any = body.timeline if body.timeline is not None else (body.keys or "")
+    snapshot = await load_snapshot(db, account_id, ctx.services.get("count_messages"))
+    sounds = ctx.services["sounds"]
+    dialed = body.dialed or app.shortcode
+    try:
+        transcript = await asyncio.to_thread(
+            simulation.run, snapshot, sounds, app_id, body.caller or "anonymous", dialed, timeline
+        )
+    except (TimelineError, SimulationError) as exc:
+        raise ApiError("invalid_field", str(exc)) from None
+    if format == "wav":
+        wav = await asyncio.to_thread(simulation.render_wav, transcript, snapshot, sounds)
+        return Response(wav, media_type="audio/wav")
+    return success(request, transcript.to_dict(), resource="simulate")
+
+
+@router.get("/account/{account_id}/voiceapp/{app_id}/validate", responses=answers(Loose))
+async def validate_app(
+    request: Request, account_id: str, app_id: str, who: AccountAuth, ctx: Ctx, db: Db
+) -> JSONResponse:
+    """The problems a caller would meet in this app, before they meet them."""
+    await load_app(db, account_id, app_id)
+    snapshot = await load_snapshot(db, account_id, ctx.services.get("count_messages"))
+    problems = [p.to_dict() for p in validate(snapshot.config, app_id)]
+    return success(
+        request,
+        {
+            "app_id": app_id,
+            "ok": not any(p["severity"] == "error" for p in problems),
+            "problems": problems,
+        },
+        resource="validate",
+    )
+
+
+@router.get("/account/{account_id}/voiceapp/{app_id}/graph", responses=answers(Loose))
+async def draw_graph(
+    request: Request,
+    account_id: str,
+    app_id: str,
+    who: AccountAuth,
+    ctx: Ctx,
+    db: Db,
+    format: Annotated[Literal["json", "mermaid", "dot"], Query()] = "json",
+) -> Response:
+    """The flow from this app through every app it reaches, as JSON, Mermaid or Graphviz dot."""
+    await load_app(db, account_id, app_id)
+    snapshot = await load_snapshot(db, account_id)
+    drawn = graph(snapshot.config, app_id)
+    if format == "mermaid":
+        return Response(drawn.to_mermaid(), media_type="text/plain; charset=utf-8")
+    if format == "dot":
+        return Response(drawn.to_dot(), media_type="text/vnd.graphviz; charset=utf-8")
+    import json
+
+    return success(request, json.loads(drawn.to_json()), resource="graph")

@@ -1,0 +1,80 @@
+"""Simulated calls against saved configuration: the transcript and the audio a caller hears."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from openivr.apps.promptaudio import PromptSounds
+from openivr.audio import tones
+from openivr.audio.wav import write_wav
+from openivr.engine.config import PromptRef, StaticConfig
+from openivr.engine.simulator import Transcript, parse_timeline, simulate
+from openivr.store.snapshot import AccountSnapshot
+
+RATE = 8000
+
+
+def _voice_of(snapshot: AccountSnapshot, prompt: PromptRef) -> str:
+    app = snapshot.config.app(prompt.app_id)
+    return app.voice if app is not None else "en"
+
+
+def with_default_texts(snapshot: AccountSnapshot, sounds: PromptSounds) -> StaticConfig:
+    """The snapshot's config with the words of every default recording filled in."""
+    cfg = snapshot.config
+    prompts = []
+    for ref in cfg.prompts.values():
+        if ref.text is None and ref.key:
+            ref = replace(ref, text=sounds.text(snapshot, ref, _voice_of(snapshot, ref)))
+        prompts.append(ref)
+    users = list(cfg.users.values())
+    return StaticConfig(cfg.apps.values(), users, prompts, cfg.message_counts)
+
+
+def run(
+    snapshot: AccountSnapshot,
+    sounds: PromptSounds,
+    app_id: str,
+    caller: str,
+    dialed: str,
+    timeline: Any,
+) -> Transcript:
+    """Simulate a call with real prompt lengths (renders defaults that are not cached yet)."""
+    steps = parse_timeline(timeline)
+
+    def duration(prompt: PromptRef, voice: str) -> float:
+        sound = sounds.resolve(snapshot, prompt, voice)
+        return sound.audio.duration if sound is not None else 0.0
+
+    config = with_default_texts(snapshot, sounds)
+    return simulate(config, app_id, caller, dialed, steps, duration, account_id=snapshot.account_id)
+
+
+def render_wav(transcript: Transcript, snapshot: AccountSnapshot, sounds: PromptSounds) -> bytes:
+    """What the caller heard, in order, with the silences: one 8 kHz mono WAV."""
+    parts: list[NDArray[np.int16]] = []
+    for segment in transcript.audio:
+        samples = int(round(segment.duration * RATE))
+        if samples <= 0:
+            continue
+        piece: NDArray[np.int16]
+        if segment.kind == "prompt" and segment.prompt is not None:
+            sound = sounds.resolve(snapshot, segment.prompt, segment.voice or "en")
+            pcm = sound.audio.pcm if sound is not None else np.zeros(0, dtype=np.int16)
+            piece = pcm[:samples]
+        elif segment.kind == "beep":
+            piece = tones.beep()[:samples]
+        elif segment.kind == "ringback":
+            cycles = int(segment.duration // 5) + 1
+            piece = tones.ringback(cycles)[:samples]
+        else:
+            piece = np.zeros(samples, dtype=np.int16)
+        if len(piece) < samples:
+            piece = np.concatenate([piece, np.zeros(samples - len(piece), dtype=np.int16)])
+        parts.append(piece)
+    audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+    return write_wav(audio, RATE)

@@ -1,0 +1,134 @@
+"""Simulate, validate and graph over the API, and `openivr simulate` on the command line."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Account, RunningServer
+
+
+def _apps(server: RunningServer, acc: Account) -> dict[str, dict[str, Any]]:
+    r = server.client.get(f"/account/{acc.account_id}/voiceapp", headers=acc.headers)
+    return {a["name"]: a for a in r.json()["response"]}
+
+
+def test_simulate_pressing_1_leaves_a_voicemail(server: RunningServer) -> None:
+    acc = server.account()
+    menu = _apps(server, acc)["Main menu"]
+    url = f"/account/{acc.account_id}/voiceapp/{menu['app_id']}/simulate"
+    body = {"caller": "+46701234567", "timeline": [{"key": "1", "during": "menu"}, {"record": 4}]}
+    r = server.client.post(url, headers=acc.headers, json=body)
+    assert r.status_code == 200, r.text
+    t = r.json()["response"]
+    assert t["outcome"]["kind"] == "voicemail" and 3.5 <= t["outcome"]["voicemail_seconds"] <= 4.5
+    prompts = [e for e in t["entries"] if e["kind"] == "prompt"]
+    assert prompts[0]["prompt_text"] == "Welcome, and thank you for calling."
+    assert (
+        prompts[1]["prompt_text"] == "For Voice Mail, press 1."
+        and prompts[1]["interrupted"] is True
+    )
+    entered = [e["app_id"] for e in t["entries"] if e["kind"] == "app"]
+    assert entered == [menu["app_id"], menu["menu"]["digit_1"]["id"]]
+    wav = server.client.post(url + "?format=wav", headers=acc.headers, json=body)
+    assert wav.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(wav.content)) as w:
+        assert w.getframerate() == 8000
+        assert abs(w.getnframes() / 8000 - t["total_seconds"]) < 0.1
+
+
+def test_simulate_invalid_key_then_timeout(server: RunningServer) -> None:
+    acc = server.account()
+    menu = _apps(server, acc)["Main menu"]
+    r = server.client.post(
+        f"/account/{acc.account_id}/voiceapp/{menu['app_id']}/simulate",
+        headers=acc.headers,
+        json={"keys": "7"},
+    )
+    t = r.json()["response"]
+    keys = [e for e in t["entries"] if e["kind"] == "key"]
+    assert "invalid" in keys[0]["text"]
+    assert any(
+        e.get("prompt_text") == "Sorry, that is not a valid option. Please try again."
+        for e in t["entries"]
+    )
+    assert t["outcome"]["kind"] == "hangup"
+
+
+def test_simulate_bad_input(server: RunningServer) -> None:
+    acc = server.account()
+    apps = _apps(server, acc)
+    base = f"/account/{acc.account_id}/voiceapp"
+    r = server.client.post(
+        f"{base}/{apps['Main menu']['app_id']}/simulate", headers=acc.headers, json={"keys": "1x"}
+    )
+    assert r.status_code == 400 and "timeline" in r.json()["response"]["detail"]
+    r = server.client.post(
+        f"{base}/{apps['System Prompt']['app_id']}/simulate", headers=acc.headers, json={}
+    )
+    assert r.status_code == 400
+    r = server.client.post(f"{base}/VAnothere/simulate", headers=acc.headers, json={})
+    assert r.status_code == 404
+
+
+def test_validate_finds_a_user_nobody_can_reach(server: RunningServer) -> None:
+    acc = server.account()
+    menu = _apps(server, acc)["Main menu"]
+    base = f"/account/{acc.account_id}/voiceapp/{menu['app_id']}"
+    ok = server.client.get(f"{base}/validate", headers=acc.headers).json()["response"]
+    assert ok["ok"] is True
+    server.client.put(
+        base,
+        headers=acc.headers,
+        json={"menu": {"digit_2": {"action": "call", "to": "user", "id": acc.user_id}}},
+    )
+    found = server.client.get(f"{base}/validate", headers=acc.headers).json()["response"]
+    assert any(p["field"] == "menu.digit_2" for p in found["problems"]), found
+
+
+def test_graph_formats(server: RunningServer) -> None:
+    acc = server.account()
+    apps = _apps(server, acc)
+    base = f"/account/{acc.account_id}/voiceapp/{apps['Main menu']['app_id']}/graph"
+    mermaid = server.client.get(base + "?format=mermaid", headers=acc.headers)
+    assert mermaid.status_code == 200 and mermaid.text.startswith(("graph", "flowchart"))
+    assert "Voice Mail" in mermaid.text and "-->" in mermaid.text
+    dot = server.client.get(base + "?format=dot", headers=acc.headers)
+    assert "digraph" in dot.text
+    js = server.client.get(base, headers=acc.headers).json()["response"]
+    assert js
+
+
+def test_cli_simulate_prints_the_transcript(tmp_path: Path) -> None:
+    env = dict(os.environ, OPENIVR_DATA_DIR=str(tmp_path / "data"))
+    cli = [sys.executable, "-m", "openivr.cli"]
+    created = subprocess.run(
+        cli + ["account", "create", "--email", "cli@example.com", "--password", "secret12"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "account_id" in created.stdout
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "data" / "openivr.db")
+    app_id = db.execute("select app_id from voiceapp where name='Main menu'").fetchone()[0]
+    out = subprocess.run(
+        cli + ["simulate", app_id, "--keys", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "For Voice Mail, press 1." in out.stdout
+    assert "menu option 1" in out.stdout and "Outcome:" in out.stdout
+    bad = subprocess.run(
+        cli + ["simulate", "VAnope", "--keys", "1"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "no voice app" in bad.stderr
