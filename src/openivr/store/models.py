@@ -147,3 +147,25 @@ class PhoneNumber(Base):
     connect_to_type: Mapped[str] = mapped_column(String(20), default="")
     connect_to: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CallRecord(Base):
+    """One call: who called what, where it went, what was pressed, how it ended."""
+
+    __tablename__ = "call_record"
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(200), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(20), index=True, nullable=True)
+    from_number: Mapped[str] = mapped_column(String(200), default="")
+    to_number: Mapped[str] = mapped_column(String(200), default="")
+    node: Mapped[str] = mapped_column(String(100), default="")
+    apps: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keys: Mapped[str] = mapped_column(String(500), default="")
+    outcome: Mapped[str] = mapped_column(String(40), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    transfers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    sip_status: Mapped[int] = mapped_column(Integer, default=0)
+    ended_by: Mapped[str] = mapped_column(String(20), default="")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
