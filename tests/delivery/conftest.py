@@ -51,9 +51,12 @@ class MailHandler:
         self.messages: list[EmailMessage] = []
         self.refuse: str | None = None
         self.refused = 0
+        self.delay = 0.0
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             if self.refuse:
                 self.refused += 1
