@@ -18,6 +18,7 @@ from openivr import __version__
 from openivr.api import (
     accounts,
     auth,
+    calls,
     flows,
     globaldata,
     phonenumbers,
@@ -151,6 +152,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
         prompts,
         phonenumbers,
         tts,
+        calls,
         globaldata,
     ):
         app.include_router(module.router)

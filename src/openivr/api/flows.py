@@ -57,7 +57,7 @@ async def simulate_call(
     if body.keys is not None and body.timeline is not None:
         raise FieldError("timeline", "give keys or timeline, not both")
     timeline: Any = body.timeline if body.timeline is not None else (body.keys or "")
-    snapshot = await load_snapshot(db, account_id, ctx.services.get("count_messages"))
+    snapshot = await load_snapshot(db, account_id)
     sounds = ctx.services["sounds"]
     dialed = body.dialed or app.shortcode
     try:
@@ -78,7 +78,7 @@ async def validate_app(
 ) -> JSONResponse:
     """The problems a caller would meet in this app, before they meet them."""
     await load_app(db, account_id, app_id)
-    snapshot = await load_snapshot(db, account_id, ctx.services.get("count_messages"))
+    snapshot = await load_snapshot(db, account_id)
     problems = [p.to_dict() for p in validate(snapshot.config, app_id)]
     return success(
         request,

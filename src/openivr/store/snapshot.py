@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.engine.config import AppConfig, PromptRef, StaticConfig, UserConfig
@@ -38,8 +38,20 @@ class AccountSnapshot:
         return self.apps.get(app_id)
 
 
-# Counts voicemails per mailbox; the delivery layer provides it once installed.
+# Counts voicemails per mailbox (the engine's "mailbox full" rule).
 MessageCounter = Callable[[AsyncSession, list[str]], Awaitable[dict[str, int]]]
+
+
+async def count_messages(db: AsyncSession, app_ids: list[str]) -> dict[str, int]:
+    """Messages held per mailbox."""
+    from openivr.store.voicemail import Voicemail
+
+    rows = await db.execute(
+        select(Voicemail.app_id, func.count())
+        .where(Voicemail.app_id.in_(app_ids))
+        .group_by(Voicemail.app_id)
+    )
+    return {app_id: int(n) for app_id, n in rows.all()}
 
 
 def _view(app: VoiceApp) -> dict[str, object]:
@@ -47,7 +59,7 @@ def _view(app: VoiceApp) -> dict[str, object]:
 
 
 async def load_snapshot(
-    db: AsyncSession, account_id: str, count_messages: MessageCounter | None = None
+    db: AsyncSession, account_id: str, counter: MessageCounter | None = count_messages
 ) -> AccountSnapshot:
     """Read every app, user and prompt of an account in three queries."""
     apps = (await db.scalars(select(VoiceApp).where(VoiceApp.account_id == account_id))).all()
@@ -84,7 +96,7 @@ async def load_snapshot(
             )
         )
     mailboxes = [a.app_id for a in apps if a.app_type == "mailbox"]
-    counts = await count_messages(db, mailboxes) if count_messages and mailboxes else {}
+    counts = await counter(db, mailboxes) if counter and mailboxes else {}
     return AccountSnapshot(
         account_id=account_id,
         config=StaticConfig(engine_apps, engine_users, refs, counts),

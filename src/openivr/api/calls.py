@@ -1,0 +1,82 @@
+"""Call records: every call the node carried, newest first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import String, cast, select
+
+from openivr.api.deps import AccountAuth, Db
+from openivr.api.docs import Loose, answers
+from openivr.api.envelope import success
+from openivr.store.models import CallRecord
+from openivr.store.voiceapps import format_date
+
+router = APIRouter(tags=["call"])
+
+
+class CallOut(Loose):
+    """One call record."""
+
+    call_id: str | None = None
+    outcome: str | None = None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return format_date(value) if value is not None else None
+
+
+def call_view(c: CallRecord) -> dict[str, Any]:
+    """The public shape of a call record."""
+    return {
+        "call_id": c.call_id,
+        "from": c.from_number,
+        "to": c.to_number,
+        "account_id": c.account_id,
+        "apps": c.apps,
+        "keys": c.keys,
+        "outcome": c.outcome,
+        "detail": c.detail,
+        "transfers": c.transfers,
+        "sip_status": c.sip_status,
+        "ended_by": c.ended_by,
+        "node": c.node,
+        "start_time": _iso(c.started_at),
+        "answer_time": _iso(c.answered_at),
+        "end_time": _iso(c.ended_at),
+        "duration": round((c.ended_at - c.started_at).total_seconds(), 2) if c.ended_at else None,
+    }
+
+
+@router.get("/account/{account_id}/call", responses=answers(list[CallOut]))
+async def list_calls(
+    request: Request,
+    account_id: str,
+    who: AccountAuth,
+    db: Db,
+    from_: Annotated[str | None, Query(alias="from", description="Caller")] = None,
+    to: Annotated[str | None, Query(description="Number or app dialled")] = None,
+    app_id: Annotated[str | None, Query(description="An app the call visited")] = None,
+    since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """The account's calls, newest first, filtered by caller, number, app and time."""
+    query = select(CallRecord).where(CallRecord.account_id == account_id)
+    if from_:
+        query = query.where(CallRecord.from_number == from_)
+    if to:
+        query = query.where(CallRecord.to_number == to)
+    if app_id:
+        query = query.where(cast(CallRecord.apps, String).like(f'%"{app_id}"%'))
+    if since:
+        query = query.where(CallRecord.started_at >= since)
+    if until:
+        query = query.where(CallRecord.started_at < until)
+    query = query.order_by(CallRecord.started_at.desc(), CallRecord.record_id.desc())
+    rows = (await db.scalars(query.limit(limit).offset(offset))).all()
+    return success(request, [call_view(c) for c in rows], resource="call")

@@ -1,0 +1,294 @@
+"""Runs the call engine on a live SIP call: engine commands become media actions, call
+events become engine events. No rule of the IVR lives here; it only translates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from openivr.apps.promptaudio import PromptSounds
+from openivr.audio import tones
+from openivr.calls.records import CallNotes
+from openivr.engine import commands as cmd
+from openivr.engine import events as ev
+from openivr.engine.call import Call as EngineCall
+from openivr.sip import call as sip
+from openivr.store.snapshot import AccountSnapshot
+
+log = logging.getLogger(__name__)
+
+_RECORDING_REASONS = {
+    "key": "stop_key",
+    "silence": "silence",
+    "max_length": "max_length",
+    "hangup": "hangup",
+    "stopped": "stop_key",
+}
+_TRANSFER_FAILURES = {"busy": "busy", "no_answer": "no_answer"}
+_BEEP = -1  # the play id of the beep before a recording
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """What the engine asked to ring, with what the account says about caller id."""
+
+    target: str
+    kind: str
+    user_id: str | None
+    caller_id: str
+
+
+class Transferring(Protocol):
+    """Connects a caller to a target (the B2BUA or REFER connector)."""
+
+    async def __call__(
+        self, call: sip.Call, request: TransferRequest, on_answer: Callable[[], None]
+    ) -> dict[str, Any]:
+        """Ring the target; call on_answer when it answers; return the leg (status, ...)."""
+        ...
+
+
+VoicemailSink = Callable[[str, str, np.ndarray[Any, np.dtype[np.int16]]], Awaitable[str]]
+
+
+class _Timer:
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: asyncio.TimerHandle):
+        self.handle = handle
+
+
+class CallDriver:
+    """One live call: the engine decides, the SIP call plays, records, rings and hangs up."""
+
+    def __init__(
+        self,
+        call: sip.Call,
+        snapshot: AccountSnapshot,
+        app_id: str,
+        sounds: PromptSounds,
+        notes: CallNotes,
+        *,
+        voicemail: VoicemailSink,
+        transfer: Transferring | None,
+        caller_id: str,
+    ):
+        self.call = call
+        self.snapshot = snapshot
+        self.app_id = app_id
+        self.sounds = sounds
+        self.notes = notes
+        self.voicemail = voicemail
+        self.transfer = transfer
+        self.caller_id = caller_id
+        self.engine = EngineCall(snapshot.config, app_id, account_id=snapshot.account_id)
+        self.inbox: asyncio.Queue[object] = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
+        self.t0 = self.loop.time()
+        self.plays: deque[int] = deque()  # play ids in the order PlaybackFinished will come
+        self.timers: dict[int, _Timer] = {}
+        self.pending_record: cmd.Record | None = None
+        self.recorded: np.ndarray[Any, np.dtype[np.int16]] | None = None
+        self.transfer_task: asyncio.Task[dict[str, Any]] | None = None
+        self.pump: asyncio.Task[None] | None = None
+        self.hung_up = False
+
+    def now(self) -> float:
+        """Seconds since the call was answered (the engine's clock)."""
+        return self.loop.time() - self.t0
+
+    async def run(self) -> None:
+        """Answer and run the call until the engine ends it or the caller hangs up."""
+        await self.call.answer()
+        self.t0 = self.loop.time()
+        self._start_pump()
+        try:
+            await self._feed(ev.CallStarted(0.0, self.call.caller, self.call.dialed))
+            while not self.engine.ended:
+                item = await self.inbox.get()
+                await self._dispatch(item)
+            # A bridged call goes on after the engine's part is done.
+            if self.transfer_task is not None:
+                await asyncio.shield(self.transfer_task)
+        finally:
+            for timer in self.timers.values():
+                timer.handle.cancel()
+            if self.pump is not None:
+                self.pump.cancel()
+            outcome = self.engine.outcome
+            if outcome is not None:
+                self.notes.outcome = outcome.kind
+                if outcome.target:
+                    self.notes.detail["target"] = outcome.target
+            if not self.call.ended:
+                await self.call.hangup()
+
+    # events in ------------------------------------------------------------------------------
+
+    def _start_pump(self) -> None:
+        async def pump() -> None:
+            while True:
+                event = await self.call.next_event()
+                await self.inbox.put(event)
+                if isinstance(event, sip.HungUp):
+                    return
+
+        self.pump = self.loop.create_task(pump())
+
+    async def _dispatch(self, item: object) -> None:
+        now = self.now()
+        if isinstance(item, sip.PlaybackFinished):
+            play_id = self.plays.popleft() if self.plays else None
+            if play_id == _BEEP:
+                self._begin_recording()
+            elif play_id is not None and not item.interrupted:
+                await self._feed(ev.PromptFinished(now, play_id))
+        elif isinstance(item, sip.Dtmf):
+            self.notes.keys += item.key
+            await self._feed(ev.DigitPressed(now, item.key))
+        elif isinstance(item, sip.RecordingFinished):
+            pcm = np.frombuffer(item.pcm, dtype="<i2").astype(np.int16)
+            self.recorded = pcm
+            reason = _RECORDING_REASONS.get(item.reason, "stop_key")
+            if item.key:
+                self.notes.keys += item.key
+            await self._feed(ev.RecordingFinished(now, len(pcm) / 8000, reason))
+        elif isinstance(item, sip.HungUp):
+            if not self.hung_up:
+                self.hung_up = True
+                self.pending_record = None
+                await self._feed(ev.CallerHungUp(now))
+        elif isinstance(
+            item, ev.TimerFired | ev.PromptFinished | ev.TransferAnswered | ev.TransferFailed
+        ):
+            await self._feed(item)
+
+    async def _feed(self, event: object) -> None:
+        if self.engine.ended:
+            return
+        for command in self.engine.handle(event):  # type: ignore[arg-type]
+            await self._execute(command)
+
+    # commands out ---------------------------------------------------------------------------
+
+    async def _execute(self, command: object) -> None:
+        if isinstance(command, cmd.PlayPrompt):
+            await self._play(command)
+        elif isinstance(command, cmd.StopPrompt):
+            if self.call.playing:
+                self.call.stop_playing()
+        elif isinstance(command, cmd.StartTimer):
+            self._start_timer(command)
+        elif isinstance(command, cmd.CancelTimer):
+            timer = self.timers.pop(command.timer_id, None)
+            if timer is not None:
+                timer.handle.cancel()
+        elif isinstance(command, cmd.Record):
+            self._record(command)
+        elif isinstance(command, cmd.KeepVoicemail):
+            await self._keep(command)
+        elif isinstance(command, cmd.DiscardRecording):
+            self.recorded = None
+        elif isinstance(command, cmd.Transfer):
+            self._transfer(command)
+        elif isinstance(command, cmd.EnterApp):
+            self.notes.apps.append(command.app_id)
+        elif isinstance(command, cmd.HangUp):
+            self.notes.detail["hangup_reason"] = command.reason
+            await self.call.hangup()
+        # CollectDigits is informational: keys always arrive as events.
+
+    async def _play(self, command: cmd.PlayPrompt) -> None:
+        sound = None
+        try:
+            sound = await self.sounds.resolve_async(self.snapshot, command.prompt, command.voice)
+        except Exception:  # a broken recording must not end the call: it is skipped, logged
+            log.exception("prompt %s could not be loaded", command.prompt.prompt_id)
+        if self.call.ended:
+            return
+        if sound is None:
+            # Nothing to play (a custom prompt without a message): it is over at once.
+            self.inbox.put_nowait(ev.PromptFinished(self.now(), command.play_id))
+            return
+        # play() replaces a playing prompt, whose PlaybackFinished(True) comes first: the
+        # queue of play ids stays in the order the SIP call reports them.
+        self.plays.append(command.play_id)
+        self.call.play(sound.audio, barge_in=command.barge_in)
+
+    def _start_timer(self, command: cmd.StartTimer) -> None:
+        def fire() -> None:
+            if self.timers.pop(command.timer_id, None) is not None:
+                self.inbox.put_nowait(ev.TimerFired(self.now(), command.timer_id))
+
+        handle = self.loop.call_later(command.seconds, fire)
+        self.timers[command.timer_id] = _Timer(handle)
+
+    def _record(self, command: cmd.Record) -> None:
+        self.pending_record = command
+        self.recorded = None
+        if command.beep:
+            self.plays.append(_BEEP)
+            self.call.play_pcm(tones.beep())
+        else:
+            self._begin_recording()
+
+    def _begin_recording(self) -> None:
+        command, self.pending_record = self.pending_record, None
+        if command is None or self.call.ended:
+            return
+        self.call.start_recording(
+            max_seconds=command.max_seconds,
+            max_silence=command.max_silence,
+            stop_keys=command.stop_key,
+        )
+
+    async def _keep(self, command: cmd.KeepVoicemail) -> None:
+        pcm = self.recorded
+        self.recorded = None
+        if pcm is None or len(pcm) == 0:
+            log.warning("call %s: voicemail kept without audio", self.call.call_id)
+            return
+        message_id = await self.voicemail(command.app_id, self.call.call_id, pcm)
+        self.notes.detail["voicemail_id"] = message_id
+        self.notes.detail["voicemail_seconds"] = round(len(pcm) / 8000, 2)
+
+    def _transfer(self, command: cmd.Transfer) -> None:
+        request = TransferRequest(command.target, command.kind, command.user_id, self.caller_id)
+        if self.transfer is None:
+            log.info(
+                "call %s: no transfer support configured for %s", self.call.call_id, command.target
+            )
+            self.inbox.put_nowait(ev.TransferFailed(self.now(), "unreachable"))
+            return
+        connect = self.transfer
+
+        def answered() -> None:
+            self.inbox.put_nowait(ev.TransferAnswered(self.now()))
+
+        async def run() -> dict[str, Any]:
+            # The connector reads the caller's events while it rings and bridges.
+            if self.pump is not None:
+                self.pump.cancel()
+            try:
+                leg = await connect(self.call, request, answered)
+            finally:
+                if not self.call.ended:
+                    self._start_pump()
+            self.notes.transfers.append(leg)
+            status = str(leg.get("status", "unreachable"))
+            if status == "answered":
+                return leg
+            if self.call.ended:
+                self.inbox.put_nowait(sip.HungUp(by="caller", reason="hung up while ringing"))
+            else:
+                reason = _TRANSFER_FAILURES.get(status, "unreachable")
+                self.inbox.put_nowait(ev.TransferFailed(self.now(), reason))
+            return leg
+
+        self.transfer_task = self.loop.create_task(run())

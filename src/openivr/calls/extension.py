@@ -1,0 +1,130 @@
+"""`openivr serve` answers SIP calls: the SIP server, the router and a driver per call."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI
+
+from openivr.api.context import ServerContext
+from openivr.calls.driver import CallDriver, TransferRequest, Transferring
+from openivr.calls.records import CallLog
+from openivr.calls.router import Destination, resolve
+from openivr.delivery.deposit import deposit_voicemail
+from openivr.sip import call as sip
+from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+from openivr.store.models import Account
+from openivr.store.snapshot import load_snapshot
+
+log = logging.getLogger(__name__)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """'20000-20999' → (20000, 20999), with a clear error for anything else."""
+    try:
+        low, high = (int(part) for part in text.split("-", 1))
+    except ValueError:
+        raise ValueError(f"--rtp-ports must look like 20000-20999, got {text!r}") from None
+    if not 1024 <= low < high <= 65535:
+        raise ValueError(f"--rtp-ports {text!r} must be a range within 1024-65535")
+    return low, high
+
+
+class CallService:
+    """Routes INVITEs and runs each accepted call."""
+
+    def __init__(self, ctx: ServerContext, calls: CallLog):
+        self.ctx = ctx
+        self.calls = calls
+        self.transfer: Transferring | None = ctx.services.get("transfer")
+
+    async def route(self, invite: Invite) -> Accept | Reject:
+        """A number, app id or shortcode → its app; anything else → 404."""
+        dest = await resolve(self.ctx.sessions, invite.route_key, invite.caller)
+        if dest is None:
+            return Reject(404, "Not Found")
+        notes = self.calls.notes_for(invite.call_id)
+        notes.account_id = dest.account_id
+        if dest.app_id:
+            return Accept(lambda call: self.run_app(call, dest))
+        if self.ctx.services.get("transfer") is None:
+            return Reject(480, "Temporarily Unavailable")
+        return Accept(lambda call: self.run_direct(call, dest))
+
+    async def _caller_id(self, account_id: str, call: sip.Call) -> str:
+        async with self.ctx.sessions() as db:
+            account = await db.get(Account, account_id)
+        mode = account.caller_id_mode if account else "caller"
+        return call.dialed if mode == "dialed" else call.caller
+
+    async def run_app(self, call: sip.Call, dest: Destination) -> None:
+        """Run the engine for a call routed to a voice app."""
+        async with self.ctx.sessions() as db:
+            snapshot = await load_snapshot(db, dest.account_id)
+
+        async def keep(app_id: str, call_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> str:
+            return await deposit_voicemail(
+                self.ctx,
+                account_id=dest.account_id,
+                app_id=app_id,
+                caller=call.caller,
+                dialed=call.dialed,
+                pcm=pcm,
+                call_id=call_id,
+            )
+
+        driver = CallDriver(
+            call,
+            snapshot,
+            dest.app_id,
+            self.ctx.services["sounds"],
+            self.calls.notes_for(call.call_id),
+            voicemail=keep,
+            transfer=self.ctx.services.get("transfer"),
+            caller_id=await self._caller_id(dest.account_id, call),
+        )
+        await driver.run()
+
+    async def run_direct(self, call: sip.Call, dest: Destination) -> None:
+        """A number connected straight to a user, number or SIP address: ring it, bridge."""
+        transfer = self.ctx.services["transfer"]
+        notes = self.calls.notes_for(call.call_id)
+        await call.answer()
+        request = TransferRequest(
+            dest.direct_target,
+            dest.direct_kind,
+            dest.direct_target if dest.direct_kind == "user" else None,
+            await self._caller_id(dest.account_id, call),
+        )
+        leg = await transfer(call, request, lambda: None)
+        notes.transfers.append(leg)
+        notes.outcome = "transferred" if leg.get("status") == "answered" else "hangup"
+        if not call.ended:
+            await call.hangup()
+
+
+async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> None:
+    """Start the SIP server unless --sip-port is 0."""
+    settings = ctx.settings
+    if settings.sip_port == 0:
+        log.info("SIP is off (--sip-port 0)")
+        return
+    calls = CallLog(ctx.sessions)
+    service = CallService(ctx, calls)
+    server = SipServer(
+        service.route,
+        SipServerConfig(
+            host=settings.sip_host,
+            port=settings.sip_port,
+            rtp_ports=parse_port_range(settings.rtp_ports),
+            max_calls=settings.max_calls,
+        ),
+        on_call_end=calls.call_ended,
+    )
+    await server.start()
+    ctx.services.update(sip_server=server, call_log=calls)
+    stack.push_async_callback(calls.drain)
+    stack.push_async_callback(server.stop)
