@@ -1,0 +1,395 @@
+"""Property-based tests of the whole API from its own OpenAPI document (schemathesis).
+
+Every operation gets generated requests twice: once with only the account id real (other ids
+generated, so mostly unknown objects) and once with real ids of a user, an app, a prompt and a
+phone number, so fuzzed bodies and queries reach stored data. DELETEs run last.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from hypothesis.strategies import SearchStrategy
+from schemathesis import GenerationMode
+from schemathesis.checks import load_all_checks, not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+from tests.conftest import Account, RunningServer, base_settings, run_server
+
+from openivr.audio.wav import AudioFormatError
+
+load_all_checks()
+
+# Small and fixed so the whole module stays well under a minute and a half on two cores.
+# Per operation and mode, times two variants of path ids (generated, real).
+POSITIVE_EXAMPLES = 12
+NEGATIVE_EXAMPLES = 6
+UNAUTHED_EXAMPLES = 4
+REAL_NUMBER = "+46812340000"
+# Reachable without a token: login, health, the error list and signed (token-less) audio links.
+PUBLIC_PATHS = (
+    "/SonetelAuth/beta/oauth/token",
+    "/oauth/token",
+    "/healthz",
+    "/globaldata/errors",
+    "/audio/",
+)
+Check = Callable[..., Any]
+# What the API answers a body it cannot parse at all (before authentication runs, see the xfail).
+BODY_PARSE_ERRORS = ('"malformed_json"', "There was an error parsing the body")
+
+
+@dataclass
+class Finding:
+    """One request the API answered wrongly."""
+
+    operation: str
+    check: str
+    status: int
+    request: str
+    response: str
+
+    def __str__(self) -> str:
+        return f"{self.operation} [{self.check}] -> {self.status}\n    {self.request}\n    {self.response}"
+
+
+@dataclass
+class Probe:
+    """What a fuzzing pass found, and how many requests each operation accepted."""
+
+    findings: list[Finding]
+    accepted: Counter[str]
+
+
+@dataclass
+class Node:
+    """A running node, an account on it and real ids of the account's objects."""
+
+    server: RunningServer
+    account: Account
+    real_ids: dict[str, str]
+    schema: Any = field(repr=False)
+    errors: ServerErrorLog = field(repr=False, default_factory=lambda: ServerErrorLog())
+
+
+class ServerErrorLog(logging.Handler):
+    """The exceptions the node logged as unexpected (each one is a 500)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.exceptions: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.exceptions.append(record.exc_info[1])
+
+    def take(self) -> list[BaseException]:
+        """The exceptions logged since the last call."""
+        taken, self.exceptions = self.exceptions, []
+        return taken
+
+
+def known_defect(exc: BaseException) -> str | None:
+    """The xfail test pinning a src defect this server error comes from, if it is a known one."""
+    if isinstance(exc, AudioFormatError) and exc.code == "silent_audio":
+        return "test_text_that_speaks_as_silence_is_refused_not_a_server_error"
+    return None
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """One node per module with an account holding a user, an app, a prompt and a number."""
+    tmp: Path = tmp_path_factory.mktemp("fuzz")
+    for server in run_server(base_settings(tmp)):
+        acc = server.account()
+        c, h = server.client, acc.headers
+        base = f"/account/{acc.account_id}"
+        ivr = next(
+            a
+            for a in c.get(f"{base}/voiceapp", headers=h).json()["response"]
+            if a["app_type"] == "ivr"
+        )
+        user = c.post(
+            f"{base}/user",
+            headers=h,
+            json={
+                "user_fname": "Rita",
+                "user_lname": "Regular",
+                "email": f"rita-{secrets.token_hex(3)}@example.com",
+                "password": "rita-pass-1",
+                "type": "regular",
+            },
+        )
+        prompt = c.post(
+            f"{base}/voiceapp/{ivr['app_id']}/prompt", headers=h, json={"name": "Opening hours"}
+        )
+        number = c.post(f"{base}/phonenumbersubscription", headers=h, json={"phnum": REAL_NUMBER})
+        for made in (user, prompt, number):
+            assert made.status_code in (200, 201), made.text
+        real_ids = {
+            "account_id": acc.account_id,
+            "app_id": ivr["app_id"],
+            "user_id": user.json()["response"]["user_id"],
+            "prompt_id": prompt.json()["response"]["prompt_id"],
+            "phnum": REAL_NUMBER,
+        }
+        schema = schemathesis.openapi.from_url(server.base_url + "/openapi.json")
+        errors = ServerErrorLog()
+        app_log = logging.getLogger("openivr.api.app")
+        app_log.addHandler(errors)
+        try:
+            yield Node(server, acc, real_ids, schema, errors)
+        finally:
+            app_log.removeHandler(errors)
+
+
+def operations(schema: Any) -> list[Any]:
+    """Every operation of the document, DELETEs last so the others still find real objects."""
+    ops = [result.ok() for result in schema.get_all_operations()]
+    return sorted(ops, key=lambda op: op.method.upper() == "DELETE")
+
+
+def is_public(path: str) -> bool:
+    """Whether an operation answers without a token."""
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC_PATHS)
+
+
+def fuzz(
+    node: Node,
+    mode: GenerationMode,
+    examples: int,
+    headers: Callable[[], dict[str, str]],
+    judge: Callable[[Any, Any], list[tuple[str, str]]],
+    variants: tuple[set[str], ...] = (),
+) -> Probe:
+    """Send generated requests to every operation; what `judge` objects to, per response."""
+    findings: dict[tuple[str, str, int], Finding] = {}
+    accepted: Counter[str] = Counter()
+    session = requests.Session()
+    for op in operations(node.schema):
+        names = {p.name for p in op.path_parameters}
+        for fixed in variants or ({"account_id"}, set(node.real_ids)):
+            path_parameters = {k: v for k, v in node.real_ids.items() if k in fixed & names}
+            strategy: SearchStrategy[Any] = op.as_strategy(
+                generation_mode=mode, path_parameters=path_parameters or None
+            )
+            send = _sender(
+                node.server.base_url, session, op.label, headers, judge, findings, accepted
+            )
+            run: Callable[[], None] = settings(
+                max_examples=examples,
+                derandomize=True,  # the same requests every run
+                database=None,
+                deadline=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )(given(strategy)(send))
+            try:
+                run()
+            except Unsatisfiable:
+                pass  # nothing of this operation can be made invalid in this mode
+    return Probe(list(findings.values()), accepted)
+
+
+def _sender(
+    base_url: str,
+    session: requests.Session,
+    label: str,
+    headers: Callable[[], dict[str, str]],
+    judge: Callable[[Any, Any], list[tuple[str, str]]],
+    findings: dict[tuple[str, str, int], Finding],
+    accepted: Counter[str],
+) -> Callable[[Any], None]:
+    """One generated request: send it with the given credentials and record what is wrong."""
+
+    def send(case: Any) -> None:
+        sent = headers()
+        case.headers = {**(case.headers or {}), **sent}
+        response = case.call(base_url=base_url, session=session, timeout=30)
+        if response.status_code < 300:
+            accepted[label] += 1
+        for check, problem in judge(case, response):
+            findings.setdefault(
+                (label, check, response.status_code),
+                Finding(
+                    label,
+                    check,
+                    response.status_code,
+                    case.as_curl_command(headers=sent),
+                    problem[:400],
+                ),
+            )
+
+    return send
+
+
+def schema_checks(node: Node, *checks: Check) -> Callable[[Any, Any], list[tuple[str, str]]]:
+    """A judge running schemathesis checks one by one, so each failure names its check."""
+
+    def judge(case: Any, response: Any) -> list[tuple[str, str]]:
+        out = []
+        logged = node.errors.take()
+        if response.status_code == 500 and logged and all(map(known_defect, logged)):
+            return []  # pinned by its own xfail test; anything else still fails here
+        for check in checks:
+            try:
+                case.validate_response(response, checks=[check])
+            except (AssertionError, BaseExceptionGroup) as exc:
+                out.append((check.__name__, f"{response.text[:200]!r} :: {exc}"))
+        return out
+
+    return judge
+
+
+def report(findings: list[Finding]) -> str:
+    """The findings as a readable list for the assertion message."""
+    return f"{len(findings)} wrong answers:\n" + "\n".join(str(f) for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("mode", "examples"),
+    [(GenerationMode.POSITIVE, POSITIVE_EXAMPLES), (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)],
+    ids=["positive", "negative"],
+)
+def test_no_server_errors_and_answers_match_their_documented_schema(
+    node: Node, mode: GenerationMode, examples: int
+) -> None:
+    probe = fuzz(
+        node,
+        mode,
+        examples,
+        lambda: node.account.headers,
+        schema_checks(node, not_a_server_error, response_schema_conformance),
+    )
+    assert not probe.findings, report(probe.findings)
+    if mode == GenerationMode.POSITIVE:
+        # Valid requests got through to stored data: reads and changes of the real objects.
+        for label in (
+            "GET /account/{account_id}/voiceapp/{app_id}",
+            "PUT /account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}",
+            "GET /account/{account_id}/user/{user_id}",
+            "GET /account/{account_id}/phonenumbersubscription/{phnum}",
+        ):
+            assert probe.accepted[label] > 0, (label, probe.accepted)
+    # The account and its objects are still there to be read after all that.
+    r = node.server.client.get(f"/account/{node.account.account_id}", headers=node.account.headers)
+    assert r.status_code == 200, r.text
+
+
+def _refused_without_valid_token(case: Any, response: Any) -> list[tuple[str, str]]:
+    if response.status_code >= 500:
+        return [("not_a_server_error", response.text)]
+    if is_public(case.operation.path) or response.status_code in (401, 403):
+        return []
+    if response.status_code == 400 and any(m in response.text for m in BODY_PARSE_ERRORS):
+        return []  # the known defect pinned by the xfail test below
+    return [("needs_a_token", response.text)]
+
+
+def test_without_a_valid_token_only_public_operations_answer(node: Node) -> None:
+    token = node.account.token
+    credentials = itertools.cycle(
+        [
+            {},
+            # Right shape and claims, wrong signature.
+            {"Authorization": "Bearer " + token[: token.rindex(".") + 1] + "x" * 43},
+            {"Authorization": "Bearer not-a-jwt"},
+            {"Authorization": "Basic c29uZXRlbC1hcGk6c29uZXRlbC1hcGk="},
+        ]
+    )
+    findings: list[Finding] = []
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        probe = fuzz(
+            node,
+            mode,
+            UNAUTHED_EXAMPLES,
+            lambda: next(credentials),
+            _refused_without_valid_token,
+            variants=(set(node.real_ids),),
+        )
+        findings += probe.findings
+        leaked = {
+            label: n for label, n in probe.accepted.items() if not is_public(label.split(" ")[1])
+        }
+        assert not leaked, f"answered without a valid token: {leaked}"
+    assert not findings, report(findings)
+    # The probe must have reached protected operations at all for the test to mean anything.
+    protected = [op for op in operations(node.schema) if not is_public(op.path)]
+    assert len(protected) >= 20
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src/openivr/api/app.py: FastAPI parses a JSON body before the auth dependency runs, "
+    "so an unauthenticated request with an unparsable body gets 400 instead of 401",
+)
+@pytest.mark.parametrize("body", [b"{broken", b"\xff\xfe{}"], ids=["bad-json", "not-utf8"])
+def test_a_broken_body_without_a_token_is_refused_as_unauthenticated(
+    node: Node, body: bytes
+) -> None:
+    r = httpx.post(
+        f"{node.server.base_url}/account/{node.account.account_id}/voiceapp",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 401, r.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src/openivr/api/docs.py answers() documents only 200 as success, but creating a "
+    "user, app, prompt or phone number answers 201",
+)
+def test_creating_answers_with_a_documented_status(node: Node) -> None:
+    c, h = node.server.client, node.account.headers
+    base = f"/account/{node.account.account_id}"
+    doc = c.get("/openapi.json").json()["paths"]
+    made = {
+        f"{base}/voiceapp": c.post(
+            f"{base}/voiceapp", headers=h, json={"app_type": "ivr", "name": "Created"}
+        ),
+        f"{base}/voiceapp/{node.real_ids['app_id']}/prompt": c.post(
+            f"{base}/voiceapp/{node.real_ids['app_id']}/prompt",
+            headers=h,
+            json={"name": "Deal of the week"},
+        ),
+    }
+    templates = {
+        f"{base}/voiceapp": "/account/{account_id}/voiceapp",
+        f"{base}/voiceapp/{node.real_ids['app_id']}/prompt": "/account/{account_id}/voiceapp/{app_id}/prompt",
+    }
+    for url, r in made.items():
+        assert r.status_code < 300, r.text
+        documented = doc[templates[url]]["post"]["responses"]
+        assert str(r.status_code) in documented, (
+            f"POST {templates[url]}: {r.status_code} not in {sorted(documented)}"
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src/openivr/api/tts.py render_text() catches only TtsError; text that eSpeak speaks "
+    "as silence makes src/openivr/audio/normalise.py raise AudioFormatError('silent_audio') "
+    "through src/openivr/audio/cache.py _render_key, answered as 500 internal_error",
+)
+@pytest.mark.parametrize("route", ["convert", "message"])
+def test_text_that_speaks_as_silence_is_refused_not_a_server_error(node: Node, route: str) -> None:
+    c, h = node.server.client, node.account.headers
+    if route == "convert":
+        r = c.post("/tts/prompt/convert", headers=h, json={"text": ".", "language": "en_GB"})
+    else:
+        r = c.post(f"/prompt/{node.real_ids['prompt_id']}/message", headers=h, json={"text": "."})
+    assert r.status_code == 400, r.text
+    assert "text" in r.json()["response"]["detail"]
