@@ -161,6 +161,9 @@ class Call:
         self._recording: _Recording | None = None
         self._dedupe = EventDeduplicator()
         self._detector = ToneDetector() if agreement.event_payload_type is None else None
+        self._ended = asyncio.Event()
+        # While bridged to another leg, keys go there instead of to the event queue.
+        self.key_sink: Callable[[str, DtmfSource], None] | None = None
 
     # Properties -----------------------------------------------------------------------------
 
@@ -188,6 +191,20 @@ class Call:
     def ended(self) -> bool:
         """Whether the call is over."""
         return self.state == "ended"
+
+    @property
+    def rtp_session(self) -> RtpSession:
+        """The call's RTP session (a transfer bridges it to another leg)."""
+        return self._session
+
+    @property
+    def clock(self) -> MediaClock:
+        """The clock that paces the call's outgoing audio."""
+        return self._clock
+
+    async def wait_ended(self) -> None:
+        """Return once the call is over (without taking events from the queue)."""
+        await self._ended.wait()
 
     # Call progress ---------------------------------------------------------------------------
 
@@ -346,6 +363,9 @@ class Call:
         """A key arrived (RTP event, INFO or tone): stop recording/barge in, then report it."""
         if self.state != "answered":
             return
+        if self.key_sink is not None:
+            self.key_sink(key, source)
+            return
         rec = self._recording
         if rec is not None and key in rec.stop_keys:
             self._finish_recording("key", key)
@@ -381,6 +401,7 @@ class Call:
         self._session.close()
         self.hangup_event = HungUp(by, reason)
         self._events.put_nowait(self.hangup_event)
+        self._ended.set()
         try:
             self._on_end(self)
         except Exception:

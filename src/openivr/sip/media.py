@@ -175,6 +175,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self._index = 0
         self._on_done: Callable[[], None] | None = None
         self._talkspurt = True
+        # The RTP timestamp of the last packet sent, so relayed media continues the stream.
+        self.last_timestamp = self._timestamp_base
 
     async def open(self, sock: socket.socket) -> None:
         """Start receiving on an already bound socket."""
@@ -191,6 +193,14 @@ class RtpSession(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+    def swap_receivers(
+        self, on_audio: Callable[[RtpPacket], None], on_event: Callable[[RtpPacket], None]
+    ) -> tuple[Callable[[RtpPacket], None], Callable[[RtpPacket], None]]:
+        """Route incoming audio and events elsewhere (a bridge); returns the previous pair."""
+        previous = (self._on_audio, self._on_event)
+        self._on_audio, self._on_event = on_audio, on_event
+        return previous
 
     def attach(self, tick: int) -> None:
         """Called by the clock: RTP timestamps count from this tick."""
@@ -238,8 +248,21 @@ class RtpSession(asyncio.DatagramProtocol):
         second = (0x80 if marker else 0) | self.payload_type
         packet = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc) + payload
         self._sequence = (self._sequence + 1) & 0xFFFF
+        self.last_timestamp = timestamp
         self._transport.sendto(packet, self.remote)
         # The real send time, not the tick's: with many calls the last send of a tick is later.
+        self.stats.record_send(time.monotonic(), len(packet))
+
+    def forward(self, payload_type: int, payload: bytes, marker: bool, timestamp: int) -> None:
+        """Send one relayed packet now, under this session's SSRC and sequence numbers."""
+        if self._transport is None or not self.sending:
+            return
+        timestamp &= 0xFFFFFFFF
+        second = (0x80 if marker else 0) | payload_type
+        packet = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc) + payload
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self.last_timestamp = timestamp
+        self._transport.sendto(packet, self.remote)
         self.stats.record_send(time.monotonic(), len(packet))
 
     # Receiving ------------------------------------------------------------------------------

@@ -44,6 +44,12 @@ _CANONICAL: dict[str, str] = {
         "Require",
         "Unsupported",
         "Min-SE",
+        "Proxy-Authenticate",
+        "Authorization",
+        "Proxy-Authorization",
+        "Subscription-State",
+        "Expires",
+        "Min-Expires",
     )
 }
 
@@ -56,6 +62,11 @@ REASONS: dict[int, str] = {
     180: "Ringing",
     183: "Session Progress",
     200: "OK",
+    202: "Accepted",
+    302: "Moved Temporarily",
+    401: "Unauthorized",
+    407: "Proxy Authentication Required",
+    423: "Interval Too Brief",
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
@@ -72,6 +83,8 @@ REASONS: dict[int, str] = {
     501: "Not Implemented",
     503: "Service Unavailable",
     513: "Message Too Large",
+    600: "Busy Everywhere",
+    603: "Decline",
 }
 
 

@@ -216,18 +216,17 @@ class LocalSession:
             attrs += [f"a=rtpmap:{pt} telephone-event/8000", f"a=fmtp:{pt} 0-16"]
         return self._render(formats, attrs + ["a=ptime:20", f"a={agreement.direction}"])
 
-    def offer(self) -> bytes:
-        """An SDP offer with every codec we support (for INVITEs without SDP)."""
+    def offer(self, prefer: Codec = "PCMU") -> bytes:
+        """An SDP offer with every codec we support, `prefer` first (it saves transcoding)."""
         pt = DEFAULT_EVENT_PT
-        attrs = [
-            "a=rtpmap:0 PCMU/8000",
-            "a=rtpmap:8 PCMA/8000",
+        codecs = [0, 8] if prefer == "PCMU" else [8, 0]
+        attrs = [f"a=rtpmap:{c} {STATIC_CODECS[c]}/8000" for c in codecs] + [
             f"a=rtpmap:{pt} telephone-event/8000",
             f"a=fmtp:{pt} 0-16",
             "a=ptime:20",
             "a=sendrecv",
         ]
-        return self._render([0, 8, pt], attrs)
+        return self._render([*codecs, pt], attrs)
 
     def _render(self, formats: list[int], attrs: list[str]) -> bytes:
         self.version += 1

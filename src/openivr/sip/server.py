@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from openivr.sip.call import Call, CallRecord, HangupSide
 from openivr.sip.dtmf import parse_info_body
@@ -39,12 +39,15 @@ from openivr.sip.sdp import (
     negotiate,
 )
 
+if TYPE_CHECKING:
+    from openivr.sip.registrar import Registrar
+
 log = logging.getLogger(__name__)
 
 T1 = 0.5
 T2 = 4.0
 T4 = 5.0
-ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
+ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "NOTIFY")
 # Methods other SIP entities use that we know but do not serve: 405, not 501.
 KNOWN_UNSUPPORTED = frozenset(
     ("REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "REFER", "PRACK", "PUBLISH")
@@ -232,15 +235,44 @@ class ServerTransaction:
         self.server._transactions.pop(self.key, None)
 
 
-class ClientTransaction:
-    """A request we send (BYE): retransmitted with timer E until a final response or timer F."""
+class ResponseSink(Protocol):
+    """Something waiting for responses to a request we sent (keyed by branch and method)."""
 
-    def __init__(self, server: SipServer, branch: str, data: bytes, peer: _Peer) -> None:
+    def receive(self, response: SipResponse) -> None:
+        """A response matched this transaction."""
+
+    def finish(self, status: int) -> None:
+        """End the transaction (status 0 when the server stops)."""
+
+
+class OutgoingDialogue(Protocol):
+    """A dialog we started with our own INVITE (see uac.py)."""
+
+    def on_request(self, request: SipRequest, tx: ServerTransaction) -> None:
+        """An in-dialog request from the far end."""
+
+    def on_2xx(self, response: SipResponse) -> None:
+        """A retransmitted 2xx to our INVITE (answer it with ACK again)."""
+
+
+class ClientTransaction:
+    """A request we send (BYE, REFER, CANCEL): retransmitted with timer E until final or timer F."""
+
+    def __init__(
+        self,
+        server: SipServer,
+        branch: str,
+        data: bytes,
+        peer: _Peer,
+        method: str = "BYE",
+    ) -> None:
         self.server = server
         self.branch = branch
+        self.method = method
         self.data = data
         self.peer = peer
         self.final_status = 0
+        self.response: SipResponse | None = None
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._timeout: asyncio.TimerHandle | None = None
@@ -257,14 +289,21 @@ class ClientTransaction:
         interval = min(interval * 2, T2)
         self._timer = asyncio.get_running_loop().call_later(interval, self._retransmit, interval)
 
+    def receive(self, response: SipResponse) -> None:
+        """A response arrived: a final one ends the transaction."""
+        if response.status >= 200:
+            self.response = response
+            self.finish(response.status)
+
     def finish(self, status: int) -> None:
+        """Stop the timers and report the final status."""
         for timer in (self._timer, self._timeout):
             if timer is not None:
                 timer.cancel()
         self.final_status = status
         if not self.done.done():
             self.done.set_result(status)
-        self.server._client_transactions.pop(self.branch, None)
+        self.server._client_transactions.pop((self.branch, self.method), None)
 
 
 # Dialogs ------------------------------------------------------------------------------------
@@ -298,6 +337,8 @@ class Dialog:
         self._timer: asyncio.TimerHandle | None = None
         self._ack_deadline: asyncio.TimerHandle | None = None
         self.bye: ClientTransaction | None = None
+        # Set by a transfer that waits for NOTIFYs about its REFER (refer.py).
+        self.notify_sink: Callable[[SipRequest], None] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -354,6 +395,16 @@ class Dialog:
     def send_bye(self) -> None:
         """BYE to the caller (client transaction with retransmissions)."""
         self._stop_2xx()
+        self.bye = self.send_request("BYE")
+        self.server._forget_dialog(self)
+
+    def send_request(
+        self,
+        method: str,
+        extra: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> ClientTransaction:
+        """Send an in-dialog request (BYE, REFER) to the caller; its final status follows."""
         self.local_cseq += 1
         branch = new_branch()
         headers = Headers()
@@ -363,14 +414,18 @@ class Dialog:
         headers.add("From", _with_tag(self.invite.headers.get("To") or "", self.local_tag))
         headers.add("To", self.invite.headers.get("From") or "")
         headers.add("Call-ID", self.call_id)
-        headers.add("CSeq", f"{self.local_cseq} BYE")
+        headers.add("CSeq", f"{self.local_cseq} {method}")
+        if method != "BYE":
+            headers.add("Contact", self._contact())
+        for name, value in extra or []:
+            headers.add(name, value)
         headers.add("User-Agent", self.server.config.user_agent)
         target = _uri_of(self.remote_target) or self.invite.from_.uri
-        bye = SipRequest(headers, b"", method="BYE", uri=target)
-        self.bye = ClientTransaction(self.server, branch, bye.serialise(), self.peer)
-        self.server._client_transactions[branch] = self.bye
-        self.bye.start()
-        self.server._forget_dialog(self)
+        request = SipRequest(headers, body, method=method, uri=target)
+        tx = ClientTransaction(self.server, branch, request.serialise(), self.peer, method)
+        self.server._client_transactions[(branch, method)] = tx
+        tx.start()
+        return tx
 
     # 2xx reliability (RFC 3261 §13.3.1.4) ---------------------------------------------------
 
@@ -468,10 +523,12 @@ class SipServer:
         config: SipServerConfig | None = None,
         *,
         on_call_end: Callable[[CallRecord], None] | None = None,
+        registrar: Registrar | None = None,
     ) -> None:
         self.router = router
         self.config = config or SipServerConfig()
         self.on_call_end = on_call_end
+        self.registrar = registrar
         self.clock = MediaClock()
         self.ports = PortRange(*self.config.rtp_ports)
         self.udp_port = 0
@@ -481,8 +538,9 @@ class SipServer:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._transactions: dict[tuple[str, ...], ServerTransaction] = {}
-        self._client_transactions: dict[str, ClientTransaction] = {}
+        self._client_transactions: dict[tuple[str, str], ResponseSink] = {}
         self._dialogs: dict[tuple[str, str], Dialog] = {}
+        self._outgoing: dict[tuple[str, str], OutgoingDialogue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -606,9 +664,21 @@ class SipServer:
 
     def _on_response(self, response: SipResponse) -> None:
         vias = response.vias
-        tx = self._client_transactions.get(vias[0].branch) if vias else None
-        if tx is not None and response.status >= 200:
-            tx.finish(response.status)
+        method = response.cseq.method
+        tx = self._client_transactions.get((vias[0].branch, method)) if vias else None
+        if tx is not None:
+            tx.receive(response)
+        elif method == "INVITE" and 200 <= response.status < 300:
+            # The INVITE transaction is over; a repeated 2xx still needs our ACK.
+            dialogue = self._outgoing.get((response.call_id, response.from_.tag or ""))
+            if dialogue is not None:
+                dialogue.on_2xx(response)
+
+    def udp_peer(self, addr: tuple[str, int]) -> _Peer:
+        """Where to send a request of ours over UDP (from our listening socket)."""
+        if self._udp is None:
+            raise RuntimeError("the SIP server has no UDP listener for outgoing requests")
+        return _Peer("UDP", addr, udp=self._udp)
 
     @staticmethod
     def _transaction_key(request: SipRequest, method: str) -> tuple[str, ...]:
@@ -657,10 +727,22 @@ class SipServer:
             self._on_invite(request, tx, peer)
         elif method == "OPTIONS":
             tx.respond(self._options_response(request))
-        elif method in ("BYE", "INFO", "UPDATE"):
+        elif method == "REGISTER" and self.registrar is not None:
+            self._spawn(self._register(request, tx))
+        elif method in ("BYE", "INFO", "UPDATE", "NOTIFY"):
             tx.respond(response_to(request, 481))
         else:
             tx.respond(self._unsupported(request))
+
+    async def _register(self, request: SipRequest, tx: ServerTransaction) -> None:
+        assert self.registrar is not None
+        try:
+            response = await self.registrar.handle(request, tx.peer.addr)
+        except Exception:
+            log.exception("REGISTER from %s failed", tx.peer.addr)
+            response = response_to(request, 500)
+        response.headers.add("Server", self.config.user_agent)
+        tx.respond(response)
 
     def _unsupported(self, request: SipRequest) -> SipResponse:
         if request.method in KNOWN_UNSUPPORTED:
@@ -810,6 +892,10 @@ class SipServer:
     def _in_dialog(self, request: SipRequest, tx: ServerTransaction) -> None:
         dialog = self._dialog_for(request)
         if dialog is None:
+            outgoing = self._outgoing.get((request.call_id, request.to.tag or ""))
+            if outgoing is not None:
+                outgoing.on_request(request, tx)
+                return
             if request.method == "OPTIONS":
                 tx.respond(self._options_response(request))
             else:
@@ -828,6 +914,10 @@ class SipServer:
                 dialog.call.receive_key(key, "info")
         elif method == "OPTIONS":
             tx.respond(self._options_response(request))
+        elif method == "NOTIFY":
+            tx.respond(dialog._response(request, 200))
+            if dialog.notify_sink is not None:
+                dialog.notify_sink(request)
         else:
             tx.respond(self._unsupported(request))
 

@@ -1,0 +1,117 @@
+"""Bridging two calls' media: RTP relayed both ways, transcoded only when the codecs differ.
+
+Packets are relayed the moment they arrive (no re-pacing, so no added delay): the far ends'
+own 20 ms pacing carries through. Each direction keeps the outgoing stream continuous under
+our SSRC: sequence numbers are ours and timestamps are the source's shifted by a fixed
+offset, re-based when the source changes SSRC. DTMF travels as RFC 4733 events; a key that
+arrives as SIP INFO is turned into RFC 4733 packets for the other side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from openivr.audio import g711
+from openivr.sip.media import RtpSession
+from openivr.sip.rtp import EVENT_KEYS, SAMPLES_PER_FRAME, RtpPacket, TelephoneEvent
+
+log = logging.getLogger(__name__)
+
+Receiver = Callable[[RtpPacket], None]
+
+# A generated key lasts 100 ms (5 packets) and its end is sent three times (RFC 4733 §2.5.1.4).
+_KEY_PACKETS = 5
+_END_REPEATS = 3
+
+
+class RelayDirection:
+    """One way of a bridge: packets received on `source` go out on `sink`."""
+
+    def __init__(self, source: RtpSession, sink: RtpSession) -> None:
+        self.source = source
+        self.sink = sink
+        self.relayed = 0
+        self._ssrc: int | None = None
+        self._offset = 0
+
+    def _timestamp(self, packet: RtpPacket) -> tuple[int, bool]:
+        if packet.ssrc != self._ssrc:
+            # A new source stream: continue ours one frame after what we sent last.
+            self._ssrc = packet.ssrc
+            self._offset = self.sink.last_timestamp + SAMPLES_PER_FRAME - packet.timestamp
+            return (packet.timestamp + self._offset) & 0xFFFFFFFF, True
+        return (packet.timestamp + self._offset) & 0xFFFFFFFF, packet.marker
+
+    def audio(self, packet: RtpPacket) -> None:
+        """Relay an audio packet, transcoding G.711 μ-law ↔ A-law when needed."""
+        payload = packet.payload
+        if self.source.codec != self.sink.codec:
+            payload = g711.encode(g711.decode(payload, self.source.codec), self.sink.codec)
+        timestamp, marker = self._timestamp(packet)
+        self.sink.forward(self.sink.payload_type, payload, marker, timestamp)
+        self.relayed += 1
+
+    def event(self, packet: RtpPacket) -> None:
+        """Relay an RFC 4733 event under the sink's event payload type."""
+        timestamp, marker = self._timestamp(packet)
+        if self.sink.event_payload_type is None:
+            return  # the other side takes no events; the key is lost (logged once per key)
+        self.sink.forward(self.sink.event_payload_type, packet.payload, marker, timestamp)
+        self.relayed += 1
+
+    def send_key(self, key: str) -> None:
+        """Send a key as RFC 4733 packets (for keys that arrived by SIP INFO)."""
+        pt = self.sink.event_payload_type
+        if pt is None or key not in EVENT_KEYS:
+            log.info("key %r cannot be passed on: the other side takes no RFC 4733 events", key)
+            return
+        code = EVENT_KEYS.index(key)
+        start = (self.sink.last_timestamp + SAMPLES_PER_FRAME) & 0xFFFFFFFF
+        loop = asyncio.get_running_loop()
+        for i in range(_KEY_PACKETS + _END_REPEATS):
+            end = i >= _KEY_PACKETS
+            duration = SAMPLES_PER_FRAME * min(i + 1, _KEY_PACKETS)
+            payload = TelephoneEvent(code, end, 10, duration).serialise()
+            loop.call_later(
+                0.02 * min(i, _KEY_PACKETS), self._send_event, pt, payload, i == 0, start
+            )
+
+    def _send_event(self, pt: int, payload: bytes, marker: bool, timestamp: int) -> None:
+        last = self.sink.last_timestamp
+        self.sink.forward(pt, payload, marker, timestamp)
+        # Event packets all carry the event's start time; audio continues after the event.
+        self.sink.last_timestamp = max(last, timestamp)
+
+
+class MediaBridge:
+    """Relays media between a caller's session and a target leg's session, both ways."""
+
+    def __init__(self, caller: RtpSession, target: RtpSession) -> None:
+        self.caller = caller
+        self.target = target
+        self.to_target = RelayDirection(caller, target)
+        self.to_caller = RelayDirection(target, caller)
+        self._saved: tuple[Receiver, Receiver] | None = None
+
+    def early(self) -> None:
+        """Pass the target's early media (183) to the caller; the caller is not heard yet."""
+        self.target.swap_receivers(self.to_caller.audio, self.to_caller.event)
+
+    def connect(self) -> None:
+        """Relay both ways."""
+        self.early()
+        if self._saved is None:
+            self._saved = self.caller.swap_receivers(self.to_target.audio, self.to_target.event)
+
+    def release(self) -> None:
+        """Give the caller's session back to its call (a transfer that failed)."""
+        if self._saved is not None:
+            self.caller.swap_receivers(*self._saved)
+            self._saved = None
+        self.target.swap_receivers(_ignore, _ignore)
+
+
+def _ignore(packet: RtpPacket) -> None:
+    """Drop a packet."""

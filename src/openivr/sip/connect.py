@@ -1,0 +1,552 @@
+"""Call transfers: connect a caller to a SIP URI, a phone number (via the trunk) or a user.
+
+Two ways to transfer, chosen per Connector:
+
+* bridge (default, B2BUA): we place a new call to the target while the caller hears ringback
+  (or the target's early media), then relay the audio both ways until one side hangs up,
+  and hang up the other side. If the target does not answer, the caller stays with us.
+* refer: a blind REFER (RFC 3515) asks the caller's side to call the target itself; NOTIFYs
+  tell how that went; on success we leave the call (BYE after the final NOTIFY, RFC 5589).
+
+Users are reached on every phone registered with the registrar (rung in parallel, first to
+answer wins), else at their SIP URI, else at their phone number through the trunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from openivr.audio import g711, tones
+from openivr.sip.bridge import MediaBridge
+from openivr.sip.call import Call
+from openivr.sip.media import RtpSession
+from openivr.sip.message import SipParseError, SipResponse, SipUri
+from openivr.sip.rtp import RtpPacket
+from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError, SessionDescription, negotiate
+from openivr.sip.server import SipServer
+from openivr.sip.uac import OutgoingCall
+
+if TYPE_CHECKING:
+    from openivr.sip.registrar import Registrar
+
+log = logging.getLogger(__name__)
+
+TargetKind = Literal["sip", "phnum", "user"]
+LegStatus = Literal[
+    "answered", "busy", "no_answer", "rejected", "unreachable", "no_trunk", "cancelled"
+]
+EndedBy = Literal["caller", "target", ""]
+OnAnswer = Callable[[], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    """Where a transfer goes: a SIP URI, an E.164 number or a user (id plus fallbacks)."""
+
+    kind: TargetKind
+    value: str
+    user_sip_uri: str = ""
+    user_phnum: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sip", "phnum", "user"):
+            raise ValueError(f"transfer target kind {self.kind!r} is not 'sip', 'phnum' or 'user'")
+        if not self.value.strip():
+            raise ValueError(f"transfer target of kind {self.kind!r} has an empty value")
+
+
+@dataclass
+class TransferLeg:
+    """How one transfer went, for call records."""
+
+    target: str
+    uri: str
+    status: LegStatus
+    sip_code: int = 0
+    started_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: EndedBy = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (times as ISO 8601 strings or None)."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "target": self.target,
+            "uri": self.uri,
+            "status": self.status,
+            "sip_code": self.sip_code,
+            "started_at": iso(self.started_at),
+            "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at),
+            "ended_by": self.ended_by,
+        }
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One place to send an INVITE: its Request-URI and the address it goes to."""
+
+    uri: str
+    address: tuple[str, int]
+    via_trunk: bool = False
+
+
+def status_for(code: int) -> LegStatus:
+    """The transfer status a final SIP response code means."""
+    if code in (486, 600):
+        return "busy"
+    if code in (408, 480, 487):
+        return "no_answer"
+    return "rejected"
+
+
+@lru_cache(maxsize=2)
+def ringback_frames(codec: g711.Codec) -> tuple[bytes, ...]:
+    """One ringback cadence (1 s tone, 4 s silence) as 20 ms frames in `codec`."""
+    return tuple(g711.encode_frames(tones.ringback(1), codec))
+
+
+class Ringback:
+    """Loops the ringback tone on a caller's session until stopped."""
+
+    def __init__(self, session: RtpSession, codec: g711.Codec) -> None:
+        self.session = session
+        self.frames = ringback_frames(codec)
+        self.on = False
+
+    def start(self) -> None:
+        """Start (or keep) ringing."""
+        if not self.on:
+            self.on = True
+            self.session.play(self.frames, self._again)
+
+    def _again(self) -> None:
+        if self.on:
+            self.session.play(self.frames, self._again)
+
+    def stop(self) -> None:
+        """Stop ringing (silence follows until something else is sent)."""
+        if self.on:
+            self.on = False
+            self.session.stop_playing()
+
+
+def _ignore(packet: RtpPacket) -> None:
+    """Drop a packet."""
+
+
+class Connector:
+    """Places transfers for calls of a SipServer (bridged or by REFER)."""
+
+    def __init__(
+        self,
+        server: SipServer,
+        *,
+        trunk: str = "",
+        trunk_user: str = "",
+        trunk_password: str = "",
+        timeout: float = 30.0,
+        mode: Literal["bridge", "refer"] = "bridge",
+        registrar: Registrar | None = None,
+    ) -> None:
+        if mode not in ("bridge", "refer"):
+            raise ValueError(f"transfer mode {mode!r} is not 'bridge' or 'refer'")
+        if not timeout > 0:
+            raise ValueError(f"transfer timeout must be positive, got {timeout}")
+        self.trunk: SipUri | None = None
+        if trunk:
+            try:
+                self.trunk = SipUri.parse(trunk)
+            except SipParseError as exc:
+                raise ValueError(
+                    f"trunk {trunk!r} is not a SIP URI like sip:host:port: {exc}"
+                ) from None
+            if self.trunk.scheme != "sip":
+                raise ValueError(f"trunk {trunk!r} must be a sip: URI")
+        self.server = server
+        self.trunk_user = trunk_user
+        self.trunk_password = trunk_password
+        self.timeout = timeout
+        self.mode = mode
+        self.registrar = registrar
+
+    # Where calls go ---------------------------------------------------------------------
+
+    async def _address(self, uri: SipUri) -> tuple[str, int]:
+        port = uri.port or 5060
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in uri.host else socket.AF_INET, uri.host)
+            return uri.host, port
+        except OSError:
+            pass
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            uri.host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+        )
+        if not infos:
+            raise OSError(f"{uri.host} has no IPv4 address")
+        return str(infos[0][4][0]), port
+
+    async def _direct(self, text: str) -> Destination:
+        try:
+            uri = SipUri.parse(text)
+        except SipParseError as exc:
+            raise ValueError(f"transfer target {text!r} is not a SIP URI: {exc}") from None
+        if uri.scheme != "sip":
+            raise ValueError(f"transfer target {text!r} must be a sip: URI")
+        return Destination(str(uri), await self._address(uri))
+
+    async def _via_trunk(self, number: str) -> Destination | None:
+        if self.trunk is None:
+            return None
+        digits = "".join(ch for ch in number if ch.isdigit() or ch == "+")
+        if not digits.lstrip("+"):
+            raise ValueError(f"phone number {number!r} has no digits")
+        port = f":{self.trunk.port}" if self.trunk.port else ""
+        uri = f"sip:{digits}@{self.trunk.host}{port}"
+        return Destination(uri, await self._address(self.trunk), via_trunk=True)
+
+    async def destinations(self, target: TransferTarget) -> list[Destination] | None:
+        """Where to ring for a target; None when it needs the trunk and there is none."""
+        if target.kind == "sip":
+            return [await self._direct(target.value)]
+        if target.kind == "phnum":
+            trunk = await self._via_trunk(target.value)
+            return None if trunk is None else [trunk]
+        if self.registrar is not None:
+            phones = await self.registrar.bindings(target.value)
+            if phones:
+                return [Destination(contact, source) for contact, source in phones]
+        if target.user_sip_uri:
+            return [await self._direct(target.user_sip_uri)]
+        if target.user_phnum:
+            trunk = await self._via_trunk(target.user_phnum)
+            return None if trunk is None else [trunk]
+        return []
+
+    # Connecting ---------------------------------------------------------------------------
+
+    async def connect(
+        self,
+        call: Call,
+        target: TransferTarget,
+        caller_id: str,
+        on_answer: OnAnswer | None = None,
+    ) -> TransferLeg:
+        """Transfer `call` to `target`; returns once the transfer failed or the bridge ended."""
+        leg = TransferLeg(
+            target=f"{target.kind}:{target.value}",
+            uri="",
+            status="unreachable",
+            started_at=datetime.now(UTC),
+        )
+        try:
+            destinations = await self.destinations(target)
+        except OSError as exc:
+            log.warning("transfer to %s: cannot resolve: %s", leg.target, exc)
+            return self._done(leg, "unreachable")
+        if destinations is None:
+            log.warning(
+                "transfer to %s needs a SIP trunk but none is configured (--sip-trunk); "
+                "the caller stays in the menu",
+                leg.target,
+            )
+            return self._done(leg, "no_trunk")
+        if not destinations:
+            log.warning("transfer to %s: the user has no phone, SIP URI or number", leg.target)
+            return self._done(leg, "unreachable")
+        leg.uri = destinations[0].uri
+        if call.ended:
+            return self._done(leg, "cancelled")
+        if self.mode == "refer":
+            from openivr.sip.refer import refer
+
+            return await refer(call, leg, self.timeout)
+        return await _BridgedTransfer(self, call, leg, destinations, caller_id).run(on_answer)
+
+    @staticmethod
+    def _done(leg: TransferLeg, status: LegStatus, code: int = 0) -> TransferLeg:
+        leg.status = status
+        leg.sip_code = code
+        leg.ended_at = datetime.now(UTC)
+        return leg
+
+
+@dataclass
+class _Fork:
+    call: OutgoingCall
+    destination: Destination
+    final: int = 0
+    bye: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _BridgedTransfer:
+    """One bridged transfer from INVITE to the last BYE."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        call: Call,
+        leg: TransferLeg,
+        destinations: list[Destination],
+        caller_id: str,
+    ) -> None:
+        self.connector = connector
+        self.server = connector.server
+        self.call = call
+        self.leg = leg
+        self.destinations = destinations
+        self.caller_id = caller_id
+        self.queue: asyncio.Queue[tuple[OutgoingCall, SipResponse | None]] = asyncio.Queue()
+        self.forks: dict[OutgoingCall, _Fork] = {}
+        self.session: RtpSession | None = None
+        self.bridge: MediaBridge | None = None
+        self.ringback = Ringback(call.rtp_session, call.codec)
+        self.caller_unclocked = False
+
+    async def run(self, on_answer: OnAnswer | None) -> TransferLeg:
+        try:
+            return await self._run(on_answer)
+        finally:
+            self._cleanup()
+
+    async def _open_media(self) -> LocalSession:
+        server = self.server
+        session = RtpSession(
+            self.call.codec, 0, 101, ("127.0.0.1", 9), on_audio=_ignore, on_event=_ignore
+        )
+        session.sending = False  # nothing to send until the target answers
+        await session.open(server.ports.bind(server.config.host))
+        self.session = session
+        self.bridge = MediaBridge(self.call.rtp_session, session)
+        return LocalSession(server.advertised_host, session.local_port)
+
+    def _start_forks(self, local: LocalSession) -> None:
+        server = self.server
+        for destination in self.destinations:
+            from_host = server.advertised_host
+            trunk = self.connector.trunk
+            if destination.via_trunk and trunk is not None:
+                from_host = trunk.host  # trunks expect their own domain in From
+            outgoing = OutgoingCall(
+                server,
+                destination.uri,
+                destination.address,
+                caller_id=self.caller_id,
+                from_host=from_host,
+                sdp=local.offer(self.call.codec),
+                listener=lambda c, r: self.queue.put_nowait((c, r)),
+            )
+            fork = _Fork(outgoing, destination)
+            outgoing.on_bye = fork.bye.set
+            self.forks[outgoing] = fork
+            outgoing.send_invite()
+
+    async def _run(self, on_answer: OnAnswer | None) -> TransferLeg:
+        call, leg = self.call, self.leg
+        try:
+            local = await self._open_media()
+        except OSError as exc:
+            log.warning("transfer to %s: no RTP port: %s", leg.target, exc)
+            return Connector._done(leg, "unreachable")
+        if call.state in ("new", "ringing"):
+            await call.ring()
+        else:
+            call.stop_playing()
+            self.ringback.start()
+        self._start_forks(local)
+        winner = await self._ring()
+        if winner is None:
+            return leg
+        return await self._bridged(winner, local, on_answer)
+
+    def _early_media(self, response: SipResponse) -> None:
+        if self.bridge is None or self.session is None or self.caller_unclocked:
+            return
+        if response.status != 183 or response.content_type != "application/sdp":
+            return
+        try:
+            agreement = negotiate(SessionDescription.parse(response.body))
+        except SdpError:
+            return
+        self._apply(agreement)
+        self.ringback.stop()
+        self._unclock_caller()
+        self.bridge.early()
+
+    def _unclock_caller(self) -> None:
+        if not self.caller_unclocked and self.call.state == "answered":
+            self.call.clock.remove(self.call.rtp_session)
+            self.caller_unclocked = True
+
+    def _apply(self, agreement: MediaAgreement) -> None:
+        assert self.session is not None
+        session = self.session
+        session.codec = agreement.codec
+        session.payload_type = agreement.payload_type
+        session.event_payload_type = agreement.event_payload_type
+        session.remote = (agreement.remote_address, agreement.remote_port)
+        session.sending = agreement.remote_port != 0 and agreement.remote_address not in (
+            "0.0.0.0",
+            "::",
+        )
+
+    async def _ring(self) -> OutgoingCall | None:
+        """Wait for the first answer; None when every fork failed, time ran out or caller left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connector.timeout
+        ended = asyncio.ensure_future(self.call.wait_ended())
+        pending = set(self.forks)
+        credentials = self.connector.trunk_user
+        try:
+            while pending:
+                getter = asyncio.ensure_future(self.queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, ended},
+                    timeout=max(0.0, deadline - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if getter not in done:
+                    getter.cancel()
+                    for outgoing in pending:
+                        outgoing.cancel()
+                    if ended in done:
+                        log.info("transfer to %s: the caller hung up while it rang", self.leg.uri)
+                        Connector._done(self.leg, "cancelled", 487)
+                        self.leg.ended_by = "caller"
+                    else:
+                        heard = any(o.responded for o in pending)
+                        status: LegStatus = "no_answer" if heard else "unreachable"
+                        Connector._done(self.leg, status, 408 if heard else 0)
+                    return None
+                outgoing, response = getter.result()
+                if outgoing not in pending:
+                    continue
+                if response is None:
+                    pending.discard(outgoing)  # timer B: no response at all
+                    continue
+                if response.status < 200:
+                    self._early_media(response)
+                    continue
+                if response.status < 300:
+                    for other in pending - {outgoing}:
+                        other.cancel()
+                    self.leg.uri = outgoing.uri
+                    return outgoing
+                fork = self.forks[outgoing]
+                if (
+                    response.status in (401, 407)
+                    and credentials
+                    and fork.destination.via_trunk
+                    and outgoing.authenticate(response, credentials, self.connector.trunk_password)
+                ):
+                    continue
+                if response.status in (401, 407):
+                    outgoing.abandon()
+                fork.final = response.status
+                pending.discard(outgoing)
+        finally:
+            if not ended.done():
+                ended.cancel()
+        self._fail()
+        return None
+
+    def _fail(self) -> None:
+        codes = [f.final for f in self.forks.values() if f.final]
+        if not codes:
+            log.info("transfer to %s: no response (unreachable)", self.leg.uri)
+            Connector._done(self.leg, "unreachable")
+            return
+        statuses = [status_for(c) for c in codes]
+        for wanted in ("busy", "no_answer", "rejected"):
+            if wanted in statuses:
+                code = codes[statuses.index(wanted)]
+                log.info("transfer to %s: %s (%s)", self.leg.uri, wanted, code)
+                Connector._done(self.leg, wanted, code)
+                return
+
+    async def _bridged(
+        self, winner: OutgoingCall, local: LocalSession, on_answer: OnAnswer | None
+    ) -> TransferLeg:
+        call, leg = self.call, self.leg
+        assert winner.answer is not None and self.bridge is not None
+        try:
+            agreement = negotiate(SessionDescription.parse(winner.answer.body))
+        except SdpError as exc:
+            log.warning("transfer to %s: unusable SDP answer: %s", winner.uri, exc)
+            winner.bye()
+            return Connector._done(leg, "rejected", 488)
+        self._apply(agreement)
+        if call.state != "answered":
+            await call.answer()
+        self.ringback.stop()
+        self._unclock_caller()
+        self.bridge.connect()
+        bridge = self.bridge
+        call.key_sink = lambda key, source: bridge.to_target.send_key(key)
+        winner.on_key = bridge.to_caller.send_key
+
+        def reoffer(request: Any) -> bytes:
+            # A re-INVITE/UPDATE from the target (hold, new address): follow it.
+            if request.body:
+                try:
+                    self._apply(negotiate(SessionDescription.parse(request.body)))
+                except SdpError:
+                    pass
+            return local.answer(agreement)
+
+        winner.on_offer = reoffer
+        leg.status, leg.sip_code = "answered", winner.answer.status
+        leg.answered_at = datetime.now(UTC)
+        if on_answer is not None:
+            try:
+                result = on_answer()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("on_answer hook failed for transfer to %s", winner.uri)
+        fork = self.forks[winner]
+        ended = asyncio.ensure_future(call.wait_ended())
+        target_bye = asyncio.ensure_future(fork.bye.wait())
+        try:
+            await asyncio.wait({ended, target_bye}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            winner.bye()
+            raise
+        finally:
+            ended.cancel()
+            target_bye.cancel()
+        if fork.bye.is_set():
+            leg.ended_by = "target"
+            await call.hangup()
+        else:
+            leg.ended_by = "caller"
+            winner.bye()
+        leg.ended_at = datetime.now(UTC)
+        return leg
+
+    def _cleanup(self) -> None:
+        for outgoing in self.forks:
+            if outgoing.state == "confirmed" and self.leg.status != "answered":
+                outgoing.bye()  # answered but the transfer did not go on with it
+            elif outgoing.state in ("calling", "early"):
+                outgoing.cancel()
+        self.call.key_sink = None
+        self.ringback.stop()
+        if self.bridge is not None:
+            self.bridge.release()
+        if self.session is not None:
+            self.session.close()
+        if self.caller_unclocked and not self.call.ended:
+            self.call.clock.add(self.call.rtp_session)  # back to the menu's audio

@@ -1,0 +1,147 @@
+"""The SIP registrar (RFC 3261 §10): users register their phones so transfers can ring them.
+
+A phone registers as `sip:<user_id>@<sip_domain>` with digest authentication:
+realm = the server's SIP domain, username = the user's user_id (digits, unique across all
+accounts), password = the user's SIP password (stored as HA1, see digest.py). Bindings live
+in the database (store/registrations.py) so every node can ring every phone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from openivr.sip.digest import Credentials, DigestError, NonceSource
+from openivr.sip.message import NameAddress, SipParseError, SipRequest, SipResponse, response_to
+from openivr.store.models import User
+from openivr.store.registrations import (
+    live_registrations,
+    remove_all_registrations,
+    remove_registration,
+    save_registration,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_EXPIRES = 60
+MAX_EXPIRES = 3600
+
+
+class Registrar:
+    """Answers REGISTER requests and tells where a user's phones are."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        realm: str,
+        *,
+        min_expires: int = MIN_EXPIRES,
+        max_expires: int = MAX_EXPIRES,
+        nonces: NonceSource | None = None,
+    ) -> None:
+        if not realm:
+            raise ValueError("the registrar needs a realm (the SIP domain)")
+        if not 0 < min_expires <= max_expires:
+            raise ValueError(f"expiry bounds {min_expires}..{max_expires} are not 0 < min <= max")
+        self.sessions = sessions
+        self.realm = realm
+        self.min_expires = min_expires
+        self.max_expires = max_expires
+        self.nonces = nonces or NonceSource()
+
+    def _challenge(self, request: SipRequest, *, stale: bool = False) -> SipResponse:
+        value = self.nonces.challenge(self.realm, stale=stale)
+        return response_to(request, 401, extra=[("WWW-Authenticate", value)])
+
+    async def handle(self, request: SipRequest, source: tuple[str, int]) -> SipResponse:
+        """The response to one REGISTER from `source`."""
+        header = request.headers.get("Authorization")
+        if not header:
+            return self._challenge(request)
+        try:
+            credentials = Credentials.parse(header)
+        except DigestError as exc:
+            return response_to(request, 400, f"Bad Request ({exc})"[:120])
+        if credentials.realm != self.realm:
+            return self._challenge(request)
+        freshness = self.nonces.check(credentials.nonce)
+        if freshness != "ok":
+            return self._challenge(request, stale=freshness == "stale")
+        user_id = request.to.user() or ""
+        if credentials.username != user_id:
+            return response_to(request, 403, "Forbidden (username is not the To user)")
+        async with self.sessions() as db:
+            user = await db.get(User, user_id)
+            stored = user.sip_password if user is not None else ""
+            if not stored or not credentials.verify("REGISTER", stored):
+                log.info("REGISTER for %s from %s: wrong credentials", user_id, source)
+                return response_to(request, 403, "Forbidden (wrong credentials)")
+            try:
+                problem = await self._update(db, request, user_id, source)
+            except SipParseError as exc:
+                return response_to(request, 400, f"Bad Request ({exc})"[:120])
+            if problem is not None:
+                return problem
+            await db.commit()
+            rows = await live_registrations(db, user_id)
+        now = datetime.now(UTC)
+        extra = [
+            (
+                "Contact",
+                f"<{r.contact}>;expires={max(0, int((r.expires_at - now).total_seconds()))}",
+            )
+            for r in rows
+        ]
+        return response_to(request, 200, to_tag=None, extra=extra)
+
+    async def _update(
+        self, db: AsyncSession, request: SipRequest, user_id: str, source: tuple[str, int]
+    ) -> SipResponse | None:
+        contacts = request.headers.get_all("Contact")
+        default = request.headers.get("Expires")
+        if default is not None and not default.strip().isdigit():
+            return response_to(request, 400, "Bad Request (Expires is not a number)")
+        if contacts == ["*"]:
+            if default is None or int(default) != 0:
+                return response_to(request, 400, "Bad Request (Contact: * needs Expires: 0)")
+            await remove_all_registrations(db, user_id)
+            return None
+        now = datetime.now(UTC)
+        for value in contacts:
+            address = NameAddress.parse(value)
+            asked = address.params.get("expires", default if default is not None else "")
+            seconds = int(asked) if asked.strip().isdigit() else self.max_expires
+            if seconds == 0:
+                await remove_registration(db, user_id, address.uri)
+                continue
+            if seconds < self.min_expires:
+                return response_to(request, 423, extra=[("Min-Expires", str(self.min_expires))])
+            seconds = min(seconds, self.max_expires)
+            await save_registration(
+                db,
+                user_id=user_id,
+                contact=address.uri,
+                source=f"{source[0]}:{source[1]}",
+                call_id=request.call_id,
+                cseq=request.cseq.number,
+                user_agent=request.headers.get("User-Agent") or "",
+                expires_at=now + timedelta(seconds=seconds),
+            )
+        return None
+
+    async def contacts(self, user_id: str) -> list[str]:
+        """The contact URIs of a user's registered phones (unexpired)."""
+        return [contact for contact, _ in await self.bindings(user_id)]
+
+    async def bindings(self, user_id: str) -> list[tuple[str, tuple[str, int]]]:
+        """Each registered phone: its contact URI and the address its REGISTER came from."""
+        async with self.sessions() as db:
+            rows = await live_registrations(db, user_id)
+        out: list[tuple[str, tuple[str, int]]] = []
+        for row in rows:
+            host, _, port = row.source.rpartition(":")
+            if host and port.isdigit():
+                out.append((row.contact, (host.strip("[]"), int(port))))
+        return out

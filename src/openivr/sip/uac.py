@@ -1,0 +1,356 @@
+"""Calls we place (UAC): the INVITE client transaction (RFC 3261 §17.1.1) and its dialog."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from openivr.sip.digest import Challenge, DigestError
+from openivr.sip.dtmf import parse_info_body
+from openivr.sip.message import (
+    Headers,
+    SipRequest,
+    SipResponse,
+    new_branch,
+    new_tag,
+    response_to,
+)
+from openivr.sip.server import ClientTransaction, _uri_of
+
+if TYPE_CHECKING:
+    from openivr.sip.server import ServerTransaction, SipServer, _Peer
+
+log = logging.getLogger(__name__)
+
+T1 = 0.5
+T2 = 4.0
+
+# What the owner of an outgoing call hears about it: a response, or None when timer B fired
+# (no response at all: the far end is unreachable).
+ResponseListener = Callable[["OutgoingCall", SipResponse | None], None]
+
+
+class _InviteTransaction:
+    """One INVITE on the wire: retransmits until a response (timer A), gives up at timer B."""
+
+    def __init__(self, leg: OutgoingCall, branch: str, request: SipRequest) -> None:
+        self.leg = leg
+        self.branch = branch
+        self.request = request
+        self.data = request.serialise()
+        self.final: SipResponse | None = None
+        self._ack: bytes | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timeout: asyncio.TimerHandle | None = None
+
+    @property
+    def server(self) -> SipServer:
+        return self.leg.server
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server._client_transactions[(self.branch, "INVITE")] = self
+        self.leg.peer.send(self.data)
+        self._timer = loop.call_later(T1, self._retransmit, T1)
+        self._timeout = loop.call_later(64 * T1, self._timer_b)
+
+    def _retransmit(self, interval: float) -> None:
+        self.leg.peer.send(self.data)
+        interval *= 2  # timer A doubles without the T2 cap (RFC 3261 §17.1.1.2)
+        self._timer = asyncio.get_running_loop().call_later(interval, self._retransmit, interval)
+
+    def _stop_timers(self) -> None:
+        for timer in (self._timer, self._timeout):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._timeout = None
+
+    def _timer_b(self) -> None:
+        self.finish(408)
+        self.leg._on_response(None)
+
+    def receive(self, response: SipResponse) -> None:
+        """A response to this INVITE (server dispatch)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if response.status < 200:
+            if self._timeout is not None and response.status >= 100:
+                self._timeout.cancel()  # timer B only runs in the Calling state
+                self._timeout = None
+            if self.final is None:
+                self.leg._on_response(response)
+            return
+        if response.status < 300:
+            self._stop_timers()
+            self.server._client_transactions.pop((self.branch, "INVITE"), None)
+            self.leg._on_response(response)
+            return
+        if self._ack is None:
+            self._ack = self._build_ack(response)
+        self.leg.peer.send(self._ack)  # also for retransmitted finals
+        if self.final is None:
+            self.final = response
+            self._stop_timers()
+            # Timer D: linger to absorb retransmissions of the final response.
+            self._timeout = asyncio.get_running_loop().call_later(32.0, self.finish, 0)
+            self.leg._on_response(response)
+
+    def _build_ack(self, response: SipResponse) -> bytes:
+        headers = Headers()
+        headers.add("Via", self.request.headers.get("Via") or "")
+        headers.add("Max-Forwards", "70")
+        headers.add("From", self.request.headers.get("From") or "")
+        headers.add("To", response.headers.get("To") or "")
+        headers.add("Call-ID", self.request.call_id)
+        headers.add("CSeq", f"{self.request.cseq.number} ACK")
+        return SipRequest(headers, b"", method="ACK", uri=self.request.uri).serialise()
+
+    def finish(self, status: int) -> None:
+        """Forget the transaction."""
+        self._stop_timers()
+        self.server._client_transactions.pop((self.branch, "INVITE"), None)
+
+    def cancel_request(self) -> SipRequest:
+        """The CANCEL for this INVITE (same branch, RFC 3261 §9.1)."""
+        headers = Headers()
+        headers.add("Via", self.request.headers.get("Via") or "")
+        headers.add("Max-Forwards", "70")
+        headers.add("From", self.request.headers.get("From") or "")
+        headers.add("To", self.request.headers.get("To") or "")
+        headers.add("Call-ID", self.request.call_id)
+        headers.add("CSeq", f"{self.request.cseq.number} CANCEL")
+        return SipRequest(headers, b"", method="CANCEL", uri=self.request.uri)
+
+
+class OutgoingCall:
+    """One call we place: INVITE (with digest retry), CANCEL, ACK, BYE and in-dialog requests."""
+
+    def __init__(
+        self,
+        server: SipServer,
+        uri: str,
+        destination: tuple[str, int],
+        *,
+        caller_id: str,
+        from_host: str,
+        sdp: bytes,
+        listener: ResponseListener,
+    ) -> None:
+        self.server = server
+        self.uri = uri
+        self.destination = destination
+        self.peer: _Peer = server.udp_peer(destination)
+        self.call_id = f"{secrets.token_hex(12)}@openivr"
+        self.local_tag = new_tag()
+        self.cseq = secrets.randbelow(2**15) + 1
+        self.sdp = sdp
+        self.caller_id = caller_id
+        self.from_header = f'"{caller_id}" <sip:{caller_id}@{from_host}>;tag={self.local_tag}'
+        self.to_header = f"<{uri}>"
+        self.listener = listener
+        self.state: str = "calling"  # calling → early → confirmed → ended
+        self.provisional = False
+        self.responded = False
+        self.answer: SipResponse | None = None
+        self.remote_tag = ""
+        self.remote_target = uri
+        self.cancelled = False
+        self.authenticated = False
+        self.on_bye: Callable[[], None] | None = None
+        self.on_key: Callable[[str], None] | None = None
+        self.on_offer: Callable[[SipRequest], bytes] | None = None
+        self._invite: _InviteTransaction | None = None
+        self._ack: bytes | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """How the server finds this dialog: Call-ID and our tag."""
+        return (self.call_id, self.local_tag)
+
+    def _contact(self) -> str:
+        return f"<sip:openivr@{self.server.advertised_host}:{self.server.udp_port}>"
+
+    def _via(self, branch: str) -> str:
+        host, port = self.server.advertised_host, self.server.udp_port
+        return f"SIP/2.0/UDP {host}:{port};branch={branch};rport"
+
+    def send_invite(self, auth: tuple[str, str] | None = None) -> None:
+        """Send the INVITE (again, with an Authorization header, when `auth` is given)."""
+        branch = new_branch()
+        headers = Headers()
+        headers.add("Via", self._via(branch))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", self.from_header)
+        headers.add("To", self.to_header)
+        headers.add("Call-ID", self.call_id)
+        headers.add("CSeq", f"{self.cseq} INVITE")
+        headers.add("Contact", self._contact())
+        headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE")
+        if auth is not None:
+            headers.add(*auth)
+        headers.add("User-Agent", self.server.config.user_agent)
+        headers.add("Content-Type", "application/sdp")
+        request = SipRequest(headers, self.sdp, method="INVITE", uri=self.uri)
+        self._server_add()
+        self._invite = _InviteTransaction(self, branch, request)
+        self._invite.start()
+
+    def _server_add(self) -> None:
+        self.server._outgoing[self.key] = self
+
+    def authenticate(self, challenge: SipResponse, username: str, password: str) -> bool:
+        """Answer a 401/407 with a new INVITE carrying credentials; False if we cannot."""
+        if self.authenticated:
+            return False  # the credentials were refused already
+        name = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
+        value = challenge.headers.get(name)
+        if not value:
+            return False
+        try:
+            answer = Challenge.parse(value).answer("INVITE", self.uri, username, password)
+        except DigestError as exc:
+            log.warning("cannot answer the challenge of %s: %s", self.uri, exc)
+            return False
+        self.authenticated = True
+        self.cseq += 1
+        self.state, self.provisional = "calling", False
+        header = "Authorization" if challenge.status == 401 else "Proxy-Authorization"
+        self.send_invite((header, answer))
+        return True
+
+    def _on_response(self, response: SipResponse | None) -> None:
+        if response is None:
+            self.state = "ended"
+            self._forget()
+            self.listener(self, None)
+            return
+        self.responded = True
+        if response.status < 200:
+            if response.status > 100:
+                self.provisional = True
+                self.state = "early"
+                if self.cancelled:
+                    self._send_cancel()
+            self.listener(self, response)
+            return
+        if response.status < 300:
+            self._on_2xx(response)
+            return
+        if response.status not in (401, 407):
+            self.state = "ended"
+            self._forget()
+        self.listener(self, response)
+
+    def _on_2xx(self, response: SipResponse) -> None:
+        first = self.answer is None
+        if first:
+            self.answer = response
+            self.remote_tag = response.to.tag or ""
+            self.remote_target = _uri_of(response.headers.get("Contact") or "") or self.uri
+            self.state = "confirmed"
+            self._ack = self._build_ack(response)
+        if self._ack is not None:
+            self.peer.send(self._ack)
+        if first:
+            if self.cancelled:
+                self.bye()  # the 200 crossed our CANCEL: end it at once
+            self.listener(self, response)
+
+    def on_2xx(self, response: SipResponse) -> None:
+        """A retransmitted 2xx: repeat the ACK."""
+        if self._ack is not None and response.to.tag == self.remote_tag:
+            self.peer.send(self._ack)
+
+    def _dialog_headers(self, method: str, number: int, branch: str) -> Headers:
+        headers = Headers()
+        headers.add("Via", self._via(branch))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", self.from_header)
+        headers.add("To", f"{self.to_header};tag={self.remote_tag}")
+        headers.add("Call-ID", self.call_id)
+        headers.add("CSeq", f"{number} {method}")
+        return headers
+
+    def _build_ack(self, response: SipResponse) -> bytes:
+        headers = self._dialog_headers("ACK", self.cseq, new_branch())
+        return SipRequest(headers, b"", method="ACK", uri=self.remote_target).serialise()
+
+    def cancel(self) -> None:
+        """Stop ringing: CANCEL now if the far end sent a provisional response, else when it does."""
+        if self.cancelled or self.state in ("confirmed", "ended"):
+            return
+        self.cancelled = True
+        if self.provisional or self.responded:
+            self._send_cancel()
+
+    def _send_cancel(self) -> None:
+        if self._invite is None:
+            return
+        request = self._invite.cancel_request()
+        tx = ClientTransaction(
+            self.server, self._invite.branch, request.serialise(), self.peer, "CANCEL"
+        )
+        self.server._client_transactions[(self._invite.branch, "CANCEL")] = tx
+        tx.start()
+
+    def bye(self) -> None:
+        """Hang up an answered call (BYE, retransmitted until answered)."""
+        if self.state != "confirmed":
+            return
+        self.state = "ended"
+        self.cseq += 1
+        branch = new_branch()
+        headers = self._dialog_headers("BYE", self.cseq, branch)
+        headers.add("User-Agent", self.server.config.user_agent)
+        data = SipRequest(headers, b"", method="BYE", uri=self.remote_target).serialise()
+        tx = ClientTransaction(self.server, branch, data, self.peer, "BYE")
+        self.server._client_transactions[(branch, "BYE")] = tx
+        tx.start()
+        self._forget()
+
+    def abandon(self) -> None:
+        """Stop everything about this call without telling the far end (it never answered)."""
+        if self._invite is not None:
+            self._invite.finish(0)
+        self.state = "ended"
+        self._forget()
+
+    def _forget(self) -> None:
+        # Keep the dialog known a little longer so late 2xx retransmissions are still ACKed.
+        if self.answer is not None:
+            asyncio.get_running_loop().call_later(32.0, self.server._outgoing.pop, self.key, None)
+        else:
+            self.server._outgoing.pop(self.key, None)
+
+    # Requests from the far end -----------------------------------------------------------
+
+    def on_request(self, request: SipRequest, tx: ServerTransaction) -> None:
+        """An in-dialog request from the callee (server dispatch)."""
+        method = request.method
+        contact = [("Contact", self._contact())]
+        if method == "BYE":
+            tx.respond(response_to(request, 200))
+            if self.state == "confirmed":
+                self.state = "ended"
+                self._forget()
+                if self.on_bye is not None:
+                    self.on_bye()
+        elif method == "INFO":
+            tx.respond(response_to(request, 200))
+            key = parse_info_body(request.content_type, request.body)
+            if key is not None and self.on_key is not None:
+                self.on_key(key)
+        elif method in ("INVITE", "UPDATE"):
+            body = self.on_offer(request) if self.on_offer is not None else b""
+            extra = contact + ([("Content-Type", "application/sdp")] if body else [])
+            tx.respond(response_to(request, 200, body=body, extra=extra))
+        elif method == "OPTIONS":
+            tx.respond(response_to(request, 200, extra=contact))
+        else:
+            tx.respond(
+                response_to(request, 405, extra=[("Allow", "INVITE, ACK, BYE, INFO, OPTIONS")])
+            )
