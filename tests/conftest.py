@@ -170,14 +170,14 @@ def run_server(settings: Settings) -> Iterator[RunningServer]:
 
 def base_settings(tmp_path: Path, database_url: str = "", **extra: Any) -> Settings:
     """Settings for a test node: its own data dir, SIP off unless asked."""
-    return replace(
-        Settings(),
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        sip_port=0,
-        secret="test-secret-" + secrets.token_hex(8),
-        **extra,
-    )
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "sip_port": 0,
+        "secret": "test-secret-" + secrets.token_hex(16),
+    }
+    values.update(extra)
+    return replace(Settings(), **values)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -121,11 +121,7 @@ class CallDriver:
                 timer.handle.cancel()
             if self.pump is not None:
                 self.pump.cancel()
-            outcome = self.engine.outcome
-            if outcome is not None:
-                self.notes.outcome = outcome.kind
-                if outcome.target:
-                    self.notes.detail["target"] = outcome.target
+            self._note_outcome()
             if not self.call.ended:
                 await self.call.hangup()
 
@@ -172,8 +168,19 @@ class CallDriver:
     async def _feed(self, event: object) -> None:
         if self.engine.ended:
             return
-        for command in self.engine.handle(event):  # type: ignore[arg-type]
+        commands = self.engine.handle(event)  # type: ignore[arg-type]
+        if self.engine.ended:
+            # Before HangUp runs: the SIP layer writes the record as the call ends.
+            self._note_outcome()
+        for command in commands:
             await self._execute(command)
+
+    def _note_outcome(self) -> None:
+        outcome = self.engine.outcome
+        if outcome is not None:
+            self.notes.outcome = outcome.kind
+            if outcome.target:
+                self.notes.detail["target"] = outcome.target
 
     # commands out ---------------------------------------------------------------------------
 

@@ -1,0 +1,131 @@
+"""Live-call fixtures: a node with SIP on free ports, an SMTP sink, and SIPp runs."""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from tests.conftest import RunningServer, base_settings, free_port, require_binary, run_server
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+PCAPS = Path("/usr/share/sip-tester")
+
+
+def free_udp_port() -> int:
+    """A UDP (and, most likely, TCP) port nothing listens on."""
+    return free_port(socket.SOCK_DGRAM)
+
+
+def rtp_range() -> str:
+    """A random even-aligned block of 200 RTP ports, so parallel tests do not collide."""
+    base = random.randrange(30000, 59000, 200)
+    return f"{base}-{base + 199}"
+
+
+@dataclass
+class SmtpSink:
+    """Collects every mail delivered to it."""
+
+    port: int
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free port."""
+    port = free_port()
+    sink = SmtpSink(port)
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def phone_server(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[RunningServer]:
+    """A node answering SIP on a free port, delivering voicemail to the SMTP sink."""
+    settings = base_settings(
+        tmp_path,
+        sip_port=free_udp_port(),
+        rtp_ports=rtp_range(),
+        smtp_url=f"smtp://127.0.0.1:{smtp_sink.port}",
+        smtp_from="voicemail@openivr.test",
+    )
+    yield from run_server(settings)
+
+
+def run_sipp(
+    server: RunningServer,
+    scenario: str,
+    tmp_path: Path,
+    service: str,
+    *,
+    values: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> str:
+    """One SIPp call of a scenario; fails the test with SIPp's own errors when the call fails."""
+    sipp = require_binary("sipp")
+    text = (SCENARIOS / scenario).read_text()
+    values = {"audio_pcap": str(PCAPS / "g711a.pcap"), **(values or {})}
+    for key, value in values.items():
+        text = text.replace(f"[{key}]", value)
+    path = tmp_path / scenario
+    path.write_text(text)
+    errors = tmp_path / f"{scenario}.errors.log"
+    cmd = [
+        sipp,
+        f"127.0.0.1:{server.settings.sip_port}",
+        "-sf",
+        str(path),
+        "-s",
+        service,
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(free_udp_port()),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(free_udp_port()),
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(errors),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=timeout + 30)
+    if proc.returncode != 0:
+        detail = errors.read_text()[-3000:] if errors.exists() else proc.stdout[-3000:]
+        pytest.fail(f"sipp {scenario} exited {proc.returncode}:\n{detail}")
+    return proc.stdout
+
+
+def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll until predicate() is truthy; return its value or fail."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail("timed out waiting for the server")

@@ -1,0 +1,138 @@
+"""Real SIP calls (SIPp) into running voice apps: keys, voicemail, hang-ups, call records."""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+from typing import Any
+
+from tests.calls.conftest import PCAPS, SmtpSink, run_sipp, wait_for
+from tests.conftest import Account, RunningServer
+
+
+def _apps(server: RunningServer, acc: Account) -> dict[str, dict[str, Any]]:
+    r = server.client.get(f"/account/{acc.account_id}/voiceapp", headers=acc.headers)
+    return {a["name"]: a for a in r.json()["response"]}
+
+
+def _calls(server: RunningServer, acc: Account, count: int = 1) -> list[dict[str, Any]]:
+    def ready() -> list[dict[str, Any]] | None:
+        r = server.client.get(f"/account/{acc.account_id}/call", headers=acc.headers)
+        rows: list[dict[str, Any]] = r.json()["response"]
+        return rows if len(rows) >= count else None
+
+    return list(wait_for(ready))
+
+
+def test_a_key_takes_its_action(phone_server: RunningServer, tmp_path: Path) -> None:
+    acc = phone_server.account()
+    menu = _apps(phone_server, acc)["Main menu"]
+    url = f"/account/{acc.account_id}/voiceapp/{menu['app_id']}"
+    phone_server.client.put(
+        url, headers=acc.headers, json={"menu": {"digit_2": {"action": "hangup"}}}
+    )
+    run_sipp(
+        phone_server,
+        "menu_key_info.xml",
+        tmp_path,
+        menu["app_id"],
+        values={"key": "2", "wait_ms": "1000", "bye_timeout": "8000"},
+    )
+    call = _calls(phone_server, acc)[0]
+    assert call["keys"] == "2"
+    assert call["outcome"] == "hangup" and call["ended_by"] == "us"
+    assert call["apps"] == [menu["app_id"]]
+    assert call["from"] == "+46701234567"
+
+
+def test_rfc4733_key_during_the_welcome_reaches_the_mailbox(
+    phone_server: RunningServer, tmp_path: Path
+) -> None:
+    acc = phone_server.account()
+    apps = _apps(phone_server, acc)
+    run_sipp(
+        phone_server,
+        "menu_key_rfc4733.xml",
+        tmp_path,
+        apps["Main menu"]["app_id"],
+        values={"key_pcap": str(PCAPS / "dtmf_2833_1.pcap"), "wait_ms": "2500"},
+    )
+    call = _calls(phone_server, acc)[0]
+    assert call["keys"] == "1"
+    assert call["apps"] == [apps["Main menu"]["app_id"], apps["Voice Mail"]["app_id"]]
+    assert call["outcome"] == "caller_hangup" and call["ended_by"] == "caller"
+
+
+def test_dialing_the_phone_number_and_the_shortcode(
+    phone_server: RunningServer, tmp_path: Path
+) -> None:
+    acc = phone_server.account()
+    apps = _apps(phone_server, acc)
+    box = apps["Voice Mail"]["app_id"]
+    phone_server.client.post(
+        f"/account/{acc.account_id}/phonenumbersubscription",
+        headers=acc.headers,
+        json={"phnum": "+46812340000", "connect_to_type": "app", "connect_to": box},
+    )
+    run_sipp(phone_server, "caller_bye.xml", tmp_path, "46812340000", values={"wait_ms": "500"})
+    run_sipp(
+        phone_server,
+        "caller_bye.xml",
+        tmp_path,
+        apps["Main menu"]["shortcode"],
+        values={"wait_ms": "500"},
+    )
+    calls = _calls(phone_server, acc, 2)
+    assert {tuple(c["apps"]) for c in calls} == {(box,), (apps["Main menu"]["app_id"],)}
+
+
+def test_unknown_number_gets_404_and_a_record(phone_server: RunningServer, tmp_path: Path) -> None:
+    run_sipp(phone_server, "not_found.xml", tmp_path, "4699999999")
+
+
+def test_voicemail_from_streamed_audio_is_kept_and_mailed(
+    phone_server: RunningServer, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    acc = phone_server.account()
+    box = _apps(phone_server, acc)["Voice Mail"]
+    url = f"/account/{acc.account_id}/voiceapp/{box['app_id']}"
+    phone_server.client.put(
+        url,
+        headers=acc.headers,
+        json={
+            "greeting_prompt": "no",
+            "goodbye_prompt": "no",
+            "deliver_to": "email",
+            "deliver_to_details": "owner@example.com",
+        },
+    )
+    run_sipp(
+        phone_server,
+        "mailbox_message.xml",
+        tmp_path,
+        box["app_id"],
+        values={"audio_ms": "5200", "bye_timeout": "8000"},
+    )
+    messages = wait_for(
+        lambda: phone_server.client.get(f"{url}/voicemail", headers=acc.headers).json()["response"]
+    )
+    assert len(messages) == 1
+    msg = messages[0]
+    assert msg["caller"] == "+46701234567"
+    assert 4.0 <= msg["duration"] <= 6.5
+    wav = phone_server.client.get(msg["audio_url"]).content
+    with wave.open(io.BytesIO(wav)) as w:
+        assert w.getframerate() == 8000
+        frames = w.readframes(w.getnframes())
+    import numpy as np
+
+    samples = np.frombuffer(frames, dtype="<i2").astype(float)
+    assert np.sqrt(np.mean(samples**2)) > 100  # the streamed speech, not silence
+    mail = wait_for(lambda: smtp_sink.messages, timeout=20)[0]
+    assert mail["To"] == "owner@example.com"
+    assert "+46701234567" in mail["Subject"]
+    attachments = [p for p in mail.walk() if p.get_content_type() == "audio/wav"]
+    assert attachments and attachments[0].get_payload(decode=True) == wav
+    call = _calls(phone_server, acc)[0]
+    assert call["outcome"] == "voicemail" and call["detail"]["voicemail_id"] == msg["message_id"]
