@@ -75,6 +75,8 @@ class TransferLeg:
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     ended_by: EndedBy = ""
+    packets_to_target: int = 0
+    packets_from_target: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (times as ISO 8601 strings or None)."""
@@ -91,6 +93,8 @@ class TransferLeg:
             "answered_at": iso(self.answered_at),
             "ended_at": iso(self.ended_at),
             "ended_by": self.ended_by,
+            "packets_to_target": self.packets_to_target,
+            "packets_from_target": self.packets_from_target,
         }
 
 
@@ -537,6 +541,9 @@ class _BridgedTransfer:
         return leg
 
     def _cleanup(self) -> None:
+        if self.session is not None:
+            self.leg.packets_to_target = self.session.stats.packets_sent
+            self.leg.packets_from_target = self.session.stats.packets_received
         for outgoing in self.forks:
             if outgoing.state == "confirmed" and self.leg.status != "answered":
                 outgoing.bye()  # answered but the transfer did not go on with it
