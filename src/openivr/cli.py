@@ -34,6 +34,8 @@ _SERVE_FLAGS: dict[str, str] = {
     "smtp_starttls": "Use STARTTLS on smtp:// (true/false)",
     "smtp_from": "Sender address of voicemail mail",
     "secret": "Signing secret shared by all nodes (default: generated in the data dir)",
+    "access_token_seconds": "Access token lifetime (default 86400)",
+    "audio_url_seconds": "Lifetime of signed audio links (default 86400)",
 }
 
 
