@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,10 +78,9 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], base_url: str, log: Path)
     pytest.fail(f"openivr serve did not answer /healthz within 60 s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+@contextmanager
+def serving_node(tmp: Path) -> Iterator[Node]:
     """Start `openivr serve`, create an account with the CLI while it runs, and log in."""
-    tmp = tmp_path_factory.mktemp("node")
     data_dir = tmp / "data"
     port = free_port()
     log = tmp / "server.log"
@@ -142,6 +142,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """A real node process with a logged-in account, shared by this module's tests."""
+    with serving_node(tmp_path_factory.mktemp("node")) as running:
+        yield running
 
 
 def fill_in(template: str, values: dict[str, list[str]]) -> str:
