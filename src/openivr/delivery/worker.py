@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.api.context import ServerContext
 from openivr.delivery import email, webhook
@@ -184,19 +185,18 @@ class DeliveryWorker:
             self._http, delivery.target, self.webhook_key, delivery.delivery_id, event
         )
 
-    async def _close_attempt(self, ident: str, outcome: str, error: str) -> None:
-        async with self.ctx.sessions() as db, db.begin():
-            latest = await db.scalar(
-                select(func.max(vm.DeliveryAttempt.attempt_id)).where(
-                    vm.DeliveryAttempt.delivery_id == ident
-                )
+    async def _close_attempt(self, db: AsyncSession, ident: str, outcome: str, error: str) -> None:
+        latest = await db.scalar(
+            select(func.max(vm.DeliveryAttempt.attempt_id)).where(
+                vm.DeliveryAttempt.delivery_id == ident
             )
-            if latest is not None:
-                await db.execute(
-                    update(vm.DeliveryAttempt)
-                    .where(vm.DeliveryAttempt.attempt_id == latest)
-                    .values(outcome=outcome, error=error[:2000])
-                )
+        )
+        if latest is not None:
+            await db.execute(
+                update(vm.DeliveryAttempt)
+                .where(vm.DeliveryAttempt.attempt_id == latest)
+                .values(outcome=outcome, error=error[:2000])
+            )
 
     async def _delivered(self, delivery: vm.Delivery) -> None:
         now = utcnow()
@@ -212,7 +212,7 @@ class DeliveryWorker:
                 )
                 .execution_options(synchronize_session=False)
             )
-        await self._close_attempt(delivery.delivery_id, vm.DELIVERED, "")
+            await self._close_attempt(db, delivery.delivery_id, vm.DELIVERED, "")
         log.info(
             "voicemail %s delivered by %s to %s",
             delivery.message_id,
@@ -255,7 +255,7 @@ class DeliveryWorker:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-        await self._close_attempt(delivery.delivery_id, outcome, error)
+            await self._close_attempt(db, delivery.delivery_id, outcome, error)
         log.warning(
             "voicemail %s by %s to %s: attempt %d failed (%s): %s",
             delivery.message_id,

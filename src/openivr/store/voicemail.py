@@ -221,10 +221,11 @@ async def claim_due(
             )
         ).all()
     claimed: list[str] = []
-    for ident in candidates:
-        # Compare-and-set on the same condition: of several nodes racing, one row update wins
-        # (PostgreSQL re-checks the WHERE after the row lock; SQLite serialises writers).
-        async with sessions() as db, db.begin():
+    # Compare-and-set on the same condition, in one transaction and in id order (so nodes
+    # lock rows in the same order): of several nodes racing for a row, one update wins
+    # (PostgreSQL re-checks the WHERE after the row lock; SQLite serialises writers).
+    async with sessions() as db, db.begin():
+        for ident in sorted(candidates):
             result = await db.execute(
                 update(Delivery)
                 .where(Delivery.delivery_id == ident, _due(now))  # type: ignore[arg-type]
