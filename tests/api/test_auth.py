@@ -7,6 +7,7 @@ import json
 import time
 
 import jwt
+
 from tests.conftest import RunningServer
 
 BASIC = ("sonetel-api", "sonetel-api")

@@ -8,6 +8,7 @@ import wave
 from typing import Any
 
 import numpy as np
+
 from tests.conftest import Account, RunningServer
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+
 from tests.conftest import RunningServer, base_settings, free_port, require_binary, run_server
 
 SCENARIOS = Path(__file__).parent / "scenarios"
