@@ -68,6 +68,7 @@ async def start_sipp(
     service: str = "100",
     values: dict[str, str] | None = None,
     extra: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Sipp:
     """Start SIPp on a free port: a caller when `remote` is given, else a target that waits."""
     sipp = need_binary("sipp")
@@ -75,10 +76,12 @@ async def start_sipp(
     for key, value in (values or {}).items():
         text = text.replace(f"[{key}]", value)
     workdir = tmp_path / scenario.removesuffix(".xml")
-    workdir.mkdir(exist_ok=True)
+    while workdir.exists():
+        workdir = workdir.with_name(workdir.name + "_")
+    workdir.mkdir()
     path = workdir / scenario
     path.write_text(text)
-    port = free_port()
+    port = port or free_port()
     errors = workdir / "errors.log"
     args = [
         "-sf",

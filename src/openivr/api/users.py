@@ -17,6 +17,7 @@ from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import validation as v
 from openivr.security import hash_password
+from openivr.sip.digest import stored_sip_password
 from openivr.store import ids
 from openivr.store.accounts import email_taken, next_extension
 from openivr.store.models import User
@@ -81,7 +82,9 @@ async def _load(db: AsyncSession, account_id: str, user_id: str) -> User:
     return user
 
 
-async def _apply(db: AsyncSession, user: User, data: dict[str, Any], who: Principal) -> None:
+async def _apply(
+    db: AsyncSession, user: User, data: dict[str, Any], who: Principal, sip_realm: str = ""
+) -> None:
     if data.get("user_fname") is not None:
         user.fname = v.text("user_fname", data["user_fname"], 100, allow_empty=True)
     if data.get("user_lname") is not None:
@@ -125,7 +128,16 @@ async def _apply(db: AsyncSession, user: User, data: dict[str, Any], who: Princi
     if data.get("sip_uri") is not None:
         user.sip_uri = v.sip_uri("sip_uri", data["sip_uri"]) if data["sip_uri"] else ""
     if data.get("sip_password") is not None:
-        user.sip_password = v.text("sip_password", data["sip_password"], 200, allow_empty=True)
+        # Kept only as the digest HA1 MD5(user_id:realm:password) that the registrar checks
+        # against; the realm is the SIP domain, so changing --sip-domain means setting SIP
+        # passwords again (the old hashes no longer match).
+        password = v.text("sip_password", data["sip_password"], 200, allow_empty=True)
+        user.sip_password = stored_sip_password(user.user_id, sip_realm, password)
+
+
+def _sip_realm(request: Request) -> str:
+    """The digest realm of SIP registrations: the server's SIP domain."""
+    return str(request.app.state.ctx.settings.sip_domain)
 
 
 async def _admin_count(db: AsyncSession, account_id: str) -> int:
@@ -175,7 +187,7 @@ async def create_user(
         sip_password="",
         token_generation=0,
     )
-    await _apply(db, user, data, who)
+    await _apply(db, user, data, who, _sip_realm(request))
     db.add(user)
     await db.commit()
     return success(request, user_view(user), status=201)
@@ -197,7 +209,7 @@ async def put_user(
     if user_id != who.user_id:
         require_admin(who)
     user = await _load(db, account_id, user_id)
-    await _apply(db, user, body.model_dump(exclude_unset=True), who)
+    await _apply(db, user, body.model_dump(exclude_unset=True), who, _sip_realm(request))
     await db.commit()
     return success(request, user_view(user))
 

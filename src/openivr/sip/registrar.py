@@ -90,7 +90,7 @@ class Registrar:
         extra = [
             (
                 "Contact",
-                f"<{r.contact}>;expires={max(0, int((r.expires_at - now).total_seconds()))}",
+                f"<{r.contact}>;expires={max(0, round((r.expires_at - now).total_seconds()))}",
             )
             for r in rows
         ]
