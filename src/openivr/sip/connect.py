@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from openivr.audio import g711, tones
 from openivr.sip.bridge import MediaBridge
 from openivr.sip.call import Call
-from openivr.sip.media import RtpSession
+from openivr.sip.media import RtpSession, RtpStats
 from openivr.sip.message import SipParseError, SipResponse, SipUri
 from openivr.sip.rtp import RtpPacket
 from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError, SessionDescription, negotiate
@@ -77,6 +77,8 @@ class TransferLeg:
     ended_by: EndedBy = ""
     packets_to_target: int = 0
     packets_from_target: int = 0
+    # RTP counters of the target leg (send intervals for pacing checks); not in to_dict().
+    target_rtp: RtpStats | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (times as ISO 8601 strings or None)."""
@@ -544,6 +546,7 @@ class _BridgedTransfer:
         if self.session is not None:
             self.leg.packets_to_target = self.session.stats.packets_sent
             self.leg.packets_from_target = self.session.stats.packets_received
+            self.leg.target_rtp = self.session.stats
         for outgoing in self.forks:
             if outgoing.state == "confirmed" and self.leg.status != "answered":
                 outgoing.bye()  # answered but the transfer did not go on with it

@@ -1,0 +1,190 @@
+"""Bench: N concurrent bridged transfers (SIPp caller → OpenIVR → SIPp target echoing RTP).
+
+Each caller streams 2 × 10 s of PCMA audio in 20 ms packets (a pcap this script writes, since
+SIPp's bundled g711a.pcap uses 30 ms packets); the server answers, transfers to the target (bridge
+mode) and relays RTP both ways; the target echoes what it gets. Measured: relayed-packet send
+intervals on both legs of every call (server-side send times), p50/p99/max.
+
+Run by hand:  taskset -c 0 .venv/bin/python bench/sip/bridged_calls.py --calls 100 250 300
+(the server on core 0; the SIPp processes it starts may use any core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from openivr.audio import g711, tones
+from openivr.sip.call import Call
+from openivr.sip.connect import Connector, TransferTarget
+from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+
+HERE = Path(__file__).parent
+PCAP_SECONDS = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_pcap(path: Path, seconds: float = PCAP_SECONDS) -> None:
+    """A pcap of one RTP stream: PCMA 440 Hz, one 160-byte packet every 20 ms."""
+    frames = g711.encode_frames(tones.beep(440.0, seconds * 1000, -12.0), "PCMA")
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for i, frame in enumerate(frames):
+        rtp = struct.pack("!BBHII", 0x80, 8 | (0x80 if i == 0 else 0), i, i * 160, 0x1234)
+        udp_len = 8 + len(rtp) + len(frame)
+        udp = struct.pack("!HHHH", 6000, 6002, udp_len, 0) + rtp + frame
+        ip = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + udp_len,
+            i & 0xFFFF,
+            0,
+            64,
+            17,
+            0,
+            bytes([127, 0, 0, 1]),
+            bytes([127, 0, 0, 1]),
+        )
+        ether = b"\x00" * 12 + b"\x08\x00"
+        packet = ether + ip + udp
+        t = i * 0.020
+        out += struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(packet), len(packet))
+        out += packet
+    path.write_bytes(bytes(out))
+
+
+def sipp(*args: str, cwd: str) -> asyncio.Future[asyncio.subprocess.Process]:
+    return asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            shutil.which("sipp") or "sipp",
+            *args,
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "300s",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd=cwd,
+        )
+    )
+
+
+async def run_level(calls: int, rate: int) -> dict[str, float]:
+    intervals: list[np.ndarray] = []
+    statuses: list[str] = []
+    callee_port = free_port()
+    connector: Connector | None = None
+
+    async def handler(call: Call) -> None:
+        await call.answer()
+        assert connector is not None
+        target = TransferTarget("sip", f"sip:echo@127.0.0.1:{callee_port}")
+        leg = await connector.connect(call, target, "+46700000001")
+        statuses.append(leg.status)
+        # Skip the first interval of each leg: the switch from ringback to relayed audio.
+        intervals.append(np.array(list(call.stats.send_intervals)[1:]))
+        if leg.target_rtp is not None:
+            intervals.append(np.array(list(leg.target_rtp.send_intervals)[1:]))
+
+    async def route(invite: Invite) -> Accept | Reject:
+        return Accept(handler)
+
+    config = SipServerConfig(port=0, max_calls=calls + 10, rtp_ports=(30000, 39999))
+    server = SipServer(route, config)
+    await server.start()
+    connector = Connector(server, timeout=20)
+    with tempfile.TemporaryDirectory() as tmp:
+        pcap = Path(tmp) / "pcma_20ms.pcap"
+        write_pcap(pcap)
+        caller_xml = Path(tmp) / "bridged_caller.xml"
+        caller_xml.write_text(
+            (HERE / "bridged_caller.xml").read_text().replace("[audio_pcap]", str(pcap))
+        )
+        callee = await sipp(
+            "-sf",
+            str(HERE / "bridged_callee.xml"),
+            "-p",
+            str(callee_port),
+            "-mp",
+            str(free_port()),
+            "-rtp_echo",
+            "-m",
+            str(calls),
+            "-l",
+            str(calls + 10),
+            cwd=tmp,
+        )
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        load_before = os.getloadavg()[0]
+        caller = await sipp(
+            f"127.0.0.1:{server.udp_port}",
+            "-sf",
+            str(caller_xml),
+            "-s",
+            "100",
+            "-m",
+            str(calls),
+            "-l",
+            str(calls),
+            "-r",
+            str(rate),
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port()),
+            cwd=tmp,
+        )
+        await caller.wait()
+        elapsed = time.monotonic() - started
+        try:
+            await asyncio.wait_for(callee.wait(), 10)
+        except TimeoutError:
+            callee.kill()
+    skipped = server.clock.skipped_ticks
+    await server.stop()
+    allv = np.concatenate(intervals) * 1000 if intervals else np.zeros(1)
+    return {
+        "calls": float(calls),
+        "answered": float(statuses.count("answered")),
+        "caller_rc": float(caller.returncode or 0),
+        "packets": float(len(allv)),
+        "p50_ms": float(np.percentile(allv, 50)),
+        "p99_ms": float(np.percentile(allv, 99)),
+        "max_ms": float(np.max(allv)),
+        "skipped_ticks": float(skipped),
+        "elapsed_s": elapsed,
+        "load1_before": load_before,
+        "load1_after": os.getloadavg()[0],
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, nargs="+", default=[100, 250])
+    parser.add_argument("--rate", type=int, default=50, help="new calls per second")
+    args = parser.parse_args()
+    for n in args.calls:
+        result = await run_level(n, args.rate)
+        print(" ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
