@@ -130,3 +130,65 @@ def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> An
             return value
         time.sleep(interval)
     pytest.fail("timed out waiting for the server")
+
+
+@dataclass
+class Target:
+    """A SIPp process waiting for our call (a transfer target)."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    errors: Path
+
+    def finish(self, timeout: float = 30) -> None:
+        """Wait for the scenario to end and fail with its errors unless it passed."""
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        if self.proc.returncode != 0:
+            detail = self.errors.read_text()[-3000:] if self.errors.exists() else out[-3000:]
+            pytest.fail(f"the SIPp target exited {self.proc.returncode}:\n{detail}")
+
+
+def start_target(
+    scenario: str, tmp_path: Path, values: dict[str, str], extra: tuple[str, ...] = ()
+) -> Target:
+    """Start a SIPp target from tests/sip/scenarios on a free port."""
+    sipp = require_binary("sipp")
+    text = (Path(__file__).parent.parent / "sip" / "scenarios" / scenario).read_text()
+    for key, value in values.items():
+        text = text.replace(f"[{key}]", value)
+    path = tmp_path / f"target-{scenario}"
+    path.write_text(text)
+    port = free_udp_port()
+    errors = tmp_path / f"target-{scenario}.errors.log"
+    cmd = [
+        sipp,
+        "-sf",
+        str(path),
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(free_udp_port()),
+        "-timeout",
+        "40s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(errors),
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+    )
+    time.sleep(0.3)  # let it bind before we call it
+    return Target(proc, port, errors)

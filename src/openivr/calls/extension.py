@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -15,8 +16,10 @@ from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.sip import call as sip
+from openivr.sip.connect import Connector, TransferTarget
+from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
-from openivr.store.models import Account
+from openivr.store.models import Account, User
 from openivr.store.snapshot import load_snapshot
 
 log = logging.getLogger(__name__)
@@ -33,13 +36,40 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return low, high
 
 
+class TransferService:
+    """Engine transfers through the connector: users, numbers and SIP addresses."""
+
+    def __init__(self, ctx: ServerContext, connector: Connector):
+        self.ctx = ctx
+        self.connector = connector
+
+    async def __call__(
+        self, call: sip.Call, request: TransferRequest, on_answer: Callable[[], None]
+    ) -> dict[str, Any]:
+        """Ring the target; the leg as a dict for the call record."""
+        if request.kind == "user" and request.user_id:
+            async with self.ctx.sessions() as db:
+                user = await db.get(User, request.user_id)
+            target = TransferTarget(
+                "user",
+                request.user_id,
+                user_sip_uri=user.sip_uri if user else "",
+                user_phnum=user.phnum if user else "",
+            )
+        else:
+            kind = "phnum" if request.kind in ("phnum", "other") else "sip"
+            target = TransferTarget(kind, request.target)  # type: ignore[arg-type]
+        leg = await self.connector.connect(call, target, request.caller_id, on_answer)
+        return leg.to_dict()
+
+
 class CallService:
     """Routes INVITEs and runs each accepted call."""
 
     def __init__(self, ctx: ServerContext, calls: CallLog):
         self.ctx = ctx
         self.calls = calls
-        self.transfer: Transferring | None = ctx.services.get("transfer")
+        self.transfer: Transferring | None = None
 
     async def route(self, invite: Invite) -> Accept | Reject:
         """A number, app id or shortcode → its app; anything else → 404."""
@@ -50,7 +80,7 @@ class CallService:
         notes.account_id = dest.account_id
         if dest.app_id:
             return Accept(lambda call: self.run_app(call, dest))
-        if self.ctx.services.get("transfer") is None:
+        if self.transfer is None:
             return Reject(480, "Temporarily Unavailable")
         return Accept(lambda call: self.run_direct(call, dest))
 
@@ -63,7 +93,10 @@ class CallService:
     async def run_app(self, call: sip.Call, dest: Destination) -> None:
         """Run the engine for a call routed to a voice app."""
         async with self.ctx.sessions() as db:
-            snapshot = await load_snapshot(db, dest.account_id)
+            # Users with only a registered phone are reached at their address on our registrar.
+            snapshot = await load_snapshot(
+                db, dest.account_id, aor_domain=self.ctx.settings.sip_domain
+            )
 
         async def keep(app_id: str, call_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> str:
             return await deposit_voicemail(
@@ -83,14 +116,15 @@ class CallService:
             self.ctx.services["sounds"],
             self.calls.notes_for(call.call_id),
             voicemail=keep,
-            transfer=self.ctx.services.get("transfer"),
+            transfer=self.transfer,
             caller_id=await self._caller_id(dest.account_id, call),
         )
         await driver.run()
 
     async def run_direct(self, call: sip.Call, dest: Destination) -> None:
         """A number connected straight to a user, number or SIP address: ring it, bridge."""
-        transfer = self.ctx.services["transfer"]
+        transfer = self.transfer
+        assert transfer is not None
         notes = self.calls.notes_for(call.call_id)
         await call.answer()
         request = TransferRequest(
@@ -113,6 +147,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         log.info("SIP is off (--sip-port 0)")
         return
     calls = CallLog(ctx.sessions)
+    registrar = Registrar(ctx.sessions, settings.sip_domain)
     service = CallService(ctx, calls)
     server = SipServer(
         service.route,
@@ -123,7 +158,18 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
             max_calls=settings.max_calls,
         ),
         on_call_end=calls.call_ended,
+        registrar=registrar,
     )
+    connector = Connector(
+        server,
+        trunk=settings.sip_trunk,
+        trunk_user=settings.sip_trunk_user,
+        trunk_password=settings.sip_trunk_password,
+        timeout=settings.transfer_timeout,
+        mode="refer" if settings.transfer_mode == "refer" else "bridge",
+        registrar=registrar,
+    )
+    ctx.services["transfer"] = service.transfer = TransferService(ctx, connector)
     await server.start()
     ctx.services.update(sip_server=server, call_log=calls)
     stack.push_async_callback(calls.drain)

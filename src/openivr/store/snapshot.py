@@ -59,9 +59,16 @@ def _view(app: VoiceApp) -> dict[str, object]:
 
 
 async def load_snapshot(
-    db: AsyncSession, account_id: str, counter: MessageCounter | None = count_messages
+    db: AsyncSession,
+    account_id: str,
+    counter: MessageCounter | None = count_messages,
+    aor_domain: str | None = None,
 ) -> AccountSnapshot:
-    """Read every app, user and prompt of an account in three queries."""
+    """Read every app, user and prompt of an account in three queries.
+
+    With `aor_domain`, a user with neither sip_uri nor phnum is reachable at
+    sip:<user_id>@<aor_domain>, where the registrar finds the phones they registered.
+    """
     apps = (await db.scalars(select(VoiceApp).where(VoiceApp.account_id == account_id))).all()
     users = (await db.scalars(select(User).where(User.account_id == account_id))).all()
     prompts = (await db.scalars(select(Prompt).where(Prompt.account_id == account_id))).all()
@@ -72,7 +79,8 @@ async def load_snapshot(
             account_id=account_id,
             name=f"{u.fname} {u.lname}".strip() or u.email,
             extension=u.extension,
-            sip_uri=u.sip_uri,
+            sip_uri=u.sip_uri
+            or (f"sip:{u.user_id}@{aor_domain}" if aor_domain and not u.phnum else ""),
             phnum=u.phnum,
         )
         for u in users
