@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from openivr.sip.call import Call, Dtmf, HungUp
 from openivr.sip.connect import Connector, TransferLeg, TransferTarget
-from openivr.sip.server import SipServer
+from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 
 from .transfer_peers import CALLER_ID, TransferDesk, desk, free_port, pcap, start_sipp
 
@@ -285,3 +286,32 @@ def test_target_and_connector_refuse_bad_input() -> None:
     with pytest.raises(ValueError, match="mode"):
         Connector(server, mode="magic")  # type: ignore[arg-type]
     assert CALLER_ID.startswith("+")
+
+
+async def test_keys_reach_the_target_as_rfc4733_events(
+    desk: tuple[SipServer, TransferDesk], tmp_path: Path
+) -> None:
+    """The target is a second OpenIVR server: it reports which keys it received, and how."""
+    server, handler = desk
+    heard: list[Dtmf] = []
+    done = asyncio.Event()
+
+    async def target_handler(call: Call) -> None:
+        await call.answer()
+        while not isinstance(event := await call.next_event(), HungUp):
+            if isinstance(event, Dtmf):
+                heard.append(event)
+        done.set()
+
+    async def target_route(invite: Invite) -> Accept | Reject:
+        return Accept(target_handler)
+
+    async with SipServer(target_route, SipServerConfig(host="127.0.0.1", port=0)) as target:
+        handler.connector = Connector(server)
+        handler.target = TransferTarget("sip", f"sip:keys@127.0.0.1:{target.udp_port}")
+        values = caller_values(hold_ms="1200", dtmf_pcap=pcap("dtmf_2833_1.pcap"))
+        leg = await transfer(server, handler, tmp_path, "transfer_caller_keys.xml", values)
+        await asyncio.wait_for(done.wait(), 10)
+    assert leg.status == "answered" and leg.ended_by == "caller"
+    # INFO "5" became RFC 4733 packets; the caller's RFC 4733 "1" was passed on.
+    assert heard == [Dtmf("5", "rfc4733"), Dtmf("1", "rfc4733")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Callable
 
 from openivr.audio import g711
@@ -20,6 +21,7 @@ from openivr.sip.rtp import EVENT_KEYS, SAMPLES_PER_FRAME, RtpPacket, TelephoneE
 log = logging.getLogger(__name__)
 
 Receiver = Callable[[RtpPacket], None]
+_TS_SSRC = struct.Struct("!II")
 
 # A generated key lasts 100 ms (5 packets) and its end is sent three times (RFC 4733 §2.5.1.4).
 _KEY_PACKETS = 5
@@ -43,6 +45,39 @@ class RelayDirection:
             self._offset = self.sink.last_timestamp + SAMPLES_PER_FRAME - packet.timestamp
             return (packet.timestamp + self._offset) & 0xFFFFFFFF, True
         return (packet.timestamp + self._offset) & 0xFFFFFFFF, packet.marker
+
+    def raw(self, data: bytes, addr: tuple[str, int]) -> bool:
+        """Fast path for plain RTP (no CSRC, extension or padding); False hands it to parse."""
+        if len(data) < 12 or data[0] != 0x80:
+            return False
+        source = self.source
+        second = data[1]
+        pt = second & 0x7F
+        if pt == source.payload_type:
+            payload = data[12:]
+            if source.codec != self.sink.codec:
+                payload = g711.encode(g711.decode(payload, source.codec), self.sink.codec)
+            out_pt: int | None = self.sink.payload_type
+        elif pt == source.event_payload_type:
+            payload = data[12:]
+            out_pt = self.sink.event_payload_type
+        else:
+            return True  # not ours: drop
+        stats = source.stats
+        stats.packets_received += 1
+        stats.bytes_received += len(data)
+        if addr != source.remote:
+            source.remote = (str(addr[0]), int(addr[1]))  # symmetric RTP, as for calls
+        timestamp, ssrc = _TS_SSRC.unpack_from(data, 4)
+        marker = bool(second & 0x80)
+        if ssrc != self._ssrc:
+            self._ssrc = ssrc
+            self._offset = self.sink.last_timestamp + SAMPLES_PER_FRAME - timestamp
+            marker = True
+        if out_pt is not None:
+            self.sink.forward(out_pt, payload, marker, timestamp + self._offset)
+            self.relayed += 1
+        return True
 
     def audio(self, packet: RtpPacket) -> None:
         """Relay an audio packet, transcoding G.711 μ-law ↔ A-law when needed."""
@@ -98,18 +133,22 @@ class MediaBridge:
     def early(self) -> None:
         """Pass the target's early media (183) to the caller; the caller is not heard yet."""
         self.target.swap_receivers(self.to_caller.audio, self.to_caller.event)
+        self.target.relay = self.to_caller.raw
 
     def connect(self) -> None:
         """Relay both ways."""
         self.early()
         if self._saved is None:
             self._saved = self.caller.swap_receivers(self.to_target.audio, self.to_target.event)
+            self.caller.relay = self.to_target.raw
 
     def release(self) -> None:
         """Give the caller's session back to its call (a transfer that failed)."""
         if self._saved is not None:
             self.caller.swap_receivers(*self._saved)
             self._saved = None
+        self.caller.relay = None
+        self.target.relay = None
         self.target.swap_receivers(_ignore, _ignore)
 
 

@@ -166,6 +166,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self.sending = True
         self._on_audio = on_audio
         self._on_event = on_event
+        # A bridge takes raw datagrams (no packet object per packet on the relay path).
+        self.relay: Callable[[bytes, tuple[str, int]], bool] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._sequence = secrets.randbits(16)
         self._timestamp_base = secrets.randbits(32)
@@ -269,6 +271,9 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         """Handle one incoming RTP packet (asyncio callback)."""
+        relay = self.relay
+        if relay is not None and relay(data, addr):  # type: ignore[arg-type]
+            return
         try:
             packet = RtpPacket.parse(data)
         except RtpError:
