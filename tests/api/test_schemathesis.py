@@ -26,6 +26,7 @@ from hypothesis.strategies import SearchStrategy
 from schemathesis import GenerationMode
 from schemathesis.checks import load_all_checks, not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
+
 from tests.api.test_seed_scripts import Node as ServingNode
 from tests.api.test_seed_scripts import serving_node
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.conftest import free_port
 
 SCRIPTS = Path(__file__).parent / "seed_scripts"
