@@ -30,6 +30,8 @@ from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfi
 
 HERE = Path(__file__).parent
 PCAP_SECONDS = 10.0
+# SIPp on the second core, so the server (taskset -c 0) has the first one to itself.
+SIPP_PREFIX = ["taskset", "-c", "1"] if shutil.which("taskset") and os.cpu_count() != 1 else []
 
 
 def free_port() -> int:
@@ -70,6 +72,7 @@ def write_pcap(path: Path, seconds: float = PCAP_SECONDS) -> None:
 def sipp(*args: str, cwd: str) -> asyncio.Future[asyncio.subprocess.Process]:
     return asyncio.ensure_future(
         asyncio.create_subprocess_exec(
+            *SIPP_PREFIX,
             shutil.which("sipp") or "sipp",
             *args,
             "-i",
@@ -164,6 +167,7 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
     return {
         "calls": float(calls),
         "answered": float(statuses.count("answered")),
+        "not_answered": float(len(statuses) - statuses.count("answered")),
         "caller_rc": float(caller.returncode or 0),
         "packets": float(len(allv)),
         "p50_ms": float(np.percentile(allv, 50)),
@@ -184,6 +188,7 @@ async def main() -> None:
     for n in args.calls:
         result = await run_level(n, args.rate)
         print(" ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
+        await asyncio.sleep(3)  # let the previous level's sockets and SIPp go away
 
 
 if __name__ == "__main__":
