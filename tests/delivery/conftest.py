@@ -23,13 +23,13 @@ import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
-from tests.conftest import RunningServer, base_settings, free_port
 
 from openivr.api.app import asgi
 from openivr.api.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.delivery.extension import install
 from openivr.settings import Settings
+from tests.conftest import RunningServer, base_settings, free_port
 
 T = TypeVar("T")
 

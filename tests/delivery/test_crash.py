@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from tests.conftest import RunningServer, free_port
-from tests.delivery.conftest import MailServer
 
 from openivr.api.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.settings import from_environment
 from openivr.store.db import open_database
+from tests.conftest import RunningServer, free_port
+from tests.delivery.conftest import MailServer
 
 # The node as `openivr serve` runs it, with the voicemail extension installed.
 LAUNCHER = """

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.delivery.conftest import MailServer, VoicemailNode, node_settings, run_node
 
 from openivr.api.context import ServerContext
 from openivr.audio.wav import write_wav
 from openivr.delivery.deposit import VoicemailError, deposit_voicemail, message_count
 from openivr.delivery.messagefiles import MessageFiles, Sidecar
 from openivr.store.voicemail import remove_message
+from tests.delivery.conftest import MailServer, VoicemailNode, node_settings, run_node
 
 
 def _deposit(node: VoicemailNode, **kw: Any) -> str:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import httpx
-from tests.delivery.conftest import VoicemailNode, WebhookReceiver, node_settings, run_node
 
 from openivr.delivery.webhook import SIGNATURE_HEADER, verify, webhook_key
+from tests.delivery.conftest import VoicemailNode, WebhookReceiver, node_settings, run_node
 
 
 def test_webhook_is_signed_and_retried_until_accepted(

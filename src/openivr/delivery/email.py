@@ -17,10 +17,12 @@ from openivr.store.voicemail import Voicemail
 class SendError(Exception):
     """A send that did not go through; `refused` when the receiver said no outright."""
 
-    def __init__(self, detail: str, refused: bool = False):
+    def __init__(self, detail: str, refused: bool = False, unreachable: bool = False):
         super().__init__(detail)
         self.detail = detail
         self.refused = refused
+        # The server could not be reached at all: every message to it would fail alike.
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ async def send(server: SmtpServer, mail: EmailMessage, timeout: float) -> None:
         raise SendError(f"SMTP {exc.code} {exc.message}", refused=exc.code >= 500) from None
     except (OSError, TimeoutError) as exc:
         # Also aiosmtplib's connect, disconnect and timeout errors: all temporary.
-        raise SendError(f"cannot reach {server.host}:{server.port}: {exc}") from None
+        raise SendError(
+            f"cannot reach {server.host}:{server.port}: {exc}", unreachable=True
+        ) from None
     except aiosmtplib.SMTPException as exc:
         raise SendError(f"SMTP: {exc}") from None

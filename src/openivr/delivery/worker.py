@@ -46,11 +46,17 @@ class DeliveryWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
+        # While the SMTP server is unreachable, e-mail is not claimed (each claim would fail
+        # alike); the pause grows like a delivery's back-off and ends at the first success.
+        self._smtp_outages = 0
+        self._smtp_paused_until = 0.0
 
     @property
     def channels(self) -> tuple[str, ...]:
-        """The channels this node can send: e-mail only with SMTP configured."""
-        return (vm.EMAIL, vm.WEBHOOK) if self.smtp else (vm.WEBHOOK,)
+        """The channels this node sends now: e-mail only with SMTP configured and reachable."""
+        if self.smtp is None or time.monotonic() < self._smtp_paused_until:
+            return (vm.WEBHOOK,)
+        return (vm.EMAIL, vm.WEBHOOK)
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
@@ -140,6 +146,11 @@ class DeliveryWorker:
             else:
                 await asyncio.wait_for(self._send_webhook(delivery, msg), limit)
         except SendError as exc:
+            now = time.monotonic()
+            # Sends that were in flight together fail together: they open one pause, not many.
+            if exc.unreachable and delivery.channel == vm.EMAIL and now >= self._smtp_paused_until:
+                self._smtp_outages += 1
+                self._smtp_paused_until = now + self.policy.delay(self._smtp_outages)
             await self._failed(delivery, exc.detail, exc.refused)
             return
         except FileNotFoundError:
@@ -148,6 +159,9 @@ class DeliveryWorker:
         except TimeoutError:
             await self._failed(delivery, f"no answer within {limit:g} s", False)
             return
+        if delivery.channel == vm.EMAIL:
+            self._smtp_outages = 0
+            self._smtp_paused_until = 0.0
         await self._delivered(delivery)
 
     async def _send_email(

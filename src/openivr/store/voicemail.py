@@ -221,6 +221,8 @@ async def claim_due(
             )
         ).all()
     claimed: list[str] = []
+    if not candidates:
+        return claimed
     # Compare-and-set on the same condition, in one transaction and in id order (so nodes
     # lock rows in the same order): of several nodes racing for a row, one update wins
     # (PostgreSQL re-checks the WHERE after the row lock; SQLite serialises writers).
