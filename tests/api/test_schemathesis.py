@@ -8,9 +8,7 @@ phone number, so fuzzed bodies and queries reach stored data. DELETEs run last.
 from __future__ import annotations
 
 import itertools
-import re
 import secrets
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,8 +45,6 @@ PUBLIC_PATHS = (
     "/audio/",
 )
 Check = Callable[..., Any]
-# What the API answers a body it cannot parse at all (before authentication runs, see the xfail).
-BODY_PARSE_ERRORS = ('"malformed_json"', "There was an error parsing the body")
 
 
 @dataclass
@@ -94,28 +90,6 @@ class Node:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.process.token}"}
-
-    def logged_errors(self, wait: float) -> list[str]:
-        """Exceptions the node logged since the last call, waiting up to `wait` s for one."""
-        deadline = time.monotonic() + wait
-        while True:
-            text = self.process.log.read_text(errors="replace")[self.log_offset :]
-            found = EXCEPTION_LINE.findall(text)
-            if found or time.monotonic() >= deadline:
-                self.log_offset += len(text)
-                return found
-            time.sleep(0.02)
-
-
-# The last line of a logged traceback, e.g. "openivr.audio.wav.AudioFormatError: the audio is silent".
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): .*$", re.MULTILINE)
-
-
-def known_defect(exception_line: str) -> str | None:
-    """The xfail test pinning a src defect this server error comes from, if it is a known one."""
-    if exception_line.startswith("openivr.audio.wav.AudioFormatError: the audio is silent"):
-        return "test_text_that_speaks_as_silence_is_refused_not_a_server_error"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -247,10 +221,6 @@ def schema_checks(node: Node, *checks: Check) -> Callable[[Any, Any], list[tuple
 
     def judge(case: Any, response: Any) -> list[tuple[str, str]]:
         out = []
-        if response.status_code >= 500:
-            logged = node.logged_errors(wait=3)
-            if logged and all(map(known_defect, logged)):
-                return []  # pinned by its own xfail test; anything else still fails here
         for check in checks:
             try:
                 case.validate_response(response, checks=[check])
@@ -301,8 +271,6 @@ def _refused_without_valid_token(case: Any, response: Any) -> list[tuple[str, st
         return [("not_a_server_error", response.text)]
     if is_public(case.operation.path) or response.status_code in (401, 403):
         return []
-    if response.status_code == 400 and any(m in response.text for m in BODY_PARSE_ERRORS):
-        return []  # the known defect pinned by the xfail test below
     return [("needs_a_token", response.text)]
 
 
@@ -338,11 +306,6 @@ def test_without_a_valid_token_only_public_operations_answer(node: Node) -> None
     assert len(protected) >= 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/openivr/api/app.py: FastAPI parses a JSON body before the auth dependency runs, "
-    "so an unauthenticated request with an unparsable body gets 400 instead of 401",
-)
 @pytest.mark.parametrize("body", [b"{broken", b"\xff\xfe{}"], ids=["bad-json", "not-utf8"])
 def test_a_broken_body_without_a_token_is_refused_as_unauthenticated(
     node: Node, body: bytes
@@ -355,11 +318,6 @@ def test_a_broken_body_without_a_token_is_refused_as_unauthenticated(
     assert r.status_code == 401, r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/openivr/api/docs.py answers() documents only 200 as success, but creating a "
-    "user, app, prompt or phone number answers 201",
-)
 def test_creating_answers_with_a_documented_status(node: Node) -> None:
     c, h = node.client, node.headers
     base = f"/account/{node.account_id}"
@@ -386,12 +344,6 @@ def test_creating_answers_with_a_documented_status(node: Node) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/openivr/api/tts.py render_text() catches only TtsError; text that eSpeak speaks "
-    "as silence makes src/openivr/audio/normalise.py raise AudioFormatError('silent_audio') "
-    "through src/openivr/audio/cache.py _render_key, answered as 500 internal_error",
-)
 @pytest.mark.parametrize("route", ["convert", "message"])
 def test_text_that_speaks_as_silence_is_refused_not_a_server_error(node: Node, route: str) -> None:
     c, h = node.client, node.headers

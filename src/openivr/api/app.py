@@ -34,6 +34,7 @@ from openivr.apps.promptaudio import PromptSounds
 from openivr.apps.validation import FieldError
 from openivr.audio.cache import RenderCache
 from openivr.audio.tts import SpeechEngine
+from openivr.security import TokenError
 from openivr.settings import Settings
 from openivr.store.audiostore import AudioStore
 from openivr.store.db import make_engine, make_sessionmaker, migrate
@@ -77,6 +78,23 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
     return "invalid_field", f"{where}: {msg}"
 
 
+_PUBLIC_PREFIXES = ("/oauth/", "/SonetelAuth/", "/healthz", "/globaldata/", "/audio/", "/docs")
+
+
+def _token_refusal(request: Request) -> str | None:
+    """Why a request to a protected path has no acceptable token (signature and expiry only)."""
+    if request.url.path.startswith(_PUBLIC_PREFIXES):
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "an 'Authorization: Bearer <access token>' header is required"
+    try:
+        request.app.state.ctx.tokens.decode(token.strip(), "access")
+    except TokenError as exc:
+        return str(exc)
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves in the failed envelope with the right status."""
 
@@ -90,11 +108,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI reads the body before the auth dependency runs: a caller without a valid
+        # token learns nothing from how their body would have been judged.
+        refusal = _token_refusal(request)
+        if refusal is not None:
+            return failure(request.url.path, "unauthorized", refusal, 401)
         code, detail = _validation_detail(exc)
         return failure(request.url.path, code, detail, 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body FastAPI could not even decode (e.g. not UTF-8), read before auth ran.
+            refusal = _token_refusal(request)
+            if refusal is not None:
+                return failure(request.url.path, "unauthorized", refusal, 401)
+            detail = "the body could not be parsed: send UTF-8 JSON"
+            return failure(request.url.path, "malformed_json", detail, 400)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_field")
         detail = "no such resource" if exc.status_code == 404 else str(exc.detail)
         response = failure(request.url.path, code, detail, exc.status_code)

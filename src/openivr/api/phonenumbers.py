@@ -107,7 +107,9 @@ async def list_numbers(request: Request, account_id: str, who: AccountAuth, db: 
 
 
 @router.post(
-    "/account/{account_id}/phonenumbersubscription", responses=answers(PhoneNumberOut, 409)
+    "/account/{account_id}/phonenumbersubscription",
+    responses=answers(PhoneNumberOut, 409, created=True),
+    status_code=201,
 )
 async def add_number(
     request: Request, account_id: str, body: PhoneNumberIn, who: AccountAuth, db: Db

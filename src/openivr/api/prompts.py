@@ -186,7 +186,11 @@ async def list_prompts(
     return success(request, [prompt_view(p, ctx, defaults.get(p.prompt_id)) for p in prompts])
 
 
-@router.post("/account/{account_id}/voiceapp/{app_id}/prompt", responses=answers(PromptOut))
+@router.post(
+    "/account/{account_id}/voiceapp/{app_id}/prompt",
+    responses=answers(PromptOut, created=True),
+    status_code=201,
+)
 async def create_prompt(
     request: Request,
     account_id: str,

@@ -18,6 +18,7 @@ from openivr.api.errors import ApiError
 from openivr.apps.validation import FieldError
 from openivr.audio.prepared import PreparedAudio
 from openivr.audio.tts import TtsError, TtsVoice
+from openivr.audio.wav import AudioFormatError
 
 router = APIRouter(tags=["tts"])
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -81,6 +82,8 @@ async def render_text(ctx: ServerContext, text: Any, voice: str) -> PreparedAudi
         audio: PreparedAudio = await ctx.services["render_cache"].render_async(voice, text)
     except TtsError as exc:
         raise FieldError(exc.field, exc.detail) from None
+    except AudioFormatError as exc:  # e.g. punctuation only: eSpeak says nothing
+        raise FieldError("text", f"speaks as no audible sound ({exc.detail})") from None
     return audio
 
 

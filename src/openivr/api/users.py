@@ -160,7 +160,9 @@ async def list_users(request: Request, account_id: str, who: AccountAuth, db: Db
     return success(request, [user_view(u) for u in users])
 
 
-@router.post("/account/{account_id}/user", responses=answers(UserOut, 409))
+@router.post(
+    "/account/{account_id}/user", responses=answers(UserOut, 409, created=True), status_code=201
+)
 async def create_user(
     request: Request, account_id: str, body: UserIn, who: AccountAuth, db: Db
 ) -> JSONResponse:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -106,9 +109,19 @@ def _body(body: VoiceAppIn) -> dict[str, Any]:
     return data
 
 
-async def load_app(db: AsyncSession, account_id: str, app_id: str) -> VoiceApp:
-    """An app of the account, or 404."""
-    app = await db.get(VoiceApp, app_id)
+async def load_app(
+    db: AsyncSession, account_id: str, app_id: str, for_update: bool = False
+) -> VoiceApp:
+    """An app of the account, or 404; `for_update` locks its row (PostgreSQL) until commit."""
+    if for_update:
+        app = await db.scalar(
+            select(VoiceApp)
+            .where(VoiceApp.app_id == app_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    else:
+        app = await db.get(VoiceApp, app_id)
     if app is None or app.account_id != account_id:
         raise not_found("voice app", app_id)
     return app
@@ -123,7 +136,11 @@ async def list_apps(
     return success(request, [app_view(a, ctx.settings) for a in apps])
 
 
-@router.post("/account/{account_id}/voiceapp", responses=answers(VoiceAppOut, 409))
+@router.post(
+    "/account/{account_id}/voiceapp",
+    responses=answers(VoiceAppOut, 409, created=True),
+    status_code=201,
+)
 async def create_voiceapp(
     request: Request, account_id: str, body: VoiceAppIn, who: AccountAuth, ctx: Ctx, db: Db
 ) -> JSONResponse:
@@ -172,10 +189,33 @@ async def put_voiceapp(
 ) -> JSONResponse:
     """Change the fields the body carries; others keep their values. app_type cannot change."""
     data = _body(body)
-    # Compare-and-swap on the version: concurrent writers retry on the fresh row and never
-    # overwrite each other's fields; with If-Match the caller decides instead (412).
-    for _attempt in range(20):
-        app = await load_app(db, account_id, app_id)
+    async with _writer_lock(app_id):
+        await _apply_put(db, account_id, app_id, data, if_match)
+    db.expunge_all()
+    app = await load_app(db, account_id, app_id)
+    # Menus name what their digits lead to: re-render while the change is fresh.
+    warm_in_background(ctx.sessions, ctx.services["sounds"], account_id, app_id)
+    return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
+
+
+_writers: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _writer_lock(app_id: str) -> asyncio.Lock:
+    """Writers of one app on this node take turns; other nodes wait on the row lock."""
+    lock = _writers.get(app_id)
+    if lock is None:
+        lock = _writers[app_id] = asyncio.Lock()
+    return lock
+
+
+async def _apply_put(
+    db: AsyncSession, account_id: str, app_id: str, data: dict[str, Any], if_match: str | None
+) -> None:
+    # Compare-and-swap on the version: writers never overwrite each other's fields. The row
+    # lock makes them queue on PostgreSQL; SQLite has no row locks, so a lost race retries.
+    for attempt in range(20):
+        app = await load_app(db, account_id, app_id, for_update=True)
         if if_match is not None and not _matches(if_match, app):
             raise ApiError(
                 "precondition_failed", f"If-Match {if_match} is stale; current ETag is {etag(app)}"
@@ -198,18 +238,13 @@ async def put_voiceapp(
         )
         if getattr(result, "rowcount", 0) == 1:
             await db.commit()
-            break
+            return
         await db.rollback()
         if if_match is not None:
             raise ApiError("precondition_failed", "the app changed while this request was applied")
         db.expunge_all()
-    else:
-        raise ApiError("precondition_failed", "the app is changing too often; retry")
-    db.expunge_all()
-    app = await load_app(db, account_id, app_id)
-    # Menus name what their digits lead to: re-render while the change is fresh.
-    warm_in_background(ctx.sessions, ctx.services["sounds"], account_id, app_id)
-    return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
+        await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
+    raise ApiError("precondition_failed", "the app is changing too often; retry")
 
 
 @router.delete("/account/{account_id}/voiceapp/{app_id}", responses=answers(VoiceAppOut, 409))

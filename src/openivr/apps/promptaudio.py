@@ -125,19 +125,30 @@ async def warm_app(
     return rendered
 
 
-_background: set[asyncio.Task[int]] = set()
+_warming: dict[str, asyncio.Task[None]] = {}
+_rewarm: set[str] = set()
 
 
 def warm_in_background(
     sessions: async_sessionmaker[AsyncSession], sounds: PromptSounds, account_id: str, app_id: str
 ) -> None:
-    """Start warm_app without waiting; failures are logged, never raised to the request."""
+    """Render an app's prompts soon, without waiting: one run per app at a time, and one
+    more after it when the app changed meanwhile. Failures are logged, never raised."""
+    if app_id in _warming:
+        _rewarm.add(app_id)
+        return
 
-    def _done(task: asyncio.Task[int]) -> None:
-        _background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("rendering the prompts of %s failed: %s", app_id, task.exception())
+    async def run() -> None:
+        try:
+            while True:
+                _rewarm.discard(app_id)
+                try:
+                    await warm_app(sessions, sounds, account_id, app_id)
+                except Exception as exc:  # a failed warm-up only costs a render at call time
+                    log.warning("rendering the prompts of %s failed: %s", app_id, exc)
+                if app_id not in _rewarm:
+                    return
+        finally:
+            _warming.pop(app_id, None)
 
-    task = asyncio.get_running_loop().create_task(warm_app(sessions, sounds, account_id, app_id))
-    _background.add(task)
-    task.add_done_callback(_done)
+    _warming[app_id] = asyncio.get_running_loop().create_task(run())
