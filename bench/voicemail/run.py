@@ -64,12 +64,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def delivered(ctx: ServerContext) -> tuple[int, int]:
+async def delivered(ctx: ServerContext, account_id: str) -> tuple[int, int]:
+    """Delivered count and attempts of this run's account (the database may hold others)."""
+    mine = select(vm.Voicemail.message_id).where(vm.Voicemail.account_id == account_id)
     async with ctx.sessions() as db:
         done = await db.scalar(
-            select(func.count()).select_from(vm.Delivery).where(vm.Delivery.state == vm.DELIVERED)
+            select(func.count())
+            .select_from(vm.Delivery)
+            .where(vm.Delivery.state == vm.DELIVERED, vm.Delivery.message_id.in_(mine))
         )
-        attempts = await db.scalar(select(func.sum(vm.Delivery.attempts)))
+        attempts = await db.scalar(
+            select(func.sum(vm.Delivery.attempts)).where(vm.Delivery.message_id.in_(mine))
+        )
     return int(done or 0), int(attempts or 0)
 
 
@@ -119,7 +125,7 @@ async def main(args: argparse.Namespace) -> None:
         deposit_s = time.perf_counter() - t0
         print(f"deposited {len(ids)} messages in {deposit_s:.2f} s ({len(ids) / deposit_s:.0f}/s)")
         await asyncio.sleep(args.outage)
-        _done, tries = await delivered(ctx)
+        _done, tries = await delivered(ctx, acc.account_id)
         print(f"SMTP down for {args.outage:g} s: {tries} failed attempts recorded")
         inbox = Inbox()
         controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -128,7 +134,7 @@ async def main(args: argparse.Namespace) -> None:
         worker.wake()
         first_all: float | None = None
         while True:
-            done, tries = await delivered(ctx)
+            done, tries = await delivered(ctx, acc.account_id)
             if done >= len(ids):
                 first_all = time.perf_counter() - t1
                 break
