@@ -1,6 +1,7 @@
 """What happens to a call, as the driver (SIP server or simulator) tells the engine.
 
 Every event carries `now`, the driver's clock in seconds; the engine has no clock of its own.
+Like commands, events are slotted, not frozen (cheaper to build); treat them as read-only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ RECORDING_END_REASONS = ("stop_key", "silence", "max_length", "hangup")
 TRANSFER_FAILURES = ("busy", "no_answer", "unreachable")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallStarted:
     """The call was answered: `caller` and `dialed` as the driver knows them."""
 
@@ -22,7 +23,7 @@ class CallStarted:
     dialed: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PromptFinished:
     """The prompt started by PlayPrompt(play_id) played to its end."""
 
@@ -30,7 +31,7 @@ class PromptFinished:
     play_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DigitPressed:
     """The caller pressed a key: 0-9, * or #."""
 
@@ -38,7 +39,7 @@ class DigitPressed:
     digit: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimerFired:
     """The timer started by StartTimer(timer_id) ran out."""
 
@@ -46,7 +47,7 @@ class TimerFired:
     timer_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordingFinished:
     """The recording asked for by Record ended; `duration` is the length of the kept audio."""
 
@@ -55,14 +56,14 @@ class RecordingFinished:
     reason: str  # one of RECORDING_END_REASONS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferAnswered:
     """The transfer target answered; the call is bridged and the engine's work is done."""
 
     now: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferFailed:
     """The transfer target could not be reached."""
 
@@ -70,7 +71,7 @@ class TransferFailed:
     reason: str  # one of TRANSFER_FAILURES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallerHungUp:
     """The caller hung up."""
 
