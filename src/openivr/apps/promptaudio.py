@@ -105,6 +105,8 @@ class PromptSounds:
             words = self.default_text(snapshot, prompt, voice)
             audio = await self.cache.render_async(voice, words)
             return PromptSound(words, "default", voice, audio, self.cache.key(voice, words))
+        if message is not None and self.store.has_loaded(message.key):
+            return self.resolve(snapshot, prompt, voice)  # in memory: no thread hop needed
         return await asyncio.to_thread(self.resolve, snapshot, prompt, voice)
 
 

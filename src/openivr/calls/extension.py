@@ -84,9 +84,8 @@ class CallService:
             return Reject(480, "Temporarily Unavailable")
         return Accept(lambda call: self.run_direct(call, dest))
 
-    async def _caller_id(self, account_id: str, call: sip.Call) -> str:
-        async with self.ctx.sessions() as db:
-            account = await db.get(Account, account_id)
+    @staticmethod
+    def _caller_id(account: Account | None, call: sip.Call) -> str:
         mode = account.caller_id_mode if account else "caller"
         return call.dialed if mode == "dialed" else call.caller
 
@@ -117,9 +116,13 @@ class CallService:
             self.calls.notes_for(call.call_id),
             voicemail=keep,
             transfer=self.transfer,
-            caller_id=await self._caller_id(dest.account_id, call),
+            caller_id=self._caller_id(snapshot.account, call),
         )
         await driver.run()
+
+    async def _account(self, account_id: str) -> Account | None:
+        async with self.ctx.sessions() as db:
+            return await db.get(Account, account_id)
 
     async def run_direct(self, call: sip.Call, dest: Destination) -> None:
         """A number connected straight to a user, number or SIP address: ring it, bridge."""
@@ -131,7 +134,7 @@ class CallService:
             dest.direct_target,
             dest.direct_kind,
             dest.direct_target if dest.direct_kind == "user" else None,
-            await self._caller_id(dest.account_id, call),
+            self._caller_id(await self._account(dest.account_id), call),
         )
         leg = await transfer(call, request, lambda: None)
         notes.transfers.append(leg)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from openivr.audio.normalise import normalise
@@ -25,8 +27,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
 class AudioStore:
     """Files under one root: prompts/<prompt_id>/<record_id>.{orig.wav,wav,ulaw,alaw}."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, cached_messages: int = 128):
         self.root = root
+        # Message keys change whenever a message changes, so a loaded message never goes stale.
+        self._loaded: OrderedDict[str, PreparedAudio] = OrderedDict()
+        self._loaded_lock = threading.Lock()
+        self._cached_messages = cached_messages
 
     def prompt_stem(self, message_key: str) -> Path:
         """Path stem of a prompt message's prepared audio."""
@@ -53,9 +59,23 @@ class AudioStore:
         audio.save(self.prompt_stem(key))
         return key, audio
 
+    def has_loaded(self, message_key: str) -> bool:
+        """Whether a message is already in memory."""
+        return message_key in self._loaded
+
     def load_prompt_message(self, message_key: str) -> PreparedAudio:
-        """The prepared audio of a stored message."""
-        return PreparedAudio.load(self.prompt_stem(message_key))
+        """The prepared audio of a stored message (kept in memory for the next call)."""
+        with self._loaded_lock:
+            hit = self._loaded.get(message_key)
+            if hit is not None:
+                self._loaded.move_to_end(message_key)
+                return hit
+        audio = PreparedAudio.load(self.prompt_stem(message_key))
+        with self._loaded_lock:
+            self._loaded[message_key] = audio
+            while len(self._loaded) > self._cached_messages:
+                self._loaded.popitem(last=False)
+        return audio
 
     def wav_path(self, message_key: str) -> Path:
         """The telephone-ready WAV of a stored message."""

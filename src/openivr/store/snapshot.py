@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.engine.config import AppConfig, PromptRef, StaticConfig, UserConfig
-from openivr.store.models import Prompt, User, VoiceApp
+from openivr.store.models import Account, Prompt, User, VoiceApp
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class AccountSnapshot:
 
     account_id: str
     config: StaticConfig
+    account: Account | None = None
     apps: dict[str, VoiceApp] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     prompt_names: dict[str, str] = field(default_factory=dict)
@@ -64,11 +65,12 @@ async def load_snapshot(
     counter: MessageCounter | None = count_messages,
     aor_domain: str | None = None,
 ) -> AccountSnapshot:
-    """Read every app, user and prompt of an account in three queries.
+    """Read the account and its apps, users, prompts and mailbox counts.
 
     With `aor_domain`, a user with neither sip_uri nor phnum is reachable at
     sip:<user_id>@<aor_domain>, where the registrar finds the phones they registered.
     """
+    account = await db.get(Account, account_id)
     apps = (await db.scalars(select(VoiceApp).where(VoiceApp.account_id == account_id))).all()
     users = (await db.scalars(select(User).where(User.account_id == account_id))).all()
     prompts = (await db.scalars(select(Prompt).where(Prompt.account_id == account_id))).all()
@@ -108,6 +110,7 @@ async def load_snapshot(
     return AccountSnapshot(
         account_id=account_id,
         config=StaticConfig(engine_apps, engine_users, refs, counts),
+        account=account,
         apps={a.app_id: a for a in apps},
         users={u.user_id: u for u in users},
         prompt_names={p.prompt_id: p.name for p in prompts},
