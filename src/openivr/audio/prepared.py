@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from numpy.typing import NDArray
 from openivr.audio import g711
 from openivr.audio.g711 import Codec
 from openivr.audio.wav import AudioFormatError, parse_wav, write_wav
+from openivr.durable import fsync_directory, write_atomically
 
 SAMPLE_RATE = 8000
 SUFFIXES = (".ulaw", ".alaw", ".wav")  # written in this order: .wav last marks a whole entry
@@ -20,29 +20,6 @@ SUFFIXES = (".ulaw", ".alaw", ".wav")  # written in this order: .wav last marks 
 
 class PreparedAudioMissing(FileNotFoundError):
     """No complete prepared audio exists at a path stem."""
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write data so readers see either nothing or the whole file, even after a crash."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Without this a crash may forget the renames even though the file data is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -86,8 +63,8 @@ class PreparedAudio:
         base.parent.mkdir(parents=True, exist_ok=True)
         contents = {".ulaw": self.ulaw, ".alaw": self.alaw, ".wav": self.wav_bytes()}
         for suffix in SUFFIXES:
-            _write_atomically(base.with_name(base.name + suffix), contents[suffix])
-        _fsync_directory(base.parent)
+            write_atomically(base.with_name(base.name + suffix), contents[suffix])
+        fsync_directory(base.parent)
 
     @classmethod
     def load(cls, stem: str | os.PathLike[str]) -> PreparedAudio:

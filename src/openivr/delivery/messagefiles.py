@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from openivr.durable import fsync_directory, write_atomically
 
 VOICEMAIL_DIR = "voicemail"
 
@@ -59,23 +60,6 @@ class Sidecar:
             raise ValueError(f"sidecar lacks a field: {exc}") from None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class MessageFiles:
     """voicemail/<account>/<app>/<message>.{json,wav} under the shared audio store."""
 
@@ -97,16 +81,16 @@ class MessageFiles:
         folder.mkdir(parents=True, exist_ok=True)
         # New directories must reach the disk too, or a crash could lose the file's entry.
         for d in (folder, folder.parent, folder.parent.parent, self.root):
-            _fsync_dir(d)
+            fsync_directory(d)
 
     def write(self, meta: Sidecar, wav: bytes) -> str:
         """Write and fsync the sidecar, then the WAV, then their directory; return the key."""
         key = self.key(meta.account_id, meta.app_id, meta.message_id)
         wav_file = self.wav_path(key)
         self._ensure_dir(wav_file.parent)
-        _write_durably(wav_file.with_suffix(".json"), meta.to_json())
-        _write_durably(wav_file, wav)
-        _fsync_dir(wav_file.parent)
+        write_atomically(wav_file.with_suffix(".json"), meta.to_json())
+        write_atomically(wav_file, wav)
+        fsync_directory(wav_file.parent)
         return key
 
     def remove(self, audio_key: str) -> None:
@@ -122,7 +106,7 @@ class MessageFiles:
         sidecar = wav_file.with_suffix(".json")
         if sidecar.exists():
             os.replace(sidecar, wav_file.with_suffix(".deleted"))
-            _fsync_dir(wav_file.parent)
+            fsync_directory(wav_file.parent)
 
     def unmark_deleted(self, audio_key: str) -> None:
         """Undo mark_deleted when the row could not be deleted after all."""

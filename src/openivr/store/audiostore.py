@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import threading
@@ -12,16 +11,7 @@ from pathlib import Path
 from openivr.audio.normalise import normalise
 from openivr.audio.prepared import PreparedAudio, prepare
 from openivr.audio.wav import PcmAudio
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+from openivr.durable import write_atomically
 
 
 class AudioStore:
@@ -46,7 +36,7 @@ class AudioStore:
         key = f"{prompt_id}/{record_id}"
         stem = self.prompt_stem(key)
         if original is not None:
-            _write_atomically(stem.with_name(stem.name + ".orig.wav"), original)
+            write_atomically(stem.with_name(stem.name + ".orig.wav"), original)
         prepared = prepare(normalise(audio), stem)
         return key, prepared
 
