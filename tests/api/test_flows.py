@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -128,6 +129,13 @@ def test_cli_simulate_prints_the_transcript(tmp_path: Path) -> None:
     )
     assert "For Voice Mail, press 1." in out.stdout
     assert "menu option 1" in out.stdout and "Outcome:" in out.stdout
+    built = subprocess.run(
+        cli + ["prompts", "build"], env=env, capture_output=True, text=True, check=True
+    )
+    counts = json.loads(built.stdout)
+    assert counts["apps"] == 3 and counts["standard_renderings"] >= 11 * 8
+    rendered = list((tmp_path / "data" / "audio" / "rendered").rglob("*.ulaw"))
+    assert len(rendered) >= counts["standard_renderings"]
     bad = subprocess.run(
         cli + ["simulate", "VAnope", "--keys", "1"], env=env, capture_output=True, text=True
     )

@@ -85,6 +85,16 @@ def test_dialing_the_phone_number_and_the_shortcode(
     )
     calls = _calls(phone_server, acc, 2)
     assert {tuple(c["apps"]) for c in calls} == {(box,), (apps["Main menu"]["app_id"],)}
+    assert calls[0]["start_time"] >= calls[1]["start_time"]  # newest first
+    url = f"/account/{acc.account_id}/call"
+    by_app = phone_server.client.get(f"{url}?app_id={box}", headers=acc.headers).json()["response"]
+    assert [c["to"] for c in by_app] == ["46812340000"]
+    by_to = phone_server.client.get(f"{url}?to=46812340000", headers=acc.headers).json()["response"]
+    assert len(by_to) == 1
+    by_caller = phone_server.client.get(f"{url}?from=%2B46701234567", headers=acc.headers)
+    assert len(by_caller.json()["response"]) == 2
+    later = phone_server.client.get(f"{url}?since=2999-01-01T00:00:00Z", headers=acc.headers)
+    assert later.json()["response"] == []
 
 
 def test_unknown_number_gets_404_and_a_record(phone_server: RunningServer, tmp_path: Path) -> None:
