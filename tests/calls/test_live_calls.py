@@ -146,3 +146,35 @@ def test_voicemail_from_streamed_audio_is_kept_and_mailed(
     assert attachments and attachments[0].get_payload(decode=True) == wav
     call = _calls(phone_server, acc)[0]
     assert call["outcome"] == "voicemail" and call["detail"]["voicemail_id"] == msg["message_id"]
+
+
+def test_a_changed_menu_applies_to_the_next_call(
+    phone_server: RunningServer, tmp_path: Path
+) -> None:
+    acc = phone_server.account()
+    apps = _apps(phone_server, acc)
+    menu, box = apps["Main menu"], apps["Voice Mail"]
+    url = f"/account/{acc.account_id}/voiceapp"
+    phone_server.client.put(
+        f"{url}/{menu['app_id']}",
+        headers=acc.headers,
+        json={"menu": {"digit_2": {"action": "hangup"}}},
+    )
+    phone_server.client.put(
+        f"{url}/{box['app_id']}",
+        headers=acc.headers,
+        json={"greeting_prompt": "no", "goodbye_prompt": "no"},
+    )
+    values = {"key": "2", "wait_ms": "800", "bye_timeout": "15000"}
+    run_sipp(phone_server, "menu_key_info.xml", tmp_path, menu["app_id"], values=values)
+    first = _calls(phone_server, acc, 1)[0]
+    assert first["apps"] == [menu["app_id"]]
+    # The node has this account's menu in memory now; the change must still reach the next call.
+    phone_server.client.put(
+        f"{url}/{menu['app_id']}",
+        headers=acc.headers,
+        json={"menu": {"digit_2": {"action": "connect", "to": "app", "id": box["app_id"]}}},
+    )
+    run_sipp(phone_server, "menu_key_info.xml", tmp_path, menu["app_id"], values=values)
+    second = _calls(phone_server, acc, 2)[0]
+    assert second["apps"] == [menu["app_id"], box["app_id"]]

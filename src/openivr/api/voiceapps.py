@@ -23,6 +23,7 @@ from openivr.apps.validation import FieldError
 from openivr.settings import Settings
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import clear_referrers, referrers
+from openivr.store.revision import bump_statement
 from openivr.store.voiceapps import account_apps, account_refs, create_app, format_date
 
 router = APIRouter(tags=["voiceapp"])
@@ -237,6 +238,7 @@ async def _apply_put(
             .execution_options(synchronize_session=False)
         )
         if getattr(result, "rowcount", 0) == 1:
+            await db.execute(bump_statement([account_id]))
             await db.commit()
             return
         await db.rollback()

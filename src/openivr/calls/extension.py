@@ -20,7 +20,7 @@ from openivr.sip.connect import Connector, TransferTarget
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.store.models import Account, User
-from openivr.store.snapshot import load_snapshot
+from openivr.store.snapshot import SnapshotCache
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class CallService:
         self.ctx = ctx
         self.calls = calls
         self.transfer: Transferring | None = None
+        # Users with only a registered phone are reached at their address on our registrar.
+        self.snapshots = SnapshotCache(aor_domain=ctx.settings.sip_domain)
 
     async def route(self, invite: Invite) -> Accept | Reject:
         """A number, app id or shortcode → its app; anything else → 404."""
@@ -92,10 +94,7 @@ class CallService:
     async def run_app(self, call: sip.Call, dest: Destination) -> None:
         """Run the engine for a call routed to a voice app."""
         async with self.ctx.sessions() as db:
-            # Users with only a registered phone are reached at their address on our registrar.
-            snapshot = await load_snapshot(
-                db, dest.account_id, aor_domain=self.ctx.settings.sip_domain
-            )
+            snapshot = await self.snapshots.get(db, dest.account_id)
 
         async def keep(app_id: str, call_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> str:
             return await deposit_voicemail(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +118,11 @@ class _Recording:
     stop_keys: str
     threshold: float
     buffer: JitterBuffer
+    max_seconds: float = 120.0
+    max_silence: float | None = 5.0
+    started_at: float = 0.0
+    heard_at: float = 0.0  # when the last audio packet arrived (monotonic)
+    watchdog: asyncio.TimerHandle | None = None
     chunks: list[npt.NDArray[np.int16]] = field(default_factory=list)
     samples: int = 0
     silent_samples: int = 0
@@ -290,13 +296,33 @@ class Call:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
         if self._recording is not None:
             self.stop_recording()
+        now = time.monotonic()
         self._recording = _Recording(
             max_samples=int(max_seconds * SAMPLE_RATE),
             max_silent_samples=None if max_silence is None else int(max_silence * SAMPLE_RATE),
             stop_keys=stop_keys,
             threshold=silence_threshold,
             buffer=JitterBuffer(silence_frame(self.codec)),
+            max_seconds=max_seconds,
+            max_silence=max_silence,
+            started_at=now,
+            heard_at=now,
         )
+        self._watch_recording()
+
+    def _watch_recording(self) -> None:
+        # Limits counted in received audio never fire for a caller who sends no RTP at all
+        # (on hold, or media lost): the wall clock ends such a recording too.
+        rec = self._recording
+        if rec is None:
+            return
+        now = time.monotonic()
+        if rec.max_silence is not None and now - rec.heard_at >= rec.max_silence:
+            self._finish_recording("silence")
+        elif now - rec.started_at >= rec.max_seconds + 1.0:
+            self._finish_recording("max_length")
+        else:
+            rec.watchdog = asyncio.get_running_loop().call_later(0.25, self._watch_recording)
 
     def stop_recording(self) -> None:
         """Stop recording now; RecordingFinished(reason='stopped') follows."""
@@ -315,6 +341,8 @@ class Call:
             for frame in rec.buffer.flush():
                 self._append(rec, frame)
         self._recording = None
+        if rec.watchdog is not None:
+            rec.watchdog.cancel()
         pcm = np.concatenate(rec.chunks) if rec.chunks else np.zeros(0, dtype=np.int16)
         if reason == "silence":
             # Leave out the quiet stretch that ended the message.
@@ -341,6 +369,7 @@ class Call:
         rec = self._recording
         if rec is None:
             return
+        rec.heard_at = time.monotonic()
         for frame in rec.buffer.push(packet.sequence, packet.payload):
             self._append(rec, frame)
             if rec.samples >= rec.max_samples:

@@ -54,6 +54,9 @@ class Account(Base):
     language: Mapped[str] = mapped_column(String(20), default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     caller_id_mode: Mapped[str] = mapped_column(String(20), default="caller")
+    # Bumped in the transaction of every change to the account's apps, users and prompts
+    # (store/revision.py), so nodes can keep a call snapshot until it changes.
+    config_revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

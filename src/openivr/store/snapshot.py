@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -116,3 +117,35 @@ async def load_snapshot(
         prompt_names={p.prompt_id: p.name for p in prompts},
         messages=messages,
     )
+
+
+class SnapshotCache:
+    """Snapshots reused while the account's config revision stays the same (one node's view).
+
+    A call then costs two small queries (the revision, the mailbox counts) instead of loading
+    every app, user and prompt. Any node that changes the configuration bumps the revision in
+    the same transaction (store/revision.py), so no call runs on a stale menu.
+    """
+
+    def __init__(self, size: int = 1000, aor_domain: str | None = None):
+        self.size = size
+        self.aor_domain = aor_domain
+        self._entries: OrderedDict[str, AccountSnapshot] = OrderedDict()
+
+    async def get(self, db: AsyncSession, account_id: str) -> AccountSnapshot:
+        """The account's snapshot with fresh mailbox counts."""
+        revision = await db.scalar(
+            select(Account.config_revision).where(Account.account_id == account_id)
+        )
+        hit = self._entries.get(account_id)
+        if hit is not None and hit.account is not None and hit.account.config_revision == revision:
+            self._entries.move_to_end(account_id)
+            mailboxes = [a.app_id for a in hit.apps.values() if a.app_type == "mailbox"]
+            if mailboxes:
+                hit.config.message_counts = await count_messages(db, mailboxes)
+            return hit
+        snapshot = await load_snapshot(db, account_id, aor_domain=self.aor_domain)
+        self._entries[account_id] = snapshot
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return snapshot

@@ -1,0 +1,54 @@
+"""Every change to an account's apps, users and prompts bumps its config revision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openivr.store.models import Account
+from tests.conftest import RunningServer
+
+
+def _revision(server: RunningServer, account_id: str) -> int:
+    import asyncio
+
+    from openivr.store.db import open_database
+
+    async def read() -> int:
+        async with open_database(server.settings.effective_database_url) as (_e, sessions):
+            async with sessions() as db:
+                account = await db.get(Account, account_id)
+                assert account is not None
+                return account.config_revision
+
+    return asyncio.run(read())
+
+
+def test_changes_bump_the_revision(any_server: RunningServer) -> None:
+    acc = any_server.account()
+    c, h = any_server.client, acc.headers
+    base = f"/account/{acc.account_id}"
+    apps: list[dict[str, Any]] = c.get(f"{base}/voiceapp", headers=h).json()["response"]
+    menu = next(a for a in apps if a["app_type"] == "ivr")
+    steps = [
+        lambda: c.put(f"{base}/voiceapp/{menu['app_id']}", headers=h, json={"name": "Front desk"}),
+        lambda: c.post(f"{base}/voiceapp", headers=h, json={"app_type": "ivr", "name": "Sales"}),
+        lambda: c.post(
+            f"{base}/user",
+            headers=h,
+            json={"email": f"u-{acc.account_id}@example.com", "password": "secret12"},
+        ),
+        lambda: c.put(f"{base}/user/{acc.user_id}", headers=h, json={"user_fname": "Anna"}),
+        lambda: c.post(
+            f"{base}/voiceapp/{menu['app_id']}/prompt", headers=h, json={"name": "Hours"}
+        ),
+    ]
+    seen = _revision(any_server, acc.account_id)
+    for step in steps:
+        r = step()
+        assert r.status_code < 300, r.text
+        now = _revision(any_server, acc.account_id)
+        assert now > seen, r.request.url
+        seen = now
+    # Reading changes nothing.
+    c.get(f"{base}/voiceapp", headers=h)
+    assert _revision(any_server, acc.account_id) == seen
