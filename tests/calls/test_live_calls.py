@@ -178,3 +178,32 @@ def test_a_changed_menu_applies_to_the_next_call(
     run_sipp(phone_server, "menu_key_info.xml", tmp_path, menu["app_id"], values=values)
     second = _calls(phone_server, acc, 2)[0]
     assert second["apps"] == [menu["app_id"], box["app_id"]]
+
+
+def test_a_full_mailbox_takes_no_new_message(phone_server: RunningServer, tmp_path: Path) -> None:
+    acc = phone_server.account()
+    box = _apps(phone_server, acc)["Voice Mail"]
+    url = f"/account/{acc.account_id}/voiceapp/{box['app_id']}"
+    phone_server.client.put(
+        url,
+        headers=acc.headers,
+        json={"greeting_prompt": "no", "goodbye_prompt": "no", "max_messages": 1},
+    )
+    run_sipp(
+        phone_server,
+        "mailbox_message.xml",
+        tmp_path,
+        box["app_id"],
+        values={"audio_ms": "3000", "bye_timeout": "8000"},
+    )
+    wait_for(
+        lambda: phone_server.client.get(f"{url}/voicemail", headers=acc.headers).json()["response"]
+    )
+    # The second caller hears "unavailable" and is hung up on; nothing is recorded.
+    run_sipp(
+        phone_server, "wait_for_bye.xml", tmp_path, box["app_id"], values={"bye_timeout": "15000"}
+    )
+    calls = _calls(phone_server, acc, 2)
+    assert calls[0]["outcome"] == "hangup" and "voicemail_id" not in calls[0]["detail"]
+    messages = phone_server.client.get(f"{url}/voicemail", headers=acc.headers).json()["response"]
+    assert len(messages) == 1

@@ -14,6 +14,7 @@ from openivr.sip.call import CallRecord as SipCallRecord
 from openivr.store.models import CallRecord
 
 log = logging.getLogger(__name__)
+FLUSH_DELAY = 0.2  # seconds a finished call's record may wait to be written with others
 
 
 @dataclass
@@ -35,14 +36,15 @@ class CallLog:
         self.sessions = sessions
         self.node = node or socket.gethostname()
         self.notes: dict[str, CallNotes] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._pending: list[CallRecord] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def notes_for(self, call_id: str) -> CallNotes:
         """The notes of a live call (created on first use)."""
         return self.notes.setdefault(call_id, CallNotes())
 
     def call_ended(self, record: SipCallRecord) -> None:
-        """SipServer's on_call_end hook: write the record in the background."""
+        """SipServer's on_call_end hook: the record is written within FLUSH_DELAY, with others."""
         notes = self.notes.pop(record.call_id, CallNotes())
         if not notes.outcome:
             notes.outcome = "rejected" if record.answered_at is None else "hangup"
@@ -65,19 +67,23 @@ class CallLog:
             answered_at=record.answered_at,
             ended_at=record.ended_at,
         )
-        task = asyncio.get_running_loop().create_task(self._write(row))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._pending.append(row)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
-    async def _write(self, row: CallRecord) -> None:
-        try:
-            async with self.sessions() as db:
-                db.add(row)
-                await db.commit()
-        except Exception:  # a lost record must not take the node down; it is logged
-            log.exception("could not store the call record of %s", row.call_id)
+    async def _flush_soon(self) -> None:
+        # Records of calls ending close together share one transaction.
+        while self._pending:
+            await asyncio.sleep(FLUSH_DELAY)
+            rows, self._pending = self._pending, []
+            try:
+                async with self.sessions() as db:
+                    db.add_all(rows)
+                    await db.commit()
+            except Exception:  # a lost record must not take the node down; it is logged
+                log.exception("could not store %d call records", len(rows))
 
     async def drain(self) -> None:
-        """Wait for records still being written (at shutdown)."""
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        """Write the records still waiting (at shutdown)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.gather(self._flusher, return_exceptions=True)

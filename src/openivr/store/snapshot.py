@@ -134,15 +134,27 @@ class SnapshotCache:
 
     async def get(self, db: AsyncSession, account_id: str) -> AccountSnapshot:
         """The account's snapshot with fresh mailbox counts."""
-        revision = await db.scalar(
-            select(Account.config_revision).where(Account.account_id == account_id)
-        )
+        from openivr.store.voicemail import Voicemail
+
         hit = self._entries.get(account_id)
-        if hit is not None and hit.account is not None and hit.account.config_revision == revision:
+        mailboxes = [a.app_id for a in hit.apps.values() if a.app_type == "mailbox"] if hit else []
+        # One round trip on a hit: the revision and the counts of the mailboxes we know.
+        counts = [
+            select(func.count()).where(Voicemail.app_id == m).scalar_subquery() for m in mailboxes
+        ]
+        row = (
+            await db.execute(
+                select(Account.config_revision, *counts).where(Account.account_id == account_id)
+            )
+        ).first()
+        if (
+            hit is not None
+            and row is not None
+            and hit.account is not None
+            and hit.account.config_revision == row[0]
+        ):
             self._entries.move_to_end(account_id)
-            mailboxes = [a.app_id for a in hit.apps.values() if a.app_type == "mailbox"]
-            if mailboxes:
-                hit.config.message_counts = await count_messages(db, mailboxes)
+            hit.config.message_counts = {m: int(n) for m, n in zip(mailboxes, row[1:], strict=True)}
             return hit
         snapshot = await load_snapshot(db, account_id, aor_domain=self.aor_domain)
         self._entries[account_id] = snapshot
