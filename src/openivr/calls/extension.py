@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -20,6 +21,7 @@ from openivr.sip.connect import Connector, TransferTarget
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.store.models import Account, User
+from openivr.store.registrations import purge_expired
 from openivr.store.snapshot import SnapshotCache
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,23 @@ class CallService:
             await call.hangup()
 
 
+REGISTRATION_PURGE_SECONDS = 600.0
+
+
+async def _purge_registrations(ctx: ServerContext) -> None:
+    """Remove expired phone registrations now and then (lookups already skip them)."""
+    while True:
+        await asyncio.sleep(REGISTRATION_PURGE_SECONDS)
+        try:
+            async with ctx.sessions() as db:
+                removed = await purge_expired(db)
+                await db.commit()
+            if removed:
+                log.info("removed %d expired SIP registrations", removed)
+        except Exception:  # the database may be briefly away; try again next time
+            log.exception("purging expired SIP registrations failed")
+
+
 async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> None:
     """Start the SIP server unless --sip-port is 0."""
     settings = ctx.settings
@@ -173,6 +192,8 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
     )
     ctx.services["transfer"] = service.transfer = TransferService(ctx, connector)
     await server.start()
+    purger = asyncio.get_running_loop().create_task(_purge_registrations(ctx))
+    stack.callback(purger.cancel)
     ctx.services.update(sip_server=server, call_log=calls)
     stack.push_async_callback(calls.drain)
     stack.push_async_callback(server.stop)
