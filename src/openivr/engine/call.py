@@ -633,7 +633,8 @@ class Call:
 
     def _recorded(self, duration: float, reason: str) -> None:
         app = self._current()
-        if duration < MIN_MESSAGE_SECONDS:
+        kept = duration >= MIN_MESSAGE_SECONDS
+        if not kept:
             self._out.append(DiscardRecording(app.app_id, duration))
             self._log("note", f"message of {duration:.1f} s discarded (shorter than 1 s; {reason})")
         else:
@@ -645,7 +646,7 @@ class Call:
             self._finish("caller_hangup")
             return
         self._phase = _PLAYING
-        self._hangup_reason = "message taken"
+        self._hangup_reason = "message taken" if kept else "no message left"
         plays = [self._app_prompt(app, "goodbye")] if app.goodbye_prompt else []
         self._play(plays, False, self._hang_up)
 
