@@ -191,7 +191,13 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         registrar=registrar,
     )
     ctx.services["transfer"] = service.transfer = TransferService(ctx, connector)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot listen for SIP on {settings.sip_host}:{settings.sip_port} ({exc}); "
+            "choose another --sip-port, or --sip-port 0 to run without SIP"
+        ) from None
     purger = asyncio.get_running_loop().create_task(_purge_registrations(ctx))
     stack.callback(purger.cancel)
     ctx.services.update(sip_server=server, call_log=calls)
