@@ -7,11 +7,9 @@ import asyncio
 import json
 import logging
 import sys
-from dataclasses import fields, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import fields
 
-from openivr.settings import Settings, from_environment
+from openivr.settings import SettingError, Settings, from_environment, with_values
 
 # Flags of `openivr serve`, each an OPENIVR_<NAME> variable too.
 _SERVE_FLAGS: dict[str, str] = {
@@ -45,23 +43,11 @@ def _add_store_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = from_environment()
-    changes: dict[str, Any] = {}
-    for f in fields(Settings):
-        value = getattr(args, f.name, None)
-        if value is None:
-            continue
-        current = getattr(settings, f.name)
-        if isinstance(current, bool):
-            value = str(value).lower() in ("1", "true", "yes", "on")
-        elif isinstance(current, Path):
-            value = Path(value)
-        elif isinstance(current, int):
-            value = int(value)
-        elif isinstance(current, float):
-            value = float(value)
-        changes[f.name] = value
-    return replace(settings, **changes)
+    raw = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    try:
+        return with_values(from_environment(), {k: str(v) for k, v in raw.items() if v is not None})
+    except SettingError as exc:
+        raise SystemExit(f"openivr: {exc}") from None
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -78,13 +78,21 @@ class Settings:
         return path.read_text().strip().encode()
 
 
-def _convert(value: str, template: Any) -> Any:
-    if isinstance(template, bool):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(template, int):
-        return int(value)
-    if isinstance(template, float):
-        return float(value)
+class SettingError(ValueError):
+    """A setting whose text cannot be read as the type it needs; names the setting."""
+
+
+def _convert(name: str, value: str, template: Any) -> Any:
+    try:
+        if isinstance(template, bool):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(template, int):
+            return int(value)
+        if isinstance(template, float):
+            return float(value)
+    except ValueError:
+        kind = "a whole number" if isinstance(template, int) else "a number"
+        raise SettingError(f"{name}: must be {kind}, got {value!r}") from None
     if isinstance(template, Path):
         return Path(value)
     if isinstance(template, tuple):
@@ -92,15 +100,18 @@ def _convert(value: str, template: Any) -> Any:
     return value
 
 
+def with_values(settings: Settings, raw: dict[str, str]) -> Settings:
+    """Settings with textual values (flags, environment) applied by field name."""
+    changes = {
+        name: _convert(name, value, getattr(settings, name))
+        for name, value in raw.items()
+        if name != "extra" and value is not None and value != ""
+    }
+    return replace(settings, **changes)
+
+
 def from_environment(base: Settings | None = None, env: dict[str, str] | None = None) -> Settings:
     """Settings with OPENIVR_<NAME> environment variables applied over `base`."""
     source = os.environ if env is None else env
-    settings = base or Settings()
-    changes: dict[str, Any] = {}
-    for f in fields(Settings):
-        if f.name == "extra":
-            continue
-        raw = source.get(f"OPENIVR_{f.name.upper()}")
-        if raw is not None and raw != "":
-            changes[f.name] = _convert(raw, getattr(settings, f.name))
-    return replace(settings, **changes)
+    raw = {f.name: source.get(f"OPENIVR_{f.name.upper()}", "") for f in fields(Settings)}
+    return with_values(base or Settings(), raw)
