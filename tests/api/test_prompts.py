@@ -103,6 +103,7 @@ def test_upload_a_wav_and_play_it_back_without_a_token(server: RunningServer) ->
     # Back to the default.
     r = server.client.delete(f"/prompt/{welcome['prompt_id']}/message", headers=acc.headers)
     assert r.status_code == 200 and r.json()["response"]["exists"] is False
+    assert "default recording" in r.json()["response"]["file_details"]
     assert server.client.get(p["message_url"]).status_code == 404
 
 

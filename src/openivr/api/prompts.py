@@ -146,6 +146,15 @@ async def defaults_of(
     return found
 
 
+async def _one(
+    request: Request, ctx: ServerContext, db: AsyncSession, prompt: Prompt, status: int = 200
+) -> JSONResponse:
+    """The answer about one prompt, with its default recording's details when it plays one."""
+    defaults = await defaults_of(ctx, db, [prompt])
+    view = prompt_view(prompt, ctx, defaults.get(prompt.prompt_id))
+    return success(request, view, status=status, resource="prompt")
+
+
 async def _app(db: AsyncSession, account_id: str, app_id: str) -> VoiceApp:
     app = await db.get(VoiceApp, app_id)
     if app is None or app.account_id != account_id:
@@ -218,7 +227,7 @@ async def create_prompt(
     )
     db.add(prompt)
     await db.commit()
-    return success(request, prompt_view(prompt, ctx), status=201)
+    return await _one(request, ctx, db, prompt, status=201)
 
 
 # --- one prompt: long and short forms --------------------------------------------------------
@@ -233,8 +242,7 @@ async def _get(
     app_id: str | None,
 ) -> JSONResponse:
     prompt = await _prompt(db, who, prompt_id, app_id)
-    defaults = await defaults_of(ctx, db, [prompt])
-    return success(request, prompt_view(prompt, ctx, defaults.get(prompt_id)), resource="prompt")
+    return await _one(request, ctx, db, prompt)
 
 
 async def _put(
@@ -252,7 +260,7 @@ async def _put(
             raise ApiError("immutable_field", "name: standard prompts keep their names")
         prompt.name = v.text("name", body.name)
         await db.commit()
-    return success(request, prompt_view(prompt, ctx), resource="prompt")
+    return await _one(request, ctx, db, prompt)
 
 
 async def _delete(
@@ -467,7 +475,7 @@ async def _set_message(
     await db.commit()
     if old:
         store.remove_prompt_message(old)
-    return success(request, prompt_view(prompt, ctx), resource="prompt")
+    return await _one(request, ctx, db, prompt)
 
 
 async def _clear_message(
@@ -487,7 +495,7 @@ async def _clear_message(
     await db.commit()
     if old:
         ctx.services["audio_store"].remove_prompt_message(old)
-    return success(request, prompt_view(prompt, ctx), resource="prompt")
+    return await _one(request, ctx, db, prompt)
 
 
 @router.post(
