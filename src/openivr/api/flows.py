@@ -109,6 +109,4 @@ async def draw_graph(
         return Response(drawn.to_mermaid(), media_type="text/plain; charset=utf-8")
     if format == "dot":
         return Response(drawn.to_dot(), media_type="text/vnd.graphviz; charset=utf-8")
-    import json
-
-    return success(request, json.loads(drawn.to_json()), resource="graph")
+    return success(request, drawn.to_dict(), resource="graph")
