@@ -148,6 +148,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
             stack.push_async_callback(engine.dispose)
             await migrate(engine)
             ctx = ServerContext.build(settings, engine, make_sessionmaker(engine))
+            stack.push_async_callback(ctx.standing.close)
             store = AudioStore(settings.audio_dir)
             speech = SpeechEngine()
             cache = RenderCache(settings.audio_dir / "rendered", speech)

@@ -7,8 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from openivr.api.viewcache import ViewCache
 from openivr.security import TokenSigner, UrlSigner
 from openivr.settings import Settings
+from openivr.store.standing import StandingReader
 
 
 @dataclass
@@ -20,7 +22,9 @@ class ServerContext:
     sessions: async_sessionmaker[AsyncSession]
     tokens: TokenSigner
     urls: UrlSigner
+    standing: StandingReader
     services: dict[str, Any] = field(default_factory=dict)
+    voiceapp_views: ViewCache = field(default_factory=ViewCache)
 
     @classmethod
     def build(
@@ -39,4 +43,5 @@ class ServerContext:
                 settings.refresh_token_seconds,
             ),
             urls=UrlSigner(secret, settings.audio_url_seconds),
+            standing=StandingReader(engine),
         )

@@ -7,17 +7,15 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.api.context import ServerContext
 from openivr.api.errors import ApiError
 from openivr.security import TokenError
-from openivr.store.models import User
 
 
-def context(request: Request) -> ServerContext:
-    """The node's shared state."""
+async def context(request: Request) -> ServerContext:
+    """The node's shared state (async: FastAPI would run a plain function in a thread)."""
     ctx: ServerContext = request.app.state.ctx
     return ctx
 
@@ -41,9 +39,10 @@ class Principal:
     account_id: str
     user_id: str
     is_admin: bool
+    config_revision: int  # of the account, read with the token check
 
 
-async def principal(request: Request, ctx: Ctx, db: Db) -> Principal:
+async def principal(request: Request, ctx: Ctx) -> Principal:
     """Authenticate the bearer token; revoked, forged or expired tokens are refused."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -55,20 +54,19 @@ async def principal(request: Request, ctx: Ctx, db: Db) -> Principal:
         claims = ctx.tokens.decode(token.strip(), "access")
     except TokenError as exc:
         raise ApiError("unauthorized", str(exc)) from None
-    row = (
-        await db.execute(
-            select(User.account_id, User.token_generation, User.user_type).where(
-                User.user_id == claims.user_id
-            )
-        )
-    ).first()
+    standing = await ctx.standing.read(claims.user_id)
     if (
-        row is None
-        or row.account_id != claims.account_id
-        or row.token_generation != claims.generation
+        standing is None
+        or standing.account_id != claims.account_id
+        or standing.token_generation != claims.generation
     ):
         raise ApiError("unauthorized", "the token has been revoked")
-    return Principal(claims.account_id, claims.user_id, row.user_type == "admin")
+    return Principal(
+        claims.account_id,
+        claims.user_id,
+        standing.user_type == "admin",
+        standing.config_revision,
+    )
 
 
 Auth = Annotated[Principal, Depends(principal)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 RESOURCES = (
@@ -99,6 +100,15 @@ def success(
         "response": partial(payload, request.query_params.get("fields")),
     }
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def success_rendered(
+    request: Request, payload_json: bytes, headers: dict[str, str] | None = None
+) -> Response:
+    """The success envelope around a payload already rendered as JSON (no ?fields=)."""
+    resource = json.dumps(resource_of(request.url.path), ensure_ascii=False).encode("utf-8")
+    body = b'{"resource":' + resource + b',"status":"success","response":' + payload_json + b"}"
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def failure(path: str, code: str, detail: str, status: int) -> JSONResponse:

@@ -8,14 +8,14 @@ import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.api.deps import AccountAuth, Ctx, Db
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
+from openivr.api.envelope import success, success_rendered
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import voiceapp as va
 from openivr.apps.promptaudio import warm_in_background
@@ -170,11 +170,20 @@ async def create_voiceapp(
 
 @router.get("/account/{account_id}/voiceapp/{app_id}", responses=answers(VoiceAppOut))
 async def get_voiceapp(
-    request: Request, account_id: str, app_id: str, who: AccountAuth, ctx: Ctx, db: Db
-) -> JSONResponse:
+    request: Request, account_id: str, app_id: str, who: AccountAuth, ctx: Ctx
+) -> Response:
     """One voice app, with its ETag."""
-    app = await load_app(db, account_id, app_id)
-    return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
+    # The hottest read of the API: kept rendered while the account's revision holds.
+    found = ctx.voiceapp_views.get(app_id, account_id, who.config_revision)
+    if found is None:
+        async with ctx.sessions() as db:
+            app = await load_app(db, account_id, app_id)
+        view = app_view(app, ctx.settings)
+        found = ctx.voiceapp_views.put(app_id, account_id, who.config_revision, view, etag(app))
+    headers = {"ETag": found.etag}
+    if request.query_params.get("fields"):
+        return success(request, found.view, headers=headers)
+    return success_rendered(request, found.body, headers=headers)
 
 
 @router.put("/account/{account_id}/voiceapp/{app_id}", responses=answers(VoiceAppOut, 412))

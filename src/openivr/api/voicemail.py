@@ -212,7 +212,7 @@ async def voicemail_audio(
         if not ctx.urls.verify(path, expires, sig):
             raise ApiError("bad_signature", "the link's signature is wrong or has expired")
     else:
-        who = await principal(request, ctx, db)
+        who = await principal(request, ctx)
         if who.account_id != account_id:
             raise ApiError("forbidden", "this token belongs to another account")
     msg = await _message(db, account_id, app_id, message_id)
