@@ -31,6 +31,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "smtp_url": "smtp://user:pass@host:port or smtps://... for voicemail mail",
     "smtp_starttls": "Use STARTTLS on smtp:// (true/false)",
     "smtp_from": "Sender address of voicemail mail",
+    "smtp_ca_file": "PEM file of the CA(s) that signed the SMTP server's certificate (default: the system's)",
     "secret": "Signing secret shared by all nodes (default: generated in the data dir)",
     "access_token_seconds": "Access token lifetime (default 86400)",
     "audio_url_seconds": "Lifetime of signed audio links (default 86400)",

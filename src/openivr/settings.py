@@ -37,6 +37,7 @@ class Settings:
     smtp_url: str = ""
     smtp_starttls: bool = False
     smtp_from: str = "openivr@localhost"
+    smtp_ca_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

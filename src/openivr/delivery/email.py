@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
@@ -36,9 +36,11 @@ class SmtpServer:
     implicit_tls: bool
     starttls: bool
     sender: str
+    # Verifies the server's certificate (implicit TLS or STARTTLS); None for plain SMTP.
+    tls: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_url(cls, url: str, starttls: bool, sender: str) -> SmtpServer:
+    def from_url(cls, url: str, starttls: bool, sender: str, ca_file: str = "") -> SmtpServer:
         """Parse smtp://user:pass@host:port or smtps://...; ValueError names the problem."""
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
@@ -52,6 +54,9 @@ class SmtpServer:
         implicit = parts.scheme == "smtps"
         if "@" not in sender:
             raise ValueError(f"smtp_from: {sender!r} is not an e-mail address")
+        uses_tls = implicit or starttls
+        if ca_file and not uses_tls:
+            raise ValueError("smtp_ca_file: set, but the SMTP server is reached without TLS")
         return cls(
             host=parts.hostname,
             port=port or (465 if implicit else 25),
@@ -60,12 +65,21 @@ class SmtpServer:
             implicit_tls=implicit,
             starttls=starttls and not implicit,
             sender=sender,
+            tls=_tls_context(ca_file) if uses_tls else None,
         )
 
     @property
     def domain(self) -> str:
         """The sender's domain, used in Message-IDs."""
         return self.sender.rsplit("@", 1)[1].strip(">") or "openivr.local"
+
+
+def _tls_context(ca_file: str) -> ssl.SSLContext:
+    """Certificate checks against the system's CAs, or only those in `ca_file`."""
+    try:
+        return ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"smtp_ca_file: cannot load {ca_file!r}: {exc}") from None
 
 
 def message_id_header(delivery_id: str, domain: str) -> str:
@@ -109,7 +123,6 @@ def compose(
 
 async def send(server: SmtpServer, mail: EmailMessage, timeout: float) -> None:
     """Hand one e-mail to the SMTP server; SendError says whether it was refused outright."""
-    context = ssl.create_default_context() if server.implicit_tls or server.starttls else None
     try:
         await aiosmtplib.send(
             mail,
@@ -119,7 +132,7 @@ async def send(server: SmtpServer, mail: EmailMessage, timeout: float) -> None:
             password=server.password or None,
             use_tls=server.implicit_tls,
             start_tls=server.starttls,
-            tls_context=context,
+            tls_context=server.tls,
             timeout=timeout,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -36,7 +36,12 @@ class DeliveryWorker:
         self.policy = policy
         settings = ctx.settings
         self.smtp = (
-            SmtpServer.from_url(settings.smtp_url, settings.smtp_starttls, settings.smtp_from)
+            SmtpServer.from_url(
+                settings.smtp_url,
+                settings.smtp_starttls,
+                settings.smtp_from,
+                settings.smtp_ca_file,
+            )
             if settings.smtp_url
             else None
         )
