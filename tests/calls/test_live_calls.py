@@ -207,3 +207,27 @@ def test_a_full_mailbox_takes_no_new_message(phone_server: RunningServer, tmp_pa
     assert calls[0]["outcome"] == "hangup" and "voicemail_id" not in calls[0]["detail"]
     messages = phone_server.client.get(f"{url}/voicemail", headers=acc.headers).json()["response"]
     assert len(messages) == 1
+
+
+def test_behind_a_record_routing_proxy_our_bye_follows_the_route(
+    phone_server: RunningServer, tmp_path: Path
+) -> None:
+    acc = phone_server.account()
+    menu = _apps(phone_server, acc)["Main menu"]
+    phone_server.client.put(
+        f"/account/{acc.account_id}/voiceapp/{menu['app_id']}",
+        headers=acc.headers,
+        json={
+            "play_welcome": "no",
+            "play_menu": "no",
+            "menu_timeout": 1,
+            "max_retries": 0,
+            "menu": {"timeout": {"action": "hangup"}},
+        },
+    )
+    # SIPp fails the call unless the BYE carries both Route headers, in order.
+    run_sipp(
+        phone_server, "record_routed.xml", tmp_path, menu["app_id"], values={"bye_timeout": "8000"}
+    )
+    call = _calls(phone_server, acc)[0]
+    assert call["ended_by"] == "us"

@@ -315,3 +315,24 @@ async def test_keys_reach_the_target_as_rfc4733_events(
     assert leg.status == "answered" and leg.ended_by == "caller"
     # INFO "5" became RFC 4733 packets; the caller's RFC 4733 "1" was passed on.
     assert heard == [Dtmf("5", "rfc4733"), Dtmf("1", "rfc4733")]
+
+
+async def test_a_record_routed_target_gets_ack_and_bye_along_its_route(
+    desk: tuple[SipServer, TransferDesk], tmp_path: Path
+) -> None:
+    server, handler = desk
+    # SIPp fails unless our ACK and BYE carry the 200's Record-Route as Route, reversed.
+    target = await start_sipp(
+        "callee_record_routed.xml",
+        tmp_path,
+        values={**TARGET_VALUES, "ruri_user": "rita", "callee_pt": "8", "callee_codec": "PCMA"},
+        extra=("-rtp_echo",),
+    )
+    try:
+        handler.connector = Connector(server)
+        handler.target = TransferTarget("sip", f"sip:rita@127.0.0.1:{target.port}")
+        leg = await transfer(server, handler, tmp_path, "transfer_caller_bye.xml", caller_values())
+        await target.finish()
+    finally:
+        target.stop()
+    assert leg.status == "answered" and leg.ended_by == "caller"

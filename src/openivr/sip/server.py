@@ -333,6 +333,9 @@ class Dialog:
         self.cancelled = False
         self.local_cseq = secrets.randbelow(2**16) + 1
         self.remote_target = invite.headers.get("Contact") or ""
+        # Proxies that stay in the path (a load balancer) record-route; our in-dialog
+        # requests carry their route set, in the order received (RFC 3261 §12.1.1).
+        self.route_set = invite.headers.get_all("Record-Route")
         self._pending_2xx: tuple[int, bytes] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ack_deadline: asyncio.TimerHandle | None = None
@@ -415,6 +418,8 @@ class Dialog:
         headers.add("To", self.invite.headers.get("From") or "")
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{self.local_cseq} {method}")
+        for route in self.route_set:
+            headers.add("Route", route)
         if method != "BYE":
             headers.add("Contact", self._contact())
         for name, value in extra or []:

@@ -158,6 +158,7 @@ class OutgoingCall:
         self.answer: SipResponse | None = None
         self.remote_tag = ""
         self.remote_target = uri
+        self.route_set: list[str] = []
         self.cancelled = False
         self.authenticated = False
         self.on_bye: Callable[[], None] | None = None
@@ -251,6 +252,8 @@ class OutgoingCall:
             self.answer = response
             self.remote_tag = response.to.tag or ""
             self.remote_target = _uri_of(response.headers.get("Contact") or "") or self.uri
+            # The route set of a UAC is the 2xx's Record-Route, reversed (RFC 3261 §12.1.2).
+            self.route_set = list(reversed(response.headers.get_all("Record-Route")))
             self.state = "confirmed"
             self._ack = self._build_ack(response)
         if self._ack is not None:
@@ -273,6 +276,8 @@ class OutgoingCall:
         headers.add("To", f"{self.to_header};tag={self.remote_tag}")
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{number} {method}")
+        for route in self.route_set:
+            headers.add("Route", route)
         return headers
 
     def _build_ack(self, response: SipResponse) -> bytes:
