@@ -19,6 +19,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "http_port": "HTTP port (default 8080)",
     "public_url": "URL clients reach this server at (for audio links)",
     "sip_domain": "SIP domain of the apps' sip_address",
+    "node_name": "This node's name in call records (default: the host name)",
     "sip_host": "SIP listen address (default 127.0.0.1)",
     "sip_port": "SIP port for UDP and TCP (default 5060; 0 turns SIP off)",
     "rtp_ports": "RTP port range (default 20000-20999)",

@@ -19,6 +19,7 @@ class Settings:
     http_port: int = 8080
     public_url: str = ""
     sip_domain: str = "openivr.local"
+    node_name: str = ""
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     rtp_ports: str = "20000-20999"

@@ -79,8 +79,10 @@ def run_sipp(
     *,
     values: dict[str, str] | None = None,
     timeout: float = 60,
+    sip_port: int | None = None,
 ) -> str:
-    """One SIPp call of a scenario; fails the test with SIPp's own errors when the call fails."""
+    """One SIPp call of a scenario (to the node, or to `sip_port`, e.g. a proxy in front of it);
+    fails the test with SIPp's own errors when the call fails."""
     sipp = require_binary("sipp")
     text = (SCENARIOS / scenario).read_text()
     values = {"audio_pcap": str(PCAPS / "g711a.pcap"), **(values or {})}
@@ -91,7 +93,7 @@ def run_sipp(
     errors = tmp_path / f"{scenario}.errors.log"
     cmd = [
         sipp,
-        f"127.0.0.1:{server.settings.sip_port}",
+        f"127.0.0.1:{sip_port or server.settings.sip_port}",
         "-sf",
         str(path),
         "-s",

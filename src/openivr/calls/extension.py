@@ -167,7 +167,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
     if settings.sip_port == 0:
         log.info("SIP is off (--sip-port 0)")
         return
-    calls = CallLog(ctx.sessions)
+    calls = CallLog(ctx.sessions, ctx.settings.node_name or None)
     registrar = Registrar(ctx.sessions, settings.sip_domain)
     service = CallService(ctx, calls)
     server = SipServer(

@@ -1,0 +1,85 @@
+"""Two nodes on one PostgreSQL and one audio store behind Kamailio: calls land on both,
+every voicemail is kept and mailed once, and the nodes' hang-ups reach callers via the proxy."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tests.calls.conftest import SmtpSink, free_udp_port, rtp_range, run_sipp, wait_for
+from tests.calls.kamailio import kamailio
+from tests.conftest import (
+    Account,
+    RunningServer,
+    base_settings,
+    drop_postgres_database,
+    postgres_database,
+    run_server,
+)
+
+
+def _records(node: RunningServer, acc: Account, count: int) -> list[dict[str, Any]] | None:
+    rows: list[dict[str, Any]] = node.client.get(
+        f"/account/{acc.account_id}/call", headers=acc.headers
+    ).json()["response"]
+    return rows if len(rows) == count else None
+
+
+def test_calls_through_kamailio_are_spread_over_two_nodes(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    database = postgres_database()
+    try:
+        shared = base_settings(
+            tmp_path,
+            database,
+            smtp_url=f"smtp://127.0.0.1:{smtp_sink.port}",
+            smtp_from="voicemail@openivr.test",
+        )
+        nodes = [
+            replace(shared, sip_port=free_udp_port(), rtp_ports=rtp_range(), node_name=name)
+            for name in ("node-a", "node-b")
+        ]
+        for a in run_server(nodes[0]):
+            for b in run_server(nodes[1]):
+                with kamailio(tmp_path / "kamailio", [n.sip_port for n in nodes]) as proxy:
+                    acc = a.account()
+                    apps = a.client.get(
+                        f"/account/{acc.account_id}/voiceapp", headers=acc.headers
+                    ).json()["response"]
+                    box = next(x["app_id"] for x in apps if x["app_type"] == "mailbox")
+                    r = a.client.put(
+                        f"/account/{acc.account_id}/voiceapp/{box}",
+                        headers=acc.headers,
+                        json={"greeting_prompt": "no", "goodbye_prompt": "no"},
+                    )
+                    assert r.status_code == 200, r.text
+                    for _ in range(2):
+                        # Fails unless the node's BYE comes back through Kamailio.
+                        run_sipp(
+                            a,
+                            "proxied_mailbox_message.xml",
+                            tmp_path,
+                            box,
+                            values={"audio_ms": "2000", "bye_timeout": "8000"},
+                            sip_port=proxy,
+                        )
+
+                    calls = wait_for(partial(_records, b, acc, 2))
+                    assert sorted(c["node"] for c in calls) == ["node-a", "node-b"]
+                    assert [c["ended_by"] for c in calls] == ["us", "us"]
+
+                    # Both messages are seen from either node and mailed exactly once.
+                    listed = a.client.get(
+                        f"/account/{acc.account_id}/voiceapp/{box}/voicemail",
+                        headers=acc.headers,
+                    ).json()["response"]
+                    ids = {m["message_id"] for m in listed}
+                    assert len(ids) == 2
+                    wait_for(lambda: len(smtp_sink.messages) >= 2)
+                    mailed = [m["X-OpenIVR-Message"] for m in smtp_sink.messages]
+                    assert sorted(mailed) == sorted(ids)
+    finally:
+        drop_postgres_database(database)
