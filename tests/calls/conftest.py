@@ -80,6 +80,8 @@ def run_sipp(
     values: dict[str, str] | None = None,
     timeout: float = 60,
     sip_port: int | None = None,
+    local_port: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> str:
     """One SIPp call of a scenario (to the node, or to `sip_port`, e.g. a proxy in front of it);
     fails the test with SIPp's own errors when the call fails."""
@@ -88,9 +90,9 @@ def run_sipp(
     values = {"audio_pcap": str(PCAPS / "g711a.pcap"), **(values or {})}
     for key, value in values.items():
         text = text.replace(f"[{key}]", value)
-    path = tmp_path / scenario
+    path = tmp_path / Path(scenario).name
     path.write_text(text)
-    errors = tmp_path / f"{scenario}.errors.log"
+    errors = tmp_path / f"{path.name}.errors.log"
     cmd = [
         sipp,
         f"127.0.0.1:{sip_port or server.settings.sip_port}",
@@ -103,7 +105,7 @@ def run_sipp(
         "-i",
         "127.0.0.1",
         "-p",
-        str(free_udp_port()),
+        str(local_port or free_udp_port()),
         "-mi",
         "127.0.0.1",
         "-mp",
@@ -115,6 +117,7 @@ def run_sipp(
         "-trace_err",
         "-error_file",
         str(errors),
+        *extra,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=timeout + 30)
     if proc.returncode != 0:
@@ -155,16 +158,20 @@ class Target:
 
 
 def start_target(
-    scenario: str, tmp_path: Path, values: dict[str, str], extra: tuple[str, ...] = ()
+    scenario: str,
+    tmp_path: Path,
+    values: dict[str, str],
+    extra: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Target:
-    """Start a SIPp target from tests/sip/scenarios on a free port."""
+    """Start a SIPp target from tests/sip/scenarios on `port` (default: a free one)."""
     sipp = require_binary("sipp")
     text = (Path(__file__).parent.parent / "sip" / "scenarios" / scenario).read_text()
     for key, value in values.items():
         text = text.replace(f"[{key}]", value)
     path = tmp_path / f"target-{scenario}"
     path.write_text(text)
-    port = free_udp_port()
+    port = port or free_udp_port()
     errors = tmp_path / f"target-{scenario}.errors.log"
     cmd = [
         sipp,

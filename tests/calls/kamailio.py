@@ -16,9 +16,10 @@ import pytest
 
 from tests.conftest import free_port, require_binary
 
-# Stateful proxy: record-routes calls, spreads new ones round-robin over the dispatcher set
-# and routes in-dialog requests by their Route headers only (as a production balancer does;
-# a BYE without the route set is refused with 404).
+# Stateful proxy: record-routes calls, spreads new ones (and REGISTERs) round-robin over the
+# dispatcher set, relays the nodes' own new calls by Request-URI, and routes in-dialog requests
+# by their Route headers only (as a production balancer does; a BYE without the route set is
+# refused with 404).
 _CONFIG = """#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -46,6 +47,8 @@ request_route {{
     if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
     t_check_trans();
     if (is_method("INVITE")) {{ record_route(); }}
+    # A node calling out (e.g. to a phone that registered through us): by the Request-URI.
+    if (ds_is_from_list("1")) {{ t_relay(); exit; }}
     if (!ds_select_dst("1", "4")) {{ sl_send_reply("503", "No node"); exit; }}
     t_relay();
 }}

@@ -8,7 +8,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.calls.conftest import SmtpSink, free_udp_port, rtp_range, run_sipp, wait_for
+from tests.calls.conftest import (
+    SmtpSink,
+    free_udp_port,
+    rtp_range,
+    run_sipp,
+    start_target,
+    wait_for,
+)
 from tests.calls.kamailio import kamailio
 from tests.conftest import (
     Account,
@@ -81,5 +88,70 @@ def test_calls_through_kamailio_are_spread_over_two_nodes(
                     wait_for(lambda: len(smtp_sink.messages) >= 2)
                     mailed = [m["X-OpenIVR-Message"] for m in smtp_sink.messages]
                     assert sorted(mailed) == sorted(ids)
+    finally:
+        drop_postgres_database(database)
+
+
+def test_a_phone_registered_through_kamailio_is_rung_by_the_other_node(tmp_path: Path) -> None:
+    database = postgres_database()
+    try:
+        shared = base_settings(tmp_path, database)
+        nodes = [
+            replace(shared, sip_port=free_udp_port(), rtp_ports=rtp_range(), node_name=name)
+            for name in ("node-a", "node-b")
+        ]
+        for a in run_server(nodes[0]):
+            for _b in run_server(nodes[1]):
+                with kamailio(tmp_path / "kamailio", [n.sip_port for n in nodes]) as proxy:
+                    acc = a.account()
+                    user = f"/account/{acc.account_id}/user/{acc.user_id}"
+                    r = a.client.put(user, headers=acc.headers, json={"sip_password": "phone-pw-1"})
+                    assert r.status_code == 200, r.text
+                    r = a.client.post(
+                        f"/account/{acc.account_id}/phonenumbersubscription",
+                        headers=acc.headers,
+                        json={
+                            "phnum": "+46812340000",
+                            "connect_to_type": "user",
+                            "connect_to": acc.user_id,
+                        },
+                    )
+                    assert r.status_code in (200, 201), r.text
+                    # The challenge comes from one node and the answer reaches the other
+                    # (round robin): both must accept the nonce.
+                    phone_port = free_udp_port()
+                    run_sipp(
+                        a,
+                        "../../sip/scenarios/register.xml",
+                        tmp_path,
+                        acc.user_id,
+                        values={"domain": shared.sip_domain},
+                        sip_port=proxy,
+                        local_port=phone_port,
+                        extra=("-au", acc.user_id, "-ap", "phone-pw-1"),
+                    )
+                    phone = start_target(
+                        "phone_answer_routed.xml",
+                        tmp_path,
+                        {"ruri_user": acc.user_id, "from_user": r"\+46701234567"}
+                        | {"callee_pt": "8", "callee_codec": "PCMA", "ring_ms": "300"},
+                        extra=("-rtp_echo",),
+                        port=phone_port,
+                    )
+                    try:
+                        run_sipp(
+                            a,
+                            "proxied_caller_bye.xml",
+                            tmp_path,
+                            "46812340000",
+                            values={"hold_ms": "1500"},
+                            sip_port=proxy,
+                        )
+                        phone.finish()  # answered, got our ACK and then the BYE via the proxy
+                    finally:
+                        phone.proc.kill()
+                    [call] = wait_for(partial(_records, a, acc, 1))
+                    [leg] = call["transfers"]
+                    assert leg["status"] == "answered" and call["ended_by"] == "caller"
     finally:
         drop_postgres_database(database)

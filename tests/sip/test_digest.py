@@ -70,3 +70,10 @@ def test_bad_challenges_are_named(header: str, problem: str) -> None:
 def test_authorization_without_response_is_refused() -> None:
     with pytest.raises(DigestError, match="response"):
         Credentials.parse('Digest username="a", realm="r", nonce="n", uri="sip:x"')
+
+
+def test_nodes_sharing_a_secret_accept_each_others_nonces() -> None:
+    # Behind a load balancer the challenge and the answer may reach different nodes.
+    node_a, node_b = NonceSource.shared(b"cluster-secret"), NonceSource.shared(b"cluster-secret")
+    assert node_b.check(node_a.issue()) == "ok"
+    assert NonceSource.shared(b"another-cluster").check(node_a.issue()) == "bad"

@@ -18,6 +18,7 @@ from openivr.calls.router import Destination, resolve
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.sip import call as sip
 from openivr.sip.connect import Connector, TransferTarget
+from openivr.sip.digest import NonceSource
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.store.models import Account, User
@@ -168,7 +169,9 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         log.info("SIP is off (--sip-port 0)")
         return
     calls = CallLog(ctx.sessions, ctx.settings.node_name or None)
-    registrar = Registrar(ctx.sessions, settings.sip_domain)
+    registrar = Registrar(
+        ctx.sessions, settings.sip_domain, nonces=NonceSource.shared(settings.signing_secret())
+    )
     service = CallService(ctx, calls)
     server = SipServer(
         service.route,

@@ -112,7 +112,16 @@ class Challenge:
 
 
 class NonceSource:
-    """Issues and checks stateless nonces: a timestamp signed with a per-process key."""
+    """Issues and checks stateless nonces: a timestamp signed with a key.
+
+    Nodes behind one load balancer share the key (derived from the cluster secret), so a
+    REGISTER answering a challenge is accepted by whichever node it reaches.
+    """
+
+    @classmethod
+    def shared(cls, secret: bytes) -> NonceSource:
+        """Nonces every node with this secret issues and accepts alike."""
+        return cls(hashlib.sha256(b"sip-nonce:" + secret).digest())
 
     def __init__(self, key: bytes | None = None, lifetime: float = NONCE_LIFETIME) -> None:
         self._key = key or secrets.token_bytes(32)
