@@ -2,11 +2,22 @@
 
 Each caller streams 2 × 10 s of PCMA audio in 20 ms packets (a pcap this script writes, since
 SIPp's bundled g711a.pcap uses 30 ms packets); the server answers, transfers to the target (bridge
-mode) and relays RTP both ways; the target echoes what it gets. Measured: relayed-packet send
-intervals on both legs of every call (server-side send times), p50/p99/max.
+mode) and relays RTP both ways; the target echoes what it gets. Measured on both legs of every
+call, in ms:
+
+- out: intervals between relayed packets' sends (server-side send times);
+- in: intervals between the same streams' arrivals, from kernel receive timestamps
+  (SO_TIMESTAMPNS), i.e. the jitter the relay is given (SIPp's sending plus loopback);
+- relay: per relayed packet, kernel receive time → our sendto returned: the relay's own delay
+  (waiting in the socket while the loop is busy, plus our handling);
+- cpu: the server process's CPU time (user + system) as % of one core, over the whole run and
+  over the steady part when every call is up and relaying (steady_cpu).
+
+`--no-timestamps` reads packets without SO_TIMESTAMPNS (the path `openivr serve` runs): only
+out and cpu are measured then.
 
 Run by hand:  taskset -c 0 .venv/bin/python bench/sip/bridged_calls.py --calls 100 250 300
-(the server on core 0; the SIPp processes it starts may use any core).
+(the server on core 0; the SIPp processes it starts run on core 1).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import numpy as np
 from openivr.audio import g711, tones
 from openivr.sip.call import Call
 from openivr.sip.connect import Connector, TransferTarget
+from openivr.sip.media import RtpSession, RtpStats
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 
 HERE = Path(__file__).parent
@@ -89,8 +101,23 @@ def sipp(*args: str, cwd: str) -> asyncio.Future[asyncio.subprocess.Process]:
     )
 
 
+def percentiles(name: str, values: list[np.ndarray]) -> dict[str, float]:
+    """p50/p99/max (ms) of the concatenated samples (seconds)."""
+    joined = np.concatenate(values) * 1000 if values else np.zeros(0)
+    if joined.size == 0:
+        return {f"{name}_n": 0.0}
+    return {
+        f"{name}_n": float(joined.size),
+        f"{name}_p50": float(np.percentile(joined, 50)),
+        f"{name}_p99": float(np.percentile(joined, 99)),
+        f"{name}_max": float(np.max(joined)),
+    }
+
+
 async def run_level(calls: int, rate: int) -> dict[str, float]:
     intervals: list[np.ndarray] = []
+    arrivals: list[np.ndarray] = []
+    latencies: list[np.ndarray] = []
     statuses: list[str] = []
     callee_port = free_port()
     connector: Connector | None = None
@@ -101,10 +128,14 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
         target = TransferTarget("sip", f"sip:echo@127.0.0.1:{callee_port}")
         leg = await connector.connect(call, target, "+46700000001")
         statuses.append(leg.status)
-        # Skip the first interval of each leg: the switch from ringback to relayed audio.
-        intervals.append(np.array(list(call.stats.send_intervals)[1:]))
+        legs: list[RtpStats] = [call.stats]
         if leg.target_rtp is not None:
-            intervals.append(np.array(list(leg.target_rtp.send_intervals)[1:]))
+            legs.append(leg.target_rtp)
+        for stats in legs:
+            # Skip the first interval of each leg: the switch from ringback to relayed audio.
+            intervals.append(np.array(list(stats.send_intervals)[1:]))
+            arrivals.append(np.array(stats.arrival_intervals))
+            latencies.append(np.array(stats.relay_latencies))
 
     async def route(invite: Invite) -> Accept | Reject:
         return Accept(handler)
@@ -136,6 +167,7 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
         )
         await asyncio.sleep(0.5)
         started = time.monotonic()
+        cpu_before = time.process_time()
         load_before = os.getloadavg()[0]
         caller = await sipp(
             f"127.0.0.1:{server.udp_port}",
@@ -155,24 +187,36 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
             str(free_port()),
             cwd=tmp,
         )
+        # CPU while all calls relay (every call set up, none ended yet): the relay's own cost.
+        ramp = calls / rate + 2
+        await asyncio.sleep(ramp)
+        steady_cpu, steady_start, times = time.process_time(), time.monotonic(), os.times()
+        await asyncio.sleep(max(1.0, 2 * PCAP_SECONDS - ramp - 1))
+        steady_s = time.monotonic() - steady_start
+        steady = (time.process_time() - steady_cpu) / steady_s
+        steady_user = (os.times().user - times.user) / steady_s
         await caller.wait()
         elapsed = time.monotonic() - started
+        cpu = time.process_time() - cpu_before
         try:
             await asyncio.wait_for(callee.wait(), 10)
         except TimeoutError:
             callee.kill()
     skipped = server.clock.skipped_ticks
     await server.stop()
-    allv = np.concatenate(intervals) * 1000 if intervals else np.zeros(1)
+    latency = np.concatenate(latencies) * 1000 if latencies else np.zeros(0)
     return {
         "calls": float(calls),
         "answered": float(statuses.count("answered")),
         "not_answered": float(len(statuses) - statuses.count("answered")),
         "caller_rc": float(caller.returncode or 0),
-        "packets": float(len(allv)),
-        "p50_ms": float(np.percentile(allv, 50)),
-        "p99_ms": float(np.percentile(allv, 99)),
-        "max_ms": float(np.max(allv)),
+        **percentiles("out", intervals),
+        **percentiles("in", arrivals),
+        **percentiles("relay", latencies),
+        "relay_over_5ms_pct": float(100 * np.mean(latency > 5)) if latency.size else 0.0,
+        "cpu_pct": 100 * cpu / elapsed,
+        "steady_cpu_pct": 100 * steady,
+        "steady_user_pct": 100 * steady_user,
         "skipped_ticks": float(skipped),
         "elapsed_s": elapsed,
         "load1_before": load_before,
@@ -184,7 +228,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 250])
     parser.add_argument("--rate", type=int, default=50, help="new calls per second")
+    parser.add_argument(
+        "--no-timestamps", action="store_true", help="no kernel receive timestamps (as served)"
+    )
     args = parser.parse_args()
+    RtpSession.receive_timestamps = not args.no_timestamps
     for n in args.calls:
         result = await run_level(n, args.rate)
         print(" ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
@@ -192,8 +240,11 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # The event loop `openivr serve` runs on (uvicorn picks uvloop when it is installed).
+    # The event loop `openivr serve` runs on (uvicorn picks uvloop when it is installed);
+    # OPENIVR_BENCH_LOOP=asyncio compares with the standard loop.
     try:
+        if os.environ.get("OPENIVR_BENCH_LOOP") == "asyncio":
+            raise ImportError
         import uvloop
 
         uvloop.run(main())

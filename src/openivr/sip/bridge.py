@@ -51,16 +51,17 @@ class RelayDirection:
         if len(data) < 12 or data[0] != 0x80:
             return False
         source = self.source
+        sink = self.sink
         second = data[1]
         pt = second & 0x7F
         if pt == source.payload_type:
             payload = data[12:]
-            if source.codec != self.sink.codec:
-                payload = g711.encode(g711.decode(payload, source.codec), self.sink.codec)
-            out_pt: int | None = self.sink.payload_type
+            if source.codec != sink.codec:
+                payload = g711.encode(g711.decode(payload, source.codec), sink.codec)
+            out_pt: int | None = sink.payload_type
         elif pt == source.event_payload_type:
             payload = data[12:]
-            out_pt = self.sink.event_payload_type
+            out_pt = sink.event_payload_type
         else:
             return True  # not ours: drop
         stats = source.stats
@@ -69,13 +70,12 @@ class RelayDirection:
         if addr != source.remote:
             source.remote = (str(addr[0]), int(addr[1]))  # symmetric RTP, as for calls
         timestamp, ssrc = _TS_SSRC.unpack_from(data, 4)
-        marker = bool(second & 0x80)
         if ssrc != self._ssrc:
             self._ssrc = ssrc
-            self._offset = self.sink.last_timestamp + SAMPLES_PER_FRAME - timestamp
-            marker = True
+            self._offset = sink.last_timestamp + SAMPLES_PER_FRAME - timestamp
+            second |= 0x80
         if out_pt is not None:
-            self.sink.forward(out_pt, payload, marker, timestamp + self._offset)
+            sink.forward(out_pt, payload, second > 0x7F, timestamp + self._offset)
             self.relayed += 1
         return True
 

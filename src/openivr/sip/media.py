@@ -1,4 +1,10 @@
-"""RTP media: one UDP socket per call, all calls paced by one shared 20 ms clock."""
+"""RTP media: one UDP socket per call, all calls paced by one shared 20 ms clock.
+
+A session reads and writes its socket itself (the loop only watches it for readability), not
+through an asyncio datagram transport: a relayed packet costs one recvfrom and one sendto and
+no transport bookkeeping, a send that fails drops the packet instead of queueing stale audio,
+and a bench can read kernel receive timestamps on the very path calls use.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,11 @@ import math
 import secrets
 import socket
 import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 from openivr.audio.g711 import Codec
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, silence_frame
@@ -22,6 +28,12 @@ log = logging.getLogger(__name__)
 
 PTIME = 0.020
 _RTP_HEADER = struct.Struct("!BBHII")
+# Big enough for any RTP packet we take (G.711 at up to 120 ms ptime, plus header extensions).
+_MAX_DATAGRAM = 2048
+# SO_TIMESTAMPNS ancillary data: struct timespec (two longs on Linux).
+_TIMESPEC = struct.Struct("@ll")
+# The socket module does not name it; 35 on Linux (asm-generic/socket.h).
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None)
 
 
 @dataclass
@@ -33,7 +45,14 @@ class RtpStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     send_intervals: deque[float] = field(default_factory=lambda: deque(maxlen=3000))
+    # Sends the socket refused (buffer full, peer unreachable): RTP is dropped, never queued.
+    send_errors: int = 0
+    # Only with receive timestamps on (a bench): kernel arrival intervals of incoming packets
+    # and, for relayed packets, kernel arrival → relayed send returned, in seconds.
+    arrival_intervals: deque[float] = field(default_factory=lambda: deque(maxlen=3000))
+    relay_latencies: deque[float] = field(default_factory=lambda: deque(maxlen=3000))
     _last_send: float | None = None
+    _last_arrival: float | None = None
 
     def record_send(self, now: float, size: int) -> None:
         """Count one sent packet."""
@@ -42,6 +61,12 @@ class RtpStats:
         if self._last_send is not None:
             self.send_intervals.append(now - self._last_send)
         self._last_send = now
+
+    def record_arrival(self, kernel_time: float) -> None:
+        """Note one packet's kernel receive time (receive timestamps only)."""
+        if self._last_arrival is not None:
+            self.arrival_intervals.append(kernel_time - self._last_arrival)
+        self._last_arrival = kernel_time
 
     def interval_summary(self) -> dict[str, float]:
         """min/mean/p99/max of the recent send intervals, in milliseconds."""
@@ -144,8 +169,13 @@ class PortRange:
         raise OSError(errno.EADDRINUSE, f"no free RTP port in {self.first}-{self.last}")
 
 
-class RtpSession(asyncio.DatagramProtocol):
+class RtpSession:
     """One call's RTP: sends the current prompt (or silence) each tick, receives the caller."""
+
+    # Benches set this before calls start: every session opened then reads each packet's
+    # kernel receive time too (SO_TIMESTAMPNS), so stats hold arrival intervals and, when
+    # relayed, the relay's own latency. Off in service: it costs a recvmsg per packet.
+    receive_timestamps = False
 
     def __init__(
         self,
@@ -168,7 +198,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self._on_event = on_event
         # A bridge takes raw datagrams (no packet object per packet on the relay path).
         self.relay: Callable[[bytes, tuple[str, int]], bool] | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sequence = secrets.randbits(16)
         self._timestamp_base = secrets.randbits(32)
         self._first_tick = 0
@@ -181,20 +212,26 @@ class RtpSession(asyncio.DatagramProtocol):
         self.last_timestamp = self._timestamp_base
 
     async def open(self, sock: socket.socket) -> None:
-        """Start receiving on an already bound socket."""
+        """Start receiving on an already bound socket (the session owns it from now on)."""
         loop = asyncio.get_running_loop()
+        sock.setblocking(False)
         self.local_port = sock.getsockname()[1]
-        await loop.create_datagram_endpoint(lambda: self, sock=sock)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport (asyncio callback)."""
-        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._sock, self._loop = sock, loop
+        reader = self._read_ready
+        if self.receive_timestamps:
+            if _SO_TIMESTAMPNS is None:
+                raise OSError(errno.ENOPROTOOPT, "receive timestamps need SO_TIMESTAMPNS")
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            reader = self._read_ready_timestamped
+        loop.add_reader(sock.fileno(), reader)
 
     def close(self) -> None:
         """Release the socket."""
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
 
     def swap_receivers(
         self, on_audio: Callable[[RtpPacket], None], on_event: Callable[[RtpPacket], None]
@@ -241,39 +278,92 @@ class RtpSession(asyncio.DatagramProtocol):
                     asyncio.get_running_loop().call_soon(done)
         else:
             payload = self._silence
-        if self._transport is None or not self.sending:
+        if self._sock is None or not self.sending:
             return
         # Hot path (every call, every 20 ms): pack the fixed header directly.
         timestamp = (
             self._timestamp_base + (tick - self._first_tick) * SAMPLES_PER_FRAME
         ) & 0xFFFFFFFF
-        second = (0x80 if marker else 0) | self.payload_type
-        packet = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc) + payload
-        self._sequence = (self._sequence + 1) & 0xFFFF
-        self.last_timestamp = timestamp
-        self._transport.sendto(packet, self.remote)
-        # The real send time, not the tick's: with many calls the last send of a tick is later.
-        self.stats.record_send(time.monotonic(), len(packet))
+        self._send(0x80 | self.payload_type if marker else self.payload_type, timestamp, payload)
 
     def forward(self, payload_type: int, payload: bytes, marker: bool, timestamp: int) -> None:
         """Send one relayed packet now, under this session's SSRC and sequence numbers."""
-        if self._transport is None or not self.sending:
+        if self._sock is None or not self.sending:
             return
-        timestamp &= 0xFFFFFFFF
-        second = (0x80 if marker else 0) | payload_type
+        self._send(0x80 | payload_type if marker else payload_type, timestamp & 0xFFFFFFFF, payload)
+
+    def _send(self, second: int, timestamp: int, payload: bytes) -> None:
         packet = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc) + payload
         self._sequence = (self._sequence + 1) & 0xFFFF
         self.last_timestamp = timestamp
-        self._transport.sendto(packet, self.remote)
+        try:
+            self._sock.sendto(packet, self.remote)  # type: ignore[union-attr]
+        except OSError as exc:
+            # Full buffer or an ICMP error from an earlier packet: this packet is lost, as it
+            # would be on the wire; the SIP side decides when the call ends.
+            self.stats.send_errors += 1
+            log.debug("RTP send on port %s failed: %s", self.local_port, exc)
+            return
+        # The real send time, not the tick's: with many calls the last send of a tick is later.
         self.stats.record_send(time.monotonic(), len(packet))
 
     # Receiving ------------------------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        """Handle one incoming RTP packet (asyncio callback)."""
-        relay = self.relay
-        if relay is not None and relay(data, addr):  # type: ignore[arg-type]
+    def _read_ready(self) -> None:
+        """Read one packet; readiness is level-triggered, so the loop calls again for the next.
+
+        Draining in a loop was measured and lost: at 50 packets/s per socket a wake-up finds one
+        packet, and the extra recvfrom that ends a drain (EAGAIN, raised as an exception)
+        cost more than the loop iterations it saved (uvloop, 250 bridged calls).
+        """
+        sock = self._sock
+        if sock is None:
+            return  # closed by a handler earlier in this loop iteration
+        try:
+            data, addr = sock.recvfrom(_MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
             return
+        except OSError as exc:
+            self.error_received(exc)
+            return
+        relay = self.relay
+        if relay is None or not relay(data, addr):
+            self._receive(data, addr)
+
+    def _read_ready_timestamped(self) -> None:
+        """As _read_ready, also noting the packet's kernel receive time (SO_TIMESTAMPNS)."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            data, ancillary, _flags, addr = sock.recvmsg(_MAX_DATAGRAM, 64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.error_received(exc)
+            return
+        relay = self.relay
+        if relay is None or not relay(data, addr):
+            self._receive(data, addr)
+        arrival: float | None = None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                arrival = seconds + nanoseconds * 1e-9
+        if arrival is not None:
+            self.stats.record_arrival(arrival)
+            if relay is not None:
+                # Our own delay, as an upper bound: the wait in the socket while the loop was
+                # busy, plus our handling, up to the relayed sendto having returned.
+                self.stats.relay_latencies.append(time.time() - arrival)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        """Handle one incoming RTP packet."""
+        relay = self.relay
+        if relay is None or not relay(data, addr):  # type: ignore[arg-type]
+            self._receive(data, addr)
+
+    def _receive(self, data: bytes, addr: tuple[str | object, int]) -> None:
         try:
             packet = RtpPacket.parse(data)
         except RtpError:

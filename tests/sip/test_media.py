@@ -1,0 +1,198 @@
+"""RTP sessions and the bridge relay over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+
+from openivr.audio import g711
+from openivr.sip.bridge import MediaBridge
+from openivr.sip.media import RtpSession
+from openivr.sip.rtp import RtpPacket
+
+Addr = tuple[str, int]
+
+
+class Peer:
+    """A plain UDP socket playing a phone's RTP side."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+
+    @property
+    def addr(self) -> Addr:
+        host, port = self.sock.getsockname()
+        return str(host), int(port)
+
+    def send(self, session: RtpSession, seq: int, *, ssrc: int = 0x1234, pt: int = 8) -> None:
+        header = struct.pack("!BBHII", 0x80, pt, seq, 1000 + seq * 160, ssrc)
+        self.sock.sendto(header + bytes([seq % 256]) * 160, ("127.0.0.1", session.local_port))
+
+    async def receive(self, count: int) -> list[RtpPacket]:
+        loop = asyncio.get_running_loop()
+        packets = []
+        for _ in range(count):
+            data = await asyncio.wait_for(loop.sock_recv(self.sock, 2048), 5)
+            packets.append(RtpPacket.parse(data))
+        return packets
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _ignore(packet: RtpPacket) -> None:
+    pass
+
+
+async def _session(remote: Addr, codec: g711.Codec = "PCMA", pt: int = 8) -> RtpSession:
+    session = RtpSession(codec, pt, 101, remote, _ignore, _ignore)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    await session.open(sock)
+    return session
+
+
+async def _bridge(
+    caller_peer: Peer, target_peer: Peer, target_codec: g711.Codec = "PCMA"
+) -> tuple[RtpSession, RtpSession]:
+    caller = await _session(caller_peer.addr)
+    target = await _session(target_peer.addr, target_codec, 0 if target_codec == "PCMU" else 8)
+    MediaBridge(caller, target).connect()
+    return caller, target
+
+
+async def test_relay_keeps_our_stream_continuous_across_a_new_source() -> None:
+    caller_peer, target_peer = Peer(), Peer()
+    caller, target = await _bridge(caller_peer, target_peer)
+    for seq in range(3):
+        caller_peer.send(caller, seq)
+    first = await target_peer.receive(3)
+    for seq in range(3):
+        caller_peer.send(caller, 500 + seq, ssrc=0x9999)  # the caller's phone restarts its stream
+    second = await target_peer.receive(3)
+    packets = first + second
+    assert [p.sequence for p in packets] == [(packets[0].sequence + i) & 0xFFFF for i in range(6)]
+    assert {p.ssrc for p in packets} == {target.ssrc}
+    assert [p.timestamp - packets[0].timestamp for p in packets] == [i * 160 for i in range(6)]
+    assert [p.marker for p in packets] == [True, False, False, True, False, False]
+    assert [p.payload[0] for p in packets] == [0, 1, 2, 500 % 256, 501 % 256, 502 % 256]
+    assert caller.stats.packets_received == 6
+    assert target.stats.packets_sent == 6
+    caller.close()
+    target.close()
+    caller_peer.close()
+    target_peer.close()
+
+
+async def test_relay_answers_where_the_media_comes_from_and_follows_a_move() -> None:
+    caller_peer, target_peer, moved = Peer(), Peer(), Peer()
+    caller, target = await _bridge(caller_peer, target_peer)
+    caller.remote = ("127.0.0.1", 9)  # what the SDP said; the media comes from elsewhere
+    caller_peer.send(caller, 1)
+    await target_peer.receive(1)
+    target_peer.send(target, 1)
+    assert len(await caller_peer.receive(1)) == 1
+    assert caller.remote == caller_peer.addr
+    moved.send(caller, 2)  # the caller's NAT binding changed
+    await target_peer.receive(1)
+    target_peer.send(target, 2)
+    assert len(await moved.receive(1)) == 1
+    assert caller.remote == moved.addr
+    for item in (caller, target, caller_peer, target_peer, moved):
+        item.close()
+
+
+async def test_packets_queued_while_the_loop_was_busy_are_all_relayed_in_order() -> None:
+    caller_peer, target_peer = Peer(), Peer()
+    caller, target = await _bridge(caller_peer, target_peer)
+    for seq in range(20):  # all queued before the loop gets to read any
+        caller_peer.send(caller, seq)
+    packets = await target_peer.receive(20)
+    assert [p.payload[0] for p in packets] == list(range(20))
+    assert caller.stats.packets_received == 20
+    for item in (caller, target, caller_peer, target_peer):
+        item.close()
+
+
+async def test_relay_transcodes_only_between_different_codecs() -> None:
+    caller_peer, target_peer = Peer(), Peer()
+    caller, target = await _bridge(caller_peer, target_peer, target_codec="PCMU")
+    caller_peer.send(caller, 7)
+    (packet,) = await target_peer.receive(1)
+    sent = bytes([7]) * 160
+    assert packet.payload_type == 0
+    assert packet.payload == g711.encode(g711.decode(sent, "PCMA"), "PCMU")
+    assert packet.payload != sent
+    for item in (caller, target, caller_peer, target_peer):
+        item.close()
+
+
+async def test_relay_passes_telephone_events_under_the_sinks_event_type() -> None:
+    caller_peer, target_peer = Peer(), Peer()
+    caller, target = await _bridge(caller_peer, target_peer)
+    caller_peer.send(caller, 1, pt=101)
+    (packet,) = await target_peer.receive(1)
+    assert packet.payload_type == 101
+    for item in (caller, target, caller_peer, target_peer):
+        item.close()
+
+
+async def test_unbridged_session_hands_audio_to_the_call_and_latches() -> None:
+    peer = Peer()
+    heard: asyncio.Queue[RtpPacket] = asyncio.Queue()
+    session = RtpSession("PCMA", 8, 101, ("127.0.0.1", 9), heard.put_nowait, _ignore)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    await session.open(sock)
+    peer.send(session, 3)
+    packet = await asyncio.wait_for(heard.get(), 5)
+    assert packet.sequence == 3
+    assert session.remote == peer.addr
+    session.close()
+    peer.close()
+
+
+async def test_receive_timestamps_give_arrival_intervals_and_relay_latency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(RtpSession, "receive_timestamps", True)
+    caller_peer, target_peer = Peer(), Peer()
+    caller, target = await _bridge(caller_peer, target_peer)
+    for seq in range(4):
+        caller_peer.send(caller, seq)
+        await target_peer.receive(1)
+    assert len(caller.stats.arrival_intervals) == 3
+    assert len(caller.stats.relay_latencies) == 4
+    assert all(latency >= 0 for latency in caller.stats.relay_latencies)
+    assert not target.stats.relay_latencies  # nothing came from the target
+    for item in (caller, target, caller_peer, target_peer):
+        item.close()
+
+
+async def test_a_send_that_fails_drops_the_packet_and_is_counted() -> None:
+    caller_peer = Peer()
+    session = await _session(caller_peer.addr)
+    session.remote = ("::1", 4000)  # IPv6 from an IPv4 socket: the kernel refuses
+    session.forward(8, bytes(160), False, 0)
+    assert session.stats.send_errors == 1
+    assert session.stats.packets_sent == 0
+    session.remote = caller_peer.addr
+    session.forward(8, bytes(160), False, 160)
+    assert len(await caller_peer.receive(1)) == 1
+    session.close()
+    caller_peer.close()
+
+
+async def test_closed_session_frees_its_port() -> None:
+    session = await _session(("127.0.0.1", 9))
+    port = session.local_port
+    session.close()
+    session.close()  # twice is harmless
+    again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    again.bind(("127.0.0.1", port))
+    again.close()
