@@ -24,6 +24,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "sip_port": "SIP port for UDP and TCP (default 5060; 0 turns SIP off)",
     "rtp_ports": "RTP port range (default 20000-20999)",
     "max_calls": "Concurrent call limit; beyond it new calls get 503 (default 1000)",
+    "drain_seconds": "On stop, seconds calls in progress may go on while new ones get 503 (default 30)",
     "transfer_timeout": "Seconds a transfer target may ring (default 30)",
     "transfer_mode": "bridge (default) or refer",
     "sip_trunk": "Outbound trunk for phone numbers, sip:host:port",

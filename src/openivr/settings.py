@@ -31,6 +31,7 @@ class Settings:
     client_ids: tuple[str, ...] = ("sonetel-api", "sonetel-web")
     secret: str = ""
     transfer_timeout: float = 30.0
+    drain_seconds: float = 30.0
     transfer_mode: str = "bridge"
     sip_trunk: str = ""
     sip_trunk_user: str = ""

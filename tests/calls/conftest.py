@@ -72,7 +72,7 @@ def phone_server(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[RunningServer]
 
 
 def run_sipp(
-    server: RunningServer,
+    server: RunningServer | None,
     scenario: str,
     tmp_path: Path,
     service: str,
@@ -86,6 +86,8 @@ def run_sipp(
     """One SIPp call of a scenario (to the node, or to `sip_port`, e.g. a proxy in front of it);
     fails the test with SIPp's own errors when the call fails."""
     sipp = require_binary("sipp")
+    port = sip_port or (server.settings.sip_port if server is not None else 0)
+    assert port, "run_sipp needs a server or a sip_port"
     text = (SCENARIOS / scenario).read_text()
     values = {"audio_pcap": str(PCAPS / "g711a.pcap"), **(values or {})}
     for key, value in values.items():
@@ -95,7 +97,7 @@ def run_sipp(
     errors = tmp_path / f"{path.name}.errors.log"
     cmd = [
         sipp,
-        f"127.0.0.1:{sip_port or server.settings.sip_port}",
+        f"127.0.0.1:{port}",
         "-sf",
         str(path),
         "-s",

@@ -98,7 +98,7 @@ def test_dialing_the_phone_number_and_the_shortcode(
 
 
 def test_unknown_number_gets_404_and_a_record(phone_server: RunningServer, tmp_path: Path) -> None:
-    run_sipp(phone_server, "not_found.xml", tmp_path, "4699999999")
+    run_sipp(phone_server, "refused.xml", tmp_path, "4699999999", values={"status": "404"})
 
 
 def test_voicemail_from_streamed_audio_is_kept_and_mailed(

@@ -206,3 +206,5 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
     ctx.services.update(sip_server=server, call_log=calls)
     stack.push_async_callback(calls.drain)
     stack.push_async_callback(server.stop)
+    # Runs first when the node stops: calls in progress may finish, new ones go elsewhere.
+    stack.push_async_callback(server.drain, settings.drain_seconds)

@@ -533,6 +533,8 @@ class SipServer:
         self.router = router
         self.config = config or SipServerConfig()
         self.on_call_end = on_call_end
+        # Set while the node stops: calls in progress go on, new ones are refused.
+        self.draining = False
         self.registrar = registrar
         self.clock = MediaClock()
         self.ports = PortRange(*self.config.rtp_ports)
@@ -591,6 +593,23 @@ class SipServer:
         log.info(
             "SIP listening on %s udp=%s tcp=%s", self.config.host, self.udp_port, self.tcp_port
         )
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new calls (503) and give the calls in progress up to `timeout` s to end."""
+        self.draining = True
+        if not self.active_calls:
+            return
+        log.info(
+            "stopping: %d calls in progress may finish (up to %g s); new calls get 503",
+            self.active_calls,
+            timeout,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.active_calls and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        if self.active_calls:
+            log.warning("drain time is up: hanging up %d calls", self.active_calls)
 
     async def stop(self) -> None:
         """Hang up every call and close the listeners."""
@@ -790,6 +809,11 @@ class SipServer:
         dialog.finish("caller", "cancel")
 
     def _on_invite(self, invite: SipRequest, tx: ServerTransaction, peer: _Peer) -> None:
+        if self.draining:
+            # A balancer takes 503 as "try another node" (Kamailio: ds_next_dst on failure).
+            tx.respond(response_to(invite, 503, extra=[("Retry-After", "30")]))
+            self._record_rejected(invite, 503, "draining")
+            return
         if self.active_calls >= self.config.max_calls:
             tx.respond(response_to(invite, 503, extra=[("Retry-After", "5")]))
             self._record_rejected(invite, 503, "max_calls")

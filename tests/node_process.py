@@ -1,0 +1,144 @@
+"""A real `openivr serve` process, as a user runs it, with one account logged in."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+
+def openivr_command() -> list[str]:
+    """The `openivr` command of the interpreter running the tests."""
+    sibling = Path(sys.executable).with_name("openivr")
+    if sibling.exists():
+        return [str(sibling)]
+    return [sys.executable, "-m", "openivr.cli"]
+
+
+def clean_env() -> dict[str, str]:
+    # The developer's own OPENIVR_* settings must not leak into the node under test.
+    return {k: v for k, v in os.environ.items() if not k.startswith("OPENIVR_")}
+
+
+@dataclass
+class Node:
+    """A real `openivr serve` process with one account logged in."""
+
+    base_url: str
+    account_id: str
+    user_id: str
+    token: str
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def get(self, path: str) -> Any:
+        """The payload of an authenticated GET, asserting success."""
+        r = httpx.get(
+            self.base_url + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=10
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["status"] == "success", body
+        return body["response"]
+
+    def apps(self) -> list[dict[str, Any]]:
+        """Every voice app of the account."""
+        return list(self.get(f"/account/{self.account_id}/voiceapp"))
+
+    def app_of_type(self, app_type: str) -> dict[str, Any]:
+        """The (first) app of a type, e.g. the default mailbox."""
+        return next(a for a in self.apps() if a["app_type"] == app_type)
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"openivr serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(base_url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"openivr serve did not answer /healthz within 60 s:\n{log.read_text()}")
+
+
+@contextmanager
+def serving_node(tmp: Path, *flags: str) -> Iterator[Node]:
+    """Start `openivr serve` (SIP off unless `flags` say otherwise), create an account with the
+    CLI while it runs, and log in."""
+    data_dir = tmp / "data"
+    port = free_port()
+    log = tmp / "server.log"
+    env = clean_env()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                *openivr_command(),
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--http-port",
+                str(port),
+                "--sip-port",
+                "0",
+                *flags,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(proc, base_url, log)
+        email, password = "owner@example.com", "seed-script-pass"
+        created = subprocess.run(
+            [
+                *openivr_command(),
+                "account",
+                "create",
+                "--email",
+                email,
+                "--password",
+                password,
+                "--name",
+                "Seed Scripts Ltd",
+                "--data-dir",
+                str(data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        ids = json.loads(created.stdout)
+        r = httpx.post(
+            base_url + "/SonetelAuth/beta/oauth/token",
+            auth=("sonetel-api", "sonetel-api"),
+            data={"grant_type": "password", "username": email, "password": password},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        yield Node(base_url, ids["account_id"], ids["user_id"], r.json()["access_token"], log, proc)
+    finally:
+        proc.terminate()  # a no-op if the test stopped it already
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
