@@ -77,13 +77,19 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], base_url: str, log: Path)
 
 
 @contextmanager
-def serving_node(tmp: Path, *flags: str) -> Iterator[Node]:
+def serving_node(tmp: Path, *flags: str, name: str = "server") -> Iterator[Node]:
     """Start `openivr serve` (SIP off unless `flags` say otherwise), create an account with the
-    CLI while it runs, and log in."""
+    CLI while it runs, and log in. Nodes of one cluster share `tmp` (the data dir), each with
+    its own `name`."""
     data_dir = tmp / "data"
     port = free_port()
-    log = tmp / "server.log"
+    log = tmp / f"{name}.log"
     env = clean_env()
+    # The CLI writes the account into the node's database.
+    store_flags: list[str] = []
+    if "--database-url" in flags:
+        at = flags.index("--database-url")
+        store_flags = list(flags[at : at + 2])
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -104,7 +110,7 @@ def serving_node(tmp: Path, *flags: str) -> Iterator[Node]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(proc, base_url, log)
-        email, password = "owner@example.com", "seed-script-pass"
+        email, password = f"owner-{name}@example.com", "seed-script-pass"
         created = subprocess.run(
             [
                 *openivr_command(),
@@ -118,6 +124,7 @@ def serving_node(tmp: Path, *flags: str) -> Iterator[Node]:
                 "Seed Scripts Ltd",
                 "--data-dir",
                 str(data_dir),
+                *store_flags,
             ],
             capture_output=True,
             text=True,

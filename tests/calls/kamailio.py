@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import free_port, require_binary
 
 # Stateful proxy: record-routes calls, spreads new ones (and REGISTERs) round-robin over the
-# dispatcher set, relays the nodes' own new calls by Request-URI, and routes in-dialog requests
+# dispatcher set (the next node when one answers 503), relays the nodes' own new calls by Request-URI, and routes in-dialog requests
 # by their Route headers only (as a production balancer does; a BYE without the route set is
 # refused with 404).
 _CONFIG = """#!KAMAILIO
@@ -36,6 +36,7 @@ loadmodule "siputils.so"
 loadmodule "textops.so"
 loadmodule "dispatcher.so"
 modparam("dispatcher", "list_file", "{dispatcher_list}")
+modparam("dispatcher", "flags", 2)
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (has_totag()) {{
@@ -50,7 +51,17 @@ request_route {{
     # A node calling out (e.g. to a phone that registered through us): by the Request-URI.
     if (ds_is_from_list("1")) {{ t_relay(); exit; }}
     if (!ds_select_dst("1", "4")) {{ sl_send_reply("503", "No node"); exit; }}
+    t_on_failure("NEXT_NODE");
     t_relay();
+}}
+
+# A node that is stopping answers 503: try the next one.
+failure_route[NEXT_NODE] {{
+    if (t_is_canceled()) {{ exit; }}
+    if (t_check_status("503") && ds_next_dst()) {{
+        t_on_failure("NEXT_NODE");
+        t_relay();
+    }}
 }}
 """
 

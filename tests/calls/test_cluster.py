@@ -3,6 +3,9 @@ every voicemail is kept and mailed once, and the nodes' hang-ups reach callers v
 
 from __future__ import annotations
 
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -25,6 +28,7 @@ from tests.conftest import (
     postgres_database,
     run_server,
 )
+from tests.node_process import serving_node
 
 
 def _records(node: RunningServer, acc: Account, count: int) -> list[dict[str, Any]] | None:
@@ -153,5 +157,55 @@ def test_a_phone_registered_through_kamailio_is_rung_by_the_other_node(tmp_path:
                     [call] = wait_for(partial(_records, a, acc, 1))
                     [leg] = call["transfers"]
                     assert leg["status"] == "answered" and call["ended_by"] == "caller"
+    finally:
+        drop_postgres_database(database)
+
+
+def test_a_rolling_restart_loses_no_call(tmp_path: Path) -> None:
+    database = postgres_database()
+    try:
+        ports = [free_udp_port(), free_udp_port()]
+
+        def flags(i: int) -> tuple[str, ...]:
+            return (
+                *("--database-url", database, "--secret", "cluster-secret-for-the-test"),
+                *("--sip-port", str(ports[i]), "--rtp-ports", rtp_range()),
+                *("--node-name", f"node-{'ab'[i]}", "--drain-seconds", "20"),
+            )
+
+        with (
+            serving_node(tmp_path, *flags(0), name="a") as a,
+            serving_node(tmp_path, *flags(1), name="b") as b,
+            kamailio(tmp_path / "kamailio", ports) as proxy,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            menu = a.app_of_type("ivr")["app_id"]
+            # A caller talks to node a for 5 s ...
+            talking = pool.submit(
+                run_sipp, None, "caller_bye.xml", tmp_path, menu,
+                values={"wait_ms": "5000"}, sip_port=ports[0],
+            )  # fmt: skip
+            time.sleep(1.5)
+            a.proc.send_signal(signal.SIGTERM)  # ... while node a is being restarted.
+            time.sleep(0.5)
+            # New callers reach node b whichever node Kamailio tries first.
+            for _ in range(2):
+                run_sipp(
+                    None,
+                    "proxied_caller_bye.xml",
+                    tmp_path,
+                    menu,
+                    values={"hold_ms": "300"},
+                    sip_port=proxy,
+                )
+            talking.result(timeout=30)
+            assert a.proc.wait(timeout=15) in (0, -signal.SIGTERM)
+            # Node a's token works on node b (one secret); a's process is gone by now.
+            calls = replace(b, token=a.token).get(f"/account/{a.account_id}/call")
+            assert sorted((c["node"], c["ended_by"]) for c in calls) == [
+                ("node-a", "caller"),
+                ("node-b", "caller"),
+                ("node-b", "caller"),
+            ]
     finally:
         drop_postgres_database(database)
