@@ -398,3 +398,17 @@ async def test_tcp_framing_options_and_call(ivr: tuple[SipServer, DemoIvr]) -> N
     writer.close()
     rtp_sock.close()
     await demo.calls[0].hangup()
+
+
+async def test_a_draining_server_refuses_new_calls_and_says_so_to_pings(
+    ivr: tuple[SipServer, DemoIvr], phone
+) -> None:
+    server, _ = ivr
+    sip, rtp = phone
+    await server.drain(0)  # nothing in progress: returns at once
+    sip.send(server.udp_port, Dialogue(sip.port).request("OPTIONS"))
+    await sip.response(503)
+    sip.send(server.udp_port, Dialogue(sip.port).request("INVITE", body=sdp_offer(rtp.port)))
+    refused = await sip.response(503)
+    assert refused.headers.get("Retry-After")
+    assert server.active_calls == 0

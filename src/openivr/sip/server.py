@@ -774,9 +774,10 @@ class SipServer:
         return response_to(request, 501, extra=[("Allow", ", ".join(ALLOWED))])
 
     def _options_response(self, request: SipRequest) -> SipResponse:
+        # A balancer's keep-alive OPTIONS (Kamailio ds_ping_interval) learns we are stopping.
         return response_to(
             request,
-            200,
+            503 if self.draining else 200,
             to_tag=new_tag(),
             extra=[
                 ("Allow", ", ".join(ALLOWED)),
