@@ -336,3 +336,36 @@ async def test_a_record_routed_target_gets_ack_and_bye_along_its_route(
     finally:
         target.stop()
     assert leg.status == "answered" and leg.ended_by == "caller"
+
+
+async def test_a_target_that_asks_for_tcp_is_called_over_tcp(
+    desk: tuple[SipServer, TransferDesk], tmp_path: Path
+) -> None:
+    server, handler = desk
+    # SIPp listens on TCP only (-t t1): over UDP the INVITE would never arrive.
+    target = await start_sipp(
+        "callee_answer.xml",
+        tmp_path,
+        values={**TARGET_VALUES, "ruri_user": "tess", "callee_pt": "8", "callee_codec": "PCMA"},
+        extra=("-rtp_echo", "-t", "t1"),
+    )
+    try:
+        handler.connector = Connector(server)
+        handler.target = TransferTarget("sip", f"sip:tess@127.0.0.1:{target.port};transport=tcp")
+        leg = await transfer(server, handler, tmp_path, "transfer_caller_bye.xml", caller_values())
+        await target.finish()  # it answered and then got our BYE, over TCP
+    finally:
+        target.stop()
+    assert leg.status == "answered" and leg.ended_by == "caller"
+    assert leg.packets_to_target > 150 and leg.packets_from_target > 150
+
+
+async def test_a_tcp_target_nobody_listens_on_is_unreachable_and_caller_stays(
+    desk: tuple[SipServer, TransferDesk], tmp_path: Path
+) -> None:
+    server, handler = desk
+    handler.connector = Connector(server)
+    handler.target = TransferTarget("sip", f"sip:ghost@127.0.0.1:{free_port()};transport=tcp")
+    leg = await transfer(server, handler, tmp_path, "transfer_caller_waits.xml", caller_values())
+    assert leg.status == "unreachable" and leg.answered_at is None
+    assert handler.still_up == [True]

@@ -107,6 +107,12 @@ class Destination:
     uri: str
     address: tuple[str, int]
     via_trunk: bool = False
+    transport: str = "UDP"  # TCP when the URI says ;transport=tcp
+
+
+def _transport(uri: SipUri) -> str:
+    """UDP, or TCP when the URI asks for it (other transports are not offered: UDP)."""
+    return "TCP" if uri.params.get("transport", "").lower() == "tcp" else "UDP"
 
 
 def status_for(code: int) -> LegStatus:
@@ -211,7 +217,7 @@ class Connector:
             raise ValueError(f"transfer target {text!r} is not a SIP URI: {exc}") from None
         if uri.scheme != "sip":
             raise ValueError(f"transfer target {text!r} must be a sip: URI")
-        return Destination(str(uri), await self._address(uri))
+        return Destination(str(uri), await self._address(uri), transport=_transport(uri))
 
     async def _via_trunk(self, number: str) -> Destination | None:
         if self.trunk is None:
@@ -220,8 +226,12 @@ class Connector:
         if not digits.lstrip("+"):
             raise ValueError(f"phone number {number!r} has no digits")
         port = f":{self.trunk.port}" if self.trunk.port else ""
-        uri = f"sip:{digits}@{self.trunk.host}{port}"
-        return Destination(uri, await self._address(self.trunk), via_trunk=True)
+        transport = _transport(self.trunk)
+        params = ";transport=tcp" if transport == "TCP" else ""
+        uri = f"sip:{digits}@{self.trunk.host}{port}{params}"
+        return Destination(
+            uri, await self._address(self.trunk), via_trunk=True, transport=transport
+        )
 
     async def destinations(self, target: TransferTarget) -> list[Destination] | None:
         """Where to ring for a target; None when it needs the trunk and there is none."""
@@ -338,17 +348,25 @@ class _BridgedTransfer:
         self.bridge = MediaBridge(self.call.rtp_session, session)
         return LocalSession(server.advertised_host, session.local_port)
 
-    def _start_forks(self, local: LocalSession) -> None:
+    async def _start_forks(self, local: LocalSession) -> None:
         server = self.server
         for destination in self.destinations:
             from_host = server.advertised_host
             trunk = self.connector.trunk
             if destination.via_trunk and trunk is not None:
                 from_host = trunk.host  # trunks expect their own domain in From
+            try:
+                if destination.transport == "TCP":
+                    peer = await server.tcp_peer(destination.address)
+                else:
+                    peer = server.udp_peer(destination.address)
+            except OSError as exc:  # this destination is unreachable; others may ring
+                log.info("transfer to %s: cannot connect: %s", destination.uri, exc)
+                continue
             outgoing = OutgoingCall(
                 server,
                 destination.uri,
-                destination.address,
+                peer,
                 caller_id=self.caller_id,
                 from_host=from_host,
                 sdp=local.offer(self.call.codec),
@@ -371,7 +389,7 @@ class _BridgedTransfer:
         else:
             call.stop_playing()
             self.ringback.start()
-        self._start_forks(local)
+        await self._start_forks(local)
         winner = await self._ring()
         if winner is None:
             return leg

@@ -141,6 +141,11 @@ class _Peer:
     def reliable(self) -> bool:
         return self._writer is not None
 
+    @property
+    def open(self) -> bool:
+        """False once a TCP connection has closed."""
+        return self._writer is None or not self._writer.is_closing()
+
     def send(self, data: bytes) -> None:
         try:
             if self._udp is not None:
@@ -535,6 +540,8 @@ class SipServer:
         self.on_call_end = on_call_end
         # Set while the node stops: calls in progress go on, new ones are refused.
         self.draining = False
+        # Our own TCP connections for calls we place, by address.
+        self._tcp_out: dict[tuple[str, int], _Peer] = {}
         self.registrar = registrar
         self.clock = MediaClock()
         self.ports = PortRange(*self.config.rtp_ports)
@@ -641,6 +648,12 @@ class SipServer:
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         addr = writer.get_extra_info("peername")
         peer = _Peer("TCP", (str(addr[0]), int(addr[1])), writer=writer)
+        await self._read_stream(reader, writer, peer)
+
+    async def _read_stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: _Peer
+    ) -> None:
+        """Read framed SIP messages from a TCP connection until it closes."""
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -697,6 +710,31 @@ class SipServer:
             dialogue = self._outgoing.get((response.call_id, response.from_.tag or ""))
             if dialogue is not None:
                 dialogue.on_2xx(response)
+
+    async def tcp_peer(self, addr: tuple[str, int], timeout: float = 5.0) -> _Peer:
+        """A TCP connection of ours to `addr` for outgoing requests (opened once, then reused);
+        OSError when it cannot be opened."""
+        peer = self._tcp_out.get(addr)
+        if peer is not None and peer.open:
+            return peer
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*addr), timeout)
+        except TimeoutError:
+            raise OSError(
+                f"no TCP connection to {addr[0]}:{addr[1]} within {timeout:g} s"
+            ) from None
+        peer = _Peer("TCP", addr, writer=writer)
+        self._tcp_out[addr] = peer
+
+        async def read() -> None:
+            try:
+                await self._read_stream(reader, writer, peer)
+            finally:
+                if self._tcp_out.get(addr) is peer:
+                    del self._tcp_out[addr]
+
+        self._spawn(read())
+        return peer
 
     def udp_peer(self, addr: tuple[str, int]) -> _Peer:
         """Where to send a request of ours over UDP (from our listening socket)."""

@@ -54,7 +54,8 @@ class _InviteTransaction:
         loop = asyncio.get_running_loop()
         self.server._client_transactions[(self.branch, "INVITE")] = self
         self.leg.peer.send(self.data)
-        self._timer = loop.call_later(T1, self._retransmit, T1)
+        if not self.leg.peer.reliable:  # timer A: over TCP the transport retransmits
+            self._timer = loop.call_later(T1, self._retransmit, T1)
         self._timeout = loop.call_later(64 * T1, self._timer_b)
 
     def _retransmit(self, interval: float) -> None:
@@ -133,7 +134,7 @@ class OutgoingCall:
         self,
         server: SipServer,
         uri: str,
-        destination: tuple[str, int],
+        peer: _Peer,
         *,
         caller_id: str,
         from_host: str,
@@ -142,8 +143,7 @@ class OutgoingCall:
     ) -> None:
         self.server = server
         self.uri = uri
-        self.destination = destination
-        self.peer: _Peer = server.udp_peer(destination)
+        self.peer = peer  # UDP from our listening socket, or our TCP connection to the target
         self.call_id = f"{secrets.token_hex(12)}@openivr"
         self.local_tag = new_tag()
         self.cseq = secrets.randbelow(2**15) + 1
@@ -173,11 +173,13 @@ class OutgoingCall:
         return (self.call_id, self.local_tag)
 
     def _contact(self) -> str:
-        return f"<sip:openivr@{self.server.advertised_host}:{self.server.udp_port}>"
+        transport = ";transport=tcp" if self.peer.reliable else ""
+        host, port = self.server.advertised_host, self.server.port_for(self.peer)
+        return f"<sip:openivr@{host}:{port}{transport}>"
 
     def _via(self, branch: str) -> str:
-        host, port = self.server.advertised_host, self.server.udp_port
-        return f"SIP/2.0/UDP {host}:{port};branch={branch};rport"
+        host, port = self.server.advertised_host, self.server.port_for(self.peer)
+        return f"SIP/2.0/{self.peer.name} {host}:{port};branch={branch};rport"
 
     def send_invite(self, auth: tuple[str, str] | None = None) -> None:
         """Send the INVITE (again, with an Authorization header, when `auth` is given)."""
