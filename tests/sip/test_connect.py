@@ -369,3 +369,35 @@ async def test_a_tcp_target_nobody_listens_on_is_unreachable_and_caller_stays(
     leg = await transfer(server, handler, tmp_path, "transfer_caller_waits.xml", caller_values())
     assert leg.status == "unreachable" and leg.answered_at is None
     assert handler.still_up == [True]
+
+
+async def test_a_redirect_is_followed_to_where_it_points(
+    desk: tuple[SipServer, TransferDesk], tmp_path: Path
+) -> None:
+    server, handler = desk
+    mobile = await start_sipp(
+        "callee_answer.xml",
+        tmp_path,
+        values={**TARGET_VALUES, "ruri_user": "mobile", "callee_pt": "8", "callee_codec": "PCMA"},
+        extra=("-rtp_echo",),
+    )
+    desk_phone = await start_sipp(
+        "callee_redirects.xml",
+        tmp_path,
+        values={
+            **TARGET_VALUES,
+            "ruri_user": "uma",
+            "redirect_uri": f"sip:mobile@127.0.0.1:{mobile.port}",
+        },
+    )
+    try:
+        handler.connector = Connector(server)
+        handler.target = TransferTarget("sip", f"sip:uma@127.0.0.1:{desk_phone.port}")
+        leg = await transfer(server, handler, tmp_path, "transfer_caller_bye.xml", caller_values())
+        await desk_phone.finish()  # it said 302 and got our ACK
+        await mobile.finish()  # where it pointed answered, then got our BYE
+    finally:
+        desk_phone.stop()
+        mobile.stop()
+    assert leg.status == "answered" and leg.uri == f"sip:mobile@127.0.0.1:{mobile.port}"
+    assert leg.packets_to_target > 150 and leg.packets_from_target > 150

@@ -28,7 +28,7 @@ from openivr.audio import g711, tones
 from openivr.sip.bridge import MediaBridge
 from openivr.sip.call import Call
 from openivr.sip.media import RtpSession, RtpStats
-from openivr.sip.message import SipParseError, SipResponse, SipUri
+from openivr.sip.message import NameAddress, SipParseError, SipResponse, SipUri
 from openivr.sip.rtp import RtpPacket
 from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError, SessionDescription, negotiate
 from openivr.sip.server import SipServer
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from openivr.sip.registrar import Registrar
 
 log = logging.getLogger(__name__)
+
+# 3xx answers followed per transfer, so a redirect loop ends.
+MAX_REDIRECTS = 5
 
 TargetKind = Literal["sip", "phnum", "user"]
 LegStatus = Literal[
@@ -325,6 +328,7 @@ class _BridgedTransfer:
         self.destinations = destinations
         self.caller_id = caller_id
         self.queue: asyncio.Queue[tuple[OutgoingCall, SipResponse | None]] = asyncio.Queue()
+        self.redirects = 0
         self.forks: dict[OutgoingCall, _Fork] = {}
         self.session: RtpSession | None = None
         self.bridge: MediaBridge | None = None
@@ -349,33 +353,60 @@ class _BridgedTransfer:
         return LocalSession(server.advertised_host, session.local_port)
 
     async def _start_forks(self, local: LocalSession) -> None:
-        server = self.server
         for destination in self.destinations:
-            from_host = server.advertised_host
-            trunk = self.connector.trunk
-            if destination.via_trunk and trunk is not None:
-                from_host = trunk.host  # trunks expect their own domain in From
+            await self._start_fork(destination, local)
+
+    async def _start_fork(self, destination: Destination, local: LocalSession) -> bool:
+        """INVITE one destination; False when it cannot even be connected to."""
+        server = self.server
+        from_host = server.advertised_host
+        trunk = self.connector.trunk
+        if destination.via_trunk and trunk is not None:
+            from_host = trunk.host  # trunks expect their own domain in From
+        try:
+            if destination.transport == "TCP":
+                peer = await server.tcp_peer(destination.address)
+            else:
+                peer = server.udp_peer(destination.address)
+        except OSError as exc:  # this destination is unreachable; others may ring
+            log.info("transfer to %s: cannot connect: %s", destination.uri, exc)
+            return False
+        outgoing = OutgoingCall(
+            server,
+            destination.uri,
+            peer,
+            caller_id=self.caller_id,
+            from_host=from_host,
+            sdp=local.offer(self.call.codec),
+            listener=lambda c, r: self.queue.put_nowait((c, r)),
+        )
+        fork = _Fork(outgoing, destination)
+        outgoing.on_bye = fork.bye.set
+        self.forks[outgoing] = fork
+        outgoing.send_invite()
+        return True
+
+    async def _follow_redirect(
+        self, response: SipResponse, local: LocalSession
+    ) -> OutgoingCall | None:
+        """A 3xx: ring the first sip: Contact it names instead (a few hops at most)."""
+        if self.redirects >= MAX_REDIRECTS:
+            log.info("transfer to %s: more than %d redirects", self.leg.uri, MAX_REDIRECTS)
+            return None
+        for contact in response.headers.get_all("Contact"):
             try:
-                if destination.transport == "TCP":
-                    peer = await server.tcp_peer(destination.address)
-                else:
-                    peer = server.udp_peer(destination.address)
-            except OSError as exc:  # this destination is unreachable; others may ring
-                log.info("transfer to %s: cannot connect: %s", destination.uri, exc)
+                uri = NameAddress.parse(contact).uri
+                destination = await self.connector._direct(uri)
+            except (SipParseError, ValueError, OSError) as exc:
+                log.info(
+                    "transfer to %s: redirect to %r not followed: %s", self.leg.uri, contact, exc
+                )
                 continue
-            outgoing = OutgoingCall(
-                server,
-                destination.uri,
-                peer,
-                caller_id=self.caller_id,
-                from_host=from_host,
-                sdp=local.offer(self.call.codec),
-                listener=lambda c, r: self.queue.put_nowait((c, r)),
-            )
-            fork = _Fork(outgoing, destination)
-            outgoing.on_bye = fork.bye.set
-            self.forks[outgoing] = fork
-            outgoing.send_invite()
+            self.redirects += 1
+            log.info("transfer to %s: redirected (%d) to %s", self.leg.uri, response.status, uri)
+            if await self._start_fork(destination, local):
+                return next(reversed(self.forks))
+        return None
 
     async def _run(self, on_answer: OnAnswer | None) -> TransferLeg:
         call, leg = self.call, self.leg
@@ -390,7 +421,7 @@ class _BridgedTransfer:
             call.stop_playing()
             self.ringback.start()
         await self._start_forks(local)
-        winner = await self._ring()
+        winner = await self._ring(local)
         if winner is None:
             return leg
         return await self._bridged(winner, local, on_answer)
@@ -426,7 +457,7 @@ class _BridgedTransfer:
             "::",
         )
 
-    async def _ring(self) -> OutgoingCall | None:
+    async def _ring(self, local: LocalSession) -> OutgoingCall | None:
         """Wait for the first answer; None when every fork failed, time ran out or caller left."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connector.timeout
@@ -469,6 +500,14 @@ class _BridgedTransfer:
                     self.leg.uri = outgoing.uri
                     return outgoing
                 fork = self.forks[outgoing]
+                if 300 <= response.status < 400:
+                    pending.discard(outgoing)
+                    redirected = await self._follow_redirect(response, local)
+                    if redirected is not None:
+                        pending.add(redirected)
+                        continue
+                    fork.final = response.status
+                    continue
                 if (
                     response.status in (401, 407)
                     and credentials
