@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -38,17 +40,14 @@ def _records(node: RunningServer, acc: Account, count: int) -> list[dict[str, An
     return rows if len(rows) == count else None
 
 
-def test_calls_through_kamailio_are_spread_over_two_nodes(
-    tmp_path: Path, smtp_sink: SmtpSink
-) -> None:
+@contextmanager
+def in_process_cluster(
+    tmp_path: Path, **settings: Any
+) -> Iterator[tuple[RunningServer, RunningServer, int]]:
+    """Two in-process nodes on a fresh PostgreSQL database behind Kamailio: (a, b, proxy port)."""
     database = postgres_database()
     try:
-        shared = base_settings(
-            tmp_path,
-            database,
-            smtp_url=f"smtp://127.0.0.1:{smtp_sink.port}",
-            smtp_from="voicemail@openivr.test",
-        )
+        shared = base_settings(tmp_path, database, **settings)
         nodes = [
             replace(shared, sip_port=free_udp_port(), rtp_ports=rtp_range(), node_name=name)
             for name in ("node-a", "node-b")
@@ -56,109 +55,106 @@ def test_calls_through_kamailio_are_spread_over_two_nodes(
         for a in run_server(nodes[0]):
             for b in run_server(nodes[1]):
                 with kamailio(tmp_path / "kamailio", [n.sip_port for n in nodes]) as proxy:
-                    acc = a.account()
-                    apps = a.client.get(
-                        f"/account/{acc.account_id}/voiceapp", headers=acc.headers
-                    ).json()["response"]
-                    box = next(x["app_id"] for x in apps if x["app_type"] == "mailbox")
-                    r = a.client.put(
-                        f"/account/{acc.account_id}/voiceapp/{box}",
-                        headers=acc.headers,
-                        json={"greeting_prompt": "no", "goodbye_prompt": "no"},
-                    )
-                    assert r.status_code == 200, r.text
-                    for _ in range(2):
-                        # Fails unless the node's BYE comes back through Kamailio.
-                        run_sipp(
-                            a,
-                            "proxied_mailbox_message.xml",
-                            tmp_path,
-                            box,
-                            values={"audio_ms": "2000", "bye_timeout": "8000"},
-                            sip_port=proxy,
-                        )
-
-                    calls = wait_for(partial(_records, b, acc, 2))
-                    assert sorted(c["node"] for c in calls) == ["node-a", "node-b"]
-                    assert [c["ended_by"] for c in calls] == ["us", "us"]
-
-                    # Both messages are seen from either node and mailed exactly once.
-                    listed = a.client.get(
-                        f"/account/{acc.account_id}/voiceapp/{box}/voicemail",
-                        headers=acc.headers,
-                    ).json()["response"]
-                    ids = {m["message_id"] for m in listed}
-                    assert len(ids) == 2
-                    wait_for(lambda: len(smtp_sink.messages) >= 2)
-                    mailed = [m["X-OpenIVR-Message"] for m in smtp_sink.messages]
-                    assert sorted(mailed) == sorted(ids)
+                    yield a, b, proxy
     finally:
         drop_postgres_database(database)
+
+
+def test_calls_through_kamailio_are_spread_over_two_nodes(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    smtp = {"smtp_url": f"smtp://127.0.0.1:{smtp_sink.port}", "smtp_from": "vm@openivr.test"}
+    with in_process_cluster(tmp_path, **smtp) as (a, b, proxy):
+        acc = a.account()
+        apps = a.client.get(f"/account/{acc.account_id}/voiceapp", headers=acc.headers).json()[
+            "response"
+        ]
+        box = next(x["app_id"] for x in apps if x["app_type"] == "mailbox")
+        r = a.client.put(
+            f"/account/{acc.account_id}/voiceapp/{box}",
+            headers=acc.headers,
+            json={"greeting_prompt": "no", "goodbye_prompt": "no"},
+        )
+        assert r.status_code == 200, r.text
+        for _ in range(2):
+            # Fails unless the node's BYE comes back through Kamailio.
+            run_sipp(
+                a,
+                "proxied_mailbox_message.xml",
+                tmp_path,
+                box,
+                values={"audio_ms": "2000", "bye_timeout": "8000"},
+                sip_port=proxy,
+            )
+
+        calls = wait_for(partial(_records, b, acc, 2))
+        assert sorted(c["node"] for c in calls) == ["node-a", "node-b"]
+        assert [c["ended_by"] for c in calls] == ["us", "us"]
+
+        # Both messages are seen from either node and mailed exactly once.
+        listed = a.client.get(
+            f"/account/{acc.account_id}/voiceapp/{box}/voicemail",
+            headers=acc.headers,
+        ).json()["response"]
+        ids = {m["message_id"] for m in listed}
+        assert len(ids) == 2
+        wait_for(lambda: len(smtp_sink.messages) >= 2)
+        mailed = [m["X-OpenIVR-Message"] for m in smtp_sink.messages]
+        assert sorted(mailed) == sorted(ids)
 
 
 def test_a_phone_registered_through_kamailio_is_rung_by_the_other_node(tmp_path: Path) -> None:
-    database = postgres_database()
-    try:
-        shared = base_settings(tmp_path, database)
-        nodes = [
-            replace(shared, sip_port=free_udp_port(), rtp_ports=rtp_range(), node_name=name)
-            for name in ("node-a", "node-b")
-        ]
-        for a in run_server(nodes[0]):
-            for _b in run_server(nodes[1]):
-                with kamailio(tmp_path / "kamailio", [n.sip_port for n in nodes]) as proxy:
-                    acc = a.account()
-                    user = f"/account/{acc.account_id}/user/{acc.user_id}"
-                    r = a.client.put(user, headers=acc.headers, json={"sip_password": "phone-pw-1"})
-                    assert r.status_code == 200, r.text
-                    r = a.client.post(
-                        f"/account/{acc.account_id}/phonenumbersubscription",
-                        headers=acc.headers,
-                        json={
-                            "phnum": "+46812340000",
-                            "connect_to_type": "user",
-                            "connect_to": acc.user_id,
-                        },
-                    )
-                    assert r.status_code in (200, 201), r.text
-                    # The challenge comes from one node and the answer reaches the other
-                    # (round robin): both must accept the nonce.
-                    phone_port = free_udp_port()
-                    run_sipp(
-                        a,
-                        "../../sip/scenarios/register.xml",
-                        tmp_path,
-                        acc.user_id,
-                        values={"domain": shared.sip_domain},
-                        sip_port=proxy,
-                        local_port=phone_port,
-                        extra=("-au", acc.user_id, "-ap", "phone-pw-1"),
-                    )
-                    phone = start_target(
-                        "phone_answer_routed.xml",
-                        tmp_path,
-                        {"ruri_user": acc.user_id, "from_user": r"\+46701234567"}
-                        | {"callee_pt": "8", "callee_codec": "PCMA", "ring_ms": "300"},
-                        extra=("-rtp_echo",),
-                        port=phone_port,
-                    )
-                    try:
-                        run_sipp(
-                            a,
-                            "proxied_caller_bye.xml",
-                            tmp_path,
-                            "46812340000",
-                            values={"hold_ms": "1500"},
-                            sip_port=proxy,
-                        )
-                        phone.finish()  # answered, got our ACK and then the BYE via the proxy
-                    finally:
-                        phone.proc.kill()
-                    [call] = wait_for(partial(_records, a, acc, 1))
-                    [leg] = call["transfers"]
-                    assert leg["status"] == "answered" and call["ended_by"] == "caller"
-    finally:
-        drop_postgres_database(database)
+    with in_process_cluster(tmp_path) as (a, _b, proxy):
+        acc = a.account()
+        user = f"/account/{acc.account_id}/user/{acc.user_id}"
+        r = a.client.put(user, headers=acc.headers, json={"sip_password": "phone-pw-1"})
+        assert r.status_code == 200, r.text
+        r = a.client.post(
+            f"/account/{acc.account_id}/phonenumbersubscription",
+            headers=acc.headers,
+            json={
+                "phnum": "+46812340000",
+                "connect_to_type": "user",
+                "connect_to": acc.user_id,
+            },
+        )
+        assert r.status_code in (200, 201), r.text
+        # The challenge comes from one node and the answer reaches the other
+        # (round robin): both must accept the nonce.
+        phone_port = free_udp_port()
+        run_sipp(
+            a,
+            "../../sip/scenarios/register.xml",
+            tmp_path,
+            acc.user_id,
+            values={"domain": a.settings.sip_domain},
+            sip_port=proxy,
+            local_port=phone_port,
+            extra=("-au", acc.user_id, "-ap", "phone-pw-1"),
+        )
+        phone = start_target(
+            "phone_answer_routed.xml",
+            tmp_path,
+            {"ruri_user": acc.user_id, "from_user": r"\+46701234567"}
+            | {"callee_pt": "8", "callee_codec": "PCMA", "ring_ms": "300"},
+            extra=("-rtp_echo",),
+            port=phone_port,
+        )
+        try:
+            run_sipp(
+                a,
+                "proxied_caller_bye.xml",
+                tmp_path,
+                "46812340000",
+                values={"hold_ms": "1500"},
+                sip_port=proxy,
+            )
+            phone.finish()  # answered, got our ACK and then the BYE via the proxy
+        finally:
+            phone.proc.kill()
+        [call] = wait_for(partial(_records, a, acc, 1))
+        [leg] = call["transfers"]
+        assert leg["status"] == "answered" and call["ended_by"] == "caller"
 
 
 def test_a_rolling_restart_loses_no_call(tmp_path: Path) -> None:
