@@ -16,10 +16,10 @@ import pytest
 
 from tests.conftest import free_port, require_binary
 
-# Stateful proxy: record-routes calls, spreads new ones (and REGISTERs) round-robin over the
-# dispatcher set (the next node when one answers 503), relays the nodes' own new calls by Request-URI, and routes in-dialog requests
-# by their Route headers only (as a production balancer does; a BYE without the route set is
-# refused with 404).
+# Stateful proxy: record-routes calls; spreads new ones (and REGISTERs, with a Path naming where
+# the phone really is) round-robin over the dispatcher set, the next node when one answers 503;
+# relays the nodes' own new calls along their Route; routes in-dialog requests by their Route
+# headers only (as a production balancer does; a BYE without the route set gets 404).
 _CONFIG = """#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -35,6 +35,8 @@ loadmodule "maxfwd.so"
 loadmodule "siputils.so"
 loadmodule "textops.so"
 loadmodule "dispatcher.so"
+loadmodule "path.so"
+modparam("path", "use_received", 1)
 modparam("dispatcher", "list_file", "{dispatcher_list}")
 modparam("dispatcher", "flags", 2)
 request_route {{
@@ -48,8 +50,10 @@ request_route {{
     if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
     t_check_trans();
     if (is_method("INVITE")) {{ record_route(); }}
-    # A node calling out (e.g. to a phone that registered through us): by the Request-URI.
-    if (ds_is_from_list("1")) {{ t_relay(); exit; }}
+    # A node calling a phone that registered through us: along the Path the node got with the
+    # REGISTER (to the address the phone really sent from), else by the Request-URI.
+    if (ds_is_from_list("1")) {{ loose_route(); t_relay(); exit; }}
+    if (is_method("REGISTER")) {{ add_path_received(); }}
     if (!ds_select_dst("1", "4")) {{ sl_send_reply("503", "No node"); exit; }}
     t_on_failure("NEXT_NODE");
     t_relay();

@@ -124,10 +124,10 @@ def test_a_phone_registered_through_kamailio_is_rung_by_the_other_node(tmp_path:
         phone_port = free_udp_port()
         run_sipp(
             a,
-            "../../sip/scenarios/register.xml",
+            "register_behind_nat.xml",
             tmp_path,
             acc.user_id,
-            values={"domain": a.settings.sip_domain},
+            values={"domain": a.settings.sip_domain, "nat_port": str(free_udp_port())},
             sip_port=proxy,
             local_port=phone_port,
             extra=("-au", acc.user_id, "-ap", "phone-pw-1"),

@@ -111,6 +111,7 @@ class Destination:
     address: tuple[str, int]
     via_trunk: bool = False
     transport: str = "UDP"  # TCP when the URI says ;transport=tcp
+    route: list[str] = field(default_factory=list)  # a registered phone's Path
 
 
 def _transport(uri: SipUri) -> str:
@@ -246,7 +247,7 @@ class Connector:
         if self.registrar is not None:
             phones = await self.registrar.bindings(target.value)
             if phones:
-                return [Destination(contact, source) for contact, source in phones]
+                return [Destination(p.contact, p.source, route=p.route) for p in phones]
         if target.user_sip_uri:
             return [await self._direct(target.user_sip_uri)]
         if target.user_phnum:
@@ -375,6 +376,7 @@ class _BridgedTransfer:
             server,
             destination.uri,
             peer,
+            route=destination.route,
             caller_id=self.caller_id,
             from_host=from_host,
             sdp=local.offer(self.call.codec),

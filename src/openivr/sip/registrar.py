@@ -9,12 +9,20 @@ in the database (store/registrations.py) so every node can ring every phone.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openivr.sip.digest import Credentials, DigestError, NonceSource
-from openivr.sip.message import NameAddress, SipParseError, SipRequest, SipResponse, response_to
+from openivr.sip.message import (
+    NameAddress,
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    response_to,
+    split_commas,
+)
 from openivr.store.models import User
 from openivr.store.registrations import (
     live_registrations,
@@ -27,6 +35,15 @@ log = logging.getLogger(__name__)
 
 MIN_EXPIRES = 60
 MAX_EXPIRES = 3600
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A registered phone: its contact, the address its REGISTER came from, the Path it took."""
+
+    contact: str
+    source: tuple[str, int]
+    route: list[str] = field(default_factory=list)
 
 
 class Registrar:
@@ -94,6 +111,8 @@ class Registrar:
             )
             for r in rows
         ]
+        # A registrar that keeps the Path returns it (RFC 3327 §5.3).
+        extra += [("Path", value) for value in request.headers.get_all("Path")]
         return response_to(request, 200, to_tag=None, extra=extra)
 
     async def _update(
@@ -128,20 +147,22 @@ class Registrar:
                 cseq=request.cseq.number,
                 user_agent=request.headers.get("User-Agent") or "",
                 expires_at=now + timedelta(seconds=seconds),
+                path=", ".join(request.headers.get_all("Path")),
             )
         return None
 
     async def contacts(self, user_id: str) -> list[str]:
         """The contact URIs of a user's registered phones (unexpired)."""
-        return [contact for contact, _ in await self.bindings(user_id)]
+        return [binding.contact for binding in await self.bindings(user_id)]
 
-    async def bindings(self, user_id: str) -> list[tuple[str, tuple[str, int]]]:
-        """Each registered phone: its contact URI and the address its REGISTER came from."""
+    async def bindings(self, user_id: str) -> list[Binding]:
+        """Each registered phone: where to send its calls and along which route."""
         async with self.sessions() as db:
             rows = await live_registrations(db, user_id)
-        out: list[tuple[str, tuple[str, int]]] = []
+        out: list[Binding] = []
         for row in rows:
             host, _, port = row.source.rpartition(":")
             if host and port.isdigit():
-                out.append((row.contact, (host.strip("[]"), int(port))))
+                route = split_commas(row.path) if row.path else []
+                out.append(Binding(row.contact, (host.strip("[]"), int(port)), route))
         return out

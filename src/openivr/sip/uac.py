@@ -108,6 +108,8 @@ class _InviteTransaction:
         headers.add("To", response.headers.get("To") or "")
         headers.add("Call-ID", self.request.call_id)
         headers.add("CSeq", f"{self.request.cseq.number} ACK")
+        for hop in self.request.headers.get_all("Route"):
+            headers.add("Route", hop)  # the same route as the INVITE (RFC 3261 §17.1.1.3)
         return SipRequest(headers, b"", method="ACK", uri=self.request.uri).serialise()
 
     def finish(self, status: int) -> None:
@@ -124,6 +126,8 @@ class _InviteTransaction:
         headers.add("To", self.request.headers.get("To") or "")
         headers.add("Call-ID", self.request.call_id)
         headers.add("CSeq", f"{self.request.cseq.number} CANCEL")
+        for hop in self.request.headers.get_all("Route"):
+            headers.add("Route", hop)  # the same route as the INVITE (RFC 3261 §9.1)
         return SipRequest(headers, b"", method="CANCEL", uri=self.request.uri)
 
 
@@ -140,6 +144,7 @@ class OutgoingCall:
         from_host: str,
         sdp: bytes,
         listener: ResponseListener,
+        route: list[str] | None = None,
     ) -> None:
         self.server = server
         self.uri = uri
@@ -158,7 +163,8 @@ class OutgoingCall:
         self.answer: SipResponse | None = None
         self.remote_tag = ""
         self.remote_target = uri
-        self.route_set: list[str] = []
+        # A pre-loaded route (a phone's Path) until a 2xx gives the dialog its own.
+        self.route_set: list[str] = list(route or [])
         self.cancelled = False
         self.authenticated = False
         self.on_bye: Callable[[], None] | None = None
@@ -191,6 +197,8 @@ class OutgoingCall:
         headers.add("To", self.to_header)
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{self.cseq} INVITE")
+        for hop in self.route_set:
+            headers.add("Route", hop)
         headers.add("Contact", self._contact())
         headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE")
         if auth is not None:

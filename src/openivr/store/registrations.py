@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, delete, select
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +26,9 @@ class Registration(Base):
     call_id: Mapped[str] = mapped_column(String(200), default="")
     cseq: Mapped[int] = mapped_column(Integer, default=0)
     user_agent: Mapped[str] = mapped_column(String(200), default="")
+    # Path (RFC 3327) of proxies the REGISTER came through, comma-separated: calls to the
+    # phone carry it as their Route, so they reach it the way its REGISTER came.
+    path: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -52,6 +55,7 @@ async def save_registration(
     cseq: int,
     user_agent: str,
     expires_at: datetime,
+    path: str = "",
 ) -> None:
     """Add or refresh one binding."""
     row = await db.scalar(
@@ -64,6 +68,7 @@ async def save_registration(
     row.call_id = call_id
     row.cseq = cseq
     row.user_agent = user_agent[:200]
+    row.path = path
     row.expires_at = expires_at
     row.updated_at = utcnow()
 
