@@ -11,7 +11,10 @@ call, in ms:
 - relay: per relayed packet, kernel receive time → our sendto returned: the relay's own delay
   (waiting in the socket while the loop is busy, plus our handling);
 - cpu: the server process's CPU time (user + system) as % of one core, over the whole run and
-  over the steady part when every call is up and relaying (steady_cpu).
+  over the steady part when every call is up and relaying (steady_cpu, steady_user);
+  steady_preempted_per_s counts involuntary context switches (another task took our core),
+  steady_others_on_core_pct is what else kept the server's core busy (other tasks, interrupts)
+  and gc_pause_max_ms the longest garbage collection, to tell stalls of ours from the machine's.
 
 `--no-timestamps` reads packets without SO_TIMESTAMPNS (the path `openivr serve` runs): only
 out and cpu are measured then.
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
+import resource
 import shutil
 import socket
 import struct
@@ -101,6 +106,20 @@ def sipp(*args: str, cwd: str) -> asyncio.Future[asyncio.subprocess.Process]:
     )
 
 
+def core_busy(core: int) -> float:
+    """CPU seconds a core has spent busy (any task, kernel included) since boot; Linux only."""
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                if line.startswith(f"cpu{core} "):
+                    ticks = [int(v) for v in line.split()[1:]]
+                    idle = ticks[3] + ticks[4]  # idle + iowait
+                    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        pass
+    return float("nan")
+
+
 def percentiles(name: str, values: list[np.ndarray]) -> dict[str, float]:
     """p50/p99/max (ms) of the concatenated samples (seconds)."""
     joined = np.concatenate(values) * 1000 if values else np.zeros(0)
@@ -115,6 +134,16 @@ def percentiles(name: str, values: list[np.ndarray]) -> dict[str, float]:
 
 
 async def run_level(calls: int, rate: int) -> dict[str, float]:
+    gc_pauses: list[float] = []
+    gc_started = [0.0]
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_pauses.append(time.perf_counter() - gc_started[0])
+
+    gc.callbacks.append(gc_timer)
     intervals: list[np.ndarray] = []
     arrivals: list[np.ndarray] = []
     latencies: list[np.ndarray] = []
@@ -190,11 +219,19 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
         # CPU while all calls relay (every call set up, none ended yet): the relay's own cost.
         ramp = calls / rate + 2
         await asyncio.sleep(ramp)
-        steady_cpu, steady_start, times = time.process_time(), time.monotonic(), os.times()
+        steady_cpu, steady_start = time.process_time(), time.monotonic()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        core = sorted(os.sched_getaffinity(0))[0]
+        core_before = core_busy(core)
         await asyncio.sleep(max(1.0, 2 * PCAP_SECONDS - ramp - 1))
         steady_s = time.monotonic() - steady_start
         steady = (time.process_time() - steady_cpu) / steady_s
-        steady_user = (os.times().user - times.user) / steady_s
+        usage_after = resource.getrusage(resource.RUSAGE_SELF)
+        steady_user = (usage_after.ru_utime - usage.ru_utime) / steady_s
+        # Preemptions by other tasks on our core: time the relay was ready but not running.
+        preempted = (usage_after.ru_nivcsw - usage.ru_nivcsw) / steady_s
+        # What else ran on our core meanwhile (other tasks, interrupts), as % of the core.
+        others = (core_busy(core) - core_before) / steady_s - steady
         await caller.wait()
         elapsed = time.monotonic() - started
         cpu = time.process_time() - cpu_before
@@ -204,6 +241,7 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
             callee.kill()
     skipped = server.clock.skipped_ticks
     await server.stop()
+    gc.callbacks.remove(gc_timer)
     latency = np.concatenate(latencies) * 1000 if latencies else np.zeros(0)
     return {
         "calls": float(calls),
@@ -217,6 +255,9 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
         "cpu_pct": 100 * cpu / elapsed,
         "steady_cpu_pct": 100 * steady,
         "steady_user_pct": 100 * steady_user,
+        "steady_preempted_per_s": preempted,
+        "steady_others_on_core_pct": 100 * others,
+        "gc_pause_max_ms": 1000 * max(gc_pauses, default=0.0),
         "skipped_ticks": float(skipped),
         "elapsed_s": elapsed,
         "load1_before": load_before,

@@ -196,3 +196,36 @@ async def test_closed_session_frees_its_port() -> None:
     again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     again.bind(("127.0.0.1", port))
     again.close()
+
+
+async def test_a_failing_handler_does_not_stop_other_calls_media(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken_peer, caller_peer, target_peer = Peer(), Peer(), Peer()
+    broken = await _session(broken_peer.addr)
+
+    def fail(data: bytes, addr: tuple[str, int]) -> bool:
+        raise RuntimeError("broken relay")
+
+    broken.relay = fail
+    caller, target = await _bridge(caller_peer, target_peer)
+    for seq in range(3):
+        broken_peer.send(broken, seq)
+        caller_peer.send(caller, seq)
+    assert [p.payload[0] for p in await target_peer.receive(3)] == [0, 1, 2]
+    for item in (broken, caller, target, broken_peer, caller_peer, target_peer):
+        item.close()
+
+
+async def test_a_new_session_receives_after_another_closed() -> None:
+    first_peer = Peer()
+    first = await _session(first_peer.addr)
+    first.forward(8, bytes(160), False, 0)
+    await first_peer.receive(1)
+    first.close()
+    caller_peer, target_peer = Peer(), Peer()
+    caller, target = await _bridge(caller_peer, target_peer)
+    caller_peer.send(caller, 1)
+    assert len(await target_peer.receive(1)) == 1
+    for item in (caller, target, first_peer, caller_peer, target_peer):
+        item.close()
