@@ -19,7 +19,7 @@ call, in ms:
 `--no-timestamps` reads packets without SO_TIMESTAMPNS (the path `openivr serve` runs): only
 out and cpu are measured then.
 
-Run by hand:  taskset -c 0 .venv/bin/python bench/sip/bridged_calls.py --calls 100 250 300
+Run by hand:  taskset -c 0 .venv/bin/python bench/sip/bridged_calls.py --calls 100 250 400 500
 (the server on core 0; the SIPp processes it starts run on core 1).
 """
 
