@@ -55,6 +55,12 @@ class DeliveryWorker:
         # alike); the pause grows like a delivery's back-off and ends at the first success.
         self._smtp_outages = 0
         self._smtp_paused_until = 0.0
+        # SQLite has one writer at a time and makes the others sleep and retry; the worker's own
+        # writes take turns here instead (PostgreSQL writes rows in parallel).
+        sqlite = ctx.engine.url.get_backend_name() == "sqlite"
+        self._writing: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if sqlite else contextlib.nullcontext()
+        )
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -104,13 +110,14 @@ class DeliveryWorker:
             free = self.policy.concurrency - len(self._inflight)
             if free > 0:
                 try:
-                    claimed = await vm.claim_due(
-                        self.ctx.sessions,
-                        self.channels,
-                        self.owner,
-                        self.policy.lease_time(),
-                        min(free, self.policy.batch),
-                    )
+                    async with self._writing:
+                        claimed = await vm.claim_due(
+                            self.ctx.sessions,
+                            self.channels,
+                            self.owner,
+                            self.policy.lease_time(),
+                            min(free, self.policy.batch),
+                        )
                 except Exception:  # database briefly unavailable: try again at the next poll
                     log.exception("claiming voicemail deliveries failed")
                     claimed = []
@@ -219,7 +226,7 @@ class DeliveryWorker:
 
     async def _delivered(self, delivery: vm.Delivery) -> None:
         now = utcnow()
-        async with self.ctx.sessions() as db, db.begin():
+        async with self._writing, self.ctx.sessions() as db, db.begin():
             await db.execute(
                 update(vm.Delivery)
                 .where(vm.Delivery.delivery_id == delivery.delivery_id)
@@ -262,7 +269,7 @@ class DeliveryWorker:
             # The last try falls on the deadline itself: retries span the whole window.
             values.update(state=vm.PENDING, next_attempt_at=min(now + delay, deadline))
             outcome = "retry"
-        async with self.ctx.sessions() as db, db.begin():
+        async with self._writing, self.ctx.sessions() as db, db.begin():
             # Only while the lease is ours: if it expired, another node owns the delivery now.
             await db.execute(
                 update(vm.Delivery)
