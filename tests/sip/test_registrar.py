@@ -146,8 +146,10 @@ async def test_without_a_registrar_register_is_refused(tmp_path: Path) -> None:
             peer.close()
 
 
-async def start_baresip(pbx: Pbx, tmp_path: Path, name: str) -> asyncio.subprocess.Process:
-    """A baresip phone that registers as the user and answers calls by itself."""
+async def start_baresip(
+    pbx: Pbx, tmp_path: Path, name: str, transport: str = "udp"
+) -> asyncio.subprocess.Process:
+    """A baresip phone that registers as the user (over `transport`) and answers calls itself."""
     baresip = need_binary("baresip")
     home = tmp_path / name
     home.mkdir()
@@ -158,7 +160,8 @@ async def start_baresip(pbx: Pbx, tmp_path: Path, name: str) -> asyncio.subproce
         out.writeframes(tones.beep(600.0, 20000, -12.0).astype("<i2").tobytes())
     (home / "accounts").write_text(
         f"<sip:{pbx.user_id}@{pbx.domain}>;auth_pass={SIP_PASSWORD};"
-        f'outbound="sip:127.0.0.1:{pbx.server.udp_port}";regint=600;answermode=auto\n'
+        f'outbound="sip:127.0.0.1:{pbx.server.udp_port};transport={transport}";'
+        "regint=600;answermode=auto\n"
     )
     (home / "config").write_text(
         "\n".join(
@@ -217,11 +220,17 @@ async def call_in(pbx: Pbx, tmp_path: Path, hold_ms: str) -> None:
         caller.stop()
 
 
-async def test_a_registered_baresip_is_rung_and_bridged(pbx: Pbx, tmp_path: Path) -> None:
-    phone = await start_baresip(pbx, tmp_path, "phone")
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_a_registered_baresip_is_rung_and_bridged(
+    pbx: Pbx, tmp_path: Path, transport: str
+) -> None:
+    phone = await start_baresip(pbx, tmp_path, "phone", transport)
     try:
         await wait_for_contacts(pbx, 1, phone)
-        [contact] = await pbx.registrar.contacts(pbx.user_id)
+        [binding] = await pbx.registrar.bindings(pbx.user_id)
+        # Over TCP the call goes back over the connection the phone registered on.
+        assert binding.transport == transport.upper()
+        contact = binding.contact
         await call_in(pbx, tmp_path, "3000")
     finally:
         phone.terminate()

@@ -110,7 +110,7 @@ class Destination:
     uri: str
     address: tuple[str, int]
     via_trunk: bool = False
-    transport: str = "UDP"  # TCP when the URI says ;transport=tcp
+    transport: str = "UDP"  # TCP when the URI says ;transport=tcp or the phone registered so
     route: list[str] = field(default_factory=list)  # a registered phone's Path
 
 
@@ -247,7 +247,10 @@ class Connector:
         if self.registrar is not None:
             phones = await self.registrar.bindings(target.value)
             if phones:
-                return [Destination(p.contact, p.source, route=p.route) for p in phones]
+                return [
+                    Destination(p.contact, p.source, route=p.route, transport=p.transport)
+                    for p in phones
+                ]
         if target.user_sip_uri:
             return [await self._direct(target.user_sip_uri)]
         if target.user_phnum:

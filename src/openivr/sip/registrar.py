@@ -44,6 +44,7 @@ class Binding:
     contact: str
     source: tuple[str, int]
     route: list[str] = field(default_factory=list)
+    transport: str = "UDP"
 
 
 class Registrar:
@@ -72,8 +73,10 @@ class Registrar:
         value = self.nonces.challenge(self.realm, stale=stale)
         return response_to(request, 401, extra=[("WWW-Authenticate", value)])
 
-    async def handle(self, request: SipRequest, source: tuple[str, int]) -> SipResponse:
-        """The response to one REGISTER from `source`."""
+    async def handle(
+        self, request: SipRequest, source: tuple[str, int], transport: str = "UDP"
+    ) -> SipResponse:
+        """The response to one REGISTER from `source` over `transport` (UDP or TCP)."""
         header = request.headers.get("Authorization")
         if not header:
             return self._challenge(request)
@@ -96,7 +99,7 @@ class Registrar:
                 log.info("REGISTER for %s from %s: wrong credentials", user_id, source)
                 return response_to(request, 403, "Forbidden (wrong credentials)")
             try:
-                problem = await self._update(db, request, user_id, source)
+                problem = await self._update(db, request, user_id, source, transport)
             except SipParseError as exc:
                 return response_to(request, 400, f"Bad Request ({exc})"[:120])
             if problem is not None:
@@ -116,7 +119,12 @@ class Registrar:
         return response_to(request, 200, to_tag=None, extra=extra)
 
     async def _update(
-        self, db: AsyncSession, request: SipRequest, user_id: str, source: tuple[str, int]
+        self,
+        db: AsyncSession,
+        request: SipRequest,
+        user_id: str,
+        source: tuple[str, int],
+        transport: str,
     ) -> SipResponse | None:
         contacts = request.headers.get_all("Contact")
         default = request.headers.get("Expires")
@@ -148,6 +156,7 @@ class Registrar:
                 user_agent=request.headers.get("User-Agent") or "",
                 expires_at=now + timedelta(seconds=seconds),
                 path=", ".join(request.headers.get_all("Path")),
+                transport=transport,
             )
         return None
 
@@ -164,5 +173,6 @@ class Registrar:
             host, _, port = row.source.rpartition(":")
             if host and port.isdigit():
                 route = split_commas(row.path) if row.path else []
-                out.append(Binding(row.contact, (host.strip("[]"), int(port)), route))
+                address = (host.strip("[]"), int(port))
+                out.append(Binding(row.contact, address, route, row.transport))
         return out

@@ -540,7 +540,8 @@ class SipServer:
         self.on_call_end = on_call_end
         # Set while the node stops: calls in progress go on, new ones are refused.
         self.draining = False
-        # Our own TCP connections for calls we place, by address.
+        # TCP connections by the far end's address: opened to us, and our own for calls we place.
+        self._tcp_in: dict[tuple[str, int], _Peer] = {}
         self._tcp_out: dict[tuple[str, int], _Peer] = {}
         self.registrar = registrar
         self.clock = MediaClock()
@@ -648,7 +649,12 @@ class SipServer:
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         addr = writer.get_extra_info("peername")
         peer = _Peer("TCP", (str(addr[0]), int(addr[1])), writer=writer)
-        await self._read_stream(reader, writer, peer)
+        self._tcp_in[peer.addr] = peer
+        try:
+            await self._read_stream(reader, writer, peer)
+        finally:
+            if self._tcp_in.get(peer.addr) is peer:
+                del self._tcp_in[peer.addr]
 
     async def _read_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: _Peer
@@ -712,11 +718,11 @@ class SipServer:
                 dialogue.on_2xx(response)
 
     async def tcp_peer(self, addr: tuple[str, int], timeout: float = 5.0) -> _Peer:
-        """A TCP connection of ours to `addr` for outgoing requests (opened once, then reused);
-        OSError when it cannot be opened."""
-        peer = self._tcp_out.get(addr)
-        if peer is not None and peer.open:
-            return peer
+        """A TCP connection to `addr` for outgoing requests: one `addr` opened to us (a phone that
+        registered over it), else ours, opened once and reused; OSError when it cannot be opened."""
+        for known in (self._tcp_in.get(addr), self._tcp_out.get(addr)):
+            if known is not None and known.open:
+                return known
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(*addr), timeout)
         except TimeoutError:
@@ -799,7 +805,7 @@ class SipServer:
     async def _register(self, request: SipRequest, tx: ServerTransaction) -> None:
         assert self.registrar is not None
         try:
-            response = await self.registrar.handle(request, tx.peer.addr)
+            response = await self.registrar.handle(request, tx.peer.addr, tx.peer.name)
         except Exception:
             log.exception("REGISTER from %s failed", tx.peer.addr)
             response = response_to(request, 500)

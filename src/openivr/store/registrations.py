@@ -23,6 +23,8 @@ class Registration(Base):
     contact: Mapped[str] = mapped_column(String(500))
     # Where the REGISTER came from: calls go there (the Contact may be a private address).
     source: Mapped[str] = mapped_column(String(100), default="")
+    # UDP, or TCP: then calls go over the connection the REGISTER came on while it is open.
+    transport: Mapped[str] = mapped_column(String(8), default="UDP")
     call_id: Mapped[str] = mapped_column(String(200), default="")
     cseq: Mapped[int] = mapped_column(Integer, default=0)
     user_agent: Mapped[str] = mapped_column(String(200), default="")
@@ -56,6 +58,7 @@ async def save_registration(
     user_agent: str,
     expires_at: datetime,
     path: str = "",
+    transport: str = "UDP",
 ) -> None:
     """Add or refresh one binding."""
     row = await db.scalar(
@@ -69,6 +72,7 @@ async def save_registration(
     row.cseq = cseq
     row.user_agent = user_agent[:200]
     row.path = path
+    row.transport = transport
     row.expires_at = expires_at
     row.updated_at = utcnow()
 
