@@ -21,6 +21,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "sip_domain": "SIP domain of the apps' sip_address",
     "node_name": "This node's name in call records (default: the host name)",
     "sip_host": "SIP listen address (default 127.0.0.1)",
+    "sip_advertise": "Address callers reach this node at, for Contact and SDP (default: --sip-host, or on 0.0.0.0 the local address facing each caller)",
     "sip_port": "SIP port for UDP and TCP (default 5060; 0 turns SIP off)",
     "rtp_ports": "RTP port range (default 20000-20999)",
     "max_calls": "Concurrent call limit; beyond it new calls get 503 (default 1000)",

@@ -19,6 +19,7 @@ class Settings:
     http_port: int = 8080
     public_url: str = ""
     sip_domain: str = "openivr.local"
+    sip_advertise: str = ""
     node_name: str = ""
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060

@@ -7,8 +7,8 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from tests.calls.conftest import PCAPS, SmtpSink, run_sipp, wait_for
-from tests.conftest import Account, RunningServer
+from tests.calls.conftest import PCAPS, SmtpSink, free_udp_port, rtp_range, run_sipp, wait_for
+from tests.conftest import Account, RunningServer, base_settings, run_server
 
 
 def _apps(server: RunningServer, acc: Account) -> dict[str, dict[str, Any]]:
@@ -231,3 +231,25 @@ def test_behind_a_record_routing_proxy_our_bye_follows_the_route(
     )
     call = _calls(phone_server, acc)[0]
     assert call["ended_by"] == "us"
+
+
+def test_sip_advertise_is_the_address_callers_are_told(tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    # E.g. the public address of a node behind NAT; loopback here (127/8 all reaches lo).
+    settings = base_settings(
+        tmp_path, sip_port=free_udp_port(), rtp_ports=rtp_range(), sip_advertise="127.0.0.9"
+    )
+    for node in run_server(settings):
+        acc = node.account()
+        menu = _apps(node, acc)["Main menu"]
+        node.client.put(
+            f"/account/{acc.account_id}/voiceapp/{menu['app_id']}",
+            headers=acc.headers,
+            json={"play_welcome": "no", "play_menu": "no", "menu_timeout": 1, "max_retries": 0},
+        )
+        run_sipp(
+            node,
+            "advertised_address.xml",
+            tmp_path,
+            menu["app_id"],
+            values={"advertised": r"127\.0\.0\.9", "bye_timeout": "8000"},
+        )

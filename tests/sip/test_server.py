@@ -412,3 +412,35 @@ async def test_a_draining_server_refuses_new_calls_and_says_so_to_pings(
     refused = await sip.response(503)
     assert refused.headers.get("Retry-After")
     assert server.active_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("advertise", "expected"),
+    [
+        ("127.0.0.3", "127.0.0.3"),  # --sip-advertise (e.g. the public address behind NAT)
+        (None, "127.0.0.1"),  # all interfaces: the local address facing this caller
+    ],
+)
+async def test_on_all_interfaces_callers_are_told_an_address_they_can_reach(
+    phone: tuple[RawPeer, RtpPeer], advertise: str | None, expected: str
+) -> None:
+    sip, rtp = phone
+    demo = DemoIvr()
+    config = SipServerConfig(host="0.0.0.0", port=0, max_calls=5, advertised_address=advertise)
+    server = SipServer(demo.route, config)
+    await server.start()
+    try:
+        d, ok = await establish(server, sip, rtp)
+        assert SessionDescription.parse(ok.body).connection == expected
+        assert f"@{expected}:" in (ok.headers.get("Contact") or "")
+        # The advertised address really reaches the node's media socket.
+        assert rtp.transport is not None
+        [call] = server.calls.values()
+        for seq in range(5):
+            packet = RtpPacket(0, seq, seq * 160, 0x1234, b"\xff" * 160)
+            rtp.transport.sendto(packet.serialise(), (expected, rtp_port_of(ok)))
+        await wait_for(lambda: call.rtp_session.stats.packets_received >= 5)
+        sip.send(server.udp_port, d.request("BYE", branch=d.branch + "b"))
+        await sip.response(200)
+    finally:
+        await server.stop()

@@ -180,6 +180,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
             port=settings.sip_port,
             rtp_ports=parse_port_range(settings.rtp_ports),
             max_calls=settings.max_calls,
+            advertised_address=settings.sip_advertise or None,
         ),
         on_call_end=calls.call_ended,
         registrar=registrar,

@@ -354,7 +354,9 @@ class _BridgedTransfer:
         await session.open(server.ports.bind(server.config.host))
         self.session = session
         self.bridge = MediaBridge(self.call.rtp_session, session)
-        return LocalSession(server.advertised_host, session.local_port)
+        # The first place rung decides the media address we offer (all share one session).
+        towards = self.destinations[0].address if self.destinations else ("127.0.0.1", 9)
+        return LocalSession(server.address_for(towards), session.local_port)
 
     async def _start_forks(self, local: LocalSession) -> None:
         for destination in self.destinations:
@@ -363,7 +365,7 @@ class _BridgedTransfer:
     async def _start_fork(self, destination: Destination, local: LocalSession) -> bool:
         """INVITE one destination; False when it cannot even be connected to."""
         server = self.server
-        from_host = server.advertised_host
+        from_host = server.address_for(destination.address)
         trunk = self.connector.trunk
         if destination.via_trunk and trunk is not None:
             from_host = trunk.host  # trunks expect their own domain in From

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,6 +99,21 @@ def route_key_of(request: SipRequest) -> str:
     except SipParseError:
         user = None
     return user or request.to.user() or ""
+
+
+_WILDCARDS = ("0.0.0.0", "", "::")
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_address_towards(host: str) -> str:
+    """Which local address the system would send from to `host` (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:  # no route: say loopback rather than nothing
+        return "127.0.0.1"
 
 
 def caller_of(request: SipRequest) -> str:
@@ -354,7 +371,7 @@ class Dialog:
 
     def _contact(self) -> str:
         transport = ";transport=tcp" if self.peer.reliable else ""
-        host, port = self.server.advertised_host, self.server.port_for(self.peer)
+        host, port = self.server.address_for(self.peer.addr), self.server.port_for(self.peer)
         return f"<sip:openivr@{host}:{port}{transport}>"
 
     def _response(self, request: SipRequest, status: int, body: bytes = b"") -> SipResponse:
@@ -416,7 +433,7 @@ class Dialog:
         self.local_cseq += 1
         branch = new_branch()
         headers = Headers()
-        host, port = self.server.advertised_host, self.server.port_for(self.peer)
+        host, port = self.server.address_for(self.peer.addr), self.server.port_for(self.peer)
         headers.add("Via", f"SIP/2.0/{self.peer.name} {host}:{port};branch={branch};rport")
         headers.add("Max-Forwards", "70")
         headers.add("From", _with_tag(self.invite.headers.get("To") or "", self.local_tag))
@@ -560,10 +577,19 @@ class SipServer:
 
     @property
     def advertised_host(self) -> str:
-        """The address we put in Contact, Via and SDP."""
+        """The address we put in Contact, Via and SDP when no peer is known."""
         if self.config.advertised_address:
             return self.config.advertised_address
-        return "127.0.0.1" if self.config.host in ("0.0.0.0", "", "::") else self.config.host
+        return "127.0.0.1" if self.config.host in _WILDCARDS else self.config.host
+
+    def address_for(self, peer: tuple[str, int]) -> str:
+        """The address we put in Contact, Via and SDP for this peer: the configured one, the
+        listening address, or (listening on all interfaces) the local address the system routes
+        to that peer from, so a phone on the LAN is told the LAN address and loopback stays
+        loopback."""
+        if self.config.advertised_address or self.config.host not in _WILDCARDS:
+            return self.advertised_host
+        return _local_address_towards(peer[0])
 
     def port_for(self, peer: _Peer) -> int:
         """Our listening port on the peer's transport."""
@@ -928,7 +954,7 @@ class SipServer:
         )
         await session.open(self.ports.bind(self.config.host))
         session.sending = _should_send(agreement)
-        dialog.local_sdp = LocalSession(self.advertised_host, session.local_port)
+        dialog.local_sdp = LocalSession(self.address_for(dialog.peer.addr), session.local_port)
         call = Call(
             call_id=invite.call_id,
             caller=invite.caller,

@@ -180,11 +180,11 @@ class OutgoingCall:
 
     def _contact(self) -> str:
         transport = ";transport=tcp" if self.peer.reliable else ""
-        host, port = self.server.advertised_host, self.server.port_for(self.peer)
+        host, port = self.server.address_for(self.peer.addr), self.server.port_for(self.peer)
         return f"<sip:openivr@{host}:{port}{transport}>"
 
     def _via(self, branch: str) -> str:
-        host, port = self.server.advertised_host, self.server.port_for(self.peer)
+        host, port = self.server.address_for(self.peer.addr), self.server.port_for(self.peer)
         return f"SIP/2.0/{self.peer.name} {host}:{port};branch={branch};rport"
 
     def send_invite(self, auth: tuple[str, str] | None = None) -> None:
