@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,14 @@ class Settings:
         """The URL clients reach this server at, used to build audio links."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        return f"http://{self.http_host}:{self.http_port}"
+        host = self.http_host
+        if host in ("0.0.0.0", "::", ""):
+            # Listening everywhere: "0.0.0.0" in a link reaches nobody; the host name is the best
+            # guess without --public-url.
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
 
     def signing_secret(self) -> bytes:
         """The secret that signs tokens and audio URLs: configured, or generated once in the data dir."""

@@ -1,0 +1,34 @@
+"""Settings: flags and OPENIVR_* variables, and the links the API hands out."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from openivr.settings import SettingError, Settings, from_environment, with_values
+
+
+def test_environment_and_flags_share_one_conversion() -> None:
+    settings = from_environment(env={"OPENIVR_HTTP_PORT": "9090", "OPENIVR_SIP_ADVERTISE": "x"})
+    assert settings.http_port == 9090 and settings.sip_advertise == "x"
+    assert with_values(settings, {"drain_seconds": "2.5"}).drain_seconds == 2.5
+    with pytest.raises(SettingError, match="http_port"):
+        with_values(settings, {"http_port": "abc"})
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"http_host": "127.0.0.1", "http_port": "8080"}, "http://127.0.0.1:8080"),
+        # "0.0.0.0" in a link reaches nobody: the host name is the guess.
+        ({"http_host": "0.0.0.0", "http_port": "8080"}, f"http://{socket.gethostname()}:8080"),
+        ({"http_host": "::1", "http_port": "8080"}, "http://[::1]:8080"),
+        (
+            {"http_host": "0.0.0.0", "public_url": "https://ivr.example.com/"},
+            "https://ivr.example.com",
+        ),
+    ],
+)
+def test_links_use_an_address_clients_can_reach(values: dict[str, str], expected: str) -> None:
+    assert with_values(Settings(), values).base_url == expected
