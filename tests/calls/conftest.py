@@ -23,13 +23,27 @@ PCAPS = Path("/usr/share/sip-tester")
 
 
 def free_udp_port() -> int:
-    """A UDP (and, most likely, TCP) port nothing listens on."""
-    return free_port(socket.SOCK_DGRAM)
+    """A port free for UDP and TCP alike (a node listens on both), picked below the kernel's
+    ephemeral range (32768 and up) so no client socket takes it before the node binds it."""
+    for _ in range(200):
+        port = random.randrange(10000, 20000)
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+            ):
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port for UDP and TCP in 10000-19999")
 
 
 def rtp_range() -> str:
-    """A random even-aligned block of 200 RTP ports, so parallel tests do not collide."""
-    base = random.randrange(30000, 59000, 200)
+    """A random even-aligned block of 200 RTP ports below the ephemeral range, so parallel tests
+    and client sockets do not collide with it."""
+    base = random.randrange(20000, 32400, 200)
     return f"{base}-{base + 199}"
 
 

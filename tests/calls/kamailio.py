@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, require_binary
+from tests.calls.conftest import free_udp_port
+from tests.conftest import require_binary
 
 # The sample balancer configuration operators start from; the suite runs it as it is.
 CONFIG = Path(__file__).resolve().parents[2] / "contrib" / "kamailio" / "openivr.cfg"
@@ -36,7 +37,7 @@ def kamailio(workdir: Path, node_ports: list[int]) -> Iterator[int]:
     binary = shutil.which("kamailio", path="/usr/sbin:/usr/local/sbin") or require_binary(
         "kamailio"
     )
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_udp_port()
     workdir.mkdir(parents=True, exist_ok=True)
     dispatcher_list = workdir / "dispatcher.list"
     dispatcher_list.write_text("".join(f"1 sip:127.0.0.1:{p}\n" for p in node_ports))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -121,32 +122,76 @@ def compose(
     return mail
 
 
-async def send(server: SmtpServer, mail: EmailMessage, timeout: float) -> None:
-    """Hand one e-mail to the SMTP server; SendError says whether it was refused outright."""
-    try:
-        await aiosmtplib.send(
-            mail,
-            hostname=server.host,
-            port=server.port,
-            username=server.username or None,
-            password=server.password or None,
-            use_tls=server.implicit_tls,
-            start_tls=server.starttls,
-            tls_context=server.tls,
-            timeout=timeout,
-        )
-    except aiosmtplib.SMTPRecipientsRefused as exc:
+def _send_error(server: SmtpServer, exc: Exception) -> SendError:
+    """What a failed send means: refused outright, the server unreachable, or temporary."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
-        raise SendError(
-            f"recipient refused: {detail}", refused=all(c >= 500 for c in codes)
-        ) from None
-    except aiosmtplib.SMTPResponseException as exc:
-        raise SendError(f"SMTP {exc.code} {exc.message}", refused=exc.code >= 500) from None
-    except (OSError, TimeoutError) as exc:
+        return SendError(f"recipient refused: {detail}", refused=all(c >= 500 for c in codes))
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return SendError(f"SMTP {exc.code} {exc.message}", refused=exc.code >= 500)
+    if isinstance(exc, OSError | TimeoutError):
         # Also aiosmtplib's connect, disconnect and timeout errors: all temporary.
-        raise SendError(
-            f"cannot reach {server.host}:{server.port}: {exc}", unreachable=True
-        ) from None
-    except aiosmtplib.SMTPException as exc:
-        raise SendError(f"SMTP: {exc}") from None
+        return SendError(f"cannot reach {server.host}:{server.port}: {exc}", unreachable=True)
+    return SendError(f"SMTP: {exc}")
+
+
+class SmtpSessions:
+    """SMTP sessions to the relay kept open between mails (one per concurrent send), so a mail
+    costs MAIL, RCPT and DATA instead of a connection, TLS, EHLO and login each time."""
+
+    def __init__(self, server: SmtpServer, idle_seconds: float = 20.0) -> None:
+        self.server = server
+        self.idle_seconds = idle_seconds
+        self.opened = 0
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+
+    async def send(self, mail: EmailMessage, timeout: float) -> None:
+        """Hand one e-mail over; SendError says whether it was refused outright."""
+        reused = self._take()
+        if reused is not None:
+            try:
+                await reused.send_message(mail, timeout=timeout)
+            except aiosmtplib.SMTPServerDisconnected:
+                reused.close()  # the relay ended the idle session; a fresh one below
+            except Exception as exc:
+                reused.close()
+                raise _send_error(self.server, exc) from None
+            else:
+                self._keep(reused)
+                return
+        client = aiosmtplib.SMTP(
+            hostname=self.server.host,
+            port=self.server.port,
+            username=self.server.username or None,
+            password=self.server.password or None,
+            use_tls=self.server.implicit_tls,
+            start_tls=self.server.starttls,
+            tls_context=self.server.tls,
+            timeout=timeout,
+        )
+        try:
+            await client.connect()
+            self.opened += 1
+            await client.send_message(mail)
+        except Exception as exc:
+            client.close()
+            raise _send_error(self.server, exc) from None
+        self._keep(client)
+
+    def _take(self) -> aiosmtplib.SMTP | None:
+        now = time.monotonic()
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < self.idle_seconds:
+                return client
+            client.close()
+        return None
+
+    def _keep(self, client: aiosmtplib.SMTP) -> None:
+        self._idle.append((client, time.monotonic()))
+
+    def close(self) -> None:
+        """Close the idle sessions (the node stops)."""
+        while self._idle:
+            self._idle.pop()[0].close()

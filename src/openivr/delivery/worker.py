@@ -45,6 +45,7 @@ class DeliveryWorker:
             if settings.smtp_url
             else None
         )
+        self._smtp_sessions = email.SmtpSessions(self.smtp) if self.smtp is not None else None
         self.owner = f"{socket.gethostname()[:16]}-{os.getpid()}-{secrets.token_hex(3)}"
         self.webhook_key = webhook.webhook_key(settings.signing_secret())
         self._wake = asyncio.Event()
@@ -96,6 +97,8 @@ class DeliveryWorker:
                 task.cancel()
         if self._http is not None:
             await self._http.aclose()
+        if self._smtp_sessions is not None:
+            self._smtp_sessions.close()
 
     async def _adopt(self) -> None:
         try:
@@ -196,7 +199,8 @@ class DeliveryWorker:
             account.timezone if account else "UTC",
             app.name if app else msg.app_id,
         )
-        await email.send(self.smtp, mail, self.policy.send_timeout)
+        assert self._smtp_sessions is not None
+        await self._smtp_sessions.send(mail, self.policy.send_timeout)
 
     async def _send_webhook(self, delivery: vm.Delivery, msg: vm.Voicemail) -> None:
         assert self._http is not None
