@@ -180,13 +180,16 @@ class SmtpSessions:
         self._keep(client)
 
     def _take(self) -> aiosmtplib.SMTP | None:
+        # Close every session idle too long or closed by the relay, then use the freshest.
         now = time.monotonic()
-        while self._idle:
-            client, since = self._idle.pop()
+        fresh = []
+        for client, since in self._idle:
             if client.is_connected and now - since < self.idle_seconds:
-                return client
-            client.close()
-        return None
+                fresh.append((client, since))
+            else:
+                client.close()
+        self._idle = fresh
+        return self._idle.pop()[0] if self._idle else None
 
     def _keep(self, client: aiosmtplib.SMTP) -> None:
         self._idle.append((client, time.monotonic()))
