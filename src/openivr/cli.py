@@ -23,7 +23,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "sip_host": "SIP listen address (default 127.0.0.1)",
     "sip_advertise": "Address callers reach this node at, for Contact and SDP (default: --sip-host, or on 0.0.0.0 the local address facing each caller)",
     "sip_port": "SIP port for UDP and TCP (default 5060; 0 turns SIP off)",
-    "rtp_ports": "RTP port range (default 20000-20999)",
+    "rtp_ports": "RTP port range, one port per call and two per bridged call (default 20000-29999)",
     "max_calls": "Concurrent call limit; beyond it new calls get 503 (default 1000)",
     "drain_seconds": "On stop, seconds calls in progress may go on while new ones get 503 (default 30)",
     "transfer_timeout": "Seconds a transfer target may ring (default 30)",

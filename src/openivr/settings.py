@@ -24,7 +24,7 @@ class Settings:
     node_name: str = ""
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
-    rtp_ports: str = "20000-20999"
+    rtp_ports: str = "20000-29999"
     max_calls: int = 1000
     token_audience: str = "api.sonetel.com"
     access_token_seconds: int = 24 * 3600

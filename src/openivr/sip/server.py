@@ -130,7 +130,7 @@ class SipServerConfig:
     port: int = 5060
     udp: bool = True
     tcp: bool = True
-    rtp_ports: tuple[int, int] = (20000, 20999)
+    rtp_ports: tuple[int, int] = (20000, 29999)
     max_calls: int = 500
     advertised_address: str | None = None
     user_agent: str = "OpenIVR"
