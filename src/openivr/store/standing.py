@@ -17,21 +17,17 @@ import sqlite3
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from openivr.store.models import Account, User
 
 log = logging.getLogger(__name__)
 
+# One query for every path: sqlite3 and SQLAlchemy take the named parameter, asyncpg $1.
 _SQL = (
     "SELECT u.account_id, u.token_generation, u.user_type, a.config_revision "
-    "FROM user_ AS u JOIN account AS a ON a.account_id = u.account_id WHERE u.user_id = ?"
+    "FROM user_ AS u JOIN account AS a ON a.account_id = u.account_id WHERE u.user_id = :user_id"
 )
-_PG_SQL = _SQL.replace("?", "$1")
-_STATEMENT = select(
-    User.account_id, User.token_generation, User.user_type, Account.config_revision
-).join(Account, Account.account_id == User.account_id)
+_PG_SQL = _SQL.replace(":user_id", "$1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +61,7 @@ class StandingReader:
         """The user's standing, or None when the user no longer exists."""
         if self._sqlite is not None:
             try:
-                rows = self._sqlite.execute(_SQL, (user_id,)).fetchall()
+                rows = self._sqlite.execute(_SQL, {"user_id": user_id}).fetchall()
             except sqlite3.OperationalError as exc:  # busy or locked: the async path waits
                 log.debug("inline standing read fell back: %s", exc)
             else:
@@ -76,7 +72,7 @@ class StandingReader:
                 record = await conn.fetchrow(_PG_SQL, user_id)
             return Standing(*record) if record is not None else None
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_STATEMENT.where(User.user_id == user_id))).first()
+            row = (await conn.execute(text(_SQL), {"user_id": user_id})).first()
         return Standing(*row) if row is not None else None
 
     async def _open_pg(self) -> asyncpg.Pool:
