@@ -362,8 +362,10 @@ class _BridgedTransfer:
         for destination in self.destinations:
             await self._start_fork(destination, local)
 
-    async def _start_fork(self, destination: Destination, local: LocalSession) -> bool:
-        """INVITE one destination; False when it cannot even be connected to."""
+    async def _start_fork(
+        self, destination: Destination, local: LocalSession
+    ) -> OutgoingCall | None:
+        """INVITE one destination; None when it cannot even be connected to."""
         server = self.server
         from_host = server.address_for(destination.address)
         trunk = self.connector.trunk
@@ -376,7 +378,7 @@ class _BridgedTransfer:
                 peer = server.udp_peer(destination.address)
         except OSError as exc:  # this destination is unreachable; others may ring
             log.info("transfer to %s: cannot connect: %s", destination.uri, exc)
-            return False
+            return None
         outgoing = OutgoingCall(
             server,
             destination.uri,
@@ -391,7 +393,7 @@ class _BridgedTransfer:
         outgoing.on_bye = fork.bye.set
         self.forks[outgoing] = fork
         outgoing.send_invite()
-        return True
+        return outgoing
 
     async def _follow_redirect(
         self, response: SipResponse, local: LocalSession
@@ -411,8 +413,9 @@ class _BridgedTransfer:
                 continue
             self.redirects += 1
             log.info("transfer to %s: redirected (%d) to %s", self.leg.uri, response.status, uri)
-            if await self._start_fork(destination, local):
-                return next(reversed(self.forks))
+            outgoing = await self._start_fork(destination, local)
+            if outgoing is not None:
+                return outgoing
         return None
 
     async def _run(self, on_answer: OnAnswer | None) -> TransferLeg:
