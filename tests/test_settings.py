@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from openivr.settings import SettingError, Settings, from_environment, with_values
+from tests.node_process import clean_env, openivr_command
 
 
 def test_environment_and_flags_share_one_conversion() -> None:
@@ -32,3 +35,30 @@ def test_environment_and_flags_share_one_conversion() -> None:
 )
 def test_links_use_an_address_clients_can_reach(values: dict[str, str], expected: str) -> None:
     assert with_values(Settings(), values).base_url == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (
+            ["--smtp-url", "smtps://127.0.0.1:465", "--smtp-ca-file", "/nonexistent.pem"],
+            "smtp_ca_file",
+        ),
+        (["--rtp-ports", "5-2"], "--rtp-ports"),
+        (["--sip-trunk", "tel:123"], "trunk"),
+    ],
+)
+def test_serve_refuses_a_bad_setting_in_one_line_before_starting(
+    tmp_path: Path, flags: list[str], named: str
+) -> None:
+    done = subprocess.run(
+        [*openivr_command(), "serve", "--data-dir", str(tmp_path), "--http-port", "1", *flags],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # no traceback
+    assert done.stderr.startswith(f"openivr: {named}")

@@ -57,9 +57,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from openivr.server import build_asgi
+    from openivr.server import build_asgi, check_settings
 
     settings = _settings(args)
+    try:
+        check_settings(settings)
+    except ValueError as exc:
+        raise SystemExit(f"openivr: {exc}") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

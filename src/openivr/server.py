@@ -12,7 +12,9 @@ from openivr.api.app import Extension, asgi
 from openivr.api.context import ServerContext
 from openivr.calls import extension as calls
 from openivr.delivery import extension as delivery
+from openivr.delivery.email import SmtpServer
 from openivr.settings import Settings
+from openivr.sip.connect import parse_trunk
 
 
 async def settle_heap(_app: FastAPI, _ctx: ServerContext, stack: AsyncExitStack) -> None:
@@ -26,6 +28,18 @@ async def settle_heap(_app: FastAPI, _ctx: ServerContext, stack: AsyncExitStack)
 # Order matters: delivery first (voicemail hand-off), then the SIP server that uses it, then the
 # heap is settled once everything has started.
 EXTENSIONS: tuple[Extension, ...] = (delivery.install, calls.install, settle_heap)
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse, before anything starts, settings a layer could not start with (ValueError naming
+    the setting), with the same parsers the layers use."""
+    if settings.smtp_url:
+        SmtpServer.from_url(
+            settings.smtp_url, settings.smtp_starttls, settings.smtp_from, settings.smtp_ca_file
+        )
+    if settings.sip_port:
+        calls.parse_port_range(settings.rtp_ports)
+        parse_trunk(settings.sip_trunk)
 
 
 def build_asgi(settings: Settings) -> ASGIApp:

@@ -143,7 +143,6 @@ class SmtpSessions:
     def __init__(self, server: SmtpServer, idle_seconds: float = 20.0) -> None:
         self.server = server
         self.idle_seconds = idle_seconds
-        self.opened = 0
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
 
     async def send(self, mail: EmailMessage, timeout: float) -> None:
@@ -172,7 +171,6 @@ class SmtpSessions:
         )
         try:
             await client.connect()
-            self.opened += 1
             await client.send_message(mail)
         except Exception as exc:
             client.close()

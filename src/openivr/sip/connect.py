@@ -114,6 +114,19 @@ class Destination:
     route: list[str] = field(default_factory=list)  # a registered phone's Path
 
 
+def parse_trunk(text: str) -> SipUri | None:
+    """The outbound trunk's URI (None when there is none); ValueError says what is wrong."""
+    if not text:
+        return None
+    try:
+        trunk = SipUri.parse(text)
+    except SipParseError as exc:
+        raise ValueError(f"trunk {text!r} is not a SIP URI like sip:host:port: {exc}") from None
+    if trunk.scheme != "sip":
+        raise ValueError(f"trunk {text!r} must be a sip: URI")
+    return trunk
+
+
 def _transport(uri: SipUri) -> str:
     """UDP, or TCP when the URI asks for it (other transports are not offered: UDP)."""
     return "TCP" if uri.params.get("transport", "").lower() == "tcp" else "UDP"
@@ -181,16 +194,7 @@ class Connector:
             raise ValueError(f"transfer mode {mode!r} is not 'bridge' or 'refer'")
         if not timeout > 0:
             raise ValueError(f"transfer timeout must be positive, got {timeout}")
-        self.trunk: SipUri | None = None
-        if trunk:
-            try:
-                self.trunk = SipUri.parse(trunk)
-            except SipParseError as exc:
-                raise ValueError(
-                    f"trunk {trunk!r} is not a SIP URI like sip:host:port: {exc}"
-                ) from None
-            if self.trunk.scheme != "sip":
-                raise ValueError(f"trunk {trunk!r} must be a sip: URI")
+        self.trunk = parse_trunk(trunk)
         self.server = server
         self.trunk_user = trunk_user
         self.trunk_password = trunk_password
