@@ -11,7 +11,7 @@ from openivr.sip.call import Call, Dtmf, HungUp
 from openivr.sip.connect import Connector, TransferLeg, TransferTarget
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 
-from .transfer_peers import CALLER_ID, TransferDesk, desk, free_port, pcap, start_sipp
+from .transfer_peers import CALLER_ID, Sipp, TransferDesk, desk, free_port, pcap, start_sipp
 
 pytestmark = pytest.mark.peer
 __all__ = ["desk"]
@@ -317,21 +317,31 @@ async def test_keys_reach_the_target_as_rfc4733_events(
     assert heard == [Dtmf("5", "rfc4733"), Dtmf("1", "rfc4733")]
 
 
+async def answering_target(
+    tmp_path: Path, user: str, scenario: str = "callee_answer.xml", *options: str
+) -> Sipp:
+    """A SIPp target that answers as `user` in PCMA and echoes the audio it gets."""
+    values = {**TARGET_VALUES, "ruri_user": user, "callee_pt": "8", "callee_codec": "PCMA"}
+    return await start_sipp(scenario, tmp_path, values=values, extra=("-rtp_echo", *options))
+
+
+async def call_through(
+    server: SipServer, handler: TransferDesk, tmp_path: Path, uri: str
+) -> TransferLeg:
+    """A SIPp caller is transferred to `uri`, talks and hangs up."""
+    handler.connector = Connector(server)
+    handler.target = TransferTarget("sip", uri)
+    return await transfer(server, handler, tmp_path, "transfer_caller_bye.xml", caller_values())
+
+
 async def test_a_record_routed_target_gets_ack_and_bye_along_its_route(
     desk: tuple[SipServer, TransferDesk], tmp_path: Path
 ) -> None:
     server, handler = desk
     # SIPp fails unless our ACK and BYE carry the 200's Record-Route as Route, reversed.
-    target = await start_sipp(
-        "callee_record_routed.xml",
-        tmp_path,
-        values={**TARGET_VALUES, "ruri_user": "rita", "callee_pt": "8", "callee_codec": "PCMA"},
-        extra=("-rtp_echo",),
-    )
+    target = await answering_target(tmp_path, "rita", "callee_record_routed.xml")
     try:
-        handler.connector = Connector(server)
-        handler.target = TransferTarget("sip", f"sip:rita@127.0.0.1:{target.port}")
-        leg = await transfer(server, handler, tmp_path, "transfer_caller_bye.xml", caller_values())
+        leg = await call_through(server, handler, tmp_path, f"sip:rita@127.0.0.1:{target.port}")
         await target.finish()
     finally:
         target.stop()
@@ -343,16 +353,10 @@ async def test_a_target_that_asks_for_tcp_is_called_over_tcp(
 ) -> None:
     server, handler = desk
     # SIPp listens on TCP only (-t t1): over UDP the INVITE would never arrive.
-    target = await start_sipp(
-        "callee_answer.xml",
-        tmp_path,
-        values={**TARGET_VALUES, "ruri_user": "tess", "callee_pt": "8", "callee_codec": "PCMA"},
-        extra=("-rtp_echo", "-t", "t1"),
-    )
+    target = await answering_target(tmp_path, "tess", "callee_answer.xml", "-t", "t1")
     try:
-        handler.connector = Connector(server)
-        handler.target = TransferTarget("sip", f"sip:tess@127.0.0.1:{target.port};transport=tcp")
-        leg = await transfer(server, handler, tmp_path, "transfer_caller_bye.xml", caller_values())
+        uri = f"sip:tess@127.0.0.1:{target.port};transport=tcp"
+        leg = await call_through(server, handler, tmp_path, uri)
         await target.finish()  # it answered and then got our BYE, over TCP
     finally:
         target.stop()
@@ -375,12 +379,7 @@ async def test_a_redirect_is_followed_to_where_it_points(
     desk: tuple[SipServer, TransferDesk], tmp_path: Path
 ) -> None:
     server, handler = desk
-    mobile = await start_sipp(
-        "callee_answer.xml",
-        tmp_path,
-        values={**TARGET_VALUES, "ruri_user": "mobile", "callee_pt": "8", "callee_codec": "PCMA"},
-        extra=("-rtp_echo",),
-    )
+    mobile = await answering_target(tmp_path, "mobile")
     desk_phone = await start_sipp(
         "callee_redirects.xml",
         tmp_path,
@@ -391,9 +390,8 @@ async def test_a_redirect_is_followed_to_where_it_points(
         },
     )
     try:
-        handler.connector = Connector(server)
-        handler.target = TransferTarget("sip", f"sip:uma@127.0.0.1:{desk_phone.port}")
-        leg = await transfer(server, handler, tmp_path, "transfer_caller_bye.xml", caller_values())
+        uri = f"sip:uma@127.0.0.1:{desk_phone.port}"
+        leg = await call_through(server, handler, tmp_path, uri)
         await desk_phone.finish()  # it said 302 and got our ACK
         await mobile.finish()  # where it pointed answered, then got our BYE
     finally:
