@@ -114,17 +114,20 @@ class Destination:
     route: list[str] = field(default_factory=list)  # a registered phone's Path
 
 
+def _sip_uri(text: str, what: str) -> SipUri:
+    """A sip: URI we can call; ValueError names `what` it was meant to be and what is wrong."""
+    try:
+        uri = SipUri.parse(text)
+    except SipParseError as exc:
+        raise ValueError(f"{what} {text!r} is not a SIP URI like sip:host:port: {exc}") from None
+    if uri.scheme != "sip":
+        raise ValueError(f"{what} {text!r} must be a sip: URI")
+    return uri
+
+
 def parse_trunk(text: str) -> SipUri | None:
     """The outbound trunk's URI (None when there is none); ValueError says what is wrong."""
-    if not text:
-        return None
-    try:
-        trunk = SipUri.parse(text)
-    except SipParseError as exc:
-        raise ValueError(f"trunk {text!r} is not a SIP URI like sip:host:port: {exc}") from None
-    if trunk.scheme != "sip":
-        raise ValueError(f"trunk {text!r} must be a sip: URI")
-    return trunk
+    return _sip_uri(text, "trunk") if text else None
 
 
 def _transport(uri: SipUri) -> str:
@@ -219,12 +222,7 @@ class Connector:
         return str(infos[0][4][0]), port
 
     async def _direct(self, text: str) -> Destination:
-        try:
-            uri = SipUri.parse(text)
-        except SipParseError as exc:
-            raise ValueError(f"transfer target {text!r} is not a SIP URI: {exc}") from None
-        if uri.scheme != "sip":
-            raise ValueError(f"transfer target {text!r} must be a sip: URI")
+        uri = _sip_uri(text, "transfer target")
         return Destination(str(uri), await self._address(uri), transport=_transport(uri))
 
     async def _via_trunk(self, number: str) -> Destination | None:
