@@ -399,3 +399,56 @@ async def test_a_redirect_is_followed_to_where_it_points(
         mobile.stop()
     assert leg.status == "answered" and leg.uri == f"sip:mobile@127.0.0.1:{mobile.port}"
     assert leg.packets_to_target > 150 and leg.packets_from_target > 150
+
+
+async def test_a_target_that_only_talks_is_sent_no_audio(
+    desk: tuple[SipServer, TransferDesk], tmp_path: Path
+) -> None:
+    """An announcement or music-on-hold target answers a=sendonly: it hears nothing from us."""
+    server, handler = desk
+    values = {**TARGET_VALUES, "ruri_user": "moh", "callee_pt": "8", "callee_codec": "PCMA"}
+    target = await start_sipp(
+        "callee_sendonly.xml", tmp_path, values={**values, "target_pcap": pcap("g711a.pcap")}
+    )
+    try:
+        leg = await call_through(server, handler, tmp_path, f"sip:moh@127.0.0.1:{target.port}")
+        await target.finish()
+    finally:
+        target.stop()
+    assert leg.status == "answered" and leg.ended_by == "caller"
+    # The caller streamed 4.7 s of audio; none of it went to a target that said sendonly,
+    # while what the target played reached the caller.
+    assert leg.packets_to_target == 0
+    assert leg.packets_from_target > 150
+
+
+@pytest.mark.parametrize(("hold", "answer"), [("sendonly", "recvonly"), ("inactive", "inactive")])
+async def test_a_target_that_holds_is_sent_no_audio_until_it_resumes(
+    desk: tuple[SipServer, TransferDesk], tmp_path: Path, hold: str, answer: str
+) -> None:
+    server, handler = desk
+    values = {
+        **TARGET_VALUES,
+        "ruri_user": "holder",
+        "callee_pt": "8",
+        "callee_codec": "PCMA",
+        "talk_ms": "1000",
+        "hold_direction": hold,
+        "held_answer": answer,  # SIPp fails unless our answer to the hold says this
+        "held_ms": "1500",
+    }
+    target = await start_sipp("callee_holds.xml", tmp_path, values=values, extra=("-rtp_echo",))
+    try:
+        uri = f"sip:holder@127.0.0.1:{target.port}"
+        leg = await call_through(server, handler, tmp_path, uri)
+        await target.finish()
+    finally:
+        target.stop()
+    assert leg.status == "answered" and leg.ended_by == "caller"
+    assert leg.target_rtp is not None
+    # The caller streamed audio the whole time: the target got it, then nothing while it held
+    # (1.5 s), then the rest once it resumed.
+    gaps = list(leg.target_rtp.send_intervals)
+    longest = max(gaps)
+    assert longest > 1.0, f"audio went on to the held target (longest pause {longest:.3f} s)"
+    assert gaps.index(longest) > 25 and len(gaps) - gaps.index(longest) > 25

@@ -67,3 +67,20 @@ def test_answer_mirrors_payload_types_and_parses_back() -> None:
     assert audio.rtpmap[101] == "telephone-event/8000"
     second = SessionDescription.parse(local.answer(agreement))
     assert int(second.origin.split()[2]) > int(answer.origin.split()[2])
+
+
+@pytest.mark.parametrize(
+    ("extra", "conn", "may_send"),
+    [
+        ("a=sendrecv\r\n", "c=IN IP4 127.0.0.1\r\n", True),
+        ("a=recvonly\r\n", "c=IN IP4 127.0.0.1\r\n", True),  # it only listens: it hears us
+        ("a=sendonly\r\n", "c=IN IP4 127.0.0.1\r\n", False),  # hold (RFC 3264 §8.4)
+        ("a=inactive\r\n", "c=IN IP4 127.0.0.1\r\n", False),
+        ("", "c=IN IP4 0.0.0.0\r\n", False),  # hold the RFC 2543 way
+    ],
+)
+def test_we_send_audio_only_to_a_side_that_wants_to_hear_it(
+    extra: str, conn: str, may_send: bool
+) -> None:
+    agreement = negotiate(SessionDescription.parse(offer("0", extra, conn)))
+    assert agreement.may_send is may_send

@@ -337,6 +337,8 @@ class _BridgedTransfer:
         self.redirects = 0
         self.forks: dict[OutgoingCall, _Fork] = {}
         self.session: RtpSession | None = None
+        # What the target's leg runs on now: its answer, then its re-offers (hold, resume).
+        self.agreement: MediaAgreement | None = None
         self.bridge: MediaBridge | None = None
         self.ringback = Ringback(call.rtp_session, call.codec)
         self.caller_unclocked = False
@@ -464,10 +466,8 @@ class _BridgedTransfer:
         session.payload_type = agreement.payload_type
         session.event_payload_type = agreement.event_payload_type
         session.remote = (agreement.remote_address, agreement.remote_port)
-        session.sending = agreement.remote_port != 0 and agreement.remote_address not in (
-            "0.0.0.0",
-            "::",
-        )
+        session.sending = agreement.may_send
+        self.agreement = agreement
 
     async def _ring(self, local: LocalSession) -> OutgoingCall | None:
         """Wait for the first answer; None when every fork failed, time ran out or caller left."""
@@ -573,13 +573,14 @@ class _BridgedTransfer:
         winner.on_key = bridge.to_caller.send_key
 
         def reoffer(request: Any) -> bytes:
-            # A re-INVITE/UPDATE from the target (hold, new address): follow it.
+            # A re-INVITE/UPDATE from the target (hold, new address): follow it, and answer
+            # what we now do (a=recvonly to a hold with a=sendonly).
             if request.body:
                 try:
                     self._apply(negotiate(SessionDescription.parse(request.body)))
                 except SdpError:
                     pass
-            return local.answer(agreement)
+            return local.answer(self.agreement or agreement)
 
         winner.on_offer = reoffer
         leg.status, leg.sip_code = "answered", winner.answer.status

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, cast, get_args
 
 from openivr.audio.g711 import Codec
+
+# Which way media flows on a stream (RFC 3264 §5.1), from the point of view of its writer.
+Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
+DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 
 # Codecs we speak, by encoding name, with their static payload types.
 STATIC_CODECS: dict[int, str] = {0: "PCMU", 8: "PCMA"}
@@ -33,7 +37,7 @@ class MediaDescription:
     connection: str | None = None
     rtpmap: dict[int, str] = field(default_factory=dict)
     fmtp: dict[int, str] = field(default_factory=dict)
-    direction: str = "sendrecv"
+    direction: Direction = "sendrecv"
     ptime: int | None = None
 
     def encoding(self, pt: int) -> str | None:
@@ -53,7 +57,7 @@ class SessionDescription:
     connection: str | None
     media: list[MediaDescription]
     session_name: str = "-"
-    direction: str = "sendrecv"
+    direction: Direction = "sendrecv"
 
     @classmethod
     def parse(cls, body: bytes | str) -> SessionDescription:
@@ -62,7 +66,7 @@ class SessionDescription:
         origin = ""
         connection: str | None = None
         session_name = "-"
-        direction = "sendrecv"
+        direction: Direction = "sendrecv"
         media: list[MediaDescription] = []
         for raw in text.replace("\r\n", "\n").split("\n"):
             line = raw.strip()
@@ -86,7 +90,7 @@ class SessionDescription:
                 media.append(_parse_media(value))
             elif kind == "a":
                 name, _, arg = value.partition(":")
-                if name in ("sendrecv", "sendonly", "recvonly", "inactive"):
+                if name in DIRECTIONS:
                     if current is None:
                         direction = name
                     else:
@@ -153,10 +157,17 @@ class MediaAgreement:
     event_payload_type: int | None
     remote_address: str
     remote_port: int
-    direction: str
+    direction: Direction  # ours, as in our answer: the offer's mirrored
+
+    @property
+    def may_send(self) -> bool:
+        """Whether we send RTP: the far end gave an address and wants to hear us. It holds with
+        a=sendonly or a=inactive (RFC 3264 §8.4), or, as older phones do, c=0.0.0.0 or port 0."""
+        held = self.remote_address in ("0.0.0.0", "::") or self.remote_port == 0
+        return not held and self.direction in ("sendrecv", "sendonly")
 
 
-_ANSWER_DIRECTION = {
+_ANSWER_DIRECTION: dict[Direction, Direction] = {
     "sendrecv": "sendrecv",
     "sendonly": "recvonly",
     "recvonly": "sendonly",

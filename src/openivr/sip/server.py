@@ -953,7 +953,7 @@ class SipServer:
             on_event=lambda packet: None,
         )
         await session.open(self.ports.bind(self.config.host))
-        session.sending = _should_send(agreement)
+        session.sending = agreement.may_send
         dialog.local_sdp = LocalSession(self.address_for(dialog.peer.addr), session.local_port)
         call = Call(
             call_id=invite.call_id,
@@ -984,7 +984,7 @@ class SipServer:
     def _apply_agreement(self, call: Call, agreement: MediaAgreement) -> None:
         session = call._session
         session.remote = (agreement.remote_address, agreement.remote_port)
-        session.sending = _should_send(agreement)
+        session.sending = agreement.may_send
         call.agreement = agreement
 
     # In-dialog requests ----------------------------------------------------------------------
@@ -1106,11 +1106,6 @@ class SipServer:
             )
         except Exception:
             log.exception("call-end hook failed for %s", invite.call_id)
-
-
-def _should_send(agreement: MediaAgreement) -> bool:
-    held = agreement.remote_address in ("0.0.0.0", "::") or agreement.remote_port == 0
-    return not held and agreement.direction in ("sendrecv", "sendonly")
 
 
 def _offers(body: bytes, current: MediaAgreement) -> bool:
