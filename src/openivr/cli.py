@@ -38,6 +38,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "secret": "Signing secret shared by all nodes (default: generated in the data dir)",
     "access_token_seconds": "Access token lifetime (default 86400)",
     "audio_url_seconds": "Lifetime of signed audio links (default 86400)",
+    "loop_debug": "Event-loop debug mode: log every callback that holds the loop over 10 ms, by name (true/false; costs CPU)",
 }
 
 

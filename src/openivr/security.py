@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import logging
+import os
 import secrets
+import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Argon2id at OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): tens of milliseconds
 # per login instead of half a second, still memory-hard against guessing.
@@ -30,6 +40,72 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+class PasswordWorkBusy(Exception):
+    """More password checks are waiting than the queue holds: answer 503, retry later."""
+
+
+class PasswordWork:
+    """Argon2id hashing and verification off the event loop.
+
+    One Argon2id run is ~37 ms of CPU; on the loop that paces every call's RTP, each login
+    froze every call's audio that long, and a client looping on the token endpoint made every
+    call stutter. Here they run in a few threads (argon2-cffi releases the GIL, so the loop
+    keeps running) at a lower CPU priority (nice +10 on Linux, so on a busy core the media
+    thread is scheduled first), behind a bounded queue: a flood of logins waits in it, and
+    beyond it is refused at once with `PasswordWorkBusy` instead of piling up without end.
+    """
+
+    def __init__(self, threads: int | None = None, queue: int = 64, nice: int = 10) -> None:
+        self.threads = threads or max(1, min(2, os.cpu_count() or 1))
+        self.queue = queue
+        self.nice = nice
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        # Jobs admitted (running or queued) and refused; plain counters for logs and /metrics.
+        self.in_flight = 0
+        self.refused = 0
+
+    def _lower_priority(self) -> None:
+        # Linux applies setpriority(PRIO_PROCESS, tid) to one thread; elsewhere it would
+        # renice the whole process, loop included, so only Linux does it.
+        if sys.platform == "linux" and self.nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            except OSError as exc:  # a sandbox may forbid it: still off the loop
+                log.debug("password threads keep their priority: %s", exc)
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run fn(*args) in a password thread; PasswordWorkBusy when the queue is full."""
+        with self._lock:
+            if self.in_flight >= self.threads + self.queue:
+                self.refused += 1
+                raise PasswordWorkBusy(f"{self.in_flight} password checks are already waiting")
+            self.in_flight += 1
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.threads, "openivr-password", initializer=self._lower_priority
+                )
+            pool = self._pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+password_work = PasswordWork()
+
+
+async def hash_password_off_loop(password: str) -> str:
+    """hash_password in a password thread; raises PasswordWorkBusy when the queue is full."""
+    return await password_work.run(hash_password, password)
+
+
+async def verify_password_off_loop(password_hash: str, password: str) -> bool:
+    """verify_password in a password thread; raises PasswordWorkBusy when the queue is full."""
+    return await password_work.run(verify_password, password_hash, password)
 
 
 class TokenError(Exception):

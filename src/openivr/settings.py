@@ -42,6 +42,7 @@ class Settings:
     smtp_starttls: bool = False
     smtp_from: str = "openivr@localhost"
     smtp_ca_file: str = ""
+    loop_debug: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import threading
 import time
 
+import httpx
 import jwt
+import pytest
 
+from openivr import security
 from tests.conftest import RunningServer
 
 BASIC = ("sonetel-api", "sonetel-api")
@@ -187,3 +192,60 @@ def test_password_change_and_user_deletion_revoke_tokens(server: RunningServer) 
     r = server.client.delete(f"/account/{acc.account_id}/user/{anna_id}", headers=acc.headers)
     assert r.status_code == 200
     assert server.client.get(f"/account/{acc.account_id}", headers=fresh_h).status_code == 401
+
+
+def test_logins_wait_for_a_password_thread_while_the_node_answers_and_a_flood_is_refused(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Argon2 runs off the event loop that carries calls' audio, behind a bounded queue."""
+    acc = server.account()
+    work = security.PasswordWork(threads=1, queue=1)
+    monkeypatch.setattr(security, "password_work", work)
+    gate = threading.Event()
+    # Occupy the only password thread, as a slow hash would.
+    holder = threading.Thread(target=lambda: asyncio.run(work.run(gate.wait)))
+    holder.start()
+    answers: list[httpx.Response] = []
+
+    def login() -> None:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            answers.append(
+                client.post(
+                    "/oauth/token",
+                    data={"grant_type": "password", "username": acc.email, "password": "nope"},
+                    auth=BASIC,
+                )
+            )
+
+    queued = threading.Thread(target=login)
+    try:
+        for _ in range(500):
+            if work.in_flight == 1:
+                break
+            time.sleep(0.01)
+        queued.start()
+        for _ in range(500):
+            if work.in_flight == 2:
+                break
+            time.sleep(0.01)
+        assert work.in_flight == 2 and not answers  # the login waits for the thread...
+        # ...while the node goes on serving (its loop is not the one verifying).
+        assert server.client.get("/healthz").status_code == 200
+        r = server.client.get(f"/account/{acc.account_id}", headers=acc.headers)
+        assert r.status_code == 200
+        # One more than the queue holds is refused at once, with a hint when to come back.
+        r = server.client.post(
+            "/oauth/token",
+            data={"grant_type": "password", "username": acc.email, "password": acc.password},
+            auth=BASIC,
+        )
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "temporarily_unavailable"
+        assert r.headers["retry-after"] == "1"
+        assert work.refused == 1
+    finally:
+        gate.set()
+        holder.join()
+        queued.join()
+    assert [a.status_code for a in answers] == [401]
+    assert server.login(acc.email, acc.password)["access_token"]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
+import time
 
 import pytest
 
+from openivr import loopwatch
 from openivr.audio import g711
 from openivr.sip.bridge import MediaBridge
-from openivr.sip.media import RtpSession
+from openivr.sip.media import MediaClock, RtpSession
 from openivr.sip.rtp import RtpPacket
 
 Addr = tuple[str, int]
@@ -229,3 +232,28 @@ async def test_a_new_session_receives_after_another_closed() -> None:
     assert len(await target_peer.receive(1)) == 1
     for item in (caller, target, first_peer, caller_peer, target_peer):
         item.close()
+
+
+async def test_a_late_tick_is_counted_and_warned_about_naming_the_request_that_ran(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    peer = Peer()
+    session = await _session(peer.addr)
+    clock = MediaClock()
+    clock.add(session)
+    await peer.receive(2)
+    assert clock.late_ticks == 0
+    # A request that holds the loop for 60 ms: at least the tick due meanwhile runs 40 ms late.
+    token = loopwatch.activity.request_started("POST /oauth/token")
+    with caplog.at_level(logging.WARNING, logger="openivr.sip.media"):
+        time.sleep(0.060)
+        loopwatch.activity.request_ended(token)
+        await peer.receive(3)
+    assert clock.late_ticks >= 1
+    assert clock.lag_max >= 0.040
+    assert clock.lag_buckets[-1] == clock.lag_count  # the last bucket counts every tick
+    warnings = [r.getMessage() for r in caplog.records if "late" in r.getMessage()]
+    assert warnings and "POST /oauth/token" in warnings[0], warnings
+    clock.remove(session)
+    session.close()
+    peer.close()

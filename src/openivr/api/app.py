@@ -34,6 +34,7 @@ from openivr.apps.promptaudio import PromptSounds
 from openivr.apps.validation import FieldError
 from openivr.audio.cache import RenderCache
 from openivr.audio.tts import SpeechEngine
+from openivr.loopwatch import RequestActivity
 from openivr.security import TokenError
 from openivr.settings import Settings
 from openivr.store.audiostore import AudioStore
@@ -174,6 +175,8 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # A late media tick names the requests that were on the loop (loopwatch).
+    app.add_middleware(RequestActivity)
     for module in (
         auth,
         accounts,

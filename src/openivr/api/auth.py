@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from openivr.api.deps import Ctx, Db
-from openivr.security import TokenError, verify_password
+from openivr.security import PasswordWorkBusy, TokenError, verify_password_off_loop
 from openivr.store.models import RefreshToken, User
 
 router = APIRouter(tags=["auth"])
@@ -64,6 +64,7 @@ TOKEN_DOC: dict[int | str, dict[str, Any]] = {
     400: {"model": TokenError_},
     401: {"model": TokenError_},
     415: {"model": TokenError_},
+    503: {"model": TokenError_},
 }
 
 
@@ -94,7 +95,19 @@ async def token(request: Request, ctx: Ctx, db: Db) -> JSONResponse:
         if not username or not password:
             return _oauth_error(400, "invalid_request", "username and password are required")
         user = await db.scalar(select(User).where(User.email == username.strip().lower()))
-        if user is None or not verify_password(user.password_hash, password):
+        try:
+            matches = user is not None and await verify_password_off_loop(
+                user.password_hash, password
+            )
+        except PasswordWorkBusy:
+            # Every password thread is busy and the queue is full (a flood of logins): refuse
+            # at once rather than queue without bound; calls' audio never waits for logins.
+            response = _oauth_error(
+                503, "temporarily_unavailable", "too many logins at once: retry in a second"
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        if user is None or not matches:
             return _oauth_error(401, "unauthorized", "bad credentials")
     elif grant == "refresh_token":
         presented = form.get("refresh_token", "")

@@ -52,6 +52,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode("too_large", 413, "The request body or upload is too large.", ("prompt", "*")),
     ErrorCode("unsupported_media_type", 415, "The body or upload has a format not accepted."),
     ErrorCode("internal_error", 500, "An unexpected error; it is logged."),
+    ErrorCode(
+        "busy",
+        503,
+        "Too many password checks are queued on this node (a flood of logins); retry shortly.",
+        ("user",),
+    ),
 )
 STATUS_OF: dict[str, int] = {e.code: e.status for e in ERROR_CODES}
 

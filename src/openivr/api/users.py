@@ -16,7 +16,7 @@ from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import validation as v
-from openivr.security import hash_password
+from openivr.security import PasswordWorkBusy, hash_password_off_loop
 from openivr.sip.digest import stored_sip_password
 from openivr.store import ids
 from openivr.store.accounts import email_taken, next_extension
@@ -98,7 +98,10 @@ async def _apply(
         password = data["password"]
         if len(password) < 6 or len(password) > 200:
             raise v.FieldError("password", "must be 6 to 200 characters")
-        user.password_hash = hash_password(password)
+        try:
+            user.password_hash = await hash_password_off_loop(password)
+        except PasswordWorkBusy as exc:
+            raise ApiError("busy", "password: too many password changes at once; retry") from exc
         # A new password ends every session of the old one.
         user.token_generation = (user.token_generation or 0) + 1
     if data.get("type") is not None:

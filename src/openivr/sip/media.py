@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from openivr import loopwatch
 from openivr.audio.g711 import Codec
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, silence_frame
 
@@ -104,12 +105,28 @@ class RtpStats:
         }
 
 
+# Upper bounds (seconds) of the tick-lateness histogram; the last bucket takes the rest.
+LAG_BOUNDS = (0.001, 0.002, 0.005, 0.010, 0.020, 0.050, 0.100)
+# A tick this late is a stall every call hears (half a packet): warned about, naming what ran.
+LATE_TICK = 0.010
+# At most one such warning per this many seconds (the rest are counted in the next one), and
+# a summary line of the lateness this often while calls are up.
+_WARN_EVERY = 1.0
+_SUMMARY_EVERY = 60.0
+
+
 class MediaClock:
     """One timer that serves every call: each tick, every active session sends one packet.
 
     Ticks are scheduled at absolute deadlines (start + n * ptime) so lateness of one tick
     never accumulates; if the loop stalls for more than a tick, the missed ticks are skipped
     and sessions advance their RTP timestamps by the tick count, not by packets sent.
+
+    The clock is also the loop's lag monitor: how late each tick starts after its deadline is
+    what every call's audio is delayed by. Plain counters (`lag_*`, `late_ticks`,
+    `skipped_ticks`) are kept for metrics; a tick later than 10 ms logs a warning naming what
+    was on the loop meanwhile (API requests, GC pauses; in asyncio debug mode the loop itself
+    also names the slow callback), and a summary line is logged every minute while calls run.
     """
 
     def __init__(self, ptime: float = PTIME) -> None:
@@ -117,8 +134,21 @@ class MediaClock:
         self._sessions: set[RtpSession] = set()
         self._handle: asyncio.TimerHandle | None = None
         self._start = 0.0
+        self._deadline = 0.0
         self.tick_count = 0
         self.skipped_ticks = 0
+        # Lag monitor: ticks measured, their lateness summed and binned (cumulative counts
+        # per LAG_BOUNDS, the last one all of them), the worst, and those over LATE_TICK.
+        self.lag_count = 0
+        self.lag_sum = 0.0
+        self.lag_max = 0.0
+        self.lag_buckets = [0] * (len(LAG_BOUNDS) + 1)
+        self.late_ticks = 0
+        self._warned_at = -_WARN_EVERY
+        self._unwarned = 0
+        self._summary_at = 0.0
+        self._summary_base: tuple[int, float, int, int] = (0, 0.0, 0, 0)
+        self._summary_max = 0.0
 
     def add(self, session: RtpSession) -> None:
         """Start pacing a session (starts the clock if idle)."""
@@ -127,7 +157,8 @@ class MediaClock:
         if self._handle is None:
             loop = asyncio.get_running_loop()
             self._start = loop.time() - self.tick_count * self.ptime
-            self._handle = loop.call_at(loop.time(), self._tick)
+            self._deadline = loop.time()
+            self._handle = loop.call_at(self._deadline, self._tick)
 
     def remove(self, session: RtpSession) -> None:
         """Stop pacing a session (the clock stops when none is left)."""
@@ -141,9 +172,20 @@ class MediaClock:
         """How many sessions are paced now."""
         return len(self._sessions)
 
+    def lag_percentile(self, fraction: float) -> float:
+        """An upper bound (seconds) of the given fraction of ticks' lateness, from the bins."""
+        if not self.lag_count:
+            return 0.0
+        want = fraction * self.lag_count
+        for bound, count in zip(LAG_BOUNDS, self.lag_buckets, strict=False):
+            if count >= want:
+                return bound
+        return self.lag_max
+
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
+        self._note_lag(loop.time() - self._deadline, now)
         for session in list(self._sessions):
             try:
                 session.tick(self.tick_count, now)
@@ -157,7 +199,61 @@ class MediaClock:
             self.skipped_ticks += skip
             self.tick_count += skip
             deadline = self._start + self.tick_count * self.ptime
+        self._deadline = deadline
         self._handle = loop.call_at(deadline, self._tick)
+
+    def _note_lag(self, lag: float, now: float) -> None:
+        lag = max(0.0, lag)
+        self.lag_count += 1
+        self.lag_sum += lag
+        if lag > self.lag_max:
+            self.lag_max = lag
+        if lag > self._summary_max:
+            self._summary_max = lag
+        buckets = self.lag_buckets
+        for i, bound in enumerate(LAG_BOUNDS):
+            if lag <= bound:
+                for j in range(i, len(buckets)):
+                    buckets[j] += 1
+                break
+        else:
+            buckets[-1] += 1
+        if lag > LATE_TICK:
+            self.late_ticks += 1
+            if now - self._warned_at >= _WARN_EVERY:
+                also = f" ({self._unwarned} more late ticks since the last warning)"
+                log.warning(
+                    "media clock tick %.1f ms late, %d calls' audio delayed; on the loop "
+                    "meanwhile: %s%s",
+                    lag * 1000,
+                    len(self._sessions),
+                    loopwatch.activity.during(now - lag - self.ptime),
+                    also if self._unwarned else "",
+                )
+                self._warned_at, self._unwarned = now, 0
+            else:
+                self._unwarned += 1
+        if now - self._summary_at >= _SUMMARY_EVERY:
+            self._log_summary(now)
+
+    def _log_summary(self, now: float) -> None:
+        count, total, late, skipped = self._summary_base
+        ticks = self.lag_count - count
+        if self._summary_at and ticks:
+            log.info(
+                "media clock: %d ticks, %d calls, lateness mean %.2f ms, max %.1f ms, "
+                "%d over %.0f ms, %d skipped",
+                ticks,
+                len(self._sessions),
+                (self.lag_sum - total) / ticks * 1000,
+                self._summary_max * 1000,
+                self.late_ticks - late,
+                LATE_TICK * 1000,
+                self.skipped_ticks - skipped,
+            )
+        self._summary_at = now
+        self._summary_base = (self.lag_count, self.lag_sum, self.late_ticks, self.skipped_ticks)
+        self._summary_max = 0.0
 
 
 class PortRange:

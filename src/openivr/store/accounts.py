@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openivr.apps import validation as v
 from openivr.apps.voiceapp import DEFAULTS
-from openivr.security import hash_password
+from openivr.security import hash_password_off_loop
 from openivr.store import ids
 from openivr.store.models import Account, User
 from openivr.store.voiceapps import create_app
@@ -51,6 +51,7 @@ async def create_account(
     email = v.email("email", email)
     if len(password) < 6:
         raise v.FieldError("password", "must be at least 6 characters")
+    password_hash = await hash_password_off_loop(password)
     async with sessions() as db, db.begin():
         if await email_taken(db, email):
             raise EmailTaken(email)
@@ -63,7 +64,7 @@ async def create_account(
             user_id=ids.numeric_id(10),
             account_id=account.account_id,
             email=email,
-            password_hash=hash_password(password),
+            password_hash=password_hash,
             fname=(name or email.split("@")[0]),
             lname="",
             user_type="admin",

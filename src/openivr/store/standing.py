@@ -51,9 +51,10 @@ class StandingReader:
         url = engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             # Autocommit (isolation_level=None) and fetchall(): no read transaction stays open
-            # to hold back WAL checkpoints. A short busy timeout: on contention, fall back.
+            # to hold back WAL checkpoints. No busy timeout: SQLite's busy handler sleeps, and
+            # here it would sleep on the loop every call's audio runs on; busy → fall back.
             self._sqlite = sqlite3.connect(
-                url.database, isolation_level=None, check_same_thread=False, timeout=0.05
+                url.database, isolation_level=None, check_same_thread=False, timeout=0
             )
             self._sqlite.execute("PRAGMA query_only=ON")
 
