@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openivr import __version__
+from openivr import __version__, console
 from openivr.api import (
     accounts,
     auth,
@@ -190,6 +190,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
         globaldata,
     ):
         app.include_router(module.router)
+    app.include_router(console.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:

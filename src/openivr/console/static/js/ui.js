@@ -1,0 +1,103 @@
+// Shared pieces of the page: notices, errors that show the server's own words, dialogs.
+
+import { h, put, uid } from "./dom.js";
+import { ApiError } from "./api.js";
+
+/** A short notice in the polite live region (read out by screen readers). */
+export function toast(message, kind = "ok") {
+  const box = document.getElementById("toasts");
+  const note = h("div", { class: `toast ${kind}` }, message);
+  box.appendChild(note);
+  setTimeout(() => note.remove(), kind === "error" ? 9000 : 4000);
+}
+
+/** What went wrong, in the server's own words when it said something. */
+export function describe(error) {
+  if (error instanceof ApiError) {
+    if (error.detail) return error.detail;
+    return `The server refused this (${error.code || "HTTP " + error.status}).`;
+  }
+  return error && error.message ? error.message : String(error);
+}
+
+/** An alert box for an error; `put(box)` clears it. */
+export function showError(box, error, prefix = "") {
+  put(box, h("div", { class: "alert error", role: "alert" }, prefix ? `${prefix} ` : "", describe(error)));
+  box.hidden = false;
+}
+
+/** A modal dialog; resolves the value of the button pressed (or null on Escape). */
+export function dialog(title, body, buttons) {
+  return new Promise((resolve) => {
+    const titleId = uid("dlg");
+    const actions = h("div", { class: "actions" });
+    const el = h("dialog", { class: "dialog", "aria-labelledby": titleId },
+      h("h2", { id: titleId }, title), body, actions);
+    let answered = false;
+    const close = (value) => {
+      if (answered) return;
+      answered = true;
+      el.close();
+      el.remove();
+      resolve(value);
+    };
+    for (const b of buttons) {
+      actions.appendChild(h("button", {
+        type: "button", class: b.class || "", onclick: () => close(b.value),
+      }, b.label));
+    }
+    el.addEventListener("cancel", (e) => { e.preventDefault(); close(null); });
+    document.body.appendChild(el);
+    el.showModal();
+    const first = el.querySelector("input, select, textarea") || actions.lastChild;
+    if (first) first.focus();
+  });
+}
+
+/** Ask before doing something that cannot be undone. */
+export async function confirmAction(title, text, label = "Delete", danger = true) {
+  const answer = await dialog(title, h("p", {}, text), [
+    { label: "Cancel", value: false },
+    { label, value: true, class: danger ? "danger" : "primary" },
+  ]);
+  return answer === true;
+}
+
+/** Ask for one line of text (e.g. a new name); null when cancelled. */
+export async function ask(title, label, value = "", okLabel = "Save") {
+  const input = h("input", { type: "text", value, required: true, maxlength: "100" });
+  input.id = uid("ask");
+  const body = h("div", { class: "field" }, h("label", { for: input.id }, label), input);
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      input.closest("dialog").querySelector("button.primary").click();
+    }
+  });
+  const answer = await dialog(title, body, [
+    { label: "Cancel", value: null },
+    { label: okLabel, value: "ok", class: "primary" },
+  ]);
+  return answer === "ok" ? input.value.trim() : null;
+}
+
+/** A page heading with optional actions beside it. */
+export function heading(text, ...actions) {
+  return h("div", { class: "page-head" }, h("h1", {}, text), actions.length ? h("div", { class: "actions" }, actions) : null);
+}
+
+/** A button that shows it is busy while its async action runs. */
+export function busy(button, action) {
+  return async (event) => {
+    if (event) event.preventDefault();
+    if (button.disabled) return;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      await action(event);
+    } finally {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  };
+}

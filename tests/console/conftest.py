@@ -1,0 +1,119 @@
+"""Browser fixtures: one OpenIVR node (SIP on) and one headless Chromium per test worker,
+reused by every test; each test signs in to an account of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+
+from tests.calls.conftest import free_udp_port, rtp_range
+from tests.conftest import Account, RunningServer, base_settings, require_binary, run_server
+from tests.console.browser import by_text, chromium, console_errors, find, wait_for
+
+
+@pytest.fixture(scope="session")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A node with SIP on a free port, shared by this worker's console tests."""
+    tmp = tmp_path_factory.mktemp("console-node")
+    settings = base_settings(tmp, sip_port=free_udp_port(), rtp_ports=rtp_range())
+    yield from run_server(settings)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[webdriver.Chrome]:
+    """One headless Chromium for this worker (Debian's chromium + chromium-driver)."""
+    require_binary("chromium")
+    require_binary("chromedriver")
+    with chromium() as driver:
+        yield driver
+
+
+@dataclass
+class Console:
+    """The console open in the browser, signed in to a fresh account."""
+
+    driver: webdriver.Chrome
+    server: RunningServer
+    account: Account
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url + "/console/"
+
+    def go(self, route: str) -> None:
+        """Open a page of the console by its #/route, as following a link does."""
+        self.driver.execute_script("window.location.hash = arguments[0]", route)
+
+    def find(self, css: str, timeout: float = 15) -> WebElement:
+        return find(self.driver, css, timeout)
+
+    def button(self, text: str, within: str = "main", timeout: float = 15) -> WebElement:
+        """A visible button or link-button whose text contains `text`."""
+        return by_text(
+            self.driver, f"{within} button, {within} a.button, {within} a", text, timeout
+        )
+
+    def wait(self, predicate: Any, timeout: float = 15) -> Any:
+        return wait_for(self.driver, lambda _d: predicate(), timeout)
+
+    def text(self, css: str = "main") -> str:
+        return str(self.find(css).text)
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The API as a script sees it (the truth the console must show)."""
+        r = self.server.client.request(method, path, headers=self.account.headers, **kwargs)
+        assert r.is_success, r.text
+        return r.json()["response"]
+
+    def acct(self, suffix: str = "") -> str:
+        return f"/account/{self.account.account_id}{suffix}"
+
+    def app_named(self, name: str) -> dict[str, Any]:
+        apps: list[dict[str, Any]] = self.api("GET", self.acct("/voiceapp"))
+        return next(a for a in apps if a["name"] == name)
+
+    def page_errors(self) -> list[str]:
+        """Script errors and CSP violations the page logged (failed API calls aside)."""
+        return [
+            e
+            for e in console_errors(self.driver)
+            if "Failed to load resource" not in e or "Content Security Policy" in e
+        ]
+
+
+def open_signed_out(driver: webdriver.Chrome, server: RunningServer) -> None:
+    """The console with no session: the sign-in form."""
+    driver.get(server.base_url + "/console/")
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(server.base_url + "/console/")
+    find(driver, "input[name=email]")
+
+
+def sign_in(driver: webdriver.Chrome, email: str, password: str) -> None:
+    """Type the e-mail and password into the form and submit it."""
+    email_box = find(driver, "input[name=email]")
+    email_box.clear()
+    email_box.send_keys(email)
+    password_box = driver.find_element(By.CSS_SELECTOR, "input[name=password]")
+    password_box.clear()
+    password_box.send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form.login-form button[type=submit]").click()
+
+
+@pytest.fixture
+def console(browser: webdriver.Chrome, console_server: RunningServer, tmp_path: Path) -> Console:
+    """The console signed in to a fresh account, on its list of voice apps."""
+    account = console_server.account("Andersson Dental")
+    open_signed_out(browser, console_server)
+    console_errors(browser)  # start each test with an empty log
+    sign_in(browser, account.email, account.password)
+    page = Console(browser, console_server, account)
+    by_text(browser, "main h2", "Main menu")
+    return page
