@@ -92,6 +92,40 @@ def test_validate_finds_a_user_nobody_can_reach(server: RunningServer) -> None:
     assert any(p["field"] == "menu.digit_2" for p in found["problems"]), found
 
 
+def test_validate_and_graph_a_draft_before_it_is_saved(server: RunningServer) -> None:
+    acc = server.account()
+    menu = _apps(server, acc)["Main menu"]
+    base = f"/account/{acc.account_id}/voiceapp/{menu['app_id']}"
+    before = server.client.get(base, headers=acc.headers)
+    draft = {
+        "play_welcome": "no",
+        "menu": {
+            "digit_1": None,
+            "digit_2": {"action": "call", "to": "user", "id": acc.user_id},
+        },
+    }
+    found = server.client.post(f"{base}/validate", headers=acc.headers, json=draft)
+    assert found.status_code == 200, found.text
+    assert any(p["field"] == "menu.digit_2" for p in found.json()["response"]["problems"])
+    drawn = server.client.post(f"{base}/graph", headers=acc.headers, json=draft).json()["response"]
+    assert {e["label"] for e in drawn["edges"]} == {"2"}
+    assert not any(n["kind"] == "mailbox" for n in drawn["nodes"])
+    mermaid = server.client.post(f"{base}/graph?format=mermaid", headers=acc.headers, json=draft)
+    assert "-->" in mermaid.text
+    # Nothing was saved: the app, its ETag and the saved flow are as before.
+    after = server.client.get(base, headers=acc.headers)
+    assert after.headers["etag"] == before.headers["etag"]
+    assert after.json() == before.json()
+    saved = server.client.get(f"{base}/graph", headers=acc.headers).json()["response"]
+    assert {e["label"] for e in saved["edges"]} == {"1"}
+    # A draft the PUT would refuse is refused the same way, naming the field.
+    bad = {"menu": {"digit_2": {"action": "call", "to": "user", "id": "999"}}}
+    r = server.client.post(f"{base}/validate", headers=acc.headers, json=bad)
+    assert r.status_code == 400 and "menu.digit_2.id" in r.json()["response"]["detail"]
+    r = server.client.post(f"{base}/graph", headers=acc.headers, json={"app_type": "mailbox"})
+    assert r.status_code == 400 and r.json()["response"]["code"] == "immutable_field"
+
+
 def test_graph_formats(server: RunningServer) -> None:
     acc = server.account()
     apps = _apps(server, acc)

@@ -13,13 +13,16 @@ from openivr.api.deps import AccountAuth, Ctx, Db
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError
-from openivr.api.voiceapps import load_app
+from openivr.api.voiceapps import VoiceAppIn, load_app, put_body
 from openivr.apps import simulation
+from openivr.apps import voiceapp as va
 from openivr.apps.validation import FieldError
+from openivr.engine.config import AppConfig
 from openivr.engine.graph import graph
 from openivr.engine.simulator import SimulationError, TimelineError
 from openivr.engine.validate import validate
-from openivr.store.snapshot import load_snapshot
+from openivr.store.snapshot import AccountSnapshot, load_snapshot
+from openivr.store.voiceapps import account_refs
 
 router = APIRouter(tags=["voiceapp"])
 
@@ -78,7 +81,10 @@ async def validate_app(
 ) -> JSONResponse:
     """The problems a caller would meet in this app, before they meet them."""
     await load_app(db, account_id, app_id)
-    snapshot = await load_snapshot(db, account_id)
+    return _problems(request, await load_snapshot(db, account_id), app_id)
+
+
+def _problems(request: Request, snapshot: AccountSnapshot, app_id: str) -> JSONResponse:
     problems = [p.to_dict() for p in validate(snapshot.config, app_id)]
     return success(
         request,
@@ -103,10 +109,54 @@ async def draw_graph(
 ) -> Response:
     """The flow from this app through every app it reaches, as JSON, Mermaid or Graphviz dot."""
     await load_app(db, account_id, app_id)
-    snapshot = await load_snapshot(db, account_id)
+    return _drawing(request, await load_snapshot(db, account_id), app_id, format)
+
+
+def _drawing(request: Request, snapshot: AccountSnapshot, app_id: str, format: str) -> Response:
     drawn = graph(snapshot.config, app_id)
     if format == "mermaid":
         return Response(drawn.to_mermaid(), media_type="text/plain; charset=utf-8")
     if format == "dot":
         return Response(drawn.to_dot(), media_type="text/vnd.graphviz; charset=utf-8")
     return success(request, drawn.to_dict(), resource="graph")
+
+
+async def _draft(db: Db, account_id: str, app_id: str, body: VoiceAppIn) -> AccountSnapshot:
+    """The account as it would be after a PUT of `body` to the app (nothing is saved)."""
+    app = await load_app(db, account_id, app_id)
+    data = put_body(body)
+    if data.get("app_type") not in (None, app.app_type):
+        raise ApiError("immutable_field", f"app_type: is {app.app_type} and cannot change")
+    refs = await account_refs(db, account_id)
+    name, cfg = va.build_config(app.app_type, data, refs, current=app.config, app_id=app_id)
+    snapshot = await load_snapshot(db, account_id)
+    view = {"app_id": app_id, "app_type": app.app_type, "name": name or app.name, **cfg}
+    snapshot.config.apps[app_id] = AppConfig.from_api(view, account_id=account_id)
+    return snapshot
+
+
+@router.post("/account/{account_id}/voiceapp/{app_id}/validate", responses=answers(Loose))
+async def validate_draft(
+    request: Request,
+    account_id: str,
+    app_id: str,
+    body: VoiceAppIn,
+    who: AccountAuth,
+    db: Db,
+) -> JSONResponse:
+    """The problems the app would have with these changes (a PUT's body), before saving them."""
+    return _problems(request, await _draft(db, account_id, app_id, body), app_id)
+
+
+@router.post("/account/{account_id}/voiceapp/{app_id}/graph", responses=answers(Loose))
+async def draw_draft(
+    request: Request,
+    account_id: str,
+    app_id: str,
+    body: VoiceAppIn,
+    who: AccountAuth,
+    db: Db,
+    format: Annotated[Literal["json", "mermaid", "dot"], Query()] = "json",
+) -> Response:
+    """The flow as it would be with these changes (a PUT's body), before saving them."""
+    return _drawing(request, await _draft(db, account_id, app_id, body), app_id, format)

@@ -103,7 +103,8 @@ def _matches(if_match: str, app: VoiceApp) -> bool:
     return "*" in tags or etag(app) in tags
 
 
-def _body(body: VoiceAppIn) -> dict[str, Any]:
+def put_body(body: VoiceAppIn) -> dict[str, Any]:
+    """The fields a create or PUT body carries, as plain data."""
     data = body.model_dump(exclude_unset=True)
     if isinstance(data.get("menu"), dict):
         data["menu"] = {k: v for k, v in data["menu"].items()}
@@ -146,7 +147,7 @@ async def create_voiceapp(
     request: Request, account_id: str, body: VoiceAppIn, who: AccountAuth, ctx: Ctx, db: Db
 ) -> JSONResponse:
     """Create a voice app; its standard prompts come with it."""
-    data = _body(body)
+    data = put_body(body)
     app_type = data.get("app_type")
     if not app_type:
         raise ApiError("missing_field", "app_type: is required (ivr, mailbox or sysprompt)")
@@ -198,7 +199,7 @@ async def put_voiceapp(
     if_match: Annotated[str | None, Header(description="ETag from a GET: 412 if stale")] = None,
 ) -> JSONResponse:
     """Change the fields the body carries; others keep their values. app_type cannot change."""
-    data = _body(body)
+    data = put_body(body)
     async with _writer_lock(app_id):
         await _apply_put(db, account_id, app_id, data, if_match)
     db.expunge_all()

@@ -1,0 +1,126 @@
+// The call flow from /graph drawn as an SVG (layers from the app down), with the same flow
+// as a list of sentences for screen readers and small screens.
+
+import { h } from "./dom.js";
+
+const NS = "http://www.w3.org/2000/svg";
+const BOX_W = 150;
+const BOX_H = 40;
+const GAP_X = 24;
+const GAP_Y = 64;
+const KIND_WORDS = {
+  menu: "menu", announcement: "announcement", mailbox: "voicemail", sysprompt: "system messages",
+  user: "person", team: "team", number: "number", sip: "SIP address", prompt: "message",
+  extensions: "extensions", hangup: "hang up", missing: "missing",
+};
+
+function svg(tag, attrs = {}, text) {
+  const el = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function shortLabel(label) {
+  const plain = String(label).replace(/ \((menu|announcement|mailbox|sysprompt)\)$/, "");
+  return plain.length > 22 ? plain.slice(0, 21) + "…" : plain;
+}
+
+function edgeWords(label) {
+  if (/^[0-9*#]$/.test(label)) return `press ${label}`;
+  return label;
+}
+
+/** Layers by breadth-first distance from the root; unreachable nodes go last. */
+function layers(graph) {
+  const depth = new Map([[graph.root, 0]]);
+  const queue = [graph.root];
+  while (queue.length) {
+    const id = queue.shift();
+    for (const e of graph.edges) {
+      if (e.source === id && !depth.has(e.target)) {
+        depth.set(e.target, depth.get(id) + 1);
+        queue.push(e.target);
+      }
+    }
+  }
+  const max = Math.max(0, ...depth.values());
+  const rows = [];
+  for (const node of graph.nodes) {
+    const d = depth.has(node.id) ? depth.get(node.id) : max + 1;
+    (rows[d] = rows[d] || []).push(node);
+  }
+  return rows.filter(Boolean);
+}
+
+/** An element showing the flow: the drawing and a list of what leads where. */
+export function drawFlow(graph) {
+  const rows = layers(graph);
+  const widest = Math.max(1, ...rows.map((r) => r.length));
+  const width = Math.max(widest * (BOX_W + GAP_X) + GAP_X, 320);
+  const height = rows.length * (BOX_H + GAP_Y) - GAP_Y + 40;
+  const pos = new Map();
+  rows.forEach((row, y) => {
+    const span = width / row.length;
+    row.forEach((node, x) => pos.set(node.id, { x: span * x + span / 2, y: 20 + y * (BOX_H + GAP_Y), node }));
+  });
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const root = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": `Call flow of ${shortLabel(byId.get(graph.root)?.label || "this app")}`,
+  });
+  root.appendChild(svg("defs")).appendChild(svg("marker", {
+    id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse",
+  })).appendChild(svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#7f8fa0" }));
+  const edgeLayer = root.appendChild(svg("g"));
+  const nodeLayer = root.appendChild(svg("g"));
+  // Several edges between the same two nodes share one line with all their labels.
+  const merged = new Map();
+  for (const e of graph.edges) {
+    const key = `${e.source}\u0000${e.target}`;
+    if (!merged.has(key)) merged.set(key, { ...e, labels: [] });
+    merged.get(key).labels.push(e.label);
+  }
+  for (const e of merged.values()) {
+    const a = pos.get(e.source);
+    const b = pos.get(e.target);
+    if (!a || !b) continue;
+    const g = edgeLayer.appendChild(svg("g", { class: "edge" }));
+    let d;
+    let lx;
+    let ly;
+    if (b.y > a.y) {
+      const y1 = a.y + BOX_H;
+      const y2 = b.y - 2;
+      const my = (y1 + y2) / 2;
+      d = `M ${a.x} ${y1} C ${a.x} ${my}, ${b.x} ${my}, ${b.x} ${y2}`;
+      lx = (a.x + b.x) / 2;
+      ly = my;
+    } else {
+      // Back to an earlier layer (a loop): around the right side.
+      const x1 = a.x + BOX_W / 2;
+      const x2 = b.x + BOX_W / 2;
+      const out = Math.max(x1, x2) + 30;
+      d = `M ${x1} ${a.y + BOX_H / 2} C ${out} ${a.y + BOX_H / 2}, ${out} ${b.y + BOX_H / 2}, ${x2 + 2} ${b.y + BOX_H / 2}`;
+      lx = out - 8;
+      ly = (a.y + b.y) / 2 + BOX_H / 2;
+    }
+    g.appendChild(svg("path", { d, "marker-end": "url(#arrow)" }));
+    const text = e.labels.join(", ");
+    const w = Math.min(8 + text.length * 6.5, 140);
+    g.appendChild(svg("rect", { class: "label-bg", x: lx - w / 2, y: ly - 9, width: w, height: 17, rx: 4 }));
+    g.appendChild(svg("text", { x: lx, y: ly + 4, "text-anchor": "middle" }, text.length > 21 ? text.slice(0, 20) + "…" : text));
+  }
+  for (const { x, y, node } of pos.values()) {
+    const g = nodeLayer.appendChild(svg("g", { class: `node ${node.kind}` }));
+    g.appendChild(svg("title", {}, `${node.label}`));
+    g.appendChild(svg("rect", { x: x - BOX_W / 2, y, width: BOX_W, height: BOX_H, rx: 8 }));
+    g.appendChild(svg("text", { x, y: y + 17, "text-anchor": "middle", "font-weight": "600" }, shortLabel(node.label)));
+    g.appendChild(svg("text", { x, y: y + 32, "text-anchor": "middle", class: "kind", fill: "#5a6675", "font-size": "10" }, KIND_WORDS[node.kind] || node.kind));
+  }
+  const sentences = graph.edges.map((e) => h("li", {},
+    `${byId.get(e.source)?.label || e.source}: ${edgeWords(e.label)} → ${byId.get(e.target)?.label || e.target}`));
+  return h("div", { class: "flow" }, root,
+    h("details", {}, h("summary", {}, "The flow in words"),
+      sentences.length ? h("ul", { class: "flow-list" }, sentences) : h("p", {}, "Nothing leads anywhere yet.")));
+}

@@ -1,0 +1,128 @@
+"""The voice-app editor: keys, the flow and problems as the user edits, saving with If-Match."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from tests.console.browser import by_text, find
+from tests.console.conftest import Console
+
+
+def _open_editor(console: Console, name: str) -> str:
+    app_id: str = console.app_named(name)["app_id"]
+    console.go(f"#/apps/{app_id}")
+    find(console.driver, "form.app-form")
+    return app_id
+
+
+def _new_user(console: Console, first: str, **extra: str) -> str:
+    user = console.api(
+        "POST",
+        console.acct("/user"),
+        json={
+            "user_fname": first,
+            "user_lname": "Berg",
+            "email": f"{first.lower()}-{console.account.account_id}@example.com",
+            "password": "pass-word-1",
+            **extra,
+        },
+    )
+    return str(user["user_id"])
+
+
+def test_change_digit_2_to_a_person_and_see_it_in_the_api(console: Console) -> None:
+    anna = _new_user(console, "Anna")
+    app_id = _open_editor(console, "Main menu")
+    driver = console.driver
+    Select(find(driver, "select[name=digit_2-kind]")).select_by_value("user")
+    Select(find(driver, "select[name=digit_2-target]")).select_by_value(anna)
+    # The flow and the problems follow the edit before it is saved: Anna has no phone yet.
+    by_text(driver, ".flow svg", "Anna Berg")
+    problem = find(driver, ".problems li[data-field='menu.digit_2']")
+    assert "Key 2" in problem.text
+    assert (
+        console.api("GET", console.acct(f"/voiceapp/{app_id}"))["menu"]["digit_2"]["action"] == ""
+    )
+    assert "not saved" in console.text(".savebar .state")
+    find(driver, "button[name=save]").click()
+    by_text(driver, ".savebar .state", "All changes saved")
+    saved = console.api("GET", console.acct(f"/voiceapp/{app_id}"))
+    assert saved["menu"]["digit_2"] == {"action": "call", "to": "user", "id": anna}
+    assert saved["menu"]["digit_1"]["action"] == "connect"  # untouched keys kept
+    assert console.page_errors() == []
+
+
+def test_a_conflicting_save_is_shown_and_never_overwrites(console: Console) -> None:
+    app_id = _open_editor(console, "Main menu")
+    driver = console.driver
+    # Someone else renames the menu after this page loaded it.
+    console.api("PUT", console.acct(f"/voiceapp/{app_id}"), json={"name": "Their menu"})
+    Select(find(driver, "select[name=digit_3-kind]")).select_by_value("hangup")
+    find(driver, "button[name=save]").click()
+    alert = find(driver, ".conflict .alert")
+    assert "Someone else saved" in alert.text
+    saved = console.api("GET", console.acct(f"/voiceapp/{app_id}"))
+    assert saved["name"] == "Their menu" and saved["menu"]["digit_3"]["action"] == ""
+    find(driver, "button[name=reload]").click()
+    console.wait(lambda: find(driver, "input[name=name]").get_attribute("value") == "Their menu")
+    assert not driver.find_elements(By.CSS_SELECTOR, ".conflict .alert")
+    assert (
+        Select(find(driver, "select[name=digit_3-kind]")).first_selected_option.get_attribute(
+            "value"
+        )
+        == ""
+    )
+
+
+def test_saving_mine_over_theirs_is_a_choice(console: Console) -> None:
+    app_id = _open_editor(console, "Main menu")
+    driver = console.driver
+    console.api("PUT", console.acct(f"/voiceapp/{app_id}"), json={"max_retries": 7})
+    Select(find(driver, "select[name=digit_9-kind]")).select_by_value("repeat")
+    find(driver, "button[name=save]").click()
+    find(driver, "button[name=overwrite]").click()
+    by_text(driver, ".savebar .state", "All changes saved")
+    saved = console.api("GET", console.acct(f"/voiceapp/{app_id}"))
+    assert saved["menu"]["digit_9"]["action"] == "repeat"
+
+
+def test_the_servers_refusal_names_the_field(console: Console) -> None:
+    app_id = _open_editor(console, "Main menu")
+    driver = console.driver
+    Select(find(driver, "select[name=digit_4-kind]")).select_by_value("phnum")
+    find(driver, "input[name=digit_4-target]").send_keys("0701234")
+    by_text(driver, ".problems-box", "menu.digit_4.id")
+    find(driver, "button[name=save]").click()
+    refusal = find(driver, ".form-problem .alert")
+    assert "Not saved" in refusal.text and "menu.digit_4.id" in refusal.text
+    assert console.api("GET", console.acct(f"/voiceapp/{app_id}"))["menu"]["digit_4"]["id"] == ""
+    box = find(driver, "input[name=digit_4-target]")
+    box.clear()
+    box.send_keys("+46701234567")
+    find(driver, "button[name=save]").click()
+    by_text(driver, ".savebar .state", "All changes saved")
+    saved = console.api("GET", console.acct(f"/voiceapp/{app_id}"))["menu"]["digit_4"]
+    assert saved == {"action": "call", "to": "phnum", "id": "+46701234567"}
+
+
+def test_an_announcement_and_a_mailbox(console: Console) -> None:
+    app_id = _open_editor(console, "Main menu")
+    driver = console.driver
+    find(driver, "input[name=play_menu]").click()
+    assert not find(driver, "select[name=final_action-kind]").get_attribute("hidden")
+    box = console.app_named("Voice Mail")["app_id"]
+    Select(find(driver, "select[name=final_action-kind]")).select_by_value("app")
+    Select(find(driver, "select[name=final_action-target]")).select_by_value(box)
+    find(driver, "button[name=save]").click()
+    by_text(driver, ".savebar .state", "All changes saved")
+    saved = console.api("GET", console.acct(f"/voiceapp/{app_id}"))
+    assert saved["play_menu"] == "no"
+    assert saved["final_action"] == {"action": "connect", "to": "app", "id": box}
+    _open_editor(console, "Voice Mail")
+    Select(find(driver, "select[name=deliver_to]")).select_by_value("email")
+    find(driver, "input[name=deliver_email]").send_keys("desk@example.com")
+    find(driver, "button[name=save]").click()
+    by_text(driver, ".savebar .state", "All changes saved")
+    mailbox = console.api("GET", console.acct(f"/voiceapp/{box}"))
+    assert mailbox["deliver_to"] == "email" and mailbox["deliver_to_details"] == "desk@example.com"
