@@ -3,6 +3,7 @@ reused by every test; each test signs in to an account of its own."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,36 @@ class Console:
     def app_named(self, name: str) -> dict[str, Any]:
         apps: list[dict[str, Any]] = self.api("GET", self.acct("/voiceapp"))
         return next(a for a in apps if a["name"] == name)
+
+    def drop_file(self, css: str, name: str, data: bytes) -> None:
+        """Drag a file from the desktop and drop it on an element (real DOM drag events)."""
+        self.driver.execute_script(
+            """const [b64, name, css] = arguments;
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: 'audio/wav' }));
+            const target = document.querySelector(css);
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+              target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+            }""",
+            base64.b64encode(data).decode(),
+            name,
+            css,
+        )
+
+    def plays(self, css: str, timeout: float = 15) -> float:
+        """Start an <audio> element and wait until it has really played; its duration."""
+        self.driver.execute_script("document.querySelector(arguments[0]).play()", css)
+        self.wait(
+            lambda: self.driver.execute_script(
+                "const a = document.querySelector(arguments[0]); return !a.error && a.currentTime > 0.2",
+                css,
+            ),
+            timeout,
+        )
+        return float(
+            self.driver.execute_script("return document.querySelector(arguments[0]).duration", css)
+        )
 
     def page_errors(self) -> list[str]:
         """Script errors and CSP violations the page logged (failed API calls aside)."""
