@@ -61,7 +61,14 @@ def test_standard_prompts_per_app_type(server: RunningServer) -> None:
     expected = {
         "Main menu": {"welcome", "menu", "please_wait"},
         "Voice Mail": {"greeting", "goodbye"},
-        "System Prompt": {"invalid_option", "no_input", "unavailable", "goodbye"},
+        "System Prompt": {
+            "invalid_option",
+            "no_input",
+            "unavailable",
+            "goodbye",
+            "closed",
+            "all_busy",
+        },
     }
     for app, keys in expected.items():
         _app_id, prompts = _prompts(server, acc, app)

@@ -125,7 +125,16 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             f"{base}/voiceapp/{ivr['app_id']}/prompt", headers=h, json={"name": "Opening hours"}
         )
         number = c.post(f"{base}/phonenumbersubscription", headers=h, json={"phnum": REAL_NUMBER})
-        for made in (user, prompt, number):
+        team = c.post(f"{base}/team", headers=h, json={"name": "Sales"})
+        schedule = c.post(
+            f"{base}/schedule",
+            headers=h,
+            json={
+                "name": "Office",
+                "weekly": [{"days": ["mon", "fri"], "from": "09:00", "to": "17:00"}],
+            },
+        )
+        for made in (user, prompt, number, team, schedule):
             assert made.status_code in (200, 201), made.text
         real_ids = {
             "account_id": process.account_id,
@@ -133,6 +142,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             "user_id": user.json()["response"]["user_id"],
             "prompt_id": prompt.json()["response"]["prompt_id"],
             "phnum": REAL_NUMBER,
+            "team_id": team.json()["response"]["team_id"],
+            "schedule_id": schedule.json()["response"]["schedule_id"],
         }
         schema = schemathesis.openapi.from_url(process.base_url + "/openapi.json")
         yield Node(process, c, real_ids, schema)
@@ -259,6 +270,8 @@ def test_no_server_errors_and_answers_match_their_documented_schema(
             "PUT /account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}",
             "GET /account/{account_id}/user/{user_id}",
             "GET /account/{account_id}/phonenumbersubscription/{phnum}",
+            "GET /account/{account_id}/team/{team_id}",
+            "GET /account/{account_id}/schedule/{schedule_id}",
         ):
             assert probe.accepted[label] > 0, (label, probe.accepted)
     # The account and its objects are still there to be read after all that.

@@ -1,4 +1,5 @@
-"""Every change to an account's apps, users and prompts bumps its config revision."""
+"""Every change to an account's apps, users, prompts, teams and schedules bumps its config
+revision."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def _revision(server: RunningServer, account_id: str) -> int:
     return asyncio.run(read())
 
 
+def _first(c: Any, h: dict[str, str], base: str, kind: str) -> str:
+    return str(c.get(f"{base}/{kind}", headers=h).json()["response"][0][f"{kind}_id"])
+
+
 def test_changes_bump_the_revision(any_server: RunningServer) -> None:
     acc = any_server.account()
     c, h = any_server.client, acc.headers
@@ -41,6 +46,17 @@ def test_changes_bump_the_revision(any_server: RunningServer) -> None:
         lambda: c.post(
             f"{base}/voiceapp/{menu['app_id']}/prompt", headers=h, json={"name": "Hours"}
         ),
+        lambda: c.post(f"{base}/team", headers=h, json={"name": "Sales"}),
+        lambda: c.put(
+            f"{base}/team/{_first(c, h, base, 'team')}", headers=h, json={"strategy": "order"}
+        ),
+        lambda: c.post(f"{base}/schedule", headers=h, json={"name": "Office"}),
+        lambda: c.put(
+            f"{base}/schedule/{_first(c, h, base, 'schedule')}",
+            headers=h,
+            json={"weekly": [{"days": ["mon"], "from": "09:00", "to": "17:00"}]},
+        ),
+        lambda: c.delete(f"{base}/team/{_first(c, h, base, 'team')}", headers=h),
     ]
     seen = _revision(any_server, acc.account_id)
     for step in steps:

@@ -23,15 +23,17 @@ from openivr.api import (
     globaldata,
     phonenumbers,
     prompts,
+    schedules,
+    teams,
     tts,
     users,
     voiceapps,
 )
 from openivr.api.context import ServerContext
 from openivr.api.envelope import failure
-from openivr.api.errors import ApiError
+from openivr.api.errors import status_of
 from openivr.apps.promptaudio import PromptSounds
-from openivr.apps.validation import FieldError
+from openivr.apps.validation import FieldError, Refusal
 from openivr.audio.cache import RenderCache
 from openivr.audio.tts import SpeechEngine
 from openivr.loopwatch import RequestActivity
@@ -99,9 +101,9 @@ def _token_refusal(request: Request) -> str | None:
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves in the failed envelope with the right status."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return failure(request.url.path, exc.code, exc.detail, exc.status)
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> JSONResponse:
+        return failure(request.url.path, exc.code, exc.detail, status_of(exc))
 
     @app.exception_handler(FieldError)
     async def _field_error(request: Request, exc: FieldError) -> JSONResponse:
@@ -185,6 +187,8 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
         flows,
         prompts,
         phonenumbers,
+        teams,
+        schedules,
         tts,
         calls,
         globaldata,

@@ -19,6 +19,8 @@ RESOURCES = (
     "voiceapp",
     "user",
     "phonenumbersubscription",
+    "team",
+    "schedule",
     "tts",
     "errors",
     "account",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openivr.apps.validation import Refusal
+
 
 @dataclass(frozen=True)
 class ErrorCode:
@@ -26,7 +28,9 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode("missing_field", 400, "A required field is missing; detail names it."),
     ErrorCode("immutable_field", 400, "A field that cannot change after creation was changed."),
     ErrorCode(
-        "unknown_reference", 400, "A field points to a user, app or prompt not in the account."
+        "unknown_reference",
+        400,
+        "A field points to a user, app, prompt, team or schedule not in the account.",
     ),
     ErrorCode(
         "invalid_audio", 400, "The uploaded audio is truncated, empty or broken.", ("prompt",)
@@ -44,7 +48,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         409,
         "The object is still referenced by menus or phone numbers; detail lists them. "
         "Repeat with ?force=true to clear those references.",
-        ("voiceapp", "user", "prompt"),
+        ("voiceapp", "user", "prompt", "team", "schedule"),
         ("DELETE",),
     ),
     ErrorCode("required", 409, "The object is required by the account and cannot be removed."),
@@ -62,14 +66,19 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
 STATUS_OF: dict[str, int] = {e.code: e.status for e in ERROR_CODES}
 
 
-class ApiError(Exception):
+class ApiError(Refusal):
     """An error answer: the failed envelope with a stable code and a human detail."""
 
     def __init__(self, code: str, detail: str, status: int | None = None):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+        super().__init__(code, detail)
         self.status = status if status is not None else STATUS_OF[code]
+
+
+def status_of(refusal: Refusal) -> int:
+    """The HTTP status a refusal is answered with."""
+    if isinstance(refusal, ApiError):
+        return refusal.status
+    return STATUS_OF.get(refusal.code, 400)
 
 
 def not_found(what: str, ident: str) -> ApiError:

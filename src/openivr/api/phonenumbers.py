@@ -15,11 +15,12 @@ from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import validation as v
-from openivr.store.models import PhoneNumber, User, VoiceApp
+from openivr.store.models import PhoneNumber, Team, User, VoiceApp
 from openivr.store.voiceapps import format_date
 
 router = APIRouter(tags=["phonenumbersubscription"])
-CONNECT_TYPES = ("user", "phnum", "sip", "app", "")
+CONNECT_TYPES = ("user", "phnum", "sip", "app", "csg", "")
+_CONNECT_LIST = "user, phnum, sip, app or csg (a team)"
 
 
 class PhoneNumberIn(BaseModel):
@@ -78,6 +79,14 @@ async def _connection(db: AsyncSession, account_id: str, kind: str, dest: Any) -
         return v.e164("connect_to", dest)
     if kind == "sip":
         return v.sip_uri("connect_to", dest)
+    if kind == "csg":
+        team_id = dest.get("team_id") if isinstance(dest, dict) else dest
+        team = await db.get(Team, str(team_id)) if isinstance(team_id, str | int) else None
+        if team is None or team.account_id != account_id:
+            raise v.FieldError(
+                "connect_to", f"no team {team_id!r} in this account", "unknown_reference"
+            )
+        return team.team_id
     app_id = dest.get("app_id") if isinstance(dest, dict) else dest
     app = await db.get(VoiceApp, str(app_id)) if isinstance(app_id, str | int) else None
     if app is None or app.account_id != account_id:
@@ -122,7 +131,7 @@ async def add_number(
         raise ApiError("duplicate", f"phnum: {phnum} is already in use")
     kind = body.connect_to_type or ""
     if kind not in CONNECT_TYPES:
-        raise v.FieldError("connect_to_type", "must be user, phnum, sip or app")
+        raise v.FieldError("connect_to_type", f"must be {_CONNECT_LIST}")
     number = PhoneNumber(
         phnum=phnum,
         account_id=account_id,
@@ -150,14 +159,14 @@ async def get_number(
 async def connect_number(
     request: Request, account_id: str, phnum: str, body: PhoneNumberIn, who: AccountAuth, db: Db
 ) -> JSONResponse:
-    """Connect the number to a user, a number, a SIP address or a voice app."""
+    """Connect the number to a user, a number, a SIP address, a voice app or a team (csg)."""
     number = await _load(db, account_id, phnum)
     data = body.model_dump(exclude_unset=True)
     if "connect_to_type" not in data:
-        raise ApiError("missing_field", "connect_to_type: is required (user, phnum, sip or app)")
+        raise ApiError("missing_field", f"connect_to_type: is required ({_CONNECT_LIST})")
     kind = data["connect_to_type"] or ""
     if kind not in CONNECT_TYPES:
-        raise v.FieldError("connect_to_type", "must be user, phnum, sip or app")
+        raise v.FieldError("connect_to_type", f"must be {_CONNECT_LIST}")
     if kind and data.get("connect_to") in (None, ""):
         raise ApiError("missing_field", "connect_to: is required")
     number.connect_to = await _connection(db, account_id, kind, data.get("connect_to"))

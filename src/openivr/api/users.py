@@ -21,7 +21,7 @@ from openivr.sip.digest import stored_sip_password
 from openivr.store import ids
 from openivr.store.accounts import email_taken, next_extension
 from openivr.store.models import User
-from openivr.store.references import clear_referrers, referrers
+from openivr.store.references import clear_referrers, leave_teams, referrers
 from openivr.store.voiceapps import format_date
 
 router = APIRouter(tags=["user"])
@@ -230,7 +230,8 @@ async def delete_user(
         bool, Query(description="Clear menus and numbers pointing at the user")
     ] = False,
 ) -> JSONResponse:
-    """Delete a user; 409 while menus or numbers still point at them, unless force=true."""
+    """Delete a user; 409 while menus or numbers still point at them, unless force=true.
+    The user leaves every team they were a member of."""
     require_admin(who)
     user = await _load(db, account_id, user_id)
     if user.user_type == "admin" and await _admin_count(db, account_id) <= 1:
@@ -240,6 +241,7 @@ async def delete_user(
         raise ApiError("in_use", "the user is still used by: " + "; ".join(refs))
     if refs:
         await clear_referrers(db, account_id, "user", user_id)
+    await leave_teams(db, account_id, user_id)  # membership is not a reference: they leave
     view = user_view(user)
     await db.delete(user)
     await db.commit()

@@ -41,6 +41,14 @@ class ActionIn(BaseModel):
     id: str | int | None = None
 
 
+class OpenHoursIn(BaseModel):
+    """An IVR's opening hours: outside the schedule callers get closed_action instead."""
+
+    model_config = ConfigDict(extra="allow")
+    schedule_id: str | None = None
+    closed_action: ActionIn | None = None
+
+
 class VoiceAppIn(BaseModel):
     """Settings of a voice app; which apply depends on app_type."""
 
@@ -56,6 +64,7 @@ class VoiceAppIn(BaseModel):
     menu_timeout: Num = None
     interdigit_timeout: Num = None
     max_retries: Num = None
+    open_hours: OpenHoursIn | None = None
     greeting_prompt: Flag = None
     goodbye_prompt: Flag = None
     deliver_to: str | None = None

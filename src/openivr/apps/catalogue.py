@@ -64,5 +64,9 @@ STANDARD_PROMPTS: dict[str, tuple[StandardPrompt, ...]] = {
         StandardPrompt("no_input", "No input", "No key was pressed in time"),
         StandardPrompt("unavailable", "Unavailable", "The destination cannot be reached"),
         StandardPrompt("goodbye", "Goodbye", "Said before the system hangs up"),
+        StandardPrompt(
+            "closed", "Closed", "Outside opening hours, when the menu has no closed action"
+        ),
+        StandardPrompt("all_busy", "All busy", "Nobody in a team answered (before no_answer)"),
     ),
 }

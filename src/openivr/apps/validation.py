@@ -21,6 +21,46 @@ class FieldError(Exception):
         self.code = code
 
 
+class Refusal(Exception):
+    """A request refused as a whole (unknown id, still in use, stale version): a stable code of
+    api/errors.py (not_found, in_use, precondition_failed, ...) and a human detail."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def known_fields(
+    body: dict[str, Any],
+    writable: tuple[str, ...],
+    read_only: tuple[str, ...],
+    current: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The writable fields of a body. A field the resource does not have is refused; a read-only
+    one a GET returns is accepted when it is unchanged (or on create), so clients may send back
+    what they read."""
+    for name, value in body.items():
+        if name in writable:
+            continue
+        if name not in read_only:
+            raise FieldError(
+                name, f"unknown field; the fields are {', '.join(writable)}", "invalid_field"
+            )
+        if current is not None and name in current and value != current[name]:
+            raise FieldError(name, "is read-only and cannot change", "immutable_field")
+    return {name: value for name, value in body.items() if name in writable}
+
+
+def whole_number(field: str, value: Any, low: int, high: int) -> int:
+    """An integer within [low, high] (a JSON number; never a boolean or a string)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError(field, f"must be a whole number from {low} to {high}")
+    if value != value or not low <= value <= high or int(value) != value:
+        raise FieldError(field, f"must be a whole number from {low} to {high}")
+    return int(value)
+
+
 def yes_no(field: str, value: Any) -> str:
     """A yes/no flag; booleans are accepted and written as yes/no."""
     if isinstance(value, bool):

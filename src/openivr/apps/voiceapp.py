@@ -24,9 +24,11 @@ MENU_DIGITS: dict[str, str] = {f"digit_{d}": str(d) for d in range(10)} | {
     "digit_hash": "#",
 }
 ACTIONS = ("", "call", "connect", "play", "hangup", "repeat")
-CALL_TARGETS = ("user", "phnum", "other", "sip")
+CALL_TARGETS = ("user", "phnum", "other", "sip", "csg")
 _ACTION_LIST = "call, connect, play, hangup, repeat or an empty string"
 EMPTY_ACTION: dict[str, str] = {"action": "", "to": "", "id": ""}
+# An IVR without a schedule is always open.
+NO_OPEN_HOURS: dict[str, Any] = {"schedule_id": "", "closed_action": dict(EMPTY_ACTION)}
 READ_ONLY = ("app_id", "shortcode", "sip_address", "tts_allowed", "account_id", "create_date")
 
 IVR_DEFAULTS: dict[str, Any] = {
@@ -39,6 +41,7 @@ IVR_DEFAULTS: dict[str, Any] = {
     "menu_timeout": 5,
     "interdigit_timeout": 2,
     "max_retries": 3,
+    "open_hours": NO_OPEN_HOURS,
 }
 MAILBOX_DEFAULTS: dict[str, Any] = {
     "voice": "en",
@@ -70,6 +73,8 @@ class AccountRefs:
     users: set[str] = field(default_factory=set)
     apps: dict[str, str] = field(default_factory=dict)  # app_id -> app_type
     prompts: set[str] = field(default_factory=set)
+    teams: set[str] = field(default_factory=set)
+    schedules: set[str] = field(default_factory=set)
 
 
 def _voice(name: str, value: Any) -> str:
@@ -104,6 +109,11 @@ def validate_action(name: str, raw: Any, refs: AccountRefs, self_id: str | None)
             if target not in refs.users:
                 raise FieldError(
                     f"{name}.id", f"no user {target!r} in this account", "unknown_reference"
+                )
+        elif to == "csg":
+            if target not in refs.teams:
+                raise FieldError(
+                    f"{name}.id", f"no team {target!r} in this account", "unknown_reference"
                 )
         elif to in ("phnum", "other"):
             target = v.e164(f"{name}.id", target)
@@ -154,6 +164,42 @@ def _apply_ivr(
         )
     if "max_retries" in body:
         cfg["max_retries"] = int(v.number("max_retries", body["max_retries"], 0, 10, integer=True))
+    if "open_hours" in body:
+        cfg["open_hours"] = validate_open_hours(body["open_hours"], refs, app_id)
+
+
+def validate_open_hours(raw: Any, refs: AccountRefs, app_id: str | None) -> dict[str, Any]:
+    """`{"schedule_id", "closed_action"}`: the schedule must be the account's; null: always open."""
+    if raw is None:
+        return copy.deepcopy(NO_OPEN_HOURS)
+    obj = v.expect_object("open_hours", raw)
+    unknown = set(obj) - {"schedule_id", "closed_action"}
+    if unknown:
+        raise FieldError(
+            "open_hours", f"unknown keys {sorted(unknown)}; use schedule_id and closed_action"
+        )
+    schedule_id = obj.get("schedule_id") or ""
+    if not isinstance(schedule_id, str):
+        raise FieldError("open_hours.schedule_id", "must be a string")
+    schedule_id = schedule_id.strip()
+    if not schedule_id:
+        if obj.get("closed_action") not in (None, {}, EMPTY_ACTION):
+            raise FieldError(
+                "open_hours.schedule_id", "is required with a closed_action (which schedule?)"
+            )
+        return copy.deepcopy(NO_OPEN_HOURS)
+    if schedule_id not in refs.schedules:
+        raise FieldError(
+            "open_hours.schedule_id",
+            f"no schedule {schedule_id!r} in this account",
+            "unknown_reference",
+        )
+    closed = validate_action("open_hours.closed_action", obj.get("closed_action"), refs, app_id)
+    if closed["action"] == "repeat":
+        raise FieldError(
+            "open_hours.closed_action.action", "repeat would play the menu while closed"
+        )
+    return {"schedule_id": schedule_id, "closed_action": closed}
 
 
 def _whole(value: float) -> float | int:
@@ -241,15 +287,30 @@ def references(app_type: str, cfg: Mapping[str, Any]) -> list[tuple[str, dict[st
         final = cfg.get("final_action") or {}
         if final.get("action") in ("call", "connect", "play"):
             found.append(("final_action", final))
+        closed = (cfg.get("open_hours") or {}).get("closed_action") or {}
+        if closed.get("action") in ("call", "connect", "play"):
+            found.append(("open_hours.closed_action", closed))
     return found
 
 
+# What an action pointing at each kind of object looks like: (action, to).
+_POINTERS = {
+    "user": ("call", "user"),
+    "app": ("connect", "app"),
+    "prompt": ("play", "prompt"),
+    "team": ("call", "csg"),
+}
+
+
 def points_to(act: Mapping[str, str], kind: str, target: str) -> bool:
-    """Whether an action refers to a user, app or prompt with this id."""
-    wanted = {"user": ("call", "user"), "app": ("connect", "app"), "prompt": ("play", "prompt")}[
-        kind
-    ]
+    """Whether an action refers to a user, app, prompt or team with this id."""
+    wanted = _POINTERS.get(kind)
     return (act.get("action"), act.get("to")) == wanted and act.get("id") == target
+
+
+def uses_schedule(cfg: Mapping[str, Any], schedule_id: str) -> bool:
+    """Whether an IVR's opening hours follow this schedule."""
+    return bool((cfg.get("open_hours") or {}).get("schedule_id") == schedule_id)
 
 
 def clear_references(app_type: str, cfg: dict[str, Any], kind: str, target: str) -> list[str]:
@@ -263,6 +324,13 @@ def clear_references(app_type: str, cfg: dict[str, Any], kind: str, target: str)
         if points_to(cfg.get("final_action") or {}, kind, target):
             cfg["final_action"] = dict(EMPTY_ACTION)
             cleared.append("final_action")
+        hours = cfg.get("open_hours") or {}
+        if kind == "schedule" and uses_schedule(cfg, target):
+            cfg["open_hours"] = copy.deepcopy(NO_OPEN_HOURS)
+            cleared.append("open_hours")
+        elif points_to(hours.get("closed_action") or {}, kind, target):
+            cfg["open_hours"] = dict(hours, closed_action=dict(EMPTY_ACTION))
+            cleared.append("open_hours.closed_action")
     if app_type == "mailbox" and kind == "user":
         if cfg.get("deliver_to") == "user" and cfg.get("deliver_to_details") == target:
             cfg["deliver_to"], cfg["deliver_to_details"] = "", ""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from openivr.apps.catalogue import STANDARD_PROMPTS
+
+if TYPE_CHECKING:
+    from openivr.engine.hours import ScheduleConfig
 
 # Menu slots in the order of the compatible API, plus OpenIVR's additions.
 DIGIT_SLOTS: dict[str, str] = {str(d): f"digit_{d}" for d in range(10)} | {
@@ -21,6 +24,8 @@ DIGIT_SLOTS: dict[str, str] = {str(d): f"digit_{d}" for d in range(10)} | {
 MENU_SLOTS: tuple[str, ...] = (*DIGIT_SLOTS.values(), "timeout", "invalid")
 APP_TYPES = ("ivr", "mailbox", "sysprompt")
 ACTIONS = ("", "call", "connect", "play", "hangup", "repeat")
+# How a team rings its members (see TeamConfig).
+STRATEGIES = ("all", "order", "rotate")
 
 
 class ConfigError(ValueError):
@@ -73,6 +78,72 @@ UNUSED = MenuAction()
 
 
 @dataclass(frozen=True, slots=True)
+class OpenHours:
+    """An IVR's opening hours: outside schedule `schedule_id` callers get `closed_action`."""
+
+    schedule_id: str
+    closed_action: MenuAction = UNUSED
+
+    @classmethod
+    def from_api(cls, raw: Any) -> OpenHours | None:
+        """Parse `{"schedule_id", "closed_action"}`; None, {} or no schedule_id: always open."""
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            raise ConfigError("open_hours", "must be an object with schedule_id and closed_action")
+        schedule_id = raw.get("schedule_id") or ""
+        if not isinstance(schedule_id, str):
+            raise ConfigError("open_hours.schedule_id", "must be a string")
+        if not schedule_id.strip():
+            return None
+        closed = MenuAction.from_api("open_hours.closed_action", raw.get("closed_action"))
+        return cls(schedule_id.strip(), closed)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamConfig:
+    """A team (the hosted API's "call service group"): users rung together or in turn.
+
+    `all` rings every member at once for `ring_seconds`; `order` rings one member after
+    another, `ring_seconds` each; `rotate` is `order` starting after the member who answered
+    last. `max_seconds` bounds the whole team; `no_answer` runs when nobody answered.
+    """
+
+    team_id: str
+    account_id: str
+    name: str = ""
+    members: tuple[str, ...] = ()  # user ids, in ringing order
+    strategy: str = "all"
+    ring_seconds: float = 20.0
+    max_seconds: float = 60.0
+    no_answer: MenuAction = UNUSED
+
+    @classmethod
+    def from_api(cls, payload: Mapping[str, Any], *, account_id: str) -> TeamConfig:
+        """Build from a team in the API's shape."""
+        if not isinstance(payload, Mapping):
+            raise ConfigError("team", "must be an object")
+        members = payload.get("members") or []
+        if not isinstance(members, list | tuple) or not all(
+            isinstance(m, str | int) and not isinstance(m, bool) for m in members
+        ):
+            raise ConfigError("members", "must be a list of user ids")
+        strategy = _text(payload, "strategy") or "all"
+        if strategy not in STRATEGIES:
+            raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)}")
+        return cls(
+            team_id=_text(payload, "team_id", required=True),
+            account_id=account_id,
+            name=_text(payload, "name"),
+            members=tuple(str(m).strip() for m in members),
+            strategy=strategy,
+            ring_seconds=_number(payload, "ring_seconds", 20.0),
+            max_seconds=_number(payload, "max_seconds", 60.0),
+            no_answer=MenuAction.from_api("no_answer", payload.get("no_answer")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class AppConfig:
     """A voice app as the engine sees it (all three app types share one shape)."""
 
@@ -99,6 +170,8 @@ class AppConfig:
     error_voice: str = ""
     error_repeat_voice: str = ""
     usermailbox_voice: str = ""
+    # ivr: outside these hours callers get the closed action instead (None: always open)
+    open_hours: OpenHours | None = None
 
     @property
     def is_menu(self) -> bool:
@@ -158,6 +231,7 @@ class AppConfig:
             error_voice=_text(payload, "error_voice"),
             error_repeat_voice=_text(payload, "error_repeat_voice"),
             usermailbox_voice=_text(payload, "usermailbox_voice"),
+            open_hours=OpenHours.from_api(payload.get("open_hours")) if app_type == "ivr" else None,
         )
 
 
@@ -226,6 +300,15 @@ class CallConfig(Protocol):
     def message_count(self, app_id: str) -> int:
         """How many voicemails a mailbox holds now."""
 
+    def team(self, account_id: str, team_id: str) -> TeamConfig | None:
+        """A team of this account."""
+
+    def schedule(self, account_id: str, schedule_id: str) -> ScheduleConfig | None:
+        """A schedule (opening hours) of this account."""
+
+    def last_answered(self, team_id: str) -> str | None:
+        """The member of a team who answered its last call (where `rotate` starts after)."""
+
 
 def default_standard_prompt(app: AppConfig, key: str) -> PromptRef | None:
     """The standard prompt `key` of `app` with its default recording, or None if not a standard key."""
@@ -255,6 +338,9 @@ class StaticConfig:
         users: Iterable[UserConfig] = (),
         prompts: Iterable[PromptRef] = (),
         message_counts: Mapping[str, int] | None = None,
+        teams: Iterable[TeamConfig] = (),
+        schedules: Iterable[ScheduleConfig] = (),
+        last_answered: Mapping[str, str] | None = None,
     ) -> None:
         self.apps: dict[str, AppConfig] = {}
         for app in apps:
@@ -282,6 +368,13 @@ class StaticConfig:
                     self._standard[(app.app_id, standard.key)] = ref
                     self.prompts[(app.account_id, ref.prompt_id)] = ref
         self.message_counts: dict[str, int] = dict(message_counts or {})
+        self.teams: dict[tuple[str, str], TeamConfig] = {
+            (team.account_id, team.team_id): team for team in teams
+        }
+        self.schedules: dict[tuple[str, str], ScheduleConfig] = {
+            (schedule.account_id, schedule.schedule_id): schedule for schedule in schedules
+        }
+        self.last_answered_by: dict[str, str] = dict(last_answered or {})
 
     def app(self, app_id: str) -> AppConfig | None:
         """The voice app with this id."""
@@ -313,6 +406,18 @@ class StaticConfig:
     def message_count(self, app_id: str) -> int:
         """Voicemails held by a mailbox."""
         return self.message_counts.get(app_id, 0)
+
+    def team(self, account_id: str, team_id: str) -> TeamConfig | None:
+        """A team of this account."""
+        return self.teams.get((account_id, team_id))
+
+    def schedule(self, account_id: str, schedule_id: str) -> ScheduleConfig | None:
+        """A schedule of this account."""
+        return self.schedules.get((account_id, schedule_id))
+
+    def last_answered(self, team_id: str) -> str | None:
+        """The member who answered the team's last call."""
+        return self.last_answered_by.get(team_id)
 
 
 def _text(payload: Mapping[str, Any], name: str, *, required: bool = False) -> str:

@@ -22,3 +22,13 @@ def app_id() -> str:
 def prompt_id() -> str:
     """A prompt id like PRk2m9x0a1bq."""
     return "PR" + "".join(secrets.choice(_ALNUM) for _ in range(10))
+
+
+def team_id() -> str:
+    """A team id like TMq3x8c0d2ke."""
+    return "TM" + "".join(secrets.choice(_ALNUM) for _ in range(10))
+
+
+def schedule_id() -> str:
+    """A schedule id like SCp0w7d1n4ra."""
+    return "SC" + "".join(secrets.choice(_ALNUM) for _ in range(10))

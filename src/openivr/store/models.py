@@ -152,6 +152,41 @@ class PhoneNumber(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class Team(Base):
+    """A team (the hosted API's "call service group"): members rung together or in turn."""
+
+    __tablename__ = "team"
+    team_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("account.account_id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    # members, strategy, ring_seconds, max_seconds, no_answer (apps/teams/schema.py)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # The member who answered the team's last call, where `rotate` starts after. Written with
+    # a Core UPDATE by whichever node bridged the call; not configuration (no version bump).
+    last_answered: Mapped[str] = mapped_column(String(20), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Schedule(Base):
+    """Opening hours: weekly intervals, closed dates and special days in an IANA time zone."""
+
+    __tablename__ = "schedule"
+    schedule_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("account.account_id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    # timezone, weekly, closed_dates, special (apps/schedules/schema.py)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class CallRecord(Base):
     """One call: who called what, where it went, what was pressed, how it ended."""
 

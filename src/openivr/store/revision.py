@@ -1,4 +1,5 @@
-"""Every change to an account's apps, users or prompts bumps the account's config revision.
+"""Every change to an account's apps, users, prompts, teams or schedules bumps the account's
+config revision.
 
 A session event sees every ORM insert, update and delete of those objects and bumps the
 revision in the same transaction; writers that use Core UPDATEs call `bump()` themselves.
@@ -13,9 +14,9 @@ from typing import Any
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
-from openivr.store.models import Account, Prompt, User, VoiceApp
+from openivr.store.models import Account, Prompt, Schedule, Team, User, VoiceApp
 
-_CONFIG = (VoiceApp, User, Prompt)
+_CONFIG = (VoiceApp, User, Prompt, Team, Schedule)
 
 
 def bump_statement(account_ids: Iterable[str]) -> Any:

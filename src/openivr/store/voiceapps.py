@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openivr.apps.catalogue import STANDARD_PROMPTS
 from openivr.apps.voiceapp import AccountRefs
 from openivr.store import ids
-from openivr.store.models import Prompt, User, VoiceApp, utcnow
+from openivr.store.models import Prompt, Schedule, Team, User, VoiceApp, utcnow
 
 
 def format_date(value: datetime) -> str:
@@ -77,7 +77,13 @@ async def account_refs(db: AsyncSession, account_id: str) -> AccountRefs:
     prompts = set(
         (await db.scalars(select(Prompt.prompt_id).where(Prompt.account_id == account_id))).all()
     )
-    return AccountRefs(users=users, apps=apps, prompts=prompts)
+    teams = set((await db.scalars(select(Team.team_id).where(Team.account_id == account_id))).all())
+    schedules = set(
+        (
+            await db.scalars(select(Schedule.schedule_id).where(Schedule.account_id == account_id))
+        ).all()
+    )
+    return AccountRefs(users=users, apps=apps, prompts=prompts, teams=teams, schedules=schedules)
 
 
 async def account_apps(db: AsyncSession, account_id: str) -> Sequence[VoiceApp]:

@@ -1,0 +1,1 @@
+"""Schedules (opening hours): schema and service."""

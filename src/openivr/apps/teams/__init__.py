@@ -1,0 +1,1 @@
+"""Teams (the hosted API's "call service groups"): schema and service."""

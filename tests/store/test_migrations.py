@@ -1,0 +1,60 @@
+"""Migrations bring existing data along, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from openivr.store.db import _alembic_config, make_engine, migrate
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _upgrade_to(revision: str) -> object:
+    def run(connection: Connection) -> None:
+        command.upgrade(_alembic_config(connection), revision)
+
+    return run
+
+
+def test_existing_system_prompt_apps_get_the_closed_and_all_busy_prompts(
+    database_url: str,
+) -> None:
+    async def scenario() -> list[tuple[str, str]]:
+        engine = make_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade_to("0007"))  # type: ignore[arg-type]
+                await conn.execute(
+                    text(
+                        "INSERT INTO account (account_id, name, language, timezone,"
+                        " caller_id_mode, config_revision, created_at)"
+                        " VALUES ('412345678', 'Old', 'en', 'UTC', 'caller', 0, :now)"
+                    ),
+                    {"now": NOW},
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO voiceapp (app_id, account_id, app_type, name, shortcode,"
+                        " config, version, created_at, updated_at) VALUES ('VAsys0000001',"
+                        " '412345678', 'sysprompt', 'System Prompt', '*23', '{}', 1, :now, :now)"
+                    ),
+                    {"now": NOW},
+                )
+            await migrate(engine)
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT key, name FROM prompt WHERE app_id = 'VAsys0000001'"
+                        " AND prompt_type = 'standard' ORDER BY key"
+                    )
+                )
+                return [(str(k), str(n)) for k, n in rows.all()]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(scenario()) == [("all_busy", "All busy"), ("closed", "Closed")]
