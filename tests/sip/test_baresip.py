@@ -90,7 +90,9 @@ async def test_baresip_hears_the_prompt_and_is_recorded(
         await wait_until(lambda: PlaybackFinished(interrupted=False) in demo.events)
         await wait_until(lambda: demo.recordings)
         await call.hangup()
-        await wait_until(lambda: not server._client_transactions)  # baresip answered our BYE
+        await wait_until(
+            lambda: not server.transactions.requests_in_flight
+        )  # baresip answered our BYE
     finally:
         if proc.returncode is None:
             proc.terminate()

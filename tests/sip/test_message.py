@@ -10,10 +10,11 @@ from openivr.sip.message import (
     SipRequest,
     SipResponse,
     SipUri,
+    bad_request,
     parse_message,
     response_to,
+    route_key_of,
 )
-from openivr.sip.server import bad_request, route_key_of
 
 INVITE = (
     "INVITE sip:100@127.0.0.1:5060 SIP/2.0\r\n"

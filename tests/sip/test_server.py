@@ -269,7 +269,7 @@ async def test_info_dtmf_then_our_bye_is_retransmitted_until_answered(
     assert demo.keys() == "51"
     assert [e.source for e in demo.events if isinstance(e, Dtmf)] == ["info", "info"]
     assert demo.calls[0].hangup_event == HungUp("us", "hangup")
-    await wait_for(lambda: not server._client_transactions)
+    await wait_for(lambda: not server.transactions.requests_in_flight)
 
 
 async def test_rfc4733_key_reported_once_and_barges_in(

@@ -17,6 +17,7 @@ from openivr.audio import g711
 from openivr.sip.dtmf import EventDeduplicator, ToneDetector
 from openivr.sip.jitterbuffer import JitterBuffer
 from openivr.sip.media import MediaClock, RtpSession, RtpStats
+from openivr.sip.message import SipRequest
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, TelephoneEvent, silence_frame
 from openivr.sip.sdp import MediaAgreement
 
@@ -109,6 +110,13 @@ class CallSignalling(Protocol):
 
     def send_reject(self, status: int, reason: str) -> None:
         """Send a final error response to the INVITE."""
+
+    def send_refer(self, target_uri: str) -> asyncio.Future[int]:
+        """Send REFER to `target_uri`; the future holds its final status (0: node stopped)."""
+        ...
+
+    def watch_notifies(self, sink: Callable[[SipRequest], None] | None) -> None:
+        """Hand NOTIFYs about our REFER to `sink` (None: stop)."""
 
 
 @dataclass
@@ -207,6 +215,13 @@ class Call:
     def clock(self) -> MediaClock:
         """The clock that paces the call's outgoing audio."""
         return self._clock
+
+    def follow(self, agreement: MediaAgreement) -> None:
+        """Take a new SDP agreement (a re-INVITE, a late answer): where our RTP goes, and
+        whether we send it at all (hold)."""
+        self._session.remote = (agreement.remote_address, agreement.remote_port)
+        self._session.sending = agreement.may_send
+        self.agreement = agreement
 
     async def wait_ended(self) -> None:
         """Return once the call is over (without taking events from the queue)."""

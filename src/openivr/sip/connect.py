@@ -384,7 +384,7 @@ class _BridgedTransfer:
             log.info("transfer to %s: cannot connect: %s", destination.uri, exc)
             return None
         outgoing = OutgoingCall(
-            server,
+            server.core,
             destination.uri,
             peer,
             route=destination.route,

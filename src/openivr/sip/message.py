@@ -530,3 +530,57 @@ def response_to(
     for name, value in extra:
         headers.add(name, value)
     return SipResponse(headers, body, status=status, reason=reason or REASONS.get(status, ""))
+
+
+# What a request says -------------------------------------------------------------------------
+
+
+def route_key_of(request: SipRequest) -> str:
+    """The number the caller dialled: Request-URI user, else the To user, else ''."""
+    try:
+        user = request.request_uri.user
+    except SipParseError:
+        user = None
+    return user or request.to.user() or ""
+
+
+def caller_of(request: SipRequest) -> str:
+    """Who calls: the From URI user, else its display name, else ''."""
+    from_ = request.from_
+    return from_.user() or from_.display or ""
+
+
+def contact_uri(contact: str) -> str | None:
+    """The URI of a Contact value (`<sip:...>;params` or `sip:...;params`), or None if empty."""
+    if not contact:
+        return None
+    if "<" in contact:
+        return contact.split("<", 1)[1].split(">", 1)[0].strip() or None
+    return contact.split(";", 1)[0].strip() or None
+
+
+def bad_request(data: bytes, problem: str) -> bytes | None:
+    """A 400 for a request we could not parse, if enough of it is readable to address one."""
+    parts = split_head(data.lstrip(b"\r\n"))
+    head = (parts[0] if parts else data).decode("utf-8", "replace")
+    lines = head.replace("\r\n", "\n").split("\n")
+    first = lines[0].split(" ")
+    if not first or not TOKEN.match(first[0]) or first[0].upper() in ("ACK", "SIP/2.0"):
+        return None  # never answer an ACK or a response
+    if first[0].startswith("SIP/"):
+        return None
+    copied: list[str] = []
+    needed = {"via", "from", "to", "call-id", "cseq"}
+    compact = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        lname = compact.get(name.strip().lower(), name.strip().lower())
+        if colon and lname in needed and value.strip():
+            copied.append(f"{canonical_name(lname)}: {value.strip()}")
+            if lname != "via":
+                needed.discard(lname)
+    if needed - {"via"} or not any(c.lower().startswith("via:") for c in copied):
+        return None
+    reason = "".join(ch for ch in problem if ch.isprintable())[:100]
+    text = f"SIP/2.0 400 Bad Request ({reason})\r\n" + "\r\n".join(copied)
+    return (text + "\r\nContent-Length: 0\r\n\r\n").encode("utf-8", "replace")

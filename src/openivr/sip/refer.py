@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from openivr.sip.call import Call
 from openivr.sip.connect import Connector, TransferLeg, status_for
+from openivr.sip.dialog import IncomingDialog
 from openivr.sip.message import SipRequest
-from openivr.sip.server import Dialog
 
 log = logging.getLogger(__name__)
 
@@ -27,27 +27,27 @@ def sipfrag_status(body: bytes) -> int | None:
 async def refer(call: Call, leg: TransferLeg, timeout: float) -> TransferLeg:
     """Send REFER to the caller and follow its NOTIFYs; hang up when the transfer succeeded."""
     dialog = call.signalling
-    if not isinstance(dialog, Dialog) or call.state != "answered":
+    if not isinstance(dialog, IncomingDialog) or call.state != "answered":
         log.warning("transfer by REFER needs an answered SIP call; %s is not", call.call_id)
         return Connector._done(leg, "rejected")
     notifies: asyncio.Queue[SipRequest] = asyncio.Queue()
-    dialog.notify_sink = notifies.put_nowait
+    dialog.watch_notifies(notifies.put_nowait)
     try:
         return await _follow(call, dialog, leg, notifies, timeout)
     finally:
-        dialog.notify_sink = None
+        dialog.watch_notifies(None)
 
 
 async def _follow(
     call: Call,
-    dialog: Dialog,
+    dialog: IncomingDialog,
     leg: TransferLeg,
     notifies: asyncio.Queue[SipRequest],
     timeout: float,
 ) -> TransferLeg:
     tx = dialog.send_request(
         "REFER",
-        [("Refer-To", f"<{leg.uri}>"), ("Referred-By", dialog._contact())],
+        [("Refer-To", f"<{leg.uri}>"), ("Referred-By", dialog.contact)],
     )
     code = await tx.done
     if not 200 <= code < 300:

@@ -1,8 +1,7 @@
-"""Calls we place (UAC): the INVITE client transaction (RFC 3261 §17.1.1) and its dialog."""
+"""Calls we place (UAC): INVITE with digest retry, CANCEL, ACK, BYE, and their dialog."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Callable
@@ -14,121 +13,23 @@ from openivr.sip.message import (
     Headers,
     SipRequest,
     SipResponse,
+    contact_uri,
     new_branch,
     new_tag,
     response_to,
 )
-from openivr.sip.server import ClientTransaction, _uri_of
+from openivr.sip.transaction import TIMEOUT, ClientTransaction, InviteClientTransaction
 
 if TYPE_CHECKING:
-    from openivr.sip.server import ServerTransaction, SipServer, _Peer
+    from openivr.sip.dialog import DialogKey, UserAgentCore
+    from openivr.sip.transaction import ServerTransaction
+    from openivr.sip.transport import Peer
 
 log = logging.getLogger(__name__)
-
-T1 = 0.5
-T2 = 4.0
 
 # What the owner of an outgoing call hears about it: a response, or None when timer B fired
 # (no response at all: the far end is unreachable).
 ResponseListener = Callable[["OutgoingCall", SipResponse | None], None]
-
-
-class _InviteTransaction:
-    """One INVITE on the wire: retransmits until a response (timer A), gives up at timer B."""
-
-    def __init__(self, leg: OutgoingCall, branch: str, request: SipRequest) -> None:
-        self.leg = leg
-        self.branch = branch
-        self.request = request
-        self.data = request.serialise()
-        self.final: SipResponse | None = None
-        self._ack: bytes | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timeout: asyncio.TimerHandle | None = None
-
-    @property
-    def server(self) -> SipServer:
-        return self.leg.server
-
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.server._client_transactions[(self.branch, "INVITE")] = self
-        self.leg.peer.send(self.data)
-        if not self.leg.peer.reliable:  # timer A: over TCP the transport retransmits
-            self._timer = loop.call_later(T1, self._retransmit, T1)
-        self._timeout = loop.call_later(64 * T1, self._timer_b)
-
-    def _retransmit(self, interval: float) -> None:
-        self.leg.peer.send(self.data)
-        interval *= 2  # timer A doubles without the T2 cap (RFC 3261 §17.1.1.2)
-        self._timer = asyncio.get_running_loop().call_later(interval, self._retransmit, interval)
-
-    def _stop_timers(self) -> None:
-        for timer in (self._timer, self._timeout):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._timeout = None
-
-    def _timer_b(self) -> None:
-        self.finish(408)
-        self.leg._on_response(None)
-
-    def receive(self, response: SipResponse) -> None:
-        """A response to this INVITE (server dispatch)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if response.status < 200:
-            if self._timeout is not None and response.status >= 100:
-                self._timeout.cancel()  # timer B only runs in the Calling state
-                self._timeout = None
-            if self.final is None:
-                self.leg._on_response(response)
-            return
-        if response.status < 300:
-            self._stop_timers()
-            self.server._client_transactions.pop((self.branch, "INVITE"), None)
-            self.leg._on_response(response)
-            return
-        if self._ack is None:
-            self._ack = self._build_ack(response)
-        self.leg.peer.send(self._ack)  # also for retransmitted finals
-        if self.final is None:
-            self.final = response
-            self._stop_timers()
-            # Timer D: linger to absorb retransmissions of the final response.
-            self._timeout = asyncio.get_running_loop().call_later(32.0, self.finish, 0)
-            self.leg._on_response(response)
-
-    def _build_ack(self, response: SipResponse) -> bytes:
-        headers = Headers()
-        headers.add("Via", self.request.headers.get("Via") or "")
-        headers.add("Max-Forwards", "70")
-        headers.add("From", self.request.headers.get("From") or "")
-        headers.add("To", response.headers.get("To") or "")
-        headers.add("Call-ID", self.request.call_id)
-        headers.add("CSeq", f"{self.request.cseq.number} ACK")
-        for hop in self.request.headers.get_all("Route"):
-            headers.add("Route", hop)  # the same route as the INVITE (RFC 3261 §17.1.1.3)
-        return SipRequest(headers, b"", method="ACK", uri=self.request.uri).serialise()
-
-    def finish(self, status: int) -> None:
-        """Forget the transaction."""
-        self._stop_timers()
-        self.server._client_transactions.pop((self.branch, "INVITE"), None)
-
-    def cancel_request(self) -> SipRequest:
-        """The CANCEL for this INVITE (same branch, RFC 3261 §9.1)."""
-        headers = Headers()
-        headers.add("Via", self.request.headers.get("Via") or "")
-        headers.add("Max-Forwards", "70")
-        headers.add("From", self.request.headers.get("From") or "")
-        headers.add("To", self.request.headers.get("To") or "")
-        headers.add("Call-ID", self.request.call_id)
-        headers.add("CSeq", f"{self.request.cseq.number} CANCEL")
-        for hop in self.request.headers.get_all("Route"):
-            headers.add("Route", hop)  # the same route as the INVITE (RFC 3261 §9.1)
-        return SipRequest(headers, b"", method="CANCEL", uri=self.request.uri)
 
 
 class OutgoingCall:
@@ -136,9 +37,9 @@ class OutgoingCall:
 
     def __init__(
         self,
-        server: SipServer,
+        core: UserAgentCore,
         uri: str,
-        peer: _Peer,
+        peer: Peer,
         *,
         caller_id: str,
         from_host: str,
@@ -146,7 +47,7 @@ class OutgoingCall:
         listener: ResponseListener,
         route: list[str] | None = None,
     ) -> None:
-        self.server = server
+        self.core = core
         self.uri = uri
         self.peer = peer  # UDP from our listening socket, or our TCP connection to the target
         self.call_id = f"{secrets.token_hex(12)}@openivr"
@@ -170,22 +71,21 @@ class OutgoingCall:
         self.on_bye: Callable[[], None] | None = None
         self.on_key: Callable[[str], None] | None = None
         self.on_offer: Callable[[SipRequest], bytes] | None = None
-        self._invite: _InviteTransaction | None = None
+        self._invite: InviteClientTransaction | None = None
         self._ack: bytes | None = None
 
     @property
-    def key(self) -> tuple[str, str]:
-        """How the server finds this dialog: Call-ID and our tag."""
+    def key(self) -> DialogKey:
+        """How the dialog table finds this dialog: Call-ID and our tag."""
         return (self.call_id, self.local_tag)
 
-    def _contact(self) -> str:
-        transport = ";transport=tcp" if self.peer.reliable else ""
-        host, port = self.server.address_for(self.peer.addr), self.server.port_for(self.peer)
-        return f"<sip:openivr@{host}:{port}{transport}>"
+    @property
+    def contact(self) -> str:
+        """Our Contact in this dialog."""
+        return self.core.transports.contact_for(self.peer)
 
     def _via(self, branch: str) -> str:
-        host, port = self.server.address_for(self.peer.addr), self.server.port_for(self.peer)
-        return f"SIP/2.0/{self.peer.name} {host}:{port};branch={branch};rport"
+        return self.core.transports.via_for(self.peer, branch)
 
     def send_invite(self, auth: tuple[str, str] | None = None) -> None:
         """Send the INVITE (again, with an Authorization header, when `auth` is given)."""
@@ -199,19 +99,18 @@ class OutgoingCall:
         headers.add("CSeq", f"{self.cseq} INVITE")
         for hop in self.route_set:
             headers.add("Route", hop)
-        headers.add("Contact", self._contact())
+        headers.add("Contact", self.contact)
         headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE")
         if auth is not None:
             headers.add(*auth)
-        headers.add("User-Agent", self.server.config.user_agent)
+        headers.add("User-Agent", self.core.user_agent)
         headers.add("Content-Type", "application/sdp")
         request = SipRequest(headers, self.sdp, method="INVITE", uri=self.uri)
-        self._server_add()
-        self._invite = _InviteTransaction(self, branch, request)
+        self.core.dialogs.register(self)
+        self._invite = InviteClientTransaction(
+            self.core.transactions, branch, request, self.peer, self._on_response
+        )
         self._invite.start()
-
-    def _server_add(self) -> None:
-        self.server._outgoing[self.key] = self
 
     def authenticate(self, challenge: SipResponse, username: str, password: str) -> bool:
         """Answer a 401/407 with a new INVITE carrying credentials; False if we cannot."""
@@ -261,7 +160,7 @@ class OutgoingCall:
         if first:
             self.answer = response
             self.remote_tag = response.to.tag or ""
-            self.remote_target = _uri_of(response.headers.get("Contact") or "") or self.uri
+            self.remote_target = contact_uri(response.headers.get("Contact") or "") or self.uri
             # The route set of a UAC is the 2xx's Record-Route, reversed (RFC 3261 §12.1.2).
             self.route_set = list(reversed(response.headers.get_all("Record-Route")))
             self.state = "confirmed"
@@ -306,11 +205,10 @@ class OutgoingCall:
         if self._invite is None:
             return
         request = self._invite.cancel_request()
-        tx = ClientTransaction(
-            self.server, self._invite.branch, request.serialise(), self.peer, "CANCEL"
-        )
-        self.server._client_transactions[(self._invite.branch, "CANCEL")] = tx
-        tx.start()
+        transactions = self.core.transactions
+        ClientTransaction(
+            transactions, self._invite.branch, request.serialise(), self.peer, "CANCEL"
+        ).start()
 
     def bye(self) -> None:
         """Hang up an answered call (BYE, retransmitted until answered)."""
@@ -320,11 +218,9 @@ class OutgoingCall:
         self.cseq += 1
         branch = new_branch()
         headers = self._dialog_headers("BYE", self.cseq, branch)
-        headers.add("User-Agent", self.server.config.user_agent)
+        headers.add("User-Agent", self.core.user_agent)
         data = SipRequest(headers, b"", method="BYE", uri=self.remote_target).serialise()
-        tx = ClientTransaction(self.server, branch, data, self.peer, "BYE")
-        self.server._client_transactions[(branch, "BYE")] = tx
-        tx.start()
+        ClientTransaction(self.core.transactions, branch, data, self.peer, "BYE").start()
         self._forget()
 
     def abandon(self) -> None:
@@ -335,18 +231,15 @@ class OutgoingCall:
         self._forget()
 
     def _forget(self) -> None:
-        # Keep the dialog known a little longer so late 2xx retransmissions are still ACKed.
-        if self.answer is not None:
-            asyncio.get_running_loop().call_later(32.0, self.server._outgoing.pop, self.key, None)
-        else:
-            self.server._outgoing.pop(self.key, None)
+        # Keep the dialog known as long as the far end may resend its 2xx, so each is ACKed.
+        self.core.dialogs.forget(self, after=TIMEOUT if self.answer is not None else 0.0)
 
     # Requests from the far end -----------------------------------------------------------
 
     def on_request(self, request: SipRequest, tx: ServerTransaction) -> None:
         """An in-dialog request from the callee (server dispatch)."""
         method = request.method
-        contact = [("Contact", self._contact())]
+        contact = [("Contact", self.contact)]
         if method == "BYE":
             tx.respond(response_to(request, 200))
             if self.state == "confirmed":

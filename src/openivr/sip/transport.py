@@ -1,0 +1,300 @@
+"""SIP transports (RFC 3261 §18): our listening sockets and the peers messages come from.
+
+Everything above this module sees a `Peer`: where a reply goes, whether the transport is
+reliable (no retransmissions then) and how to name it in Via and Contact. UDP peers share our
+listening socket; stream peers are one connection each (opened to us, or by us and reused), read
+by `read_stream`, which frames messages by Content-Length. A secure listener (TLS, issue 16)
+is one more stream listener: asyncio hands it the same reader and writer, so its connections are
+`StreamPeer`s under another transport name and nothing above this module changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol, cast
+
+from openivr.sip.message import MAX_MESSAGE_BYTES
+
+log = logging.getLogger(__name__)
+
+TransportName = Literal["UDP", "TCP"]
+
+# What the layer above does with one message from the wire: (data, peer, came over a stream).
+Deliver = Callable[[bytes, "Peer", bool], None]
+
+_WILDCARDS = ("0.0.0.0", "", "::")
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.I | re.M)
+
+
+class Peer(Protocol):
+    """Where a message came from and where replies to it go."""
+
+    @property
+    def name(self) -> TransportName:
+        """The transport, as written in Via ('UDP', 'TCP')."""
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        """The far end's address and port."""
+
+    @property
+    def reliable(self) -> bool:
+        """True when the transport retransmits itself (a stream), so SIP timers do not resend."""
+
+    @property
+    def open(self) -> bool:
+        """False once a stream connection has closed."""
+
+    def send(self, data: bytes) -> None:
+        """Send one message; a failure is logged, never raised (timers end what it breaks)."""
+
+
+class DatagramPeer:
+    """A far end reached by UDP datagrams from our listening socket."""
+
+    name: TransportName = "UDP"
+    reliable = False
+    open = True
+
+    def __init__(self, addr: tuple[str, int], udp: asyncio.DatagramTransport) -> None:
+        self.addr = addr
+        self._socket = udp
+
+    def send(self, data: bytes) -> None:
+        """Send one datagram."""
+        try:
+            self._socket.sendto(data, self.addr)
+        except OSError as exc:  # the peer went away; timers will end the call
+            log.debug("send to %s failed: %s", self.addr, exc)
+
+
+class StreamPeer:
+    """A far end on a stream connection of its own (TCP)."""
+
+    reliable = True
+
+    def __init__(
+        self, name: TransportName, addr: tuple[str, int], writer: asyncio.StreamWriter
+    ) -> None:
+        self.name = name
+        self.addr = addr
+        self._writer = writer
+
+    @property
+    def open(self) -> bool:
+        """False once the connection has closed."""
+        return not self._writer.is_closing()
+
+    def send(self, data: bytes) -> None:
+        """Write one message to the connection (nothing once it is closing)."""
+        try:
+            if not self._writer.is_closing():
+                self._writer.write(data)
+        except OSError as exc:
+            log.debug("send to %s failed: %s", self.addr, exc)
+
+
+async def read_stream(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    peer: Peer,
+    deliver: Deliver,
+    on_malformed: Callable[[], None],
+) -> None:
+    """Read messages framed by Content-Length from a connection until it closes, then close it."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.strip():
+                continue  # CRLF keep-alive
+            match = _CONTENT_LENGTH.search(head)
+            length = int(match.group(1)) if match else 0
+            if length > MAX_MESSAGE_BYTES:
+                on_malformed()
+                break  # framing cannot be trusted any more
+            body = await reader.readexactly(length) if length else b""
+            deliver(head + body, peer, True)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        pass
+    except ValueError:  # StreamReader raises it when a line passes the limit
+        on_malformed()
+    finally:
+        writer.close()
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_address_towards(host: str) -> str:
+    """Which local address the system would send from to `host` (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:  # no route: say loopback rather than nothing
+        return "127.0.0.1"
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, deliver: Deliver) -> None:
+        self.deliver = deliver
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        assert self.transport is not None
+        self.deliver(data, DatagramPeer((str(addr[0]), int(addr[1])), self.transport), False)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SIP UDP socket error: %s", exc)
+
+
+class Transports:
+    """Our UDP socket and TCP listener, the connections to and from peers, and the address and
+    port we name in Via, Contact and SDP for each peer."""
+
+    def __init__(
+        self, deliver: Deliver, *, host: str, advertised_address: str | None = None
+    ) -> None:
+        self.deliver = deliver
+        self.host = host
+        self.advertised_address = advertised_address
+        self.udp_port = 0
+        self.tcp_port = 0
+        # Messages whose framing broke a connection (too long, no end of headers).
+        self.framing_errors = 0
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        # Stream connections by the far end's address: opened to us, and our own.
+        self._tcp_in: dict[tuple[str, int], StreamPeer] = {}
+        self._tcp_out: dict[tuple[str, int], StreamPeer] = {}
+        self._readers: set[asyncio.Task[None]] = set()
+
+    # Listening -------------------------------------------------------------------------------
+
+    async def listen(self, port: int, *, udp: bool = True, tcp: bool = True) -> None:
+        """Bind UDP and TCP (port 0 picks a free port, the same for both when it can)."""
+        loop = asyncio.get_running_loop()
+        if udp:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self.deliver), local_addr=(self.host, port)
+            )
+            self._udp = transport
+            self.udp_port = transport.get_extra_info("sockname")[1]
+            # With port 0, TCP takes the port UDP got so one number serves both.
+            port_tcp = port or self.udp_port
+        else:
+            port_tcp = port
+        if tcp:
+            try:
+                self._tcp = await asyncio.start_server(
+                    self._serve_tcp, self.host, port_tcp, limit=MAX_MESSAGE_BYTES
+                )
+            except OSError:
+                if port:
+                    raise
+                self._tcp = await asyncio.start_server(
+                    self._serve_tcp, self.host, 0, limit=MAX_MESSAGE_BYTES
+                )
+            self.tcp_port = self._tcp.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop reading our own connections and close the listeners."""
+        for task in list(self._readers):
+            task.cancel()
+        if self._readers:
+            await asyncio.gather(*self._readers, return_exceptions=True)
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+
+    def _malformed(self) -> None:
+        self.framing_errors += 1
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        addr = writer.get_extra_info("peername")
+        peer = StreamPeer("TCP", (str(addr[0]), int(addr[1])), writer)
+        self._tcp_in[peer.addr] = peer
+        try:
+            await read_stream(reader, writer, peer, self.deliver, self._malformed)
+        finally:
+            if self._tcp_in.get(peer.addr) is peer:
+                del self._tcp_in[peer.addr]
+
+    # Peers for requests of ours ------------------------------------------------------------
+
+    def udp_peer(self, addr: tuple[str, int]) -> Peer:
+        """Where to send a request of ours over UDP (from our listening socket)."""
+        if self._udp is None:
+            raise RuntimeError("the SIP server has no UDP listener for outgoing requests")
+        return DatagramPeer(addr, self._udp)
+
+    async def tcp_peer(self, addr: tuple[str, int], timeout: float = 5.0) -> Peer:
+        """A TCP connection to `addr` for outgoing requests: one `addr` opened to us (a phone that
+        registered over it), else ours, opened once and reused; OSError when it cannot be opened."""
+        for known in (self._tcp_in.get(addr), self._tcp_out.get(addr)):
+            if known is not None and known.open:
+                return known
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*addr), timeout)
+        except TimeoutError:
+            raise OSError(
+                f"no TCP connection to {addr[0]}:{addr[1]} within {timeout:g} s"
+            ) from None
+        peer = StreamPeer("TCP", addr, writer)
+        self._tcp_out[addr] = peer
+
+        async def read() -> None:
+            try:
+                await read_stream(reader, writer, peer, self.deliver, self._malformed)
+            finally:
+                if self._tcp_out.get(addr) is peer:
+                    del self._tcp_out[addr]
+
+        self._spawn(read())
+        return peer
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+
+    # How we name ourselves -----------------------------------------------------------------
+
+    @property
+    def advertised_host(self) -> str:
+        """The address we put in Contact, Via and SDP when no peer is known."""
+        if self.advertised_address:
+            return self.advertised_address
+        return "127.0.0.1" if self.host in _WILDCARDS else self.host
+
+    def address_for(self, peer: tuple[str, int]) -> str:
+        """The address we put in Contact, Via and SDP for this peer: the configured one, the
+        listening address, or (listening on all interfaces) the local address the system routes
+        to that peer from, so a phone on the LAN is told the LAN address and loopback stays
+        loopback."""
+        if self.advertised_address or self.host not in _WILDCARDS:
+            return self.advertised_host
+        return _local_address_towards(peer[0])
+
+    def port_for(self, peer: Peer) -> int:
+        """Our listening port on the peer's transport."""
+        return self.tcp_port if peer.name == "TCP" else self.udp_port
+
+    def contact_for(self, peer: Peer) -> str:
+        """Our Contact for requests and responses to `peer` (transport named unless UDP)."""
+        transport = f";transport={peer.name.lower()}" if peer.name != "UDP" else ""
+        return f"<sip:openivr@{self.address_for(peer.addr)}:{self.port_for(peer)}{transport}>"
+
+    def via_for(self, peer: Peer, branch: str) -> str:
+        """Our Via for a request to `peer` (with rport, RFC 3581)."""
+        host, port = self.address_for(peer.addr), self.port_for(peer)
+        return f"SIP/2.0/{peer.name} {host}:{port};branch={branch};rport"
