@@ -41,9 +41,10 @@ import numpy as np
 
 from openivr.audio import g711, tones
 from openivr.sip.call import Call
-from openivr.sip.connect import Connector, TransferTarget
+from openivr.sip.connect import Connector
 from openivr.sip.media import RtpSession, RtpStats
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+from openivr.sip.transfer import TransferTarget
 
 HERE = Path(__file__).parent
 PCAP_SECONDS = 10.0

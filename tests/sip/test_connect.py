@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from openivr.sip.call import Call, Dtmf, HungUp
-from openivr.sip.connect import Connector, TransferLeg, TransferTarget
+from openivr.sip.connect import Connector
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+from openivr.sip.transfer import TransferLeg, TransferTarget
 
 from .transfer_peers import CALLER_ID, Sipp, TransferDesk, desk, free_port, pcap, start_sipp
 

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from openivr.audio import tones
-from openivr.sip.connect import Connector, TransferTarget
+from openivr.sip.connect import Connector
 from openivr.sip.digest import Challenge, ha1
 from openivr.sip.message import SipResponse
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import SipServer, SipServerConfig
+from openivr.sip.transfer import TransferTarget
 from openivr.store.db import open_database
 from openivr.store.models import User
 from openivr.store.registrations import Registration

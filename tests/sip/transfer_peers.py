@@ -12,8 +12,9 @@ import pytest
 
 from openivr.audio import tones
 from openivr.sip.call import Call
-from openivr.sip.connect import Connector, TransferLeg, TransferTarget
+from openivr.sip.connect import Connector
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+from openivr.sip.transfer import TransferLeg, TransferTarget
 
 from .conftest import need_binary
 

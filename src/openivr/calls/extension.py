@@ -17,10 +17,11 @@ from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.sip import call as sip
-from openivr.sip.connect import Connector, TransferTarget
+from openivr.sip.connect import Connector
 from openivr.sip.digest import NonceSource
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+from openivr.sip.transfer import TransferTarget
 from openivr.store.models import Account, User
 from openivr.store.registrations import purge_expired
 from openivr.store.snapshot import SnapshotCache

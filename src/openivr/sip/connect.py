@@ -22,16 +22,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from openivr.audio import g711, tones
 from openivr.sip.bridge import MediaBridge
 from openivr.sip.call import Call
-from openivr.sip.media import RtpSession, RtpStats
-from openivr.sip.message import NameAddress, SipParseError, SipResponse, SipUri
+from openivr.sip.media import RtpSession
+from openivr.sip.message import NameAddress, SipParseError, SipRequest, SipResponse, SipUri
+from openivr.sip.refer import refer
 from openivr.sip.rtp import RtpPacket
 from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError, SessionDescription, negotiate
 from openivr.sip.server import SipServer
+from openivr.sip.transfer import (
+    Interrupted,
+    LegStatus,
+    ReplyWait,
+    TransferLeg,
+    TransferTarget,
+    status_for,
+)
 from openivr.sip.uac import OutgoingCall
 
 if TYPE_CHECKING:
@@ -42,70 +51,12 @@ log = logging.getLogger(__name__)
 # 3xx answers followed per transfer, so a redirect loop ends.
 MAX_REDIRECTS = 5
 
-TargetKind = Literal["sip", "phnum", "user"]
-LegStatus = Literal[
-    "answered", "busy", "no_answer", "rejected", "unreachable", "no_trunk", "cancelled"
-]
-EndedBy = Literal["caller", "target", ""]
 OnAnswer = Callable[[], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
-class TransferTarget:
-    """Where a transfer goes: a SIP URI, an E.164 number or a user (id plus fallbacks)."""
-
-    kind: TargetKind
-    value: str
-    user_sip_uri: str = ""
-    user_phnum: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("sip", "phnum", "user"):
-            raise ValueError(f"transfer target kind {self.kind!r} is not 'sip', 'phnum' or 'user'")
-        if not self.value.strip():
-            raise ValueError(f"transfer target of kind {self.kind!r} has an empty value")
-
-
-@dataclass
-class TransferLeg:
-    """How one transfer went, for call records."""
-
-    target: str
-    uri: str
-    status: LegStatus
-    sip_code: int = 0
-    started_at: datetime | None = None
-    answered_at: datetime | None = None
-    ended_at: datetime | None = None
-    ended_by: EndedBy = ""
-    packets_to_target: int = 0
-    packets_from_target: int = 0
-    # RTP counters of the target leg (send intervals for pacing checks); not in to_dict().
-    target_rtp: RtpStats | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (times as ISO 8601 strings or None)."""
-
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value is not None else None
-
-        return {
-            "target": self.target,
-            "uri": self.uri,
-            "status": self.status,
-            "sip_code": self.sip_code,
-            "started_at": iso(self.started_at),
-            "answered_at": iso(self.answered_at),
-            "ended_at": iso(self.ended_at),
-            "ended_by": self.ended_by,
-            "packets_to_target": self.packets_to_target,
-            "packets_from_target": self.packets_from_target,
-        }
-
-
-@dataclass(frozen=True)
-class Destination:
-    """One place to send an INVITE: its Request-URI and the address it goes to."""
+class RingTarget:
+    """One place a transfer rings: the INVITE's Request-URI and the address it goes to."""
 
     uri: str
     address: tuple[str, int]
@@ -133,15 +84,6 @@ def parse_trunk(text: str) -> SipUri | None:
 def _transport(uri: SipUri) -> str:
     """UDP, or TCP when the URI asks for it (other transports are not offered: UDP)."""
     return "TCP" if uri.params.get("transport", "").lower() == "tcp" else "UDP"
-
-
-def status_for(code: int) -> LegStatus:
-    """The transfer status a final SIP response code means."""
-    if code in (486, 600):
-        return "busy"
-    if code in (408, 480, 487):
-        return "no_answer"
-    return "rejected"
 
 
 @lru_cache(maxsize=2)
@@ -221,11 +163,11 @@ class Connector:
             raise OSError(f"{uri.host} has no IPv4 address")
         return str(infos[0][4][0]), port
 
-    async def _direct(self, text: str) -> Destination:
+    async def _direct(self, text: str) -> RingTarget:
         uri = _sip_uri(text, "transfer target")
-        return Destination(str(uri), await self._address(uri), transport=_transport(uri))
+        return RingTarget(str(uri), await self._address(uri), transport=_transport(uri))
 
-    async def _via_trunk(self, number: str) -> Destination | None:
+    async def _via_trunk(self, number: str) -> RingTarget | None:
         if self.trunk is None:
             return None
         digits = "".join(ch for ch in number if ch.isdigit() or ch == "+")
@@ -235,11 +177,9 @@ class Connector:
         transport = _transport(self.trunk)
         params = ";transport=tcp" if transport == "TCP" else ""
         uri = f"sip:{digits}@{self.trunk.host}{port}{params}"
-        return Destination(
-            uri, await self._address(self.trunk), via_trunk=True, transport=transport
-        )
+        return RingTarget(uri, await self._address(self.trunk), via_trunk=True, transport=transport)
 
-    async def destinations(self, target: TransferTarget) -> list[Destination] | None:
+    async def ring_targets(self, target: TransferTarget) -> list[RingTarget] | None:
         """Where to ring for a target; None when it needs the trunk and there is none."""
         if target.kind == "sip":
             return [await self._direct(target.value)]
@@ -250,7 +190,7 @@ class Connector:
             phones = await self.registrar.bindings(target.value)
             if phones:
                 return [
-                    Destination(p.contact, p.source, route=p.route, transport=p.transport)
+                    RingTarget(p.contact, p.source, route=p.route, transport=p.transport)
                     for p in phones
                 ]
         if target.user_sip_uri:
@@ -277,41 +217,32 @@ class Connector:
             started_at=datetime.now(UTC),
         )
         try:
-            destinations = await self.destinations(target)
+            ring_targets = await self.ring_targets(target)
         except OSError as exc:
             log.warning("transfer to %s: cannot resolve: %s", leg.target, exc)
-            return self._done(leg, "unreachable")
-        if destinations is None:
+            return leg.finish("unreachable")
+        if ring_targets is None:
             log.warning(
                 "transfer to %s needs a SIP trunk but none is configured (--sip-trunk); "
                 "the caller stays in the menu",
                 leg.target,
             )
-            return self._done(leg, "no_trunk")
-        if not destinations:
+            return leg.finish("no_trunk")
+        if not ring_targets:
             log.warning("transfer to %s: the user has no phone, SIP URI or number", leg.target)
-            return self._done(leg, "unreachable")
-        leg.uri = destinations[0].uri
+            return leg.finish("unreachable")
+        leg.uri = ring_targets[0].uri
         if call.ended:
-            return self._done(leg, "cancelled")
+            return leg.finish("cancelled")
         if self.mode == "refer":
-            from openivr.sip.refer import refer
-
             return await refer(call, leg, self.timeout)
-        return await _BridgedTransfer(self, call, leg, destinations, caller_id).run(on_answer)
-
-    @staticmethod
-    def _done(leg: TransferLeg, status: LegStatus, code: int = 0) -> TransferLeg:
-        leg.status = status
-        leg.sip_code = code
-        leg.ended_at = datetime.now(UTC)
-        return leg
+        return await _BridgedTransfer(self, call, leg, ring_targets, caller_id).run(on_answer)
 
 
 @dataclass
 class _Fork:
     call: OutgoingCall
-    destination: Destination
+    ring_target: RingTarget
     final: int = 0
     bye: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -324,14 +255,14 @@ class _BridgedTransfer:
         connector: Connector,
         call: Call,
         leg: TransferLeg,
-        destinations: list[Destination],
+        ring_targets: list[RingTarget],
         caller_id: str,
     ) -> None:
         self.connector = connector
         self.server = connector.server
         self.call = call
         self.leg = leg
-        self.destinations = destinations
+        self.ring_targets = ring_targets
         self.caller_id = caller_id
         self.queue: asyncio.Queue[tuple[OutgoingCall, SipResponse | None]] = asyncio.Queue()
         self.redirects = 0
@@ -359,41 +290,41 @@ class _BridgedTransfer:
         self.session = session
         self.bridge = MediaBridge(self.call.rtp_session, session)
         # The first place rung decides the media address we offer (all share one session).
-        towards = self.destinations[0].address if self.destinations else ("127.0.0.1", 9)
+        towards = self.ring_targets[0].address if self.ring_targets else ("127.0.0.1", 9)
         return LocalSession(server.address_for(towards), session.local_port)
 
     async def _start_forks(self, local: LocalSession) -> None:
-        for destination in self.destinations:
-            await self._start_fork(destination, local)
+        for ring_target in self.ring_targets:
+            await self._start_fork(ring_target, local)
 
     async def _start_fork(
-        self, destination: Destination, local: LocalSession
+        self, ring_target: RingTarget, local: LocalSession
     ) -> OutgoingCall | None:
-        """INVITE one destination; None when it cannot even be connected to."""
+        """INVITE one place; None when it cannot even be connected to."""
         server = self.server
-        from_host = server.address_for(destination.address)
+        from_host = server.address_for(ring_target.address)
         trunk = self.connector.trunk
-        if destination.via_trunk and trunk is not None:
+        if ring_target.via_trunk and trunk is not None:
             from_host = trunk.host  # trunks expect their own domain in From
         try:
-            if destination.transport == "TCP":
-                peer = await server.tcp_peer(destination.address)
+            if ring_target.transport == "TCP":
+                peer = await server.tcp_peer(ring_target.address)
             else:
-                peer = server.udp_peer(destination.address)
-        except OSError as exc:  # this destination is unreachable; others may ring
-            log.info("transfer to %s: cannot connect: %s", destination.uri, exc)
+                peer = server.udp_peer(ring_target.address)
+        except OSError as exc:  # this place is unreachable; others may ring
+            log.info("transfer to %s: cannot connect: %s", ring_target.uri, exc)
             return None
         outgoing = OutgoingCall(
             server.core,
-            destination.uri,
+            ring_target.uri,
             peer,
-            route=destination.route,
+            route=ring_target.route,
             caller_id=self.caller_id,
             from_host=from_host,
             sdp=local.offer(self.call.codec),
             listener=lambda c, r: self.queue.put_nowait((c, r)),
         )
-        fork = _Fork(outgoing, destination)
+        fork = _Fork(outgoing, ring_target)
         outgoing.on_bye = fork.bye.set
         self.forks[outgoing] = fork
         outgoing.send_invite()
@@ -409,7 +340,7 @@ class _BridgedTransfer:
         for contact in response.headers.get_all("Contact"):
             try:
                 uri = NameAddress.parse(contact).uri
-                destination = await self.connector._direct(uri)
+                ring_target = await self.connector._direct(uri)
             except (SipParseError, ValueError, OSError) as exc:
                 log.info(
                     "transfer to %s: redirect to %r not followed: %s", self.leg.uri, contact, exc
@@ -417,7 +348,7 @@ class _BridgedTransfer:
                 continue
             self.redirects += 1
             log.info("transfer to %s: redirected (%d) to %s", self.leg.uri, response.status, uri)
-            outgoing = await self._start_fork(destination, local)
+            outgoing = await self._start_fork(ring_target, local)
             if outgoing is not None:
                 return outgoing
         return None
@@ -428,7 +359,7 @@ class _BridgedTransfer:
             local = await self._open_media()
         except OSError as exc:
             log.warning("transfer to %s: no RTP port: %s", leg.target, exc)
-            return Connector._done(leg, "unreachable")
+            return leg.finish("unreachable")
         if call.state in ("new", "ringing"):
             await call.ring()
         else:
@@ -471,33 +402,23 @@ class _BridgedTransfer:
 
     async def _ring(self, local: LocalSession) -> OutgoingCall | None:
         """Wait for the first answer; None when every fork failed, time ran out or caller left."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connector.timeout
-        ended = asyncio.ensure_future(self.call.wait_ended())
         pending = set(self.forks)
         credentials = self.connector.trunk_user
-        try:
+        async with ReplyWait(self.call, self.connector.timeout) as wait:
             while pending:
-                getter = asyncio.ensure_future(self.queue.get())
-                done, _ = await asyncio.wait(
-                    {getter, ended},
-                    timeout=max(0.0, deadline - loop.time()),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if getter not in done:
-                    getter.cancel()
+                got = await wait.next(self.queue)
+                if isinstance(got, Interrupted):
                     for outgoing in pending:
                         outgoing.cancel()
-                    if ended in done:
+                    if got is Interrupted.CALLER_LEFT:
                         log.info("transfer to %s: the caller hung up while it rang", self.leg.uri)
-                        Connector._done(self.leg, "cancelled", 487)
-                        self.leg.ended_by = "caller"
+                        self.leg.finish("cancelled", 487, by="caller")
                     else:
                         heard = any(o.responded for o in pending)
                         status: LegStatus = "no_answer" if heard else "unreachable"
-                        Connector._done(self.leg, status, 408 if heard else 0)
+                        self.leg.finish(status, 408 if heard else 0)
                     return None
-                outgoing, response = getter.result()
+                outgoing, response = got
                 if outgoing not in pending:
                     continue
                 if response is None:
@@ -523,7 +444,7 @@ class _BridgedTransfer:
                 if (
                     response.status in (401, 407)
                     and credentials
-                    and fork.destination.via_trunk
+                    and fork.ring_target.via_trunk
                     and outgoing.authenticate(response, credentials, self.connector.trunk_password)
                 ):
                     continue
@@ -531,9 +452,6 @@ class _BridgedTransfer:
                     outgoing.abandon()
                 fork.final = response.status
                 pending.discard(outgoing)
-        finally:
-            if not ended.done():
-                ended.cancel()
         self._fail()
         return None
 
@@ -541,14 +459,14 @@ class _BridgedTransfer:
         codes = [f.final for f in self.forks.values() if f.final]
         if not codes:
             log.info("transfer to %s: no response (unreachable)", self.leg.uri)
-            Connector._done(self.leg, "unreachable")
+            self.leg.finish("unreachable")
             return
         statuses = [status_for(c) for c in codes]
         for wanted in ("busy", "no_answer", "rejected"):
             if wanted in statuses:
                 code = codes[statuses.index(wanted)]
                 log.info("transfer to %s: %s (%s)", self.leg.uri, wanted, code)
-                Connector._done(self.leg, wanted, code)
+                self.leg.finish(wanted, code)
                 return
 
     async def _bridged(
@@ -561,7 +479,7 @@ class _BridgedTransfer:
         except SdpError as exc:
             log.warning("transfer to %s: unusable SDP answer: %s", winner.uri, exc)
             winner.bye()
-            return Connector._done(leg, "rejected", 488)
+            return leg.finish("rejected", 488)
         self._apply(agreement)
         if call.state != "answered":
             await call.answer()
@@ -572,7 +490,7 @@ class _BridgedTransfer:
         call.key_sink = lambda key, source: bridge.to_target.send_key(key)
         winner.on_key = bridge.to_caller.send_key
 
-        def reoffer(request: Any) -> bytes:
+        def reoffer(request: SipRequest) -> bytes:
             # A re-INVITE/UPDATE from the target (hold, new address): follow it, and answer
             # what we now do (a=recvonly to a hold with a=sendonly).
             if request.body:
@@ -583,8 +501,7 @@ class _BridgedTransfer:
             return local.answer(self.agreement or agreement)
 
         winner.on_offer = reoffer
-        leg.status, leg.sip_code = "answered", winner.answer.status
-        leg.answered_at = datetime.now(UTC)
+        leg.answered(winner.answer.status)
         if on_answer is not None:
             try:
                 result = on_answer()
@@ -604,13 +521,10 @@ class _BridgedTransfer:
             ended.cancel()
             target_bye.cancel()
         if fork.bye.is_set():
-            leg.ended_by = "target"
             await call.hangup()
-        else:
-            leg.ended_by = "caller"
-            winner.bye()
-        leg.ended_at = datetime.now(UTC)
-        return leg
+            return leg.hung_up("target")
+        winner.bye()
+        return leg.hung_up("caller")
 
     def _cleanup(self) -> None:
         if self.session is not None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
-from openivr.sip.call import Call
-from openivr.sip.connect import Connector, TransferLeg, status_for
-from openivr.sip.dialog import IncomingDialog
+from openivr.sip.call import Call, CallSignalling
 from openivr.sip.message import SipRequest
+from openivr.sip.transfer import Interrupted, ReplyWait, TransferLeg, status_for
 
 log = logging.getLogger(__name__)
 
@@ -26,52 +24,37 @@ def sipfrag_status(body: bytes) -> int | None:
 
 async def refer(call: Call, leg: TransferLeg, timeout: float) -> TransferLeg:
     """Send REFER to the caller and follow its NOTIFYs; hang up when the transfer succeeded."""
-    dialog = call.signalling
-    if not isinstance(dialog, IncomingDialog) or call.state != "answered":
+    signalling = call.signalling
+    if signalling is None or call.state != "answered":
         log.warning("transfer by REFER needs an answered SIP call; %s is not", call.call_id)
-        return Connector._done(leg, "rejected")
+        return leg.finish("rejected")
     notifies: asyncio.Queue[SipRequest] = asyncio.Queue()
-    dialog.watch_notifies(notifies.put_nowait)
+    signalling.watch_notifies(notifies.put_nowait)
     try:
-        return await _follow(call, dialog, leg, notifies, timeout)
+        return await _follow(call, signalling, leg, notifies, timeout)
     finally:
-        dialog.watch_notifies(None)
+        signalling.watch_notifies(None)
 
 
 async def _follow(
     call: Call,
-    dialog: IncomingDialog,
+    signalling: CallSignalling,
     leg: TransferLeg,
     notifies: asyncio.Queue[SipRequest],
     timeout: float,
 ) -> TransferLeg:
-    tx = dialog.send_request(
-        "REFER",
-        [("Refer-To", f"<{leg.uri}>"), ("Referred-By", dialog.contact)],
-    )
-    code = await tx.done
+    code = await signalling.send_refer(leg.uri)
     if not 200 <= code < 300:
         log.info("REFER to %s refused by the caller's side: %s", leg.uri, code)
-        return Connector._done(leg, "rejected" if code else "unreachable", code)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    ended = asyncio.ensure_future(call.wait_ended())
-    try:
+        return leg.finish("rejected" if code else "unreachable", code)
+    async with ReplyWait(call, timeout) as wait:
         while True:
-            getter = asyncio.ensure_future(notifies.get())
-            done, _ = await asyncio.wait(
-                {getter, ended},
-                timeout=max(0.0, deadline - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            if getter not in done:
-                getter.cancel()
-                if ended in done:
-                    # The caller's side left before telling us: it most likely went through.
-                    leg.ended_by = "caller"
-                    return Connector._done(leg, "answered")
-                return Connector._done(leg, "no_answer", 408)
-            notify = getter.result()
+            notify = await wait.next(notifies)
+            if notify is Interrupted.CALLER_LEFT:
+                # The caller's side left before telling us: it most likely went through.
+                return leg.finish("answered", by="caller")
+            if notify is Interrupted.TIME_UP:
+                return leg.finish("no_answer", 408)
             event = (notify.headers.get("Event") or "").split(";", 1)[0].strip().lower()
             if event and event != "refer":
                 continue
@@ -79,12 +62,8 @@ async def _follow(
             if status is None or status < 200:
                 continue
             if status < 300:
-                leg.status, leg.sip_code = "answered", status
-                leg.answered_at = datetime.now(UTC)
+                leg.answered(status)
                 await call.hangup()  # our part is over (RFC 5589 §6.1)
-                leg.ended_at = datetime.now(UTC)
-                return leg
+                return leg.hung_up()
             log.info("transfer by REFER to %s failed: %s", leg.uri, status)
-            return Connector._done(leg, status_for(status), status)
-    finally:
-        ended.cancel()
+            return leg.finish(status_for(status), status)
