@@ -1,0 +1,145 @@
+// Try a call: run the call engine on the saved apps with simulated time — what the caller
+// hears, key by key — and play the audio of the whole call.
+
+import { h, put, field, select, seconds, uid } from "../dom.js";
+import { api, acct, list } from "../api.js";
+import { appKind } from "../data.js";
+import { heading, busy, describe } from "../ui.js";
+
+const STEP_KINDS = [["key", "Press a key"], ["record", "Speak a message (seconds)"], ["transfer", "The transfer is…"], ["hangup", "Hang up"]];
+const TRANSFER_RESULTS = [["answered", "answered"], ["busy", "busy"], ["no_answer", "not answered"], ["unreachable", "unreachable"]];
+const KIND_WORDS = { app: "App", prompt: "Plays", key: "Key", recording: "Records", transfer: "Transfer", hangup: "End", note: "Note", timeout: "Wait", ringback: "Rings" };
+let lastAudioUrl = null;
+
+export async function show(main, appId) {
+  document.title = "Try a call — OpenIVR";
+  const apps = (await list(acct("/voiceapp"))).filter((a) => a.app_type !== "sysprompt");
+  const byId = Object.fromEntries(apps.map((a) => [a.app_id, a]));
+  const chosen = apps.find((a) => a.app_id === appId) || apps[0];
+  const appSelect = select(apps.map((a) => [a.app_id, `${a.name} (${appKind(a).toLowerCase()})`]), chosen ? chosen.app_id : "", { name: "app" });
+  const caller = h("input", { type: "tel", name: "caller", placeholder: "+46701234567", autocomplete: "off" });
+  const keys = h("input", { type: "text", name: "keys", placeholder: "e.g. 2 or 1#", pattern: "[0-9*#]*", inputmode: "tel", autocomplete: "off" });
+  const steps = h("div", { class: "steps", "aria-label": "Timeline" });
+  const addStep = h("button", { type: "button", name: "add_step" }, "Add a step");
+  const run = h("button", { type: "submit", class: "primary", name: "run" }, "Run the call");
+  const result = h("section", { class: "result", "aria-live": "polite", "aria-labelledby": "result-h" });
+  const form = h("form", { class: "panel", "aria-label": "The call to try" },
+    h("div", { class: "row" }, field("Call", appSelect), field("Caller's number (optional)", caller)),
+    field("Keys the caller presses", keys, "Each key is pressed as soon as the caller may: when the message before it ends."),
+    h("details", { class: "timeline" }, h("summary", {}, "Or build a timeline step by step"),
+      h("p", { class: "hint" }, "Steps happen in order; “after” waits that many seconds once nothing is playing. Steps replace the keys above."),
+      steps, addStep),
+    h("div", { class: "row" }, run));
+  addStep.addEventListener("click", () => {
+    const row = stepRow(() => row.remove());
+    steps.appendChild(row);
+    row.querySelector("select").focus();
+  });
+  form.addEventListener("submit", busy(run, () => runCall(appSelect.value, caller.value.trim(), keys.value.trim(), steps, result, byId)));
+  put(main,
+    heading("Try a call"),
+    h("p", { class: "lead" }, "See and hear what a caller would, before a phone rings. The call runs on the saved settings; nothing is recorded and no one is rung."),
+    apps.length ? form : h("p", { class: "empty" }, "There is no app to call yet."), result);
+}
+
+function stepRow(remove) {
+  const kind = select(STEP_KINDS, "key", { name: "step_kind", id: uid("kind") });
+  const value = h("div", { class: "field" });
+  const after = h("input", { type: "number", name: "step_after", min: "0", step: "0.5", placeholder: "0", id: uid("after") });
+  const afterField = h("div", { class: "field" }, h("label", { for: after.id }, "After (seconds)"), after);
+  let control = null;
+  const build = () => {
+    value.replaceChildren();
+    const id = uid("step");
+    if (kind.value === "key") {
+      control = h("input", { type: "text", name: "step_key", maxlength: "1", pattern: "[0-9*#]", id, inputmode: "tel", required: true });
+      value.append(h("label", { for: id }, "Key"), control);
+    } else if (kind.value === "record") {
+      control = h("input", { type: "number", name: "step_record", min: "1", max: "600", value: "5", id });
+      value.append(h("label", { for: id }, "Seconds"), control);
+    } else if (kind.value === "transfer") {
+      control = select(TRANSFER_RESULTS, "answered", { name: "step_transfer", id });
+      value.append(h("label", { for: id }, "Result"), control);
+    } else {
+      control = null;
+    }
+    afterField.hidden = kind.value === "record";
+  };
+  kind.addEventListener("change", build);
+  build();
+  const row = h("div", { class: "step" }, h("div", { class: "field" }, h("label", { for: kind.id }, "The caller"), kind), value, afterField,
+    h("button", { type: "button", class: "link", onclick: remove, "aria-label": "Remove this step" }, "Remove"));
+  row.toStep = () => {
+    const step = {};
+    if (kind.value === "key") step.key = control.value.trim();
+    else if (kind.value === "record") return { record: Number(control.value || 5) };
+    else if (kind.value === "transfer") step.transfer = control.value;
+    else step.hangup = true;
+    if (after.value !== "") step.after = Number(after.value);
+    return step;
+  };
+  return row;
+}
+
+function entryText(e, apps) {
+  if (e.kind === "app" && apps[e.app_id]) {
+    const app = apps[e.app_id];
+    return `“${app.name}” (${appKind(app).toLowerCase()}) answers`;
+  }
+  if (e.kind === "key" && e.digit !== undefined) return `The caller presses ${e.digit}: ${e.text.replace(/^menu option \S+ → /, "")}`;
+  if (e.kind === "prompt") {
+    const said = e.prompt_text ? ` “${e.prompt_text}”` : "";
+    return `${e.name || "Message"}${said}${e.interrupted ? " (cut short)" : ""}`;
+  }
+  return e.text;
+}
+
+function outcomeWords(t) {
+  const o = t.outcome || {};
+  const length = seconds(t.total_seconds);
+  if (o.kind === "voicemail") return `The caller left a voicemail of ${seconds(o.voicemail_seconds)}. The call took ${length}.`;
+  if (o.kind === "transferred" || o.kind === "transfer") return `The call was put through${o.target ? ` to ${o.target}` : ""} after ${length}.`;
+  if (o.kind === "hangup") return `The call ended after ${length}.`;
+  return `${o.kind || "The call ended"} after ${length}.`;
+}
+
+async function runCall(appId, caller, keys, steps, result, apps) {
+  const body = {};
+  if (caller) body.caller = caller;
+  const rows = [...steps.children].filter((r) => r.toStep);
+  if (rows.length) body.timeline = rows.map((r) => r.toStep());
+  else body.keys = keys;
+  const path = acct(`/voiceapp/${encodeURIComponent(appId)}/simulate`);
+  put(result, h("p", { class: "loading" }, "Running the call…"));
+  let transcript;
+  try {
+    ({ data: transcript } = await api("POST", path, { json: body }));
+  } catch (error) {
+    put(result, h("p", { class: "alert error", role: "alert" }, "The call could not run: ", describe(error)));
+    return;
+  }
+  const hear = h("button", { type: "button", name: "hear" }, "Hear the call");
+  const audioBox = h("div", { class: "call-audio" });
+  hear.addEventListener("click", busy(hear, async () => {
+    try {
+      const { data: blob } = await api("POST", path, { json: body, query: { format: "wav" }, blob: true });
+      if (lastAudioUrl) URL.revokeObjectURL(lastAudioUrl);
+      lastAudioUrl = URL.createObjectURL(blob);
+      const audio = h("audio", { controls: true, src: lastAudioUrl, "aria-label": "What the caller hears" });
+      put(audioBox, audio);
+      audio.play().catch(() => {});
+    } catch (error) {
+      put(audioBox, h("p", { class: "alert error", role: "alert" }, describe(error)));
+    }
+  }));
+  const entries = transcript.entries || [];
+  put(result,
+    h("h2", { id: "result-h" }, "What happened"),
+    h("p", { class: "alert info outcome" }, outcomeWords(transcript)),
+    transcript.stalled || transcript.truncated ? h("p", { class: "alert warn" }, "The call was stopped early: it ran too long.") : null,
+    transcript.unused_steps ? h("p", { class: "alert warn" }, `${transcript.unused_steps} step(s) of the timeline were not used.`) : null,
+    h("div", { class: "row" }, hear), audioBox,
+    h("ol", { class: "transcript panel" }, entries.map((e) => h("li", { class: `entry-${e.kind}` },
+      h("span", { class: "at" }, `${Number(e.at).toFixed(1)} s`),
+      h("span", {}, h("span", { class: "kind" }, KIND_WORDS[e.kind] || e.kind), entryText(e, apps))))));
+}

@@ -1,0 +1,89 @@
+"""Try a call in the page, and the voicemail a real SIP caller (SIPp) left, played in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selenium.webdriver.support.ui import Select
+
+from tests.calls.conftest import run_sipp
+from tests.console.browser import by_text, find
+from tests.console.conftest import Console
+
+
+def test_simulate_a_call_and_hear_it(console: Console) -> None:
+    menu = console.app_named("Main menu")
+    console.go(f"#/try/{menu['app_id']}")
+    driver = console.driver
+    assert Select(find(driver, "select[name=app]")).first_selected_option.text.startswith(
+        "Main menu"
+    )
+    find(driver, "input[name=keys]").send_keys("1")
+    find(driver, "button[name=run]").click()
+    transcript = find(driver, "ol.transcript")
+    assert "Welcome, and thank you for calling." in transcript.text
+    assert "The caller presses 1" in transcript.text
+    assert "“Voice Mail” (voicemail box) answers" in transcript.text
+    expected = console.api(
+        "POST", console.acct(f"/voiceapp/{menu['app_id']}/simulate"), json={"keys": "1"}
+    )
+    assert f"{expected['total_seconds']:.0f} s" in console.text(".outcome")
+    find(driver, "button[name=hear]").click()
+    find(driver, ".call-audio audio")
+    duration = console.plays(".call-audio audio")
+    assert abs(duration - expected["total_seconds"]) < 0.2
+    assert console.page_errors() == []
+
+
+def test_a_timeline_step_by_step(console: Console) -> None:
+    menu = console.app_named("Main menu")
+    console.go(f"#/try/{menu['app_id']}")
+    driver = console.driver
+    find(driver, "details.timeline summary").click()
+    find(driver, "button[name=add_step]").click()
+    find(driver, "input[name=step_key]").send_keys("7")
+    find(driver, "button[name=add_step]").click()
+    kinds = driver.find_elements("css selector", "select[name=step_kind]")
+    Select(kinds[1]).select_by_value("hangup")
+    afters = driver.find_elements("css selector", "input[name=step_after]")
+    afters[1].send_keys("1")
+    find(driver, "button[name=run]").click()
+    transcript = find(driver, "ol.transcript")
+    assert "The caller presses 7" in transcript.text
+    assert "not a valid option" in transcript.text
+
+
+def test_play_a_voicemail_left_by_a_sip_caller(console: Console, tmp_path: Path) -> None:
+    box = console.app_named("Voice Mail")
+    # The caller speaks from the beep on (no greeting), as a person leaving a message does.
+    console.api(
+        "PUT",
+        console.acct(f"/voiceapp/{box['app_id']}"),
+        json={"greeting_prompt": "no", "goodbye_prompt": "no"},
+    )
+    run_sipp(
+        console.server,
+        "mailbox_message.xml",
+        tmp_path,
+        box["app_id"],
+        values={"audio_ms": "3000", "bye_timeout": "8000"},
+    )
+    url = console.acct(f"/voiceapp/{box['app_id']}/voicemail")
+    message = console.wait(lambda: console.api("GET", url))[0]
+    console.go(f"#/voicemail/{box['app_id']}")
+    driver = console.driver
+    card_css = f"li[data-message-id='{message['message_id']}']"
+    card = find(driver, card_css)
+    assert "+46701234567" in card.text and "New" in card.text
+    duration = console.plays(f"{card_css} audio")
+    assert abs(duration - message["duration"]) < 0.3
+    # Playing it marks it heard, for every client of the API.
+    console.wait(lambda: console.api("GET", f"{url}/{message['message_id']}")["read"] is True)
+    download = find(driver, f"{card_css} a[download]")
+    assert str(download.get_attribute("href")).startswith(console.server.base_url + url)
+    find(driver, f"{card_css} button[name=details]").click()
+    by_text(driver, f"{card_css} .delivery", "E-mail")
+    find(driver, f"{card_css} button[name=delete]").click()
+    by_text(driver, "dialog button", "Delete").click()
+    by_text(driver, "main", "No messages yet.")
+    assert console.api("GET", url) == []
