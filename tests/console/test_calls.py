@@ -87,3 +87,32 @@ def test_play_a_voicemail_left_by_a_sip_caller(console: Console, tmp_path: Path)
     by_text(driver, "dialog button", "Delete").click()
     by_text(driver, "main", "No messages yet.")
     assert console.api("GET", url) == []
+
+
+def test_the_call_log_shows_a_real_call_and_its_detail(console: Console, tmp_path: Path) -> None:
+    box = console.app_named("Voice Mail")
+    console.api(
+        "PUT",
+        console.acct(f"/voiceapp/{box['app_id']}"),
+        json={"greeting_prompt": "no", "goodbye_prompt": "no"},
+    )
+    run_sipp(
+        console.server,
+        "mailbox_message.xml",
+        tmp_path,
+        box["app_id"],
+        values={"audio_ms": "2000", "bye_timeout": "8000"},
+    )
+    call = console.wait(lambda: console.api("GET", console.acct("/call")))[0]
+    console.go("#/calls")
+    driver = console.driver
+    row = find(driver, f"tr[data-call-id='{call['call_id']}']")
+    assert "+46701234567" in row.text and "Voice Mail" in row.text
+    assert "Left a voicemail" in row.text
+    row.find_element("css selector", "button[name=open]").click()
+    detail = find(driver, "tr.call-detail dl")
+    assert call["detail"]["voicemail_id"] in detail.text
+    # The API's filters: another caller's calls are not this one.
+    find(driver, "input[name=from]").send_keys("+4600000000")
+    console.button("Show calls").click()
+    by_text(driver, "main", "No calls match.")

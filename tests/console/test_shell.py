@@ -123,7 +123,7 @@ def test_create_rename_and_delete_an_app_in_use(console: Console) -> None:
     driver = console.driver
     find(driver, "input[name=name]").send_keys("Holiday line")
     console.button("Create").click()
-    find(driver, "main h1")
+    find(driver, "form.app-form")  # the new app opens in the editor
     console.wait(
         lambda: any(
             a["name"] == "Holiday line" for a in console.api("GET", console.acct("/voiceapp"))

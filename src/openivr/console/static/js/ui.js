@@ -101,3 +101,38 @@ export function busy(button, action) {
     }
   };
 }
+
+/**
+ * A dialog with a form: `onSubmit()` runs on Save; if it throws, the error shows inside the
+ * dialog and it stays open. Resolves true when saved, false when cancelled.
+ */
+export function formDialog(title, body, submitLabel, onSubmit) {
+  return new Promise((resolve) => {
+    const titleId = uid("dlg");
+    const problem = h("div", { class: "dialog-problem", "aria-live": "assertive" });
+    const save = h("button", { type: "submit", class: "primary", name: "dialog_save" }, submitLabel);
+    const cancel = h("button", { type: "button", name: "dialog_cancel" }, "Cancel");
+    const form = h("form", { method: "dialog", novalidate: true }, body, problem, h("div", { class: "actions" }, cancel, save));
+    const el = h("dialog", { class: "dialog", "aria-labelledby": titleId }, h("h2", { id: titleId }, title), form);
+    const close = (value) => {
+      el.close();
+      el.remove();
+      resolve(value);
+    };
+    cancel.addEventListener("click", () => close(false));
+    el.addEventListener("cancel", (e) => { e.preventDefault(); close(false); });
+    form.addEventListener("submit", busy(save, async () => {
+      put(problem);
+      try {
+        await onSubmit();
+        close(true);
+      } catch (error) {
+        put(problem, h("p", { class: "alert error", role: "alert" }, describe(error)));
+      }
+    }));
+    document.body.appendChild(el);
+    el.showModal();
+    const first = el.querySelector("input, select, textarea");
+    if (first) first.focus();
+  });
+}

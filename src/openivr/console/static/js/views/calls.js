@@ -1,0 +1,106 @@
+// The call log: every call the node carried, newest first, with the API's filters (caller,
+// number or app dialled, app visited, time), and a call's legs (transfers) and keys.
+
+import { h, put, field, select, seconds, when } from "../dom.js";
+import { api, acct, list } from "../api.js";
+import { heading, busy, describe } from "../ui.js";
+
+const PAGE = 50;
+const OUTCOMES = {
+  voicemail: "Left a voicemail", transferred: "Put through", hangup: "Ended", rejected: "Refused",
+  abandoned: "Caller hung up", failed: "Failed", busy: "Busy",
+};
+
+function isoOf(localValue) {
+  if (!localValue) return undefined;
+  const date = new Date(localValue);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+function plain(value) {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+export async function show(main, _unused, state = { offset: 0, filters: {} }) {
+  document.title = "Call log — OpenIVR";
+  const apps = await list(acct("/voiceapp"));
+  const names = Object.fromEntries(apps.map((a) => [a.app_id, a.name]));
+  const f = state.filters;
+  const from = h("input", { type: "tel", name: "from", value: f.from || "", placeholder: "+46701234567" });
+  const to = h("input", { type: "text", name: "to", value: f.to || "", placeholder: "+46812345678 or *21" });
+  const app = select([["", "Any"], ...apps.filter((a) => a.app_type !== "sysprompt").map((a) => [a.app_id, a.name])], f.app_id || "", { name: "app_id" });
+  const since = h("input", { type: "datetime-local", name: "since", value: f.sinceLocal || "" });
+  const until = h("input", { type: "datetime-local", name: "until", value: f.untilLocal || "" });
+  const apply = h("button", { type: "submit", class: "primary" }, "Show calls");
+  const form = h("form", { class: "panel filters", "aria-label": "Which calls" },
+    h("div", { class: "row" }, field("From (caller)", from), field("To (number or code dialled)", to), field("Through app", app)),
+    h("div", { class: "row" }, field("Started from", since), field("Started before", until), h("div", { class: "field end" }, apply)));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    show(main, undefined, { offset: 0, filters: {
+      from: from.value.trim(), to: to.value.trim(), app_id: app.value,
+      sinceLocal: since.value, untilLocal: until.value,
+    } });
+  });
+  const out = h("div", { "aria-live": "polite" });
+  put(main, heading("Call log"), h("p", { class: "lead" }, "Every call, newest first. Open a call to see the keys pressed and whom it rang."), form, out);
+  let calls;
+  try {
+    calls = await list(acct("/call"), { query: {
+      from: f.from, to: f.to, app_id: f.app_id, since: isoOf(f.sinceLocal), until: isoOf(f.untilLocal),
+      limit: PAGE, offset: state.offset,
+    } });
+  } catch (error) {
+    put(out, h("p", { class: "alert error", role: "alert" }, describe(error)));
+    return;
+  }
+  if (!calls.length) {
+    put(out, h("p", { class: "empty" }, state.offset ? "No older calls." : "No calls match."));
+    return;
+  }
+  const rows = [];
+  for (const c of calls) {
+    const detailRow = h("tr", { class: "call-detail", hidden: true }, h("td", { colspan: "7" }));
+    const open = h("button", { type: "button", class: "link", "aria-expanded": "false", name: "open" }, when(c.start_time));
+    open.addEventListener("click", () => {
+      const show = detailRow.hidden;
+      detailRow.hidden = !show;
+      open.setAttribute("aria-expanded", String(show));
+      if (show && !detailRow.firstChild.firstChild) put(detailRow.firstChild, callDetail(c, names));
+    });
+    rows.push(h("tr", { dataset: { callId: c.call_id } },
+      h("td", { "data-label": "When" }, open),
+      h("td", { "data-label": "From" }, c.from || "—"),
+      h("td", { "data-label": "To" }, c.to || "—"),
+      h("td", { "data-label": "Apps" }, (c.apps || []).map((id) => names[id] || id).join(" → ") || "—"),
+      h("td", { "data-label": "Keys" }, c.keys ? h("code", {}, c.keys) : "—"),
+      h("td", { "data-label": "Outcome" }, OUTCOMES[c.outcome] || c.outcome || "—"),
+      h("td", { "data-label": "Length" }, c.duration !== null && c.duration !== undefined ? seconds(c.duration) : "—")), detailRow);
+  }
+  const older = h("button", { type: "button", disabled: calls.length < PAGE }, "Older calls");
+  older.addEventListener("click", busy(older, () => show(main, undefined, { offset: state.offset + PAGE, filters: f })));
+  const newer = h("button", { type: "button", disabled: state.offset === 0 }, "Newer calls");
+  newer.addEventListener("click", busy(newer, () => show(main, undefined, { offset: Math.max(0, state.offset - PAGE), filters: f })));
+  put(out,
+    h("div", { class: "table-wrap" }, h("table", { class: "stack calls" },
+      h("thead", {}, h("tr", {}, ["When", "From", "To", "Apps", "Keys", "Outcome", "Length"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows))),
+    h("nav", { class: "row pager", "aria-label": "Pages" }, newer, older));
+}
+
+function callDetail(c, names) {
+  const facts = [
+    ["Answered", when(c.answer_time) || "—"], ["Ended", when(c.end_time) || "—"],
+    ["Ended by", plain(c.ended_by)], ["SIP status", plain(c.sip_status)], ["Node", plain(c.node)],
+    ["Call id", plain(c.call_id)],
+  ];
+  for (const [k, v] of Object.entries(c.detail || {})) facts.push([k.replace(/_/g, " "), plain(v)]);
+  const legs = (c.transfers || []).map((leg, i) => h("li", {},
+    h("strong", {}, `Leg ${i + 1}: `),
+    Object.entries(leg).map(([k, v]) => `${k.replace(/_/g, " ")}: ${plain(k.endsWith("app_id") ? names[v] || v : v)}`).join(" · ")));
+  return h("div", { class: "detail" },
+    h("dl", { class: "dl" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("h3", {}, "Legs"), legs.length ? h("ol", { class: "legs" }, legs) : h("p", { class: "hint" }, "No one was rung."));
+}
