@@ -222,4 +222,5 @@ class UrlSigner:
             return False
         if exp < time.time():
             return False
-        return hmac.compare_digest(self._mac(path, exp), sig)
+        # Bytes: compare_digest refuses str with non-ASCII characters.
+        return hmac.compare_digest(self._mac(path, exp).encode(), sig.encode())

@@ -2,16 +2,21 @@
 
 Every operation gets generated requests twice: once with only the account id real (other ids
 generated, so mostly unknown objects) and once with real ids of a user, an app, a prompt and a
-phone number, so fuzzed bodies and queries reach stored data. DELETEs run last.
+phone number, so fuzzed bodies and queries reach stored data. DELETEs run last. Generated text
+may hold U+0000 and integers are unbounded, and the main pass runs on SQLite and on PostgreSQL
+(which refuses NUL and integers past 64 bits where SQLite takes them).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
+import random
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +24,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from hypothesis.strategies import SearchStrategy
 from schemathesis import GenerationMode
@@ -27,6 +33,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.api.test_seed_scripts import Node as ServingNode
 from tests.api.test_seed_scripts import serving_node
+from tests.conftest import drop_postgres_database, postgres_database
 
 load_all_checks()
 
@@ -34,6 +41,9 @@ load_all_checks()
 # Per operation and mode, times two variants of path ids (generated, real).
 POSITIVE_EXAMPLES = 12
 NEGATIVE_EXAMPLES = 6
+POISONED_EXAMPLES = 6
+# Values valid generation hardly ever picks: a NUL inside text, integers past 64 bits.
+HUGE_INTEGERS = (675620553465665459782156288, -(2**63) - 1, 2**64)
 UNAUTHED_EXAMPLES = 4
 REAL_NUMBER = "+46812340000"
 # Reachable without a token: login, health, the error list and signed (token-less) audio links.
@@ -94,13 +104,28 @@ class Node:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    """A real node process with an account holding a user, an app, a prompt and a number.
+    """A real node process on SQLite with an account holding a user, an app, a prompt and a
+    number.
 
     A separate process, not the in-process fixture: the node's tracebacks are formatted while
     pytest formats its own, which trips CPython 3.11.7's ast.parse in two threads at once.
     """
+    yield from _node(tmp_path_factory.mktemp("fuzz"))
+
+
+@pytest.fixture(scope="module")
+def pg_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """The same on PostgreSQL."""
+    url = postgres_database()
+    try:
+        yield from _node(tmp_path_factory.mktemp("fuzz-pg"), "--database-url", url)
+    finally:
+        drop_postgres_database(url)
+
+
+def _node(tmp: Path, *flags: str) -> Iterator[Node]:
     with (
-        serving_node(tmp_path_factory.mktemp("fuzz")) as process,
+        serving_node(tmp, *flags) as process,
         httpx.Client(base_url=process.base_url, timeout=30) as c,
     ):
         h = {"Authorization": f"Bearer {process.token}"}
@@ -160,6 +185,46 @@ def is_public(path: str) -> bool:
     return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC_PATHS)
 
 
+def _leaves(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*at, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, (*at, i))
+    else:
+        yield at, value
+
+
+def poisoned(case: Any, rnd: random.Random) -> Any:
+    """The case with one of its texts given a NUL, or one of its integers made huge."""
+    spots = []
+    for container in ("path_parameters", "query", "body"):
+        for at, leaf in _leaves(getattr(case, container)):
+            if container == "path_parameters" and at == ("account_id",):
+                continue
+            if isinstance(leaf, str) or (isinstance(leaf, int) and not isinstance(leaf, bool)):
+                spots.append((container, at, leaf))
+    if not spots:
+        return case
+    container, at, leaf = rnd.choice(spots)
+    if isinstance(leaf, str):
+        cut = rnd.randint(0, len(leaf))
+        new: Any = leaf[:cut] + "\x00" + leaf[cut:]
+    else:
+        new = rnd.choice(HUGE_INTEGERS)
+    if not at:
+        setattr(case, container, new)
+        return case
+    value = copy.deepcopy(getattr(case, container))
+    target = value
+    for step in at[:-1]:
+        target = target[step]
+    target[at[-1]] = new
+    setattr(case, container, value)
+    return case
+
+
 def fuzz(
     node: Node,
     mode: GenerationMode,
@@ -167,6 +232,7 @@ def fuzz(
     headers: Callable[[], dict[str, str]],
     judge: Callable[[Any, Any], list[tuple[str, str]]],
     variants: tuple[set[str], ...] = (),
+    poison: bool = False,
 ) -> Probe:
     """Send generated requests to every operation; what `judge` objects to, per response."""
     findings: dict[tuple[str, str, int], Finding] = {}
@@ -179,6 +245,10 @@ def fuzz(
             strategy: SearchStrategy[Any] = op.as_strategy(
                 generation_mode=mode, path_parameters=path_parameters or None
             )
+            if poison:
+                strategy = st.tuples(strategy, st.randoms(use_true_random=False)).map(
+                    lambda drawn: poisoned(*drawn)
+                )
             send = _sender(node.base_url, session, op.label, headers, judge, findings, accepted)
             run: Callable[[], None] = settings(
                 max_examples=examples,
@@ -247,23 +317,44 @@ def report(findings: list[Finding]) -> str:
     return f"{len(findings)} wrong answers:\n" + "\n".join(str(f) for f in findings)
 
 
+POSITIVE = (GenerationMode.POSITIVE, POSITIVE_EXAMPLES, False)
+NEGATIVE = (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES, False)
+NUL_AND_HUGE = (GenerationMode.POSITIVE, POISONED_EXAMPLES, True)
+
+
+# Invalid shapes (the negative pass) are refused before any storage, so PostgreSQL runs the
+# passes whose values reach it.
 @pytest.mark.parametrize(
-    ("mode", "examples"),
-    [(GenerationMode.POSITIVE, POSITIVE_EXAMPLES), (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)],
-    ids=["positive", "negative"],
+    ("store", "mode", "examples", "poison"),
+    [
+        ("sqlite", *POSITIVE),
+        ("sqlite", *NEGATIVE),
+        ("sqlite", *NUL_AND_HUGE),
+        ("postgres", *POSITIVE),
+        ("postgres", *NUL_AND_HUGE),
+    ],
+    ids=[
+        "sqlite-positive",
+        "sqlite-negative",
+        "sqlite-nul-and-huge",
+        "postgres-positive",
+        "postgres-nul-and-huge",
+    ],
 )
 def test_no_server_errors_and_answers_match_their_documented_schema(
-    node: Node, mode: GenerationMode, examples: int
+    request: pytest.FixtureRequest, store: str, mode: GenerationMode, examples: int, poison: bool
 ) -> None:
+    node: Node = request.getfixturevalue("node" if store == "sqlite" else "pg_node")
     probe = fuzz(
         node,
         mode,
         examples,
         lambda: node.headers,
         schema_checks(node, not_a_server_error, response_schema_conformance),
+        poison=poison,
     )
     assert not probe.findings, report(probe.findings)
-    if mode == GenerationMode.POSITIVE:
+    if mode == GenerationMode.POSITIVE and not poison:
         # Valid requests got through to stored data: reads and changes of the real objects.
         for label in (
             "GET /account/{account_id}/voiceapp/{app_id}",

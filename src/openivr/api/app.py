@@ -32,18 +32,34 @@ from openivr.api import (
 from openivr.api.context import ServerContext
 from openivr.api.envelope import failure
 from openivr.api.errors import status_of
+from openivr.api.gate import RequestGate, token_refusal
 from openivr.apps.promptaudio import PromptSounds
 from openivr.apps.validation import FieldError, Refusal
 from openivr.audio.cache import RenderCache
 from openivr.audio.tts import SpeechEngine
 from openivr.loopwatch import RequestActivity
-from openivr.security import TokenError
 from openivr.settings import Settings
 from openivr.store.audiostore import AudioStore
 from openivr.store.db import make_engine, make_sessionmaker, migrate
 
 log = logging.getLogger(__name__)
 _SLASHES = re.compile(r"/{2,}")
+
+# The resources, in routing order.
+ROUTED = (
+    auth,
+    accounts,
+    users,
+    voiceapps,
+    flows,
+    prompts,
+    phonenumbers,
+    teams,
+    schedules,
+    tts,
+    calls,
+    globaldata,
+)
 
 # Extra routers and start-up hooks added by later layers (TTS, simulator, SIP, delivery).
 Extension = Callable[[FastAPI, ServerContext, AsyncExitStack], Awaitable[None]]
@@ -81,21 +97,10 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
     return "invalid_field", f"{where}: {msg}"
 
 
-_PUBLIC_PREFIXES = ("/oauth/", "/SonetelAuth/", "/healthz", "/globaldata/", "/audio/", "/docs")
-
-
 def _token_refusal(request: Request) -> str | None:
     """Why a request to a protected path has no acceptable token (signature and expiry only)."""
-    if request.url.path.startswith(_PUBLIC_PREFIXES):
-        return None
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return "an 'Authorization: Bearer <access token>' header is required"
-    try:
-        request.app.state.ctx.tokens.decode(token.strip(), "access")
-    except TokenError as exc:
-        return str(exc)
-    return None
+    tokens = request.app.state.ctx.tokens
+    return token_refusal(tokens, request.url.path, request.headers.get("authorization", ""))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -179,20 +184,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
     install_error_handlers(app)
     # A late media tick names the requests that were on the loop (loopwatch).
     app.add_middleware(RequestActivity)
-    for module in (
-        auth,
-        accounts,
-        users,
-        voiceapps,
-        flows,
-        prompts,
-        phonenumbers,
-        teams,
-        schedules,
-        tts,
-        calls,
-        globaldata,
-    ):
+    for module in ROUTED:
         app.include_router(module.router)
     app.include_router(console.router)
 
@@ -213,5 +205,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
 
 
 def asgi(settings: Settings, extensions: tuple[Extension, ...] = ()) -> ASGIApp:
-    """The application wrapped in the path-normalising middleware."""
-    return SlashTolerance(create_app(settings, extensions))
+    """The application behind the path-normalising middleware and the request gate."""
+    app = create_app(settings, extensions)
+    routes = [route for module in ROUTED for route in module.router.routes]
+    return SlashTolerance(RequestGate(app, routes, lambda: app.state.ctx.tokens))

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from openivr.api.deps import Ctx, Db
+from openivr.apps.validation import control_character
 from openivr.security import PasswordWorkBusy, TokenError, verify_password_off_loop
 from openivr.store.models import RefreshToken, User
 
@@ -82,6 +83,12 @@ async def token(request: Request, ctx: Ctx, db: Db) -> JSONResponse:
     except Exception:  # a broken multipart body is the client's error, not ours
         return _oauth_error(400, "invalid_request", "the form body could not be parsed")
     form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    for name, value in form.items():
+        reason = control_character(name, multiline=False) or control_character(
+            value, multiline=False
+        )
+        if reason is not None:
+            return _oauth_error(400, "invalid_request", f"{name}: {reason}")
     client = _client_credentials(request, form)
     allowed = ctx.settings.client_ids
     if client is None or client[0] not in allowed or client[1] != client[0]:
@@ -131,8 +138,12 @@ async def token(request: Request, ctx: Ctx, db: Db) -> JSONResponse:
         ):
             await db.rollback()
             return _oauth_error(401, "unauthorized", "the refresh token was used or revoked")
+    elif not grant:
+        return _oauth_error(400, "invalid_request", "grant_type is required")
     else:
-        return _oauth_error(400, "invalid_request", "grant_type must be password or refresh_token")
+        return _oauth_error(
+            400, "unsupported_grant_type", "grant_type must be password or refresh_token"
+        )
     answer: dict[str, Any] = {
         "access_token": ctx.tokens.access_token(
             user.account_id, user.user_id, user.token_generation

@@ -12,6 +12,7 @@ from sqlalchemy import String, cast, select
 from openivr.api.deps import AccountAuth, Db
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
+from openivr.apps.validation import MAX_INT
 from openivr.store.models import CallRecord
 from openivr.store.voiceapps import format_date
 
@@ -63,7 +64,7 @@ async def list_calls(
     since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> JSONResponse:
     """The account's calls, newest first, filtered by caller, number, app and time."""
     query = select(CallRecord).where(CallRecord.account_id == account_id)

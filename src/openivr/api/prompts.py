@@ -407,10 +407,14 @@ async def _upload(request: Request) -> tuple[str, bytes]:
         raise ApiError(
             "missing_field", "file: a multipart field named 'file' with a WAV is required"
         )
+    name = upload.filename or "upload.wav"
+    refusal = v.control_character(name, multiline=False)
+    if refusal is not None:
+        raise v.FieldError("file", f"the file name {refusal}")
     data = await upload.read(MAX_UPLOAD_BYTES + 1)
     if not data:
         raise ApiError("invalid_audio", "file: the uploaded file is empty")
-    return upload.filename or "upload.wav", data
+    return name, data
 
 
 async def _text_request(request: Request, db: AsyncSession, prompt: Prompt) -> tuple[str, str]:

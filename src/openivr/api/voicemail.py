@@ -16,6 +16,7 @@ from openivr.api.deps import AccountAuth, Ctx, Db, principal
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
+from openivr.apps.validation import MAX_INT
 from openivr.delivery.deposit import files_of
 from openivr.delivery.metadata import audio_path, message_view
 from openivr.store import voicemail as vm
@@ -111,8 +112,10 @@ async def list_voicemail(
     limit: Annotated[
         int, Query(ge=1, le=1000, description="Page size (default 50)")
     ] = DEFAULT_PAGE,
-    offset: Annotated[int | None, Query(ge=0, description="Messages to skip")] = None,
-    page: Annotated[int | None, Query(ge=1, description="1-based page of `limit`")] = None,
+    offset: Annotated[int | None, Query(ge=0, le=MAX_INT, description="Messages to skip")] = None,
+    page: Annotated[
+        int | None, Query(ge=1, le=MAX_INT // 1000, description="1-based page of `limit`")
+    ] = None,
 ) -> JSONResponse:
     """A mailbox's messages, newest first; X-Total-Count has the number matching in all."""
     await _mailbox(db, account_id, app_id)

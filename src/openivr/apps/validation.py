@@ -9,6 +9,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SIP_URI = re.compile(r"^sips?:(?:[^@\s]+@)?[A-Za-z0-9.\-\[\]:]+(?::[0-9]{1,5})?(?:;[^\s]*)?$")
+# Control characters (Unicode Cc) and lone surrogates: no name, text or id needs them,
+# PostgreSQL refuses U+0000 and neither database can store a lone surrogate. Tab, line feed
+# and carriage return are the exception in free text (a TTS text may have lines).
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# The one bound of every integer a request may carry (query parameters, body fields): the
+# largest integer JSON clients exchange exactly (RFC 8259 section 6), well inside both
+# databases' 64-bit integers. Fields with a narrower meaning bound themselves further.
+MAX_INT = 2**53 - 1
 
 
 class FieldError(Exception):
@@ -61,6 +70,18 @@ def whole_number(field: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
+def control_character(value: str, multiline: bool = True) -> str | None:
+    """Why a string cannot be accepted as text (a control character or a lone surrogate), or
+    None; `multiline` allows tab, line feed and carriage return."""
+    found = (_CONTROL_IN_TEXT if multiline else _CONTROL_IN_NAME).search(value)
+    if found is None:
+        return None
+    char = found.group()
+    if "\ud800" <= char <= "\udfff":
+        return f"must be valid Unicode (a lone surrogate U+{ord(char):04X} at {found.start()})"
+    return f"must not contain control characters (U+{ord(char):04X} at {found.start()})"
+
+
 def yes_no(field: str, value: Any) -> str:
     """A yes/no flag; booleans are accepted and written as yes/no."""
     if isinstance(value, bool):
@@ -74,6 +95,9 @@ def text(field: str, value: Any, max_len: int = 200, allow_empty: bool = False) 
     """A trimmed string of bounded length."""
     if not isinstance(value, str):
         raise FieldError(field, f"must be a string, got {type(value).__name__}")
+    refusal = control_character(value)
+    if refusal is not None:
+        raise FieldError(field, refusal)
     cleaned: str = value.strip()
     if not cleaned and not allow_empty:
         raise FieldError(field, "must not be empty")
