@@ -138,8 +138,21 @@ def sign_in(driver: webdriver.Chrome, email: str, password: str) -> None:
     driver.find_element(By.CSS_SELECTOR, "form.login-form button[type=submit]").click()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so a fixture can tell that the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def console(browser: webdriver.Chrome, console_server: RunningServer, tmp_path: Path) -> Console:
+def console(
+    browser: webdriver.Chrome,
+    console_server: RunningServer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Console]:
     """The console signed in to a fresh account, on its list of voice apps."""
     account = console_server.account("Andersson Dental")
     open_signed_out(browser, console_server)
@@ -147,4 +160,11 @@ def console(browser: webdriver.Chrome, console_server: RunningServer, tmp_path: 
     sign_in(browser, account.email, account.password)
     page = Console(browser, console_server, account)
     by_text(browser, "main h2", "Main menu")
-    return page
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        # What the page showed when the test failed, beside the test's other files.
+        shot = tmp_path / "failed.png"
+        browser.save_screenshot(str(shot))
+        print(f"screenshot of the failed page: {shot}")
+        print("page text:", browser.find_element(By.TAG_NAME, "body").text[:3000])

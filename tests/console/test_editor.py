@@ -126,3 +126,47 @@ def test_an_announcement_and_a_mailbox(console: Console) -> None:
     by_text(driver, ".savebar .state", "All changes saved")
     mailbox = console.api("GET", console.acct(f"/voiceapp/{box}"))
     assert mailbox["deliver_to"] == "email" and mailbox["deliver_to_details"] == "desk@example.com"
+
+
+def test_teams_and_opening_hours_in_the_menu(console: Console) -> None:
+    anna = _new_user(console, "Anna")
+    driver = console.driver
+    assert by_text(driver, "header nav a", "Teams") and by_text(driver, "header nav a", "Opening")
+    console.go("#/teams")
+    find(driver, "button[name=add_team]").click()
+    find(driver, "dialog [name=team_name]").send_keys("Sales")
+    Select(find(driver, "dialog select[name=strategy]")).select_by_value("order")
+    Select(find(driver, "dialog select[name=add_member]")).select_by_value(anna)
+    Select(find(driver, "dialog select[name=add_member]")).select_by_value(console.account.user_id)
+    find(driver, "dialog button[name=dialog_save]").click()
+    card = by_text(driver, "li.card", "Sales")
+    assert "Anna Berg" in card.text
+    team = console.api("GET", console.acct("/team"))[0]
+    assert team["members"] == [anna, console.account.user_id] and team["strategy"] == "order"
+    console.go("#/schedules")
+    find(driver, "button[name=add_schedule]").click()
+    find(driver, "dialog [name=schedule_name]").send_keys("Office hours")
+    find(driver, "dialog [name=timezone]").send_keys("Europe/Stockholm")
+    find(driver, "dialog [name=closed_dates]").send_keys("2026-12-24")
+    find(driver, "dialog button[name=dialog_save]").click()
+    by_text(driver, "li.card", "Office hours")
+    schedule = console.api("GET", console.acct("/schedule"))[0]
+    assert schedule["weekly"] == [
+        {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}
+    ]
+    assert schedule["closed_dates"] == ["2026-12-24"]
+    app_id = _open_editor(console, "Main menu")
+    Select(find(driver, "select[name=digit_3-kind]")).select_by_value("csg")
+    Select(find(driver, "select[name=digit_3-target]")).select_by_value(team["team_id"])
+    Select(find(driver, "select[name=schedule_id]")).select_by_value(schedule["schedule_id"])
+    box = console.app_named("Voice Mail")["app_id"]
+    Select(find(driver, "select[name=closed_action-kind]")).select_by_value("app")
+    Select(find(driver, "select[name=closed_action-target]")).select_by_value(box)
+    find(driver, "button[name=save]").click()
+    by_text(driver, ".savebar .state", "All changes saved")
+    saved = console.api("GET", console.acct(f"/voiceapp/{app_id}"))
+    assert saved["menu"]["digit_3"] == {"action": "call", "to": "csg", "id": team["team_id"]}
+    assert saved["open_hours"] == {
+        "schedule_id": schedule["schedule_id"],
+        "closed_action": {"action": "connect", "to": "app", "id": box},
+    }
