@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from openivr.audio import g711, tones
-from openivr.sip.call import Call
+from openivr.sip.call import MediaCall
 from openivr.sip.connect import Connector
 from openivr.sip.media import RtpSession, RtpStats
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
@@ -152,7 +152,7 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
     callee_port = free_port()
     connector: Connector | None = None
 
-    async def handler(call: Call) -> None:
+    async def handler(call: MediaCall) -> None:
         await call.answer()
         assert connector is not None
         target = TransferTarget("sip", f"sip:echo@127.0.0.1:{callee_port}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from openivr.audio import g711, tones
-from openivr.sip.call import Call, Dtmf, HungUp
+from openivr.sip.call import Dtmf, HungUp, MediaCall
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 
 HERE = Path(__file__).parent
@@ -36,7 +36,7 @@ async def run_level(calls: int, hold_ms: int, rate: int) -> dict[str, float]:
     # Encoded once, as the prompt cache does for real prompts.
     prompt = g711.encode_frames(tones.beep(440.0, (hold_ms + 30_000), -12.0), "PCMU")
 
-    async def handler(call: Call) -> None:
+    async def handler(call: MediaCall) -> None:
         await call.answer()
         answered.append(time.monotonic())
         call.play(prompt, barge_in=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from openivr.audio import tones
-from openivr.sip.call import Call, CallEvent, CallRecord, Dtmf, HungUp, RecordingFinished
+from openivr.sip.call import AudioRecorded, Dtmf, HungUp, MediaCall, MediaCallEvent, SipCallRecord
 from openivr.sip.message import SipRequest, SipResponse, new_branch, parse_message
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 
@@ -36,10 +36,10 @@ class DemoIvr:
     answer: bool = True
     ring_seconds: float = 0.0
     tone_seconds: float = 3.0
-    calls: list[Call] = field(default_factory=list)
-    events: list[CallEvent] = field(default_factory=list)
-    recordings: list[RecordingFinished] = field(default_factory=list)
-    records: list[CallRecord] = field(default_factory=list)
+    calls: list[MediaCall] = field(default_factory=list)
+    events: list[MediaCallEvent] = field(default_factory=list)
+    recordings: list[AudioRecorded] = field(default_factory=list)
+    records: list[SipCallRecord] = field(default_factory=list)
     invites: list[Invite] = field(default_factory=list)
     numbers: tuple[str, ...] = ("100", "ivr")
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -50,7 +50,7 @@ class DemoIvr:
             return Accept(self.handle)
         return Reject(404, "No Such Number")
 
-    async def handle(self, call: Call) -> None:
+    async def handle(self, call: MediaCall) -> None:
         self.calls.append(call)
         await call.ring()
         if self.ring_seconds:
@@ -69,7 +69,7 @@ class DemoIvr:
                 await call.hangup()
             elif isinstance(event, Dtmf) and event.key == "2":
                 call.start_recording(max_seconds=20, max_silence=None, stop_keys="#")
-            elif isinstance(event, RecordingFinished):
+            elif isinstance(event, AudioRecorded):
                 self.recordings.append(event)
             elif isinstance(event, HungUp):
                 break

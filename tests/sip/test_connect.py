@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from openivr.sip.call import Call, Dtmf, HungUp
+from openivr.sip.call import Dtmf, HungUp, MediaCall
 from openivr.sip.connect import Connector
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.transfer import TransferLeg, TransferTarget
@@ -297,7 +297,7 @@ async def test_keys_reach_the_target_as_rfc4733_events(
     heard: list[Dtmf] = []
     done = asyncio.Event()
 
-    async def target_handler(call: Call) -> None:
+    async def target_handler(call: MediaCall) -> None:
         await call.answer()
         while not isinstance(event := await call.next_event(), HungUp):
             if isinstance(event, Dtmf):

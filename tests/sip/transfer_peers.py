@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from openivr.audio import tones
-from openivr.sip.call import Call
+from openivr.sip.call import MediaCall
 from openivr.sip.connect import Connector
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.transfer import TransferLeg, TransferTarget
@@ -132,7 +132,7 @@ class TransferDesk:
     legs: list[TransferLeg] = field(default_factory=list)
     answered: int = 0
     still_up: list[bool] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
+    calls: list[MediaCall] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def route(self, invite: Invite) -> Accept | Reject:
@@ -141,7 +141,7 @@ class TransferDesk:
     def on_answer(self) -> None:
         self.answered += 1
 
-    async def handle(self, call: Call) -> None:
+    async def handle(self, call: MediaCall) -> None:
         self.calls.append(call)
         try:
             await call.answer()

@@ -48,7 +48,7 @@ class Transferring(Protocol):
     """Connects a caller to a target (the B2BUA or REFER connector)."""
 
     async def __call__(
-        self, call: sip.Call, request: TransferRequest, on_answer: Callable[[], None]
+        self, call: sip.MediaCall, request: TransferRequest, on_answer: Callable[[], None]
     ) -> dict[str, Any]:
         """Ring the target; call on_answer when it answers; return the leg (status, ...)."""
         ...
@@ -69,7 +69,7 @@ class CallDriver:
 
     def __init__(
         self,
-        call: sip.Call,
+        call: sip.MediaCall,
         snapshot: AccountSnapshot,
         app_id: str,
         sounds: PromptSounds,
@@ -148,7 +148,7 @@ class CallDriver:
         elif isinstance(item, sip.Dtmf):
             self.notes.keys += item.key
             await self._feed(ev.DigitPressed(now, item.key))
-        elif isinstance(item, sip.RecordingFinished):
+        elif isinstance(item, sip.AudioRecorded):
             pcm = np.frombuffer(item.pcm, dtype="<i2").astype(np.int16)
             self.recorded = pcm
             reason = _RECORDING_REASONS.get(item.reason, "stop_key")

@@ -48,7 +48,7 @@ class TransferService:
         self.connector = connector
 
     async def __call__(
-        self, call: sip.Call, request: TransferRequest, on_answer: Callable[[], None]
+        self, call: sip.MediaCall, request: TransferRequest, on_answer: Callable[[], None]
     ) -> dict[str, Any]:
         """Ring the target; the leg as a dict for the call record."""
         if request.kind == "user" and request.user_id:
@@ -91,11 +91,11 @@ class CallService:
         return Accept(lambda call: self.run_direct(call, dest))
 
     @staticmethod
-    def _caller_id(account: Account | None, call: sip.Call) -> str:
+    def _caller_id(account: Account | None, call: sip.MediaCall) -> str:
         mode = account.caller_id_mode if account else "caller"
         return call.dialed if mode == "dialed" else call.caller
 
-    async def run_app(self, call: sip.Call, dest: Destination) -> None:
+    async def run_app(self, call: sip.MediaCall, dest: Destination) -> None:
         """Run the engine for a call routed to a voice app."""
         async with self.ctx.sessions() as db:
             snapshot = await self.snapshots.get(db, dest.account_id)
@@ -127,7 +127,7 @@ class CallService:
         async with self.ctx.sessions() as db:
             return await db.get(Account, account_id)
 
-    async def run_direct(self, call: sip.Call, dest: Destination) -> None:
+    async def run_direct(self, call: sip.MediaCall, dest: Destination) -> None:
         """A number connected straight to a user, number or SIP address: ring it, bridge."""
         transfer = self.transfer
         assert transfer is not None

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from openivr.sip.call import CallRecord as SipCallRecord
+from openivr.sip.call import SipCallRecord
 from openivr.store.models import CallRecord
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from openivr.sip.media import MediaClock, RtpSession, RtpStats
 from openivr.sip.message import SipRequest
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, TelephoneEvent, silence_frame
 from openivr.sip.sdp import MediaAgreement
+from openivr.sip.transport import TransportName
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ HangupSide = Literal["caller", "us", "timeout"]
 RecordingReason = Literal["key", "silence", "max_length", "stopped", "hangup"]
 
 
-class CallStateError(RuntimeError):
+class MediaCallStateError(RuntimeError):
     """A call command that the call's state does not allow (e.g. play before answer)."""
 
 
@@ -52,7 +53,7 @@ class Dtmf:
 
 
 @dataclass(frozen=True)
-class RecordingFinished:
+class AudioRecorded:
     """A recording ended: 16-bit little-endian 8 kHz mono PCM and why it ended."""
 
     pcm: bytes
@@ -69,11 +70,11 @@ class HungUp:
     reason: str
 
 
-CallEvent = PlaybackFinished | Dtmf | RecordingFinished | HungUp
+MediaCallEvent = PlaybackFinished | Dtmf | AudioRecorded | HungUp
 
 
 @dataclass
-class CallRecord:
+class SipCallRecord:
     """What the server reports when a call ends (for call records)."""
 
     call_id: str
@@ -97,7 +98,7 @@ class Playable(Protocol):
 
 
 class CallSignalling(Protocol):
-    """The SIP side of a call, implemented by the server's dialog."""
+    """The SIP side of a call, implemented by `dialog.IncomingDialog`."""
 
     def send_ringing(self) -> None:
         """Send 180 Ringing."""
@@ -136,7 +137,7 @@ class _Recording:
     silent_samples: int = 0
 
 
-class Call:
+class MediaCall:
     """A call routed to a handler: answer it, play prompts, record, and read its events."""
 
     def __init__(
@@ -149,8 +150,8 @@ class Call:
         session: RtpSession,
         clock: MediaClock,
         remote_sip: tuple[str, int],
-        transport: str,
-        on_end: Callable[[Call], None],
+        transport: TransportName,
+        on_end: Callable[[MediaCall], None],
     ) -> None:
         self.call_id = call_id
         self.caller = caller
@@ -170,7 +171,7 @@ class Call:
         self._session._on_event = self._on_telephone_event
         self._clock = clock
         self._on_end = on_end
-        self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._events: asyncio.Queue[MediaCallEvent] = asyncio.Queue()
         self._barge_in = False
         self._recording: _Recording | None = None
         self._dedupe = EventDeduplicator()
@@ -238,7 +239,7 @@ class Call:
     async def answer(self) -> None:
         """Answer (200 OK with SDP) and start sending audio (silence until play())."""
         if self.state == "ended":
-            raise CallStateError(f"call {self.call_id} has already ended")
+            raise MediaCallStateError(f"call {self.call_id} has already ended")
         if self.state == "answered" or self.signalling is None:
             return
         self.state = "answered"
@@ -263,7 +264,7 @@ class Call:
         if self.state == "ended":
             return
         if self.state != "answered":
-            raise CallStateError(f"call {self.call_id} must be answered before play()")
+            raise MediaCallStateError(f"call {self.call_id} must be answered before play()")
         frames = source.frames(self.codec) if isinstance(source, Playable) else source
         if any(len(f) != SAMPLES_PER_FRAME for f in frames):
             frames = g711.split_frames(b"".join(frames), self.codec)
@@ -306,7 +307,7 @@ class Call:
     ) -> None:
         """Record the caller until a stop key, `max_silence` s of quiet, the limit or hang-up."""
         if self.state != "answered":
-            raise CallStateError(f"call {self.call_id} must be answered before recording")
+            raise MediaCallStateError(f"call {self.call_id} must be answered before recording")
         if max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
         if self._recording is not None:
@@ -340,7 +341,7 @@ class Call:
             rec.watchdog = asyncio.get_running_loop().call_later(0.25, self._watch_recording)
 
     def stop_recording(self) -> None:
-        """Stop recording now; RecordingFinished(reason='stopped') follows."""
+        """Stop recording now; AudioRecorded(reason='stopped') follows."""
         self._finish_recording("stopped")
 
     @property
@@ -364,7 +365,7 @@ class Call:
             pcm = pcm[: max(0, len(pcm) - rec.silent_samples)]
         pcm = pcm[: rec.max_samples]
         data = pcm.astype("<i2").tobytes()
-        self._events.put_nowait(RecordingFinished(data, reason, len(pcm) / SAMPLE_RATE, key))
+        self._events.put_nowait(AudioRecorded(data, reason, len(pcm) / SAMPLE_RATE, key))
 
     def _append(self, rec: _Recording, frame: bytes) -> None:
         samples = g711.decode(frame, self.codec)
@@ -420,15 +421,15 @@ class Call:
 
     # Events ----------------------------------------------------------------------------------
 
-    async def next_event(self) -> CallEvent:
+    async def next_event(self) -> MediaCallEvent:
         """The next event; after the call ended and the queue drained, HungUp again."""
         if self._events.empty() and self.hangup_event is not None:
             return self.hangup_event
         return await self._events.get()
 
-    def pending_events(self) -> list[CallEvent]:
+    def pending_events(self) -> list[MediaCallEvent]:
         """Events already queued, without waiting (for tests and polling drivers)."""
-        out: list[CallEvent] = []
+        out: list[MediaCallEvent] = []
         while not self._events.empty():
             out.append(self._events.get_nowait())
         return out

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from openivr.audio import g711, tones
 from openivr.sip.bridge import MediaBridge
-from openivr.sip.call import Call
+from openivr.sip.call import MediaCall
 from openivr.sip.media import RtpSession
 from openivr.sip.message import NameAddress, SipParseError, SipRequest, SipResponse, SipUri
 from openivr.sip.refer import refer
@@ -41,6 +41,7 @@ from openivr.sip.transfer import (
     TransferTarget,
     status_for,
 )
+from openivr.sip.transport import TransportName
 from openivr.sip.uac import OutgoingCall
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class RingTarget:
     uri: str
     address: tuple[str, int]
     via_trunk: bool = False
-    transport: str = "UDP"  # TCP when the URI says ;transport=tcp or the phone registered so
+    transport: TransportName = "UDP"  # TCP: the URI says ;transport=tcp, or the phone registered so
     route: list[str] = field(default_factory=list)  # a registered phone's Path
 
 
@@ -81,7 +82,7 @@ def parse_trunk(text: str) -> SipUri | None:
     return _sip_uri(text, "trunk") if text else None
 
 
-def _transport(uri: SipUri) -> str:
+def _transport(uri: SipUri) -> TransportName:
     """UDP, or TCP when the URI asks for it (other transports are not offered: UDP)."""
     return "TCP" if uri.params.get("transport", "").lower() == "tcp" else "UDP"
 
@@ -204,7 +205,7 @@ class Connector:
 
     async def connect(
         self,
-        call: Call,
+        call: MediaCall,
         target: TransferTarget,
         caller_id: str,
         on_answer: OnAnswer | None = None,
@@ -253,7 +254,7 @@ class _BridgedTransfer:
     def __init__(
         self,
         connector: Connector,
-        call: Call,
+        call: MediaCall,
         leg: TransferLeg,
         ring_targets: list[RingTarget],
         caller_id: str,

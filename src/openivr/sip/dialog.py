@@ -46,7 +46,7 @@ from openivr.sip.transaction import (
 )
 
 if TYPE_CHECKING:
-    from openivr.sip.call import Call, HangupSide
+    from openivr.sip.call import HangupSide, MediaCall
     from openivr.sip.transport import Peer, Transports
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class IncomingDialog:
         self.remote_tag = invite.from_.tag or ""
         self.agreement = agreement
         self.local_sdp: LocalSession | None = None
-        self.call: Call | None = None
+        self.call: MediaCall | None = None
         self.cancelled = False
         self.local_cseq = secrets.randbelow(2**16) + 1
         self.remote_target = invite.headers.get("Contact") or ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from openivr.sip.call import Call, CallSignalling
+from openivr.sip.call import CallSignalling, MediaCall
 from openivr.sip.message import SipRequest
 from openivr.sip.transfer import Interrupted, ReplyWait, TransferLeg, status_for
 
@@ -22,7 +22,7 @@ def sipfrag_status(body: bytes) -> int | None:
     return None
 
 
-async def refer(call: Call, leg: TransferLeg, timeout: float) -> TransferLeg:
+async def refer(call: MediaCall, leg: TransferLeg, timeout: float) -> TransferLeg:
     """Send REFER to the caller and follow its NOTIFYs; hang up when the transfer succeeded."""
     signalling = call.signalling
     if signalling is None or call.state != "answered":
@@ -37,7 +37,7 @@ async def refer(call: Call, leg: TransferLeg, timeout: float) -> TransferLeg:
 
 
 async def _follow(
-    call: Call,
+    call: MediaCall,
     signalling: CallSignalling,
     leg: TransferLeg,
     notifies: asyncio.Queue[SipRequest],

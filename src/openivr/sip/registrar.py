@@ -23,6 +23,7 @@ from openivr.sip.message import (
     response_to,
     split_commas,
 )
+from openivr.sip.transport import TransportName
 from openivr.store.models import User
 from openivr.store.registrations import (
     live_registrations,
@@ -44,7 +45,7 @@ class Binding:
     contact: str
     source: tuple[str, int]
     route: list[str] = field(default_factory=list)
-    transport: str = "UDP"
+    transport: TransportName = "UDP"
 
 
 class Registrar:
@@ -74,7 +75,7 @@ class Registrar:
         return response_to(request, 401, extra=[("WWW-Authenticate", value)])
 
     async def handle(
-        self, request: SipRequest, source: tuple[str, int], transport: str = "UDP"
+        self, request: SipRequest, source: tuple[str, int], transport: TransportName = "UDP"
     ) -> SipResponse:
         """The response to one REGISTER from `source` over `transport` (UDP or TCP)."""
         header = request.headers.get("Authorization")
@@ -124,7 +125,7 @@ class Registrar:
         request: SipRequest,
         user_id: str,
         source: tuple[str, int],
-        transport: str,
+        transport: TransportName,
     ) -> SipResponse | None:
         contacts = request.headers.get_all("Contact")
         default = request.headers.get("Expires")
@@ -174,5 +175,6 @@ class Registrar:
             if host and port.isdigit():
                 route = split_commas(row.path) if row.path else []
                 address = (host.strip("[]"), int(port))
-                out.append(Binding(row.contact, address, route, row.transport))
+                transport: TransportName = "TCP" if row.transport == "TCP" else "UDP"
+                out.append(Binding(row.contact, address, route, transport))
         return out

@@ -3,7 +3,7 @@
 The layers below do the rest: `transport` (sockets and peers), `transaction` (retransmissions
 and the table that matches messages to transactions), `dialog` (the calls we answer, and the
 table of every dialog). Here each message from the wire is handed to the right one, a new
-INVITE is routed (`Router`) and becomes a `Call` with its RTP session, and call records are
+INVITE is routed (`Router`) and becomes a `MediaCall` with its RTP session, and call records are
 reported when calls end.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from openivr.sip.call import Call, CallRecord
+from openivr.sip.call import MediaCall, SipCallRecord
 from openivr.sip.dialog import (
     ALLOWED,
     DialogTable,
@@ -26,7 +26,6 @@ from openivr.sip.dialog import (
 )
 from openivr.sip.media import MediaClock, PortRange, RtpSession
 from openivr.sip.message import (
-    REASONS,
     SipParseError,
     SipRequest,
     SipResponse,
@@ -46,7 +45,7 @@ from openivr.sip.sdp import (
     negotiate,
 )
 from openivr.sip.transaction import Clock, ServerTransaction, TransactionTable, server_key
-from openivr.sip.transport import Peer, Transports
+from openivr.sip.transport import Peer, TransportName, Transports
 
 if TYPE_CHECKING:
     from openivr.sip.registrar import Registrar
@@ -66,10 +65,10 @@ class Invite:
     caller: str
     call_id: str
     source: tuple[str, int]
-    transport: str
+    transport: TransportName
 
 
-CallHandler = Callable[[Call], Awaitable[None]]
+CallHandler = Callable[[MediaCall], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ class SipServer:
         router: Router,
         config: SipServerConfig | None = None,
         *,
-        on_call_end: Callable[[CallRecord], None] | None = None,
+        on_call_end: Callable[[SipCallRecord], None] | None = None,
         registrar: Registrar | None = None,
     ) -> None:
         self.router = router
@@ -126,7 +125,7 @@ class SipServer:
         self.registrar = registrar
         self.clock = MediaClock()
         self.ports = PortRange(*self.config.rtp_ports)
-        self.calls: dict[str, Call] = {}
+        self.calls: dict[str, MediaCall] = {}
         self.transports = Transports(
             self.receive,
             host=self.config.host,
@@ -436,7 +435,7 @@ class SipServer:
         self.calls[call.call_id] = call
         await self._run_handler(call, verdict.handler)
 
-    async def _make_call(self, dialog: IncomingDialog, invite: Invite) -> Call:
+    async def _make_call(self, dialog: IncomingDialog, invite: Invite) -> MediaCall:
         agreement = dialog.agreement or MediaAgreement(
             "PCMU", 0, 101, invite.source[0], 0, "sendrecv"
         )
@@ -451,7 +450,7 @@ class SipServer:
         await session.open(self.ports.bind(self.config.host))
         session.sending = agreement.may_send
         dialog.local_sdp = LocalSession(self.address_for(dialog.peer.addr), session.local_port)
-        call = Call(
+        call = MediaCall(
             call_id=invite.call_id,
             caller=invite.caller,
             dialed=invite.route_key,
@@ -466,7 +465,7 @@ class SipServer:
         dialog.call = call
         return call
 
-    async def _run_handler(self, call: Call, handler: CallHandler) -> None:
+    async def _run_handler(self, call: MediaCall, handler: CallHandler) -> None:
         try:
             await handler(call)
         except asyncio.CancelledError:
@@ -479,7 +478,7 @@ class SipServer:
 
     # Call records ----------------------------------------------------------------------------
 
-    def _call_ended(self, call: Call) -> None:
+    def _call_ended(self, call: MediaCall) -> None:
         self.calls.pop(call.call_id, None)
         dialog = call.signalling
         if isinstance(dialog, IncomingDialog):
@@ -489,7 +488,7 @@ class SipServer:
             status = 0
         if self.on_call_end is not None and call.hangup_event is not None:
             self.on_call_end(
-                CallRecord(
+                SipCallRecord(
                     call_id=call.call_id,
                     caller=call.caller,
                     dialed=call.dialed,
@@ -508,7 +507,7 @@ class SipServer:
         now = datetime.now(UTC)
         try:
             self.on_call_end(
-                CallRecord(
+                SipCallRecord(
                     call_id=invite.call_id,
                     caller=caller_of(invite),
                     dialed=route_key_of(invite),
@@ -524,4 +523,4 @@ class SipServer:
             log.exception("call-end hook failed for %s", invite.call_id)
 
 
-__all__ = ["REASONS", "Accept", "Call", "Invite", "Reject", "SipServer", "SipServerConfig"]
+__all__ = ["Accept", "CallHandler", "Invite", "Reject", "Router", "SipServer", "SipServerConfig"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from openivr.sip.media import RtpStats
 
 if TYPE_CHECKING:
-    from openivr.sip.call import Call
+    from openivr.sip.call import MediaCall
 
 TargetKind = Literal["sip", "phnum", "user"]
 LegStatus = Literal[
@@ -122,7 +122,7 @@ class ReplyWait:
     deadline for the whole wait, set when it starts). A message that arrives together with the
     hang-up is still taken."""
 
-    def __init__(self, call: Call, timeout: float) -> None:
+    def __init__(self, call: MediaCall, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._deadline = loop.time() + timeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from openivr.sip.digest import Challenge, DigestError
 from openivr.sip.dtmf import parse_info_body
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from openivr.sip.transport import Peer
 
 log = logging.getLogger(__name__)
+
+# calling → early (a provisional answer) → confirmed (2xx) → ended; or calling/early → ended.
+OutgoingCallState = Literal["calling", "early", "confirmed", "ended"]
 
 # What the owner of an outgoing call hears about it: a response, or None when timer B fired
 # (no response at all: the far end is unreachable).
@@ -58,7 +61,7 @@ class OutgoingCall:
         self.from_header = f'"{caller_id}" <sip:{caller_id}@{from_host}>;tag={self.local_tag}'
         self.to_header = f"<{uri}>"
         self.listener = listener
-        self.state: str = "calling"  # calling → early → confirmed → ended
+        self.state: OutgoingCallState = "calling"
         self.provisional = False
         self.responded = False
         self.answer: SipResponse | None = None
