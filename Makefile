@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench-api bench-audio bench-engine bench-sip
+.PHONY: install run test lint screenshots bench-api bench-audio bench-engine bench-sip
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+
+# The console's pages at desktop and phone width, in docs/console/ (needs chromium and
+# chromium-driver; SIPp for the voicemail and call log pages' sample calls).
+screenshots: install
+	$(VENV)/bin/python -m tests.console.screenshots
 
 test: lint
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider

@@ -149,3 +149,63 @@ def test_create_rename_and_delete_an_app_in_use(console: Console) -> None:
     assert "Voice Mail" not in names
     menu = console.app_named("Main menu")
     assert menu["menu"]["digit_1"]["action"] == ""
+
+
+UNLABELLED = """
+return [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => el.type !== 'hidden' && el.getClientRects().length > 0)
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 120));
+"""
+
+
+def test_every_page_labels_its_controls_and_fits_a_phone(console: Console) -> None:
+    driver = console.driver
+    menu = console.app_named("Main menu")["app_id"]
+    box = console.app_named("Voice Mail")["app_id"]
+    pages = {
+        "#/apps": "main h2",
+        f"#/apps/{menu}": ".flow svg",
+        f"#/apps/{box}": "select[name=deliver_to]",
+        f"#/apps/{menu}/prompts": "li.card.prompt",
+        f"#/try/{menu}": "input[name=keys]",
+        f"#/voicemail/{box}": "main h1",
+        "#/calls": "main details.panel",
+        "#/users": "tbody tr",
+        "#/numbers": "input[name=phnum]",
+        "#/teams": "button[name=add_team]",
+        "#/schedules": "button[name=add_schedule]",
+    }
+    try:
+        for width in (1280, 360):
+            driver.set_window_size(width, 800)
+            for route, ready in pages.items():
+                console.go(route)
+                find(driver, ready)
+                assert driver.execute_script(UNLABELLED) == [], route
+                overflow = driver.execute_script(
+                    "return document.documentElement.scrollWidth - window.innerWidth"
+                )
+                assert overflow <= 0, f"{route} is {overflow}px wider than {width}px"
+    finally:
+        driver.set_window_size(1280, 900)
+    assert console.page_errors() == []
+
+
+def test_keyboard_alone_signs_in_and_reaches_a_page(
+    browser: webdriver.Chrome, console_server: RunningServer
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    account = console_server.account()
+    open_signed_out(browser, console_server)
+    # The e-mail field has the focus; Tab to the password, Enter submits.
+    browser.switch_to.active_element.send_keys(
+        account.email, Keys.TAB, account.password, Keys.ENTER
+    )
+    by_text(browser, "main h2", "Main menu")
+    link = by_text(browser, "header nav a", "Users")
+    link.send_keys(Keys.ENTER)
+    find(browser, "tbody tr")
+    assert browser.switch_to.active_element.get_attribute("id") == "main"

@@ -6,8 +6,8 @@ import { h } from "./dom.js";
 const NS = "http://www.w3.org/2000/svg";
 const BOX_W = 150;
 const BOX_H = 40;
-const GAP_X = 24;
-const GAP_Y = 64;
+const GAP_X = 64; // between columns: room for the edge labels
+const GAP_Y = 14; // between boxes of one column
 const KIND_WORDS = {
   menu: "menu", announcement: "announcement", mailbox: "voicemail", sysprompt: "system messages",
   user: "person", team: "team", number: "number", sip: "SIP address", prompt: "message",
@@ -22,8 +22,8 @@ function svg(tag, attrs = {}, text) {
 }
 
 function shortLabel(label) {
-  const plain = String(label).replace(/ \((menu|announcement|mailbox|sysprompt)\)$/, "");
-  return plain.length > 22 ? plain.slice(0, 21) + "…" : plain;
+  const plain = String(label).replace(/ \((menu|announcement|mailbox|sysprompt)\)$/, "").replace(/^(user|team|number|sip|prompt) /, "");
+  return plain.length > 20 ? plain.slice(0, 19) + "…" : plain;
 }
 
 function edgeWords(label) {
@@ -55,14 +55,16 @@ function layers(graph) {
 
 /** An element showing the flow: the drawing and a list of what leads where. */
 export function drawFlow(graph) {
-  const rows = layers(graph);
-  const widest = Math.max(1, ...rows.map((r) => r.length));
-  const width = Math.max(widest * (BOX_W + GAP_X) + GAP_X, 320);
-  const height = rows.length * (BOX_H + GAP_Y) - GAP_Y + 40;
+  // Left to right: the app, then what its keys lead to, one column per step. A column of
+  // boxes stays readable in the narrow panel beside the editor, however many keys are in use.
+  const columns = layers(graph);
+  const tallest = Math.max(1, ...columns.map((c) => c.length));
+  const width = columns.length * (BOX_W + GAP_X) - GAP_X + 20;
+  const height = tallest * (BOX_H + GAP_Y) - GAP_Y + 20 + 30;
   const pos = new Map();
-  rows.forEach((row, y) => {
-    const span = width / row.length;
-    row.forEach((node, x) => pos.set(node.id, { x: span * x + span / 2, y: 20 + y * (BOX_H + GAP_Y), node }));
+  columns.forEach((column, cx) => {
+    const top = 10 + ((tallest - column.length) * (BOX_H + GAP_Y)) / 2;
+    column.forEach((node, cy) => pos.set(node.id, { x: 10 + cx * (BOX_W + GAP_X), y: top + cy * (BOX_H + GAP_Y), node }));
   });
   const byId = new Map(graph.nodes.map((n) => [n.id, n]));
   const root = svg("svg", {
@@ -73,6 +75,7 @@ export function drawFlow(graph) {
     id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse",
   })).appendChild(svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#7f8fa0" }));
   const edgeLayer = root.appendChild(svg("g"));
+  const labelLayer = root.appendChild(svg("g"));
   const nodeLayer = root.appendChild(svg("g"));
   // Several edges between the same two nodes share one line with all their labels.
   const merged = new Map();
@@ -81,42 +84,48 @@ export function drawFlow(graph) {
     if (!merged.has(key)) merged.set(key, { ...e, labels: [] });
     merged.get(key).labels.push(e.label);
   }
+  let loops = 0;
   for (const e of merged.values()) {
     const a = pos.get(e.source);
     const b = pos.get(e.target);
     if (!a || !b) continue;
-    const g = edgeLayer.appendChild(svg("g", { class: "edge" }));
     let d;
     let lx;
     let ly;
-    if (b.y > a.y) {
-      const y1 = a.y + BOX_H;
-      const y2 = b.y - 2;
-      const my = (y1 + y2) / 2;
-      d = `M ${a.x} ${y1} C ${a.x} ${my}, ${b.x} ${my}, ${b.x} ${y2}`;
-      lx = (a.x + b.x) / 2;
-      ly = my;
+    if (b.x > a.x) {
+      const x1 = a.x + BOX_W;
+      const y1 = a.y + BOX_H / 2;
+      const x2 = b.x - 2;
+      const y2 = b.y + BOX_H / 2;
+      const mx = (x1 + x2) / 2;
+      d = `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`;
+      lx = x2 - GAP_X / 2 + 4;
+      ly = y2;
     } else {
-      // Back to an earlier layer (a loop): around the right side.
+      // Back to this column or an earlier one (a loop): under the boxes.
+      loops += 1;
       const x1 = a.x + BOX_W / 2;
-      const x2 = b.x + BOX_W / 2;
-      const out = Math.max(x1, x2) + 30;
-      d = `M ${x1} ${a.y + BOX_H / 2} C ${out} ${a.y + BOX_H / 2}, ${out} ${b.y + BOX_H / 2}, ${x2 + 2} ${b.y + BOX_H / 2}`;
-      lx = out - 8;
-      ly = (a.y + b.y) / 2 + BOX_H / 2;
+      const x2 = b.x + BOX_W / 2 + (b === a ? 20 : 0);
+      const low = Math.max(a.y, b.y) + BOX_H + 8 + loops * 6;
+      d = `M ${x1} ${a.y + BOX_H} C ${x1} ${low + 14}, ${x2} ${low + 14}, ${x2} ${b.y + BOX_H + 2}`;
+      lx = (x1 + x2) / 2;
+      ly = low + 6;
     }
-    g.appendChild(svg("path", { d, "marker-end": "url(#arrow)" }));
+    edgeLayer.appendChild(svg("path", { d, "marker-end": "url(#arrow)", class: "edge-line" }));
     const text = e.labels.join(", ");
-    const w = Math.min(8 + text.length * 6.5, 140);
+    const shown = text.length > 9 ? text.slice(0, 8) + "…" : text;
+    const w = 8 + shown.length * 6.5;
+    const g = labelLayer.appendChild(svg("g", { class: "edge" }));
+    g.appendChild(svg("title", {}, text));
     g.appendChild(svg("rect", { class: "label-bg", x: lx - w / 2, y: ly - 9, width: w, height: 17, rx: 4 }));
-    g.appendChild(svg("text", { x: lx, y: ly + 4, "text-anchor": "middle" }, text.length > 21 ? text.slice(0, 20) + "…" : text));
+    g.appendChild(svg("text", { x: lx, y: ly + 4, "text-anchor": "middle" }, shown));
   }
   for (const { x, y, node } of pos.values()) {
     const g = nodeLayer.appendChild(svg("g", { class: `node ${node.kind}` }));
     g.appendChild(svg("title", {}, `${node.label}`));
-    g.appendChild(svg("rect", { x: x - BOX_W / 2, y, width: BOX_W, height: BOX_H, rx: 8 }));
-    g.appendChild(svg("text", { x, y: y + 17, "text-anchor": "middle", "font-weight": "600" }, shortLabel(node.label)));
-    g.appendChild(svg("text", { x, y: y + 32, "text-anchor": "middle", class: "kind", fill: "#5a6675", "font-size": "10" }, KIND_WORDS[node.kind] || node.kind));
+    g.appendChild(svg("rect", { x, y, width: BOX_W, height: BOX_H, rx: 8 }));
+    g.appendChild(svg("text", { x: x + BOX_W / 2, y: y + 17, "text-anchor": "middle", "font-weight": "600" }, shortLabel(node.label)));
+    g.appendChild(svg("text", { x: x + BOX_W / 2, y: y + 32, "text-anchor": "middle", class: "kind", fill: "#5a6675", "font-size": "10" }, KIND_WORDS[node.kind] || node.kind));
   }
   const sentences = graph.edges.map((e) => h("li", {},
     `${byId.get(e.source)?.label || e.source}: ${edgeWords(e.label)} → ${byId.get(e.target)?.label || e.target}`));

@@ -159,7 +159,10 @@ async function start() {
   const me = session();
   shell.who.textContent = me.email || "";
   api("GET", acct()).then(({ data }) => {
-    if (shell && data && data.name) shell.who.textContent = `${data.name} · ${me.email || ""}`;
+    if (shell && data && data.name) {
+      shell.who.textContent = data.name;
+      shell.who.title = `Signed in as ${me.email || ""}`;
+    }
   }).catch(() => {});
   if (!window.location.hash || window.location.hash === "#main") history.replaceState(null, "", "#/apps");
   lastHash = "";

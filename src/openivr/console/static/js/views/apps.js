@@ -73,8 +73,26 @@ function appRow(app, problems, reload) {
     h("div", { class: "card-main" },
       h("h2", { class: "card-title" }, h("a", { href: appHref(app) }, app.name || "(no name)")),
       h("p", { class: "meta" }, h("span", { class: `badge ${app.app_type}` }, appKind(app)),
-        app.shortcode ? h("span", {}, " Dial ", h("code", {}, app.shortcode)) : null)),
+        app.shortcode && app.app_type !== "sysprompt" ? h("span", {}, " Dial ", h("code", {}, app.shortcode)) : null,
+        summary(app) ? h("span", { class: "summary" }, summary(app)) : null)),
     h("div", { class: "card-actions" }, actions));
+}
+
+/** One line on what an app does, e.g. "Keys 1, 2, 3 in use". */
+function summary(app) {
+  if (app.app_type === "ivr") {
+    if (app.play_menu === "no") return "Plays a message, then goes on";
+    const used = Object.entries(app.menu || {})
+      .filter(([k, a]) => k.startsWith("digit_") && a && a.action && a.action !== "disconnect")
+      .map(([k]) => k.replace("digit_", "").replace("star", "*").replace("hash", "#"));
+    return used.length ? `Keys ${used.join(", ")} in use` : "No keys in use yet";
+  }
+  if (app.app_type === "mailbox") {
+    if (app.deliver_to === "email") return `Messages e-mailed to ${app.deliver_to_details}`;
+    if (app.deliver_to === "user") return "Messages e-mailed to a person";
+    return "Messages kept here";
+  }
+  return "";
 }
 
 async function removeApp(app, problems, reload) {

@@ -34,9 +34,12 @@ export async function show(main, _unused, state = { offset: 0, filters: {} }) {
   const since = h("input", { type: "datetime-local", name: "since", value: f.sinceLocal || "" });
   const until = h("input", { type: "datetime-local", name: "until", value: f.untilLocal || "" });
   const apply = h("button", { type: "submit", class: "primary" }, "Show calls");
-  const form = h("form", { class: "panel filters", "aria-label": "Which calls" },
+  const filtered = Object.values(f).some(Boolean);
+  const form = h("form", { class: "filters", "aria-label": "Which calls" },
     h("div", { class: "row" }, field("From (caller)", from), field("To (number or code dialled)", to), field("Through app", app)),
     h("div", { class: "row" }, field("Started from", since), field("Started before", until), h("div", { class: "field end" }, apply)));
+  const filters = h("details", { class: "panel", open: filtered || window.matchMedia("(min-width: 721px)").matches },
+    h("summary", {}, filtered ? "Filters (some calls are hidden)" : "Filters"), form);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     show(main, undefined, { offset: 0, filters: {
@@ -45,7 +48,7 @@ export async function show(main, _unused, state = { offset: 0, filters: {} }) {
     } });
   });
   const out = h("div", { "aria-live": "polite" });
-  put(main, heading("Call log"), h("p", { class: "lead" }, "Every call, newest first. Open a call to see the keys pressed and whom it rang."), form, out);
+  put(main, heading("Call log"), h("p", { class: "lead" }, "Every call, newest first. Open a call to see the keys pressed and whom it rang."), filters, out);
   let calls;
   try {
     calls = await list(acct("/call"), { query: {
@@ -73,7 +76,7 @@ export async function show(main, _unused, state = { offset: 0, filters: {} }) {
     rows.push(h("tr", { dataset: { callId: c.call_id } },
       h("td", { "data-label": "When" }, open),
       h("td", { "data-label": "From" }, c.from || "—"),
-      h("td", { "data-label": "To" }, c.to || "—"),
+      h("td", { "data-label": "To" }, names[c.to] || c.to || "—"),
       h("td", { "data-label": "Apps" }, (c.apps || []).map((id) => names[id] || id).join(" → ") || "—"),
       h("td", { "data-label": "Keys" }, c.keys ? h("code", {}, c.keys) : "—"),
       h("td", { "data-label": "Outcome" }, OUTCOMES[c.outcome] || c.outcome || "—"),

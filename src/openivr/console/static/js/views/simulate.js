@@ -86,7 +86,9 @@ function entryText(e, apps) {
     const app = apps[e.app_id];
     return `“${app.name}” (${appKind(app).toLowerCase()}) answers`;
   }
-  if (e.kind === "key" && e.digit !== undefined) return `The caller presses ${e.digit}: ${e.text.replace(/^menu option \S+ → /, "")}`;
+  if (e.kind === "key" && e.digit !== undefined) {
+    return `The caller presses ${e.digit}${/invalid/.test(e.text) ? " (not a key in use)" : ""}`;
+  }
   if (e.kind === "prompt") {
     const said = e.prompt_text ? ` “${e.prompt_text}”` : "";
     return `${e.name || "Message"}${said}${e.interrupted ? " (cut short)" : ""}`;

@@ -50,7 +50,7 @@ export async function show(main) {
       h("td", { "data-label": "Extension" }, u.extension || "—"),
       h("td", { "data-label": "Rung at" }, reach || (u.has_sip_password ? "Their desk phone" : h("span", { class: "hint" }, "Nowhere yet"))),
       h("td", { "data-label": "Desk phone" }, u.has_sip_password
-        ? h("span", {}, h("span", { class: "badge ok" }, "SIP password set"), domain ? h("code", { class: "sip" }, ` sip:${u.user_id}@${domain}`) : null)
+        ? h("span", {}, h("span", { class: "badge ok" }, "SIP password set"), domain ? h("div", {}, h("code", { class: "sip" }, `sip:${u.user_id}@${domain}`)) : null)
         : h("span", { class: "hint" }, "No SIP password")),
       h("td", { "data-label": "" }, h("div", { class: "card-actions" }, actions)));
   });
