@@ -18,7 +18,7 @@ def answered(clock: ManualClock) -> tuple[IncomingDialog, RecordingPeer, UserAge
         dialogs=DialogTable(clock),
         user_agent="OpenIVR",
     )
-    core.transports.udp_port = 5060  # as if listening
+    core.transports.ports["UDP"] = 5060  # as if listening
     peer = RecordingPeer(clock)
     invite = request("INVITE", extra="Contact: <sip:alice@192.0.2.7:5060>\r\n")
     tx = ServerTransaction(core.transactions, server_key(invite, "INVITE"), invite, peer)

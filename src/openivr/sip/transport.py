@@ -156,8 +156,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class Transports:
-    """Our UDP socket and TCP listener, the connections to and from peers, and the address and
-    port we name in Via, Contact and SDP for each peer."""
+    """Our UDP socket and stream listeners, the connections to and from peers, and the address
+    and port we name in Via, Contact and SDP for each peer.
+
+    Stream transports are handled by name: a TLS listener (issue 16) is another
+    `_listen_stream("TLS", ...)` with an SSL context, and `stream_peer("TLS", ...)` a connection
+    opened with one; ports, connection reuse and framing are shared."""
 
     def __init__(
         self, deliver: Deliver, *, host: str, advertised_address: str | None = None
@@ -165,44 +169,55 @@ class Transports:
         self.deliver = deliver
         self.host = host
         self.advertised_address = advertised_address
-        self.udp_port = 0
-        self.tcp_port = 0
+        # Our listening port per transport (absent when not listening on it).
+        self.ports: dict[TransportName, int] = {}
         # Messages whose framing broke a connection (too long, no end of headers).
         self.framing_errors = 0
         self._udp: asyncio.DatagramTransport | None = None
-        self._tcp: asyncio.Server | None = None
-        # Stream connections by the far end's address: opened to us, and our own.
-        self._tcp_in: dict[tuple[str, int], StreamPeer] = {}
-        self._tcp_out: dict[tuple[str, int], StreamPeer] = {}
+        self._listeners: list[asyncio.Server] = []
+        # Stream connections by transport and far-end address: opened to us, and our own.
+        self._streams_in: dict[tuple[TransportName, tuple[str, int]], StreamPeer] = {}
+        self._streams_out: dict[tuple[TransportName, tuple[str, int]], StreamPeer] = {}
         self._readers: set[asyncio.Task[None]] = set()
+
+    @property
+    def udp_port(self) -> int:
+        """Our UDP port (0 when not listening)."""
+        return self.ports.get("UDP", 0)
+
+    @property
+    def tcp_port(self) -> int:
+        """Our TCP port (0 when not listening)."""
+        return self.ports.get("TCP", 0)
 
     # Listening -------------------------------------------------------------------------------
 
     async def listen(self, port: int, *, udp: bool = True, tcp: bool = True) -> None:
         """Bind UDP and TCP (port 0 picks a free port, the same for both when it can)."""
         loop = asyncio.get_running_loop()
+        stream_port = port
         if udp:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(self.deliver), local_addr=(self.host, port)
             )
             self._udp = transport
-            self.udp_port = transport.get_extra_info("sockname")[1]
+            self.ports["UDP"] = transport.get_extra_info("sockname")[1]
             # With port 0, TCP takes the port UDP got so one number serves both.
-            port_tcp = port or self.udp_port
-        else:
-            port_tcp = port
+            stream_port = port or self.ports["UDP"]
         if tcp:
             try:
-                self._tcp = await asyncio.start_server(
-                    self._serve_tcp, self.host, port_tcp, limit=MAX_MESSAGE_BYTES
-                )
+                await self._listen_stream("TCP", stream_port)
             except OSError:
                 if port:
                     raise
-                self._tcp = await asyncio.start_server(
-                    self._serve_tcp, self.host, 0, limit=MAX_MESSAGE_BYTES
-                )
-            self.tcp_port = self._tcp.sockets[0].getsockname()[1]
+                await self._listen_stream("TCP", 0)
+
+    async def _listen_stream(self, name: TransportName, port: int) -> None:
+        server = await asyncio.start_server(
+            functools.partial(self._serve_stream, name), self.host, port, limit=MAX_MESSAGE_BYTES
+        )
+        self._listeners.append(server)
+        self.ports[name] = server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         """Stop reading our own connections and close the listeners."""
@@ -212,22 +227,25 @@ class Transports:
             await asyncio.gather(*self._readers, return_exceptions=True)
         if self._udp is not None:
             self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
-            await self._tcp.wait_closed()
+        for server in self._listeners:
+            server.close()
+            await server.wait_closed()
 
     def _malformed(self) -> None:
         self.framing_errors += 1
 
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_stream(
+        self, name: TransportName, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         addr = writer.get_extra_info("peername")
-        peer = StreamPeer("TCP", (str(addr[0]), int(addr[1])), writer)
-        self._tcp_in[peer.addr] = peer
+        peer = StreamPeer(name, (str(addr[0]), int(addr[1])), writer)
+        key = (name, peer.addr)
+        self._streams_in[key] = peer
         try:
             await read_stream(reader, writer, peer, self.deliver, self._malformed)
         finally:
-            if self._tcp_in.get(peer.addr) is peer:
-                del self._tcp_in[peer.addr]
+            if self._streams_in.get(key) is peer:
+                del self._streams_in[key]
 
     # Peers for requests of ours ------------------------------------------------------------
 
@@ -238,26 +256,34 @@ class Transports:
         return DatagramPeer(addr, self._udp)
 
     async def tcp_peer(self, addr: tuple[str, int], timeout: float = 5.0) -> Peer:
-        """A TCP connection to `addr` for outgoing requests: one `addr` opened to us (a phone that
-        registered over it), else ours, opened once and reused; OSError when it cannot be opened."""
-        for known in (self._tcp_in.get(addr), self._tcp_out.get(addr)):
+        """A TCP connection to `addr` for requests of ours (see stream_peer)."""
+        return await self.stream_peer("TCP", addr, timeout)
+
+    async def stream_peer(
+        self, name: TransportName, addr: tuple[str, int], timeout: float = 5.0
+    ) -> Peer:
+        """A stream connection to `addr` for outgoing requests: one `addr` opened to us (a phone
+        that registered over it), else ours, opened once and reused; OSError when it cannot be
+        opened."""
+        key = (name, addr)
+        for known in (self._streams_in.get(key), self._streams_out.get(key)):
             if known is not None and known.open:
                 return known
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(*addr), timeout)
         except TimeoutError:
             raise OSError(
-                f"no TCP connection to {addr[0]}:{addr[1]} within {timeout:g} s"
+                f"no {name} connection to {addr[0]}:{addr[1]} within {timeout:g} s"
             ) from None
-        peer = StreamPeer("TCP", addr, writer)
-        self._tcp_out[addr] = peer
+        peer = StreamPeer(name, addr, writer)
+        self._streams_out[key] = peer
 
         async def read() -> None:
             try:
                 await read_stream(reader, writer, peer, self.deliver, self._malformed)
             finally:
-                if self._tcp_out.get(addr) is peer:
-                    del self._tcp_out[addr]
+                if self._streams_out.get(key) is peer:
+                    del self._streams_out[key]
 
         self._spawn(read())
         return peer
@@ -287,7 +313,7 @@ class Transports:
 
     def port_for(self, peer: Peer) -> int:
         """Our listening port on the peer's transport."""
-        return self.tcp_port if peer.name == "TCP" else self.udp_port
+        return self.ports.get(peer.name, 0)
 
     def contact_for(self, peer: Peer) -> str:
         """Our Contact for requests and responses to `peer` (transport named unless UDP)."""
