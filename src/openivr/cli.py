@@ -58,7 +58,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from openivr.server import build_asgi, check_settings
+    from openivr.server import NodeServer, build_asgi, check_settings
 
     settings = _settings(args)
     try:
@@ -69,15 +69,21 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        build_asgi(settings),
+    node = build_asgi(settings)
+    config = uvicorn.Config(
+        node,
         host=settings.http_host,
         port=settings.http_port,
         log_level="info",
         access_log=False,
         lifespan="on",
     )
-    return 0
+    server = NodeServer(config, node)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn once the node stopped cleanly
+        pass
+    return 0 if server.started else 3
 
 
 async def _create_account(

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import socket
+import sys
 from contextlib import AsyncExitStack
+from types import FrameType
+from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
@@ -18,6 +24,8 @@ from openivr.delivery.email import SmtpServer
 from openivr.settings import Settings
 from openivr.sip.connect import parse_trunk
 from openivr.sip.media import LATE_TICK
+
+log = logging.getLogger(__name__)
 
 
 async def settle_heap(_app: FastAPI, _ctx: ServerContext, stack: AsyncExitStack) -> None:
@@ -67,3 +75,60 @@ def check_settings(settings: Settings) -> None:
 def build_asgi(settings: Settings) -> ASGIApp:
     """The node's ASGI application with every layer installed."""
     return asgi(settings, EXTENSIONS)
+
+
+def node_context(app: ASGIApp) -> ServerContext | None:
+    """The running node's context behind `build_asgi`'s application (None before start-up)."""
+    inner = getattr(app, "app", app)
+    state = getattr(inner, "state", None)
+    ctx = getattr(state, "ctx", None)
+    return ctx if isinstance(ctx, ServerContext) else None
+
+
+class NodeServer(uvicorn.Server):
+    """uvicorn for `openivr serve`. The first stop signal (SIGTERM, Ctrl-C) drains the node's
+    calls while the API keeps answering (`/healthz` says draining); a second ends the calls at
+    once (BYE, messages kept) and stops; a third stops without waiting for anything."""
+
+    def __init__(self, config: uvicorn.Config, node: ASGIApp):
+        super().__init__(config)
+        self.node = node
+        self.stops = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does, remembering the loop the signals hand work to."""
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """A stop signal: drain first, end calls now second, uvicorn's own handling after."""
+        ctx = node_context(self.node)
+        calls = ctx.services.get("calls") if ctx is not None else None
+        loop = self._loop
+        if ctx is None or calls is None or loop is None or not self.started or self.should_exit:
+            super().handle_exit(sig, frame)
+            return
+        self.stops += 1
+        if self.stops == 1:
+            self._captured_signals.append(sig)  # re-raised after a clean stop, as uvicorn does
+            loop.call_soon_threadsafe(self._begin_drain, ctx, calls)
+        elif self.stops == 2:
+            print("openivr: stopping now: ending calls (messages are kept)", file=sys.stderr)
+            loop.call_soon_threadsafe(calls.stop_now.set)
+        else:
+            super().handle_exit(sig, frame)
+
+    def _begin_drain(self, ctx: ServerContext, calls: Any) -> None:
+        ctx.stopping = True
+
+        async def drain() -> None:
+            try:
+                await calls.drain(ctx.settings.drain_seconds)
+            except Exception:  # the node must stop all the same
+                log.exception("draining the calls failed")
+            finally:
+                self.should_exit = True
+
+        self._drain = asyncio.get_running_loop().create_task(drain())

@@ -68,6 +68,7 @@ def test_standard_prompts_per_app_type(server: RunningServer) -> None:
             "goodbye",
             "closed",
             "all_busy",
+            "no_message",
         },
     }
     for app, keys in expected.items():

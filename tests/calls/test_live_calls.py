@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.calls.conftest import PCAPS, SmtpSink, free_udp_port, rtp_range, run_sipp, wait_for
 from tests.conftest import Account, RunningServer, base_settings, run_server
@@ -253,3 +256,42 @@ def test_sip_advertise_is_the_address_callers_are_told(tmp_path: Path, smtp_sink
             menu["app_id"],
             values={"advertised": r"127\.0\.0\.9", "bye_timeout": "8000"},
         )
+
+
+@pytest.fixture
+def phone_server_any_db(
+    tmp_path: Path, database_url: str, smtp_sink: SmtpSink
+) -> Iterator[RunningServer]:
+    """A node answering SIP, on SQLite and (second run) PostgreSQL."""
+    settings = base_settings(
+        tmp_path,
+        database_url,
+        sip_port=free_udp_port(),
+        rtp_ports=rtp_range(),
+        smtp_url=f"smtp://127.0.0.1:{smtp_sink.port}",
+        smtp_from="voicemail@openivr.test",
+    )
+    yield from run_server(settings)
+
+
+def test_a_caller_who_speaks_and_hangs_up_left_a_voicemail_says_the_record(
+    phone_server_any_db: RunningServer, tmp_path: Path
+) -> None:
+    node = phone_server_any_db
+    acc = node.account()
+    box = _apps(node, acc)["Voice Mail"]
+    url = f"/account/{acc.account_id}/voiceapp/{box['app_id']}"
+    node.client.put(url, headers=acc.headers, json={"greeting_prompt": "no"})
+    # The usual end of a message: the caller says it and hangs up.
+    run_sipp(
+        node, "mailbox_message_hangup.xml", tmp_path, box["app_id"], values={"audio_ms": "4000"}
+    )
+    [call] = _calls(node, acc)
+    [msg] = node.client.get(f"{url}/voicemail", headers=acc.headers).json()["response"]
+    assert (call["outcome"], call["ended_by"]) == ("voicemail", "caller")
+    assert call["detail"]["voicemail_id"] == msg["message_id"]
+    assert 3.0 <= call["detail"]["voicemail_seconds"] <= 5.0
+    assert abs(call["detail"]["voicemail_seconds"] - msg["duration"]) < 0.05
+    # Someone looking for who left a message finds this call by its outcome.
+    listed = node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers).json()
+    assert [c["outcome"] for c in listed["response"]] == ["voicemail"]

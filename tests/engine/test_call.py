@@ -16,12 +16,14 @@ from openivr.engine.commands import (
     Record,
     StartTimer,
     StopPrompt,
+    StopRecording,
     Transfer,
 )
 from openivr.engine.events import (
     CallerHungUp,
     CallStarted,
     DigitPressed,
+    EndRequested,
     PromptFinished,
     RecordingFinished,
     TimerFired,
@@ -128,12 +130,76 @@ def test_hangup_while_recording_keeps_the_message_even_without_a_length() -> Non
     assert call.outcome is not None and call.outcome.kind == "voicemail"
 
 
-def test_short_recording_is_discarded() -> None:
+def test_short_recording_is_discarded_and_the_caller_is_told_no_message_was_recorded() -> None:
     call = Call(build(), "VAvm")
     (greeting,) = _plays(call.handle(CallStarted(0.0)))
     call.handle(PromptFinished(2.0, greeting.play_id))
     out = call.handle(RecordingFinished(2.9, 0.4, "stop_key"))
     assert out[0] == DiscardRecording("VAvm", 0.4)
+    (told,) = _plays(out)
+    # A system message, in the sysprompt app's mailbox voice: not the mailbox's "thank you".
+    assert told.prompt.prompt_id == "VAsys.no_message" and not told.barge_in
+    assert call.handle(PromptFinished(5.0, told.play_id)) == [HangUp("no message left")]
+    assert call.outcome is not None and call.outcome.kind == "hangup"
+
+
+def test_ending_a_recording_keeps_the_message_and_says_goodbye_when_there_is_time() -> None:
+    call = Call(build(), "VAvm")
+    (greeting,) = _plays(call.handle(CallStarted(0.0)))
+    call.handle(PromptFinished(2.0, greeting.play_id))
+    assert call.handle(EndRequested(30.0, "node stopping")) == [StopRecording("VAvm")]
+    out = call.handle(RecordingFinished(30.1, 27.5, "ended"))
+    assert out[0] == KeepVoicemail("VAvm", 27.5)
+    (goodbye,) = _plays(out)
+    assert goodbye.prompt.prompt_id == "VAvm.goodbye"
+    assert call.handle(PromptFinished(33.0, goodbye.play_id)) == [HangUp("node stopping")]
+    assert call.outcome is not None
+    assert (call.outcome.kind, call.outcome.voicemail_seconds) == ("voicemail", 27.5)
+
+
+def test_ending_a_recording_at_once_keeps_the_message_without_a_word() -> None:
+    call = Call(build(), "VAvm")
+    (greeting,) = _plays(call.handle(CallStarted(0.0)))
+    call.handle(PromptFinished(2.0, greeting.play_id))
+    assert call.handle(EndRequested(9.0, "node stopping", at_once=True)) == [StopRecording("VAvm")]
+    out = call.handle(RecordingFinished(9.0, 6.5, "ended"))
+    assert out == [KeepVoicemail("VAvm", 6.5), HangUp("node stopping")]
+    assert call.outcome is not None and call.outcome.kind == "voicemail"
+
+
+def test_a_second_request_to_end_at_once_cuts_the_goodbye() -> None:
+    call = Call(build(), "VAvm")
+    (greeting,) = _plays(call.handle(CallStarted(0.0)))
+    call.handle(PromptFinished(2.0, greeting.play_id))
+    call.handle(EndRequested(5.0, "node stopping"))
+    (goodbye,) = _plays(call.handle(RecordingFinished(5.0, 3.0, "ended")))
+    assert call.handle(EndRequested(6.0, "node stopping")) == []  # nothing new
+    out = call.handle(EndRequested(6.5, "node stopping", at_once=True))
+    assert out == [StopPrompt(goodbye.play_id), HangUp("node stopping")]
+    assert call.outcome is not None and call.outcome.kind == "voicemail"
+
+
+def test_ending_a_call_in_a_menu_says_the_system_goodbye() -> None:
+    call = Call(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
+    (welcome,) = _plays(call.handle(CallStarted(0.0)))
+    out = call.handle(EndRequested(1.0, "node stopping"))
+    assert out[0] == StopPrompt(welcome.play_id)
+    (goodbye,) = _plays(out)
+    assert goodbye.prompt.prompt_id == "VAsys.goodbye"
+    assert call.handle(DigitPressed(1.5, "1")) == []  # no more menu
+    assert call.handle(PromptFinished(3.0, goodbye.play_id)) == [HangUp("node stopping")]
+    assert call.outcome is not None and call.outcome.kind == "hangup"
+
+
+def test_a_ringing_transfer_may_still_answer_but_a_failure_no_longer_returns_to_the_menu() -> None:
+    call = Call(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
+    call.handle(CallStarted(0.0))
+    (wait,) = _plays(call.handle(DigitPressed(1.0, "1")))
+    call.handle(PromptFinished(3.0, wait.play_id))
+    assert call.handle(EndRequested(4.0, "node stopping")) == []
+    (unavailable,) = _plays(call.handle(TransferFailed(6.0, "busy")))
+    assert unavailable.prompt.prompt_id == "VAsys.unavailable"
+    assert call.handle(PromptFinished(8.0, unavailable.play_id)) == [HangUp("node stopping")]
 
 
 def test_caller_hangup_stops_prompt_and_timer_and_later_events_are_ignored() -> None:

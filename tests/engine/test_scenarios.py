@@ -361,9 +361,16 @@ SCENARIOS = [
         counts={"VAbox": 2},
     ),
     Scenario(
-        "a message shorter than 1 s is discarded",
+        "a message shorter than 1 s is discarded and the caller is told so",
         [{"record": 0.5}],
-        ["VAvm.greeting", "VAvm.goodbye"],
+        ["VAvm.greeting", "VAsys.no_message"],
+        "hangup",
+        entry="VAvm",
+    ),
+    Scenario(
+        "a silent caller is told no message was recorded, not thanked for one",
+        [],
+        ["VAvm.greeting", "VAsys.no_message"],
         "hangup",
         entry="VAvm",
     ),

@@ -6,10 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from openivr.store.db import _alembic_config, make_engine, migrate
+from openivr.store.accounts import create_account
+from openivr.store.db import _alembic_config, make_engine, make_sessionmaker, migrate
+from openivr.store.models import Prompt, VoiceApp
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -57,4 +59,46 @@ def test_existing_system_prompt_apps_get_the_closed_and_all_busy_prompts(
         finally:
             await engine.dispose()
 
-    assert asyncio.run(scenario()) == [("all_busy", "All busy"), ("closed", "Closed")]
+    assert asyncio.run(scenario()) == [
+        ("all_busy", "All busy"),
+        ("closed", "Closed"),
+        ("no_message", "No message"),
+    ]
+
+
+def test_sysprompt_apps_made_before_0009_get_the_no_message_prompt(database_url: str) -> None:
+    async def run() -> tuple[set[str], set[str]]:
+        engine = make_engine(database_url)
+        try:
+            await migrate(engine)
+            created = await create_account(
+                make_sessionmaker(engine), "old@example.com", "old-secret-1", None
+            )
+
+            def down(connection: Connection) -> None:
+                command.downgrade(_alembic_config(connection), "0008")
+
+            async with engine.begin() as conn:
+                await conn.run_sync(down)
+
+            async def keys() -> set[str]:
+                async with make_sessionmaker(engine)() as db:
+                    rows = await db.scalars(
+                        select(Prompt.key)
+                        .join(VoiceApp, VoiceApp.app_id == Prompt.app_id)
+                        .where(
+                            VoiceApp.account_id == created.account_id,
+                            VoiceApp.app_type == "sysprompt",
+                        )
+                    )
+                    return set(rows.all())
+
+            before = await keys()
+            await migrate(engine)
+            return before, await keys()
+        finally:
+            await engine.dispose()
+
+    before, after = asyncio.run(run())
+    assert "no_message" not in before  # an account as it was before 0009
+    assert after == before | {"no_message"}

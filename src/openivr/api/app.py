@@ -190,8 +190,15 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:
-        """200 when this node can serve (its database answers), else 503."""
+        """200 when this node can serve (its database answers), else 503; 503 with status
+        "draining" while it stops (its calls finish, new ones go to other nodes)."""
         ctx: ServerContext = request.app.state.ctx
+        if ctx.stopping:
+            sip = ctx.services.get("sip_server")
+            calls = sip.active_calls if sip is not None else 0
+            return JSONResponse(
+                {"status": "draining", "calls": calls, "version": __version__}, status_code=503
+            )
         try:
             async with ctx.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

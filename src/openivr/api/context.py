@@ -25,6 +25,8 @@ class ServerContext:
     standing: StandingReader
     services: dict[str, Any] = field(default_factory=dict)
     voiceapp_views: ViewCache = field(default_factory=ViewCache)
+    # Set when the node was told to stop: calls drain, /healthz says so, the API still answers.
+    stopping: bool = False
 
     @classmethod
     def build(

@@ -68,5 +68,6 @@ STANDARD_PROMPTS: dict[str, tuple[StandardPrompt, ...]] = {
             "closed", "Closed", "Outside opening hours, when the menu has no closed action"
         ),
         StandardPrompt("all_busy", "All busy", "Nobody in a team answered (before no_answer)"),
+        StandardPrompt("no_message", "No message", "A mailbox kept nothing (silent or too short)"),
     ),
 }

@@ -17,6 +17,7 @@ from openivr.audio import tones
 from openivr.calls.records import CallNotes
 from openivr.engine import commands as cmd
 from openivr.engine import events as ev
+from openivr.engine.call import MIN_MESSAGE_SECONDS
 from openivr.engine.call import Call as EngineCall
 from openivr.sip import call as sip
 from openivr.store.snapshot import AccountSnapshot
@@ -28,7 +29,7 @@ _RECORDING_REASONS = {
     "silence": "silence",
     "max_length": "max_length",
     "hangup": "hangup",
-    "stopped": "stop_key",
+    "stopped": "ended",  # only StopRecording stops a recording of ours
 }
 _TRANSFER_FAILURES = {"busy": "busy", "no_answer": "no_answer"}
 _BEEP = -1  # the play id of the beep before a recording
@@ -94,10 +95,12 @@ class CallDriver:
         self.plays: deque[int] = deque()  # play ids in the order PlaybackFinished will come
         self.timers: dict[int, _Timer] = {}
         self.pending_record: cmd.Record | None = None
+        self.recording_for = ""  # the mailbox of the recording in progress or not yet kept
         self.recorded: np.ndarray[Any, np.dtype[np.int16]] | None = None
         self.transfer_task: asyncio.Task[dict[str, Any]] | None = None
         self.pump: asyncio.Task[None] | None = None
         self.hung_up = False
+        self.finished = asyncio.Event()  # set once the call is over and its message stored
 
     def now(self) -> float:
         """Seconds since the call was answered (the engine's clock)."""
@@ -105,10 +108,10 @@ class CallDriver:
 
     async def run(self) -> None:
         """Answer and run the call until the engine ends it or the caller hangs up."""
-        await self.call.answer()
-        self.t0 = self.loop.time()
-        self._start_pump()
         try:
+            await self.call.answer()
+            self.t0 = self.loop.time()
+            self._start_pump()
             await self._feed(ev.CallStarted(0.0, self.call.caller, self.call.dialed))
             while not self.engine.ended:
                 item = await self.inbox.get()
@@ -116,6 +119,10 @@ class CallDriver:
             # A bridged call goes on after the engine's part is done.
             if self.transfer_task is not None:
                 await asyncio.shield(self.transfer_task)
+        except Exception:
+            log.exception("call %s: the call flow failed; ending the call", self.call.call_id)
+            self.notes.detail.setdefault("hangup_reason", "error")
+            await self._rescue_message()
         finally:
             for timer in self.timers.values():
                 timer.handle.cancel()
@@ -124,6 +131,37 @@ class CallDriver:
             self._note_outcome()
             if not self.call.ended:
                 await self.call.hangup()
+            self.finished.set()
+
+    def end(self, reason: str, *, at_once: bool = False) -> None:
+        """Our side ends the call (the node stops): the engine decides how, keeping a message
+        being recorded. A call the engine is done with (bridged) is hung up at once."""
+        if self.engine.ended:
+            if at_once and not self.call.ended:
+                self.notes.detail["hangup_reason"] = reason
+                self.loop.create_task(self.call.hangup())
+            return
+        self.inbox.put_nowait(ev.EndRequested(self.now(), reason, at_once))
+
+    async def _rescue_message(self) -> None:
+        """The call flow failed: what the caller said into a mailbox is kept all the same."""
+        if self.pump is not None:
+            self.pump.cancel()
+        pcm = self.recorded
+        if self.call.recording:
+            self.call.stop_recording()
+        while not self.inbox.empty():
+            item = self.inbox.get_nowait()
+            if isinstance(item, sip.RecordingFinished):
+                pcm = np.frombuffer(item.pcm, dtype="<i2").astype(np.int16)
+        for item in self.call.pending_events():
+            if isinstance(item, sip.RecordingFinished):
+                pcm = np.frombuffer(item.pcm, dtype="<i2").astype(np.int16)
+        self.recorded = None
+        if pcm is None or not self.recording_for or len(pcm) < MIN_MESSAGE_SECONDS * 8000:
+            return
+        await self._store_message(self.recording_for, pcm)
+        self.notes.outcome = "voicemail"
 
     # events in ------------------------------------------------------------------------------
 
@@ -161,7 +199,13 @@ class CallDriver:
                 self.pending_record = None
                 await self._feed(ev.CallerHungUp(now))
         elif isinstance(
-            item, ev.TimerFired | ev.PromptFinished | ev.TransferAnswered | ev.TransferFailed
+            item,
+            ev.TimerFired
+            | ev.PromptFinished
+            | ev.TransferAnswered
+            | ev.TransferFailed
+            | ev.EndRequested
+            | ev.RecordingFinished,
         ):
             await self._feed(item)
 
@@ -198,10 +242,13 @@ class CallDriver:
                 timer.handle.cancel()
         elif isinstance(command, cmd.Record):
             self._record(command)
+        elif isinstance(command, cmd.StopRecording):
+            self._stop_recording()
         elif isinstance(command, cmd.KeepVoicemail):
             await self._keep(command)
         elif isinstance(command, cmd.DiscardRecording):
             self.recorded = None
+            self.recording_for = ""
         elif isinstance(command, cmd.Transfer):
             self._transfer(command)
         elif isinstance(command, cmd.EnterApp):
@@ -238,6 +285,7 @@ class CallDriver:
 
     def _record(self, command: cmd.Record) -> None:
         self.pending_record = command
+        self.recording_for = command.app_id
         self.recorded = None
         if command.beep:
             self.plays.append(_BEEP)
@@ -255,13 +303,26 @@ class CallDriver:
             stop_keys=command.stop_key,
         )
 
+    def _stop_recording(self) -> None:
+        if self.pending_record is not None:
+            # Still beeping: nothing recorded yet. The beep's end then starts nothing.
+            self.pending_record = None
+            self.recorded = np.zeros(0, dtype=np.int16)
+            self.inbox.put_nowait(ev.RecordingFinished(self.now(), 0.0, "ended"))
+        elif self.call.recording:
+            self.call.stop_recording()  # its RecordingFinished("stopped") follows
+
     async def _keep(self, command: cmd.KeepVoicemail) -> None:
         pcm = self.recorded
         self.recorded = None
+        self.recording_for = ""
         if pcm is None or len(pcm) == 0:
             log.warning("call %s: voicemail kept without audio", self.call.call_id)
             return
-        message_id = await self.voicemail(command.app_id, self.call.call_id, pcm)
+        await self._store_message(command.app_id, pcm)
+
+    async def _store_message(self, app_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+        message_id = await self.voicemail(app_id, self.call.call_id, pcm)
         self.notes.detail["voicemail_id"] = message_id
         self.notes.detail["voicemail_seconds"] = round(len(pcm) / 8000, 2)
 

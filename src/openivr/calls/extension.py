@@ -28,6 +28,13 @@ from openivr.store.snapshot import SnapshotCache
 
 log = logging.getLogger(__name__)
 
+# Before the drain's end, callers still in the flow are told goodbye (a message being recorded
+# is stopped, kept and confirmed) this long ahead, at most half the drain.
+GOODBYE_SECONDS = 5.0
+# How long the node waits, after ending its calls, for their messages to be stored.
+STORE_SECONDS = 15.0
+ENDING_REASON = "node stopping"
+
 
 def parse_port_range(text: str) -> tuple[int, int]:
     """'20000-20999' → (20000, 20999), with a clear error for anything else."""
@@ -74,6 +81,9 @@ class CallService:
         self.ctx = ctx
         self.calls = calls
         self.transfer: Transferring | None = None
+        self.server: SipServer | None = None
+        self.drivers: dict[str, CallDriver] = {}
+        self.stop_now = asyncio.Event()  # a second stop signal: end the calls now
         # Users with only a registered phone are reached at their address on our registrar.
         self.snapshots = SnapshotCache(aor_domain=ctx.settings.sip_domain)
 
@@ -116,12 +126,86 @@ class CallService:
             snapshot,
             dest.app_id,
             self.ctx.services["sounds"],
-            self.calls.notes_for(call.call_id),
+            self.calls.hold(call.call_id),
             voicemail=keep,
             transfer=self.transfer,
             caller_id=self._caller_id(snapshot.account, call),
         )
-        await driver.run()
+        self.drivers[call.call_id] = driver
+        try:
+            await driver.run()
+        finally:
+            del self.drivers[call.call_id]
+            self.calls.release(call.call_id)
+
+    @property
+    def active_calls(self) -> int:
+        """Calls this node carries (routing, ringing, up)."""
+        return self.server.active_calls if self.server is not None else 0
+
+    async def drain(self, seconds: float) -> None:
+        """Stop the node's calls well: refuse new ones (503) at once, let those in progress go
+        on for up to `seconds`, tell those still in a flow goodbye shortly before the end (a
+        message being recorded is kept and confirmed), then end the rest, keeping their
+        messages. `stop_now` (a second stop signal) skips to the end."""
+        server = self.server
+        if server is None:
+            return
+        server.draining = True
+        if not server.active_calls:
+            return
+        log.info(
+            "stopping: %d calls in progress may finish (up to %g s); new calls get 503; "
+            "stop again (Ctrl-C) to end them now",
+            server.active_calls,
+            seconds,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        goodbye_at = deadline - min(GOODBYE_SECONDS, seconds / 2)
+        await self._wait_for_calls(goodbye_at)
+        if server.active_calls and not self.stop_now.is_set():
+            log.info("stopping: saying goodbye to %d calls", len(self.drivers))
+            for driver in list(self.drivers.values()):
+                driver.end(ENDING_REASON)
+            await self._wait_for_calls(deadline)
+        if server.active_calls:
+            if self.stop_now.is_set():
+                log.warning("stopping now: ending %d calls", server.active_calls)
+            else:
+                log.warning("drain time is up: hanging up %d calls", server.active_calls)
+            await self.end_calls()
+
+    async def _wait_for_calls(self, until: float) -> None:
+        """Until no call is left, `until` (loop time) passes, or stop_now is set."""
+        loop = asyncio.get_running_loop()
+        server = self.server
+        while server is not None and server.active_calls and not self.stop_now.is_set():
+            left = until - loop.time()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self.stop_now.wait(), min(left, 0.1))
+            except TimeoutError:
+                pass
+
+    async def end_calls(self) -> None:
+        """End every call now (BYE), keeping messages being recorded; wait until they are
+        stored (at most STORE_SECONDS)."""
+        drivers = list(self.drivers.values())
+        for driver in drivers:
+            driver.end(ENDING_REASON, at_once=True)
+        if self.server is not None:
+            for call in list(self.server.calls.values()):
+                if call.call_id not in self.drivers and not call.ended:
+                    await call.hangup()  # a number connected straight to a person
+        if drivers:
+            waits = [asyncio.ensure_future(d.finished.wait()) for d in drivers]
+            _done, pending = await asyncio.wait(waits, timeout=STORE_SECONDS)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.error("stopping: %d calls did not finish storing in time", len(pending))
 
     async def _account(self, account_id: str) -> Account | None:
         async with self.ctx.sessions() as db:
@@ -196,6 +280,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         registrar=registrar,
     )
     ctx.services["transfer"] = service.transfer = TransferService(ctx, connector)
+    service.server = server
     try:
         await server.start()
     except OSError as exc:
@@ -205,8 +290,9 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         ) from None
     purger = asyncio.get_running_loop().create_task(_purge_registrations(ctx))
     stack.callback(purger.cancel)
-    ctx.services.update(sip_server=server, call_log=calls)
+    ctx.services.update(sip_server=server, call_log=calls, calls=service)
     stack.push_async_callback(calls.drain)
     stack.push_async_callback(server.stop)
-    # Runs first when the node stops: calls in progress may finish, new ones go elsewhere.
-    stack.push_async_callback(server.drain, settings.drain_seconds)
+    # Runs first when the node stops (unless `openivr serve` drained already): calls in
+    # progress may finish, new ones go elsewhere.
+    stack.push_async_callback(service.drain, settings.drain_seconds)

@@ -27,6 +27,10 @@ class CallNotes:
     outcome: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    # While a driver runs the call the record waits for it (a message is stored after the
+    # caller's BYE, and the record must say so); `ended` holds the SIP layer's account meanwhile.
+    held: bool = False
+    ended: SipCallRecord | None = None
 
 
 class CallLog:
@@ -43,8 +47,28 @@ class CallLog:
         """The notes of a live call (created on first use)."""
         return self.notes.setdefault(call_id, CallNotes())
 
+    def hold(self, call_id: str) -> CallNotes:
+        """The notes of a call a driver runs: its record waits for `release`."""
+        notes = self.notes_for(call_id)
+        notes.held = True
+        return notes
+
+    def release(self, call_id: str) -> None:
+        """The driver is done: write the record if the SIP layer has ended the call."""
+        notes = self.notes.get(call_id)
+        if notes is None:
+            return
+        notes.held = False
+        if notes.ended is not None:
+            self.call_ended(notes.ended)
+
     def call_ended(self, record: SipCallRecord) -> None:
-        """SipServer's on_call_end hook: the record is written within FLUSH_DELAY, with others."""
+        """SipServer's on_call_end hook: the record is written within FLUSH_DELAY, with others
+        (once the call's driver is done with it)."""
+        held = self.notes.get(record.call_id)
+        if held is not None and held.held:
+            held.ended = record
+            return
         notes = self.notes.pop(record.call_id, CallNotes())
         if not notes.outcome:
             notes.outcome = "rejected" if record.answered_at is None else "hangup"

@@ -85,11 +85,13 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name="voicemail-delivery")
 
     async def stop(self) -> None:
-        """Stop claiming; let sends in flight finish (bounded), then close."""
+        """Stop claiming after one last look (messages the stopping node's calls just left go
+        out now, not at the next start); let sends in flight finish (bounded), then close."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            await self._claim()
         if self._inflight:
             # Unfinished sends keep their lease and are taken up again after it expires.
             _done, pending = await asyncio.wait(self._inflight, timeout=self.policy.send_timeout)
@@ -106,30 +108,35 @@ class DeliveryWorker:
         except Exception:  # a broken file must not stop deliveries; it is logged
             log.exception("adopting voicemail files failed")
 
+    async def _claim(self) -> bool:
+        """Claim due deliveries while sends are free and start them; whether all were free."""
+        free = self.policy.concurrency - len(self._inflight)
+        if free <= 0:
+            return False
+        try:
+            async with self._writing:
+                claimed = await vm.claim_due(
+                    self.ctx.sessions,
+                    self.channels,
+                    self.owner,
+                    self.policy.lease_time(),
+                    min(free, self.policy.batch),
+                )
+        except Exception:  # database briefly unavailable: try again at the next poll
+            log.exception("claiming voicemail deliveries failed")
+            return False
+        for ident in claimed:
+            task = asyncio.create_task(self._deliver(ident))
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
+        return bool(claimed) and len(claimed) == free
+
     async def _run(self) -> None:
         last_adopt = time.monotonic()
         while True:
             self._wake.clear()
-            free = self.policy.concurrency - len(self._inflight)
-            if free > 0:
-                try:
-                    async with self._writing:
-                        claimed = await vm.claim_due(
-                            self.ctx.sessions,
-                            self.channels,
-                            self.owner,
-                            self.policy.lease_time(),
-                            min(free, self.policy.batch),
-                        )
-                except Exception:  # database briefly unavailable: try again at the next poll
-                    log.exception("claiming voicemail deliveries failed")
-                    claimed = []
-                for ident in claimed:
-                    task = asyncio.create_task(self._deliver(ident))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._finished)
-                if claimed and len(claimed) == free:
-                    continue
+            if await self._claim():
+                continue
             if time.monotonic() - last_adopt > self.policy.adopt_interval:
                 last_adopt = time.monotonic()
                 await self._adopt()

@@ -25,7 +25,12 @@ Rules worth knowing (the README of the engine repeats them for users):
   failed), else hangs up.
 - `connect` may chain at most `max_hops` (10) times per call; past that: unavailable, hang up.
 - A mailbox holding `max_messages` plays unavailable and hangs up. A message shorter than
-  1 s is discarded; one cut by the caller's hang-up is kept.
+  1 s is discarded (the caller hears sysprompt "no_message", not the goodbye); one cut by the
+  caller's hang-up is kept.
+- When our side must end a call (EndRequested: the node stops, the driver failed), a message
+  being recorded is kept as if the caller had hung up; with time for it the caller then hears
+  the mailbox goodbye (or "no_message"), elsewhere the sysprompt goodbye; a transfer that is
+  ringing may still be answered. With `at_once` the call ends without a word.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from openivr.engine.commands import (
     Record,
     StartTimer,
     StopPrompt,
+    StopRecording,
     Transfer,
 )
 from openivr.engine.config import (
@@ -65,6 +71,7 @@ from openivr.engine.events import (
     CallerHungUp,
     CallStarted,
     DigitPressed,
+    EndRequested,
     Event,
     PromptFinished,
     RecordingFinished,
@@ -196,6 +203,8 @@ class Call:
         self._voicemail: float | None = None
         self._transfer: Transfer | None = None
         self._hangup_reason = ""
+        self._end_reason: str | None = None  # set once our side asked to end the call
+        self._end_at_once = False
         self._sys: AppConfig | None = None
         self._sys_loaded = False
         self._standard: dict[tuple[str, str], PromptRef] = {}
@@ -314,6 +323,34 @@ class Call:
             return
         self._phase = _PLAYING
         self._fail(f"transfer to {self._transfer.target} failed: {event.reason}")
+
+    def _on_end_requested(self, event: EndRequested) -> None:
+        first = self._end_reason is None
+        if not first and (self._end_at_once or not event.at_once):
+            return  # nothing new: already ending this way
+        if first:
+            self._end_reason = event.reason or "ended by us"
+            self._log("note", f"our side ends the call: {self._end_reason}")
+        self._end_at_once = event.at_once
+        phase = self._phase
+        if phase == _RECORDING:
+            if first:  # the message is kept when RecordingFinished reports its length
+                self._out.append(StopRecording(self._current().app_id))
+            return
+        if phase == _TRANSFERRING and not event.at_once:
+            return  # the target may still answer; a failure now says goodbye (see _fail)
+        if phase == _PLAYING and self._then == self._hang_up and not event.at_once:
+            return  # already saying the last words before hanging up
+        if self._playing:
+            self._out.append(StopPrompt(self._play_id))
+            self._playing = False
+        self._cancel_timer()
+        self._hangup_reason = self._end_reason or "ended by us"
+        if event.at_once or self._app is None:
+            self._queue = []
+            self._hang_up()
+        else:
+            self._play([self._sys_prompt("goodbye")], False, self._hang_up)
 
     def _on_hangup(self, event: CallerHungUp) -> None:
         if self._phase == _RECORDING:
@@ -595,6 +632,10 @@ class Call:
     def _fail(self, reason: str) -> None:
         self._log("failure", reason)
         unavailable = self._sys_prompt("unavailable")
+        if self._end_reason is not None:  # no menu again: the call is being ended
+            self._hangup_reason = self._end_reason
+            self._play([unavailable], False, self._hang_up)
+            return
         app = self._app
         if app is not None and app.is_menu and self._hops <= self._max_hops:
             self._play([unavailable], True, self._menu_again)
@@ -646,8 +687,18 @@ class Call:
             self._finish("caller_hangup")
             return
         self._phase = _PLAYING
-        self._hangup_reason = "message taken" if kept else "no message left"
-        plays = [self._app_prompt(app, "goodbye")] if app.goodbye_prompt else []
+        if self._end_reason is not None:
+            self._hangup_reason = self._end_reason
+            if self._end_at_once:
+                self._hang_up()
+                return
+        else:
+            self._hangup_reason = "message taken" if kept else "no message left"
+        if not kept:
+            # The goodbye says the message was recorded: never after one was thrown away.
+            plays = [self._sys_prompt("no_message", mailbox=True)]
+        else:
+            plays = [self._app_prompt(app, "goodbye")] if app.goodbye_prompt else []
         self._play(plays, False, self._hang_up)
 
     # -- endings --------------------------------------------------------------------------
@@ -759,4 +810,5 @@ _HANDLERS: dict[type, Callable[[Call, Any], None]] = {
     TransferAnswered: Call._on_transfer_answered,
     TransferFailed: Call._on_transfer_failed,
     CallerHungUp: Call._on_hangup,
+    EndRequested: Call._on_end_requested,
 }

@@ -82,6 +82,14 @@ class Record:
 
 
 @dataclass(slots=True)
+class StopRecording:
+    """End the recording of mailbox `app_id` now (our side ends the call); answer with
+    RecordingFinished(reason="ended"), with a length of 0 if it had not begun yet."""
+
+    app_id: str
+
+
+@dataclass(slots=True)
 class KeepVoicemail:
     """Save the recording just made as a voicemail of mailbox `app_id` (and deliver it)."""
 
@@ -134,6 +142,7 @@ Command = (
     | CancelTimer
     | CollectDigits
     | Record
+    | StopRecording
     | KeepVoicemail
     | DiscardRecording
     | Transfer

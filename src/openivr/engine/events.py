@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Why a recording ended (RecordingFinished.reason).
-RECORDING_END_REASONS = ("stop_key", "silence", "max_length", "hangup")
+# Why a recording ended (RecordingFinished.reason); "ended": stopped by StopRecording.
+RECORDING_END_REASONS = ("stop_key", "silence", "max_length", "hangup", "ended")
 # Why a transfer failed (TransferFailed.reason).
 TRANSFER_FAILURES = ("busy", "no_answer", "unreachable")
 
@@ -78,6 +78,16 @@ class CallerHungUp:
     now: float
 
 
+@dataclass(slots=True)
+class EndRequested:
+    """Our side must end the call (the node is stopping, or the driver failed): `reason` is
+    said in the record. With `at_once` there is no time for a last prompt."""
+
+    now: float
+    reason: str
+    at_once: bool = False
+
+
 Event = (
     CallStarted
     | PromptFinished
@@ -87,4 +97,5 @@ Event = (
     | TransferAnswered
     | TransferFailed
     | CallerHungUp
+    | EndRequested
 )
