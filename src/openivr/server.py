@@ -78,11 +78,17 @@ def build_asgi(settings: Settings) -> ASGIApp:
 
 
 def node_context(app: ASGIApp) -> ServerContext | None:
-    """The running node's context behind `build_asgi`'s application (None before start-up)."""
-    inner = getattr(app, "app", app)
-    state = getattr(inner, "state", None)
-    ctx = getattr(state, "ctx", None)
-    return ctx if isinstance(ctx, ServerContext) else None
+    """The running node's context behind `build_asgi`'s application and the middleware that
+    wraps it (None before start-up)."""
+    layer: Any = app
+    for _ in range(10):
+        ctx = getattr(getattr(layer, "state", None), "ctx", None)
+        if isinstance(ctx, ServerContext):
+            return ctx
+        layer = getattr(layer, "app", None)
+        if layer is None:
+            break
+    return None
 
 
 class NodeServer(uvicorn.Server):
