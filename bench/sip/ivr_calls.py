@@ -68,6 +68,8 @@ class Node:
             rtp_ports="20000-29999",
             max_calls=5000,
             secret=secrets.token_hex(16),
+            # SIPp places every call from one address, like a trunk: not a flood.
+            trusted_networks=("127.0.0.1",),
         )
         self.app = create_app(self.settings, EXTENSIONS)
         config = uvicorn.Config(

@@ -39,6 +39,14 @@ _SERVE_FLAGS: dict[str, str] = {
     "access_token_seconds": "Access token lifetime (default 86400)",
     "audio_url_seconds": "Lifetime of signed audio links (default 86400)",
     "loop_debug": "Event-loop debug mode: log every callback that holds the loop over 10 ms, by name (true/false; costs CPU)",
+    "auth_failures": "Wrong passwords (SIP or login) from one address or for one user within --auth-window before it is refused without a check (default 10)",
+    "auth_window": "Seconds over which wrong passwords are counted (default 600)",
+    "auth_ban_seconds": "How long the first ban lasts; each ban within a day of the last doubles (default 600)",
+    "auth_ban_max_seconds": "The longest a ban lasts (default 86400)",
+    "trusted_networks": "Comma-separated addresses/networks of balancers and trunks: never banned or rate-limited; their X-Forwarded-For / Via received name the client",
+    "security_event_days": "Days security events are kept (default 30)",
+    "sip_rate_limit": "New SIP requests (INVITE, REGISTER, OPTIONS, ...) per second from one address; more are dropped unanswered (default 20; trusted networks are exempt)",
+    "sip_rate_burst": "How many such requests one address may send at once before the rate applies (default 100)",
 }
 
 

@@ -103,9 +103,38 @@ async def hash_password_off_loop(password: str) -> str:
     return await password_work.run(hash_password, password)
 
 
-async def verify_password_off_loop(password_hash: str, password: str) -> bool:
-    """verify_password in a password thread; raises PasswordWorkBusy when the queue is full."""
-    return await password_work.run(verify_password, password_hash, password)
+_dummy_hash: str | None = None
+_dummy_lock = threading.Lock()
+
+
+def _unknown_user_hash() -> str:
+    # An unknown user's password is checked against a hash made like every real one, so a
+    # login for a name nobody has takes as long as one for a real user (no timing tell).
+    global _dummy_hash
+    with _dummy_lock:
+        if _dummy_hash is None:
+            _dummy_hash = hash_password(secrets.token_urlsafe(24))
+        return _dummy_hash
+
+
+def _verify_or_waste(password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        verify_password(_unknown_user_hash(), password)
+        return False
+    return verify_password(password_hash, password)
+
+
+async def verify_password_off_loop(password_hash: str | None, password: str) -> bool:
+    """verify_password in a password thread; raises PasswordWorkBusy when the queue is full.
+    Without a hash (an unknown user) the same work is done against a stand-in and False comes
+    back, taking as long as a real check."""
+    return await password_work.run(_verify_or_waste, password_hash, password)
+
+
+async def prepare_unknown_user_hash() -> None:
+    """Make the stand-in hash ahead of the first login for an unknown name (else that one
+    login would take a hash longer than any other)."""
+    await password_work.run(_unknown_user_hash)
 
 
 class TokenError(Exception):

@@ -21,6 +21,10 @@ from openivr.api.context import ServerContext
 from openivr.calls import extension as calls
 from openivr.delivery import extension as delivery
 from openivr.delivery.email import SmtpServer
+from openivr.guard import extension as guard
+from openivr.guard.addresses import Networks
+from openivr.guard.flood import FloodGate
+from openivr.guard.guessing import GuessPolicy
 from openivr.settings import Settings
 from openivr.sip.connect import parse_trunk
 from openivr.sip.media import LATE_TICK
@@ -55,14 +59,29 @@ async def watch_loop(_app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -
     stack.callback(restore)
 
 
-# Order matters: the loop's debug mode first (--loop-debug), then delivery (voicemail hand-off),
-# then the SIP server that uses it, then the heap is settled once everything has started.
-EXTENSIONS: tuple[Extension, ...] = (watch_loop, delivery.install, calls.install, settle_heap)
+# Order matters: the loop's debug mode first (--loop-debug), the security log's upkeep, then
+# delivery (voicemail hand-off), then the SIP server that uses it, then the heap is settled once
+# everything has started.
+EXTENSIONS: tuple[Extension, ...] = (
+    watch_loop,
+    guard.install,
+    delivery.install,
+    calls.install,
+    settle_heap,
+)
 
 
 def check_settings(settings: Settings) -> None:
     """Refuse, before anything starts, settings a layer could not start with (ValueError naming
     the setting), with the same parsers the layers use."""
+    Networks.parse(settings.trusted_networks)
+    FloodGate(settings.sip_rate_limit, settings.sip_rate_burst)
+    GuessPolicy(
+        failures=settings.auth_failures,
+        window=settings.auth_window,
+        ban_seconds=settings.auth_ban_seconds,
+        ban_max_seconds=settings.auth_ban_max_seconds,
+    )
     if settings.smtp_url:
         SmtpServer.from_url(
             settings.smtp_url, settings.smtp_starttls, settings.smtp_from, settings.smtp_ca_file

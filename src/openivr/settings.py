@@ -43,6 +43,14 @@ class Settings:
     smtp_from: str = "openivr@localhost"
     smtp_ca_file: str = ""
     loop_debug: bool = False
+    auth_failures: int = 10
+    auth_window: float = 600.0
+    auth_ban_seconds: float = 600.0
+    auth_ban_max_seconds: float = 86400.0
+    trusted_networks: tuple[str, ...] = ()
+    security_event_days: float = 30.0
+    sip_rate_limit: float = 20.0
+    sip_rate_burst: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

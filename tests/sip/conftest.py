@@ -106,10 +106,11 @@ class RawPeer(asyncio.DatagramProtocol):
         self.port = 0
 
     @classmethod
-    async def open(cls) -> RawPeer:
+    async def open(cls, host: str = "127.0.0.1") -> RawPeer:
+        """A peer on a free port of `host` (any 127.x.y.z: another source address)."""
         loop = asyncio.get_running_loop()
         peer = cls()
-        await loop.create_datagram_endpoint(lambda: peer, local_addr=("127.0.0.1", 0))
+        await loop.create_datagram_endpoint(lambda: peer, local_addr=(host, 0))
         return peer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -24,6 +24,7 @@ from openivr.api import (
     phonenumbers,
     prompts,
     schedules,
+    securityevents,
     teams,
     tts,
     users,
@@ -58,6 +59,7 @@ ROUTED = (
     schedules,
     tts,
     calls,
+    securityevents,
     globaldata,
 )
 

@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 
 from openivr.api.deps import Ctx, Db
 from openivr.apps.validation import control_character
+from openivr.guard.addresses import counted_source, forwarded_client
+from openivr.guard.guessing import Attempt
 from openivr.security import PasswordWorkBusy, TokenError, verify_password_off_loop
 from openivr.store.models import RefreshToken, User
 
@@ -60,11 +62,22 @@ def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, st
     return None
 
 
+def login_attempt(request: Request, ctx: Ctx, username: str) -> Attempt:
+    """A password login as the guessing guard counts it: the client's address (named by a
+    trusted proxy's X-Forwarded-For) and the e-mail as typed, lower-cased."""
+    peer = request.client.host if request.client else ""
+    client = forwarded_client(peer, request.headers.get("x-forwarded-for", ""), ctx.trusted)
+    return Attempt.of(
+        "api", counted_source(client), username.strip().lower(), client in ctx.trusted
+    )
+
+
 TOKEN_DOC: dict[int | str, dict[str, Any]] = {
     200: {"model": TokenAnswer},
     400: {"model": TokenError_},
     401: {"model": TokenError_},
     415: {"model": TokenError_},
+    429: {"model": TokenError_},
     503: {"model": TokenError_},
 }
 
@@ -101,10 +114,24 @@ async def token(request: Request, ctx: Ctx, db: Db) -> JSONResponse:
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
             return _oauth_error(400, "invalid_request", "username and password are required")
-        user = await db.scalar(select(User).where(User.email == username.strip().lower()))
+        attempt = login_attempt(request, ctx, username)
+        verdict = await ctx.guard.check(attempt)
+        if verdict.refused:
+            # Too many wrong passwords from this address or for this name: refused without
+            # looking at the password, the same for names that exist and names that do not.
+            seconds = verdict.retry_after()
+            response = _oauth_error(
+                429,
+                "temporarily_unavailable",
+                f"too many failed logins: try again in {seconds} s",
+            )
+            response.headers["Retry-After"] = str(seconds)
+            return response
+        user = await db.scalar(select(User).where(User.email == attempt.username))
         try:
-            matches = user is not None and await verify_password_off_loop(
-                user.password_hash, password
+            # An unknown name is checked against a stand-in hash: it takes as long.
+            matches = await verify_password_off_loop(
+                user.password_hash if user is not None else None, password
             )
         except PasswordWorkBusy:
             # Every password thread is busy and the queue is full (a flood of logins): refuse
@@ -115,6 +142,12 @@ async def token(request: Request, ctx: Ctx, db: Db) -> JSONResponse:
             response.headers["Retry-After"] = "1"
             return response
         if user is None or not matches:
+            await ctx.guard.failure(
+                attempt,
+                verdict,
+                user_id=user.user_id if user is not None else None,
+                account_id=user.account_id if user is not None else None,
+            )
             return _oauth_error(401, "unauthorized", "bad credentials")
     elif grant == "refresh_token":
         presented = form.get("refresh_token", "")

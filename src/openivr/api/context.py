@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from openivr.api.viewcache import ViewCache
+from openivr.guard.addresses import Networks
+from openivr.guard.events import SecurityLog
+from openivr.guard.guessing import GuessingGuard, GuessPolicy
 from openivr.security import TokenSigner, UrlSigner
 from openivr.settings import Settings
 from openivr.store.standing import StandingReader
@@ -23,6 +27,9 @@ class ServerContext:
     tokens: TokenSigner
     urls: UrlSigner
     standing: StandingReader
+    security: SecurityLog
+    guard: GuessingGuard
+    trusted: Networks
     services: dict[str, Any] = field(default_factory=dict)
     voiceapp_views: ViewCache = field(default_factory=ViewCache)
     # Set when the node was told to stop: calls drain, /healthz says so, the API still answers.
@@ -34,6 +41,18 @@ class ServerContext:
     ) -> ServerContext:
         """Context with signers keyed from the node's secret."""
         secret = settings.signing_secret()
+        policy = GuessPolicy(
+            failures=settings.auth_failures,
+            window=settings.auth_window,
+            ban_seconds=settings.auth_ban_seconds,
+            ban_max_seconds=settings.auth_ban_max_seconds,
+        )
+        security = SecurityLog(
+            sessions,
+            settings.node_name or socket.gethostname(),
+            retention_days=settings.security_event_days,
+            ban_memory=policy.memory,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -46,4 +65,7 @@ class ServerContext:
             ),
             urls=UrlSigner(secret, settings.audio_url_seconds),
             standing=StandingReader(engine),
+            security=security,
+            guard=GuessingGuard(sessions, security, policy),
+            trusted=Networks.parse(settings.trusted_networks),
         )

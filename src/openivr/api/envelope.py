@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 RESOURCES = (
     "voicemail",
     "call",
+    "security-event",
     "simulate",
     "validate",
     "graph",
@@ -63,7 +64,7 @@ def resource_of(path: str) -> str:
     parts = [p for p in path.split("/") if p]
     for part in reversed(parts):
         if part in RESOURCES:
-            return "globaldata" if part == "errors" else part
+            return "globaldata" if part == "errors" else part.replace("-", "_")
     return parts[0] if parts else "root"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -16,6 +17,7 @@ from openivr.calls.driver import CallDriver, TransferRequest, Transferring
 from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
 from openivr.delivery.deposit import deposit_voicemail
+from openivr.guard.flood import FloodGate
 from openivr.sip import call as sip
 from openivr.sip.connect import Connector
 from openivr.sip.digest import NonceSource
@@ -255,7 +257,11 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         return
     calls = CallLog(ctx.sessions, ctx.settings.node_name or None)
     registrar = Registrar(
-        ctx.sessions, settings.sip_domain, nonces=NonceSource.shared(settings.signing_secret())
+        ctx.sessions,
+        settings.sip_domain,
+        nonces=NonceSource.shared(settings.signing_secret()),
+        guard=ctx.guard,
+        trusted=ctx.trusted,
     )
     service = CallService(ctx, calls)
     server = SipServer(
@@ -269,6 +275,8 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         ),
         on_call_end=calls.call_ended,
         registrar=registrar,
+        flood=FloodGate(settings.sip_rate_limit, settings.sip_rate_burst, ctx.trusted),
+        on_flood=functools.partial(ctx.security.flooded, "sip"),
     )
     connector = Connector(
         server,

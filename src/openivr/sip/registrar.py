@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from openivr.guard.addresses import Networks, counted_source, valid_address
+from openivr.guard.guessing import Attempt, GuessingGuard, Verdict
 from openivr.sip.digest import Credentials, DigestError, NonceSource
 from openivr.sip.message import (
     NameAddress,
@@ -48,6 +50,26 @@ class Binding:
     transport: TransportName = "UDP"
 
 
+def client_address(request: SipRequest, source: tuple[str, int], trusted: Networks) -> str:
+    """Who sent a request: its transport source, or, when that is a trusted proxy, the
+    nearest hop below it in Via that is not trusted (its `received`, which the proxy stamps
+    when the address differs from the sent-by, else its sent-by host)."""
+    host = source[0]
+    if host not in trusted:
+        return host
+    try:
+        vias = request.vias
+    except SipParseError:
+        return host
+    for via in vias[1:]:
+        hop = valid_address(via.params.get("received") or via.host)
+        if hop is None:
+            return host
+        if hop not in trusted:
+            return hop
+    return host
+
+
 class Registrar:
     """Answers REGISTER requests and tells where a user's phones are."""
 
@@ -59,6 +81,8 @@ class Registrar:
         min_expires: int = MIN_EXPIRES,
         max_expires: int = MAX_EXPIRES,
         nonces: NonceSource | None = None,
+        guard: GuessingGuard | None = None,
+        trusted: Networks | None = None,
     ) -> None:
         if not realm:
             raise ValueError("the registrar needs a realm (the SIP domain)")
@@ -69,6 +93,9 @@ class Registrar:
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.nonces = nonces or NonceSource()
+        # Counts wrong passwords per address and user; refuses guessers without a check.
+        self.guard = guard
+        self.trusted = trusted or Networks()
 
     def _challenge(self, request: SipRequest, *, stale: bool = False) -> SipResponse:
         value = self.nonces.challenge(self.realm, stale=stale)
@@ -79,7 +106,17 @@ class Registrar:
     ) -> SipResponse:
         """The response to one REGISTER from `source` over `transport` (UDP or TCP)."""
         header = request.headers.get("Authorization")
+        client = client_address(request, source, self.trusted)
+        attempt = Attempt.of(
+            "sip", counted_source(client), request.to.user() or "", client in self.trusted
+        )
         if not header:
+            # A guesser this node already refuses gets no new challenge (no database read).
+            known = self.guard.refused_here(attempt) if self.guard is not None else None
+            if known is not None:
+                assert self.guard is not None
+                self.guard.events.refused(known.refused, "sip", attempt.source, attempt.username)
+                return self._refused(request, known)
             return self._challenge(request)
         try:
             credentials = Credentials.parse(header)
@@ -93,11 +130,23 @@ class Registrar:
         user_id = request.to.user() or ""
         if credentials.username != user_id:
             return response_to(request, 403, "Forbidden (username is not the To user)")
+        verdict = Verdict()
+        if self.guard is not None:
+            verdict = await self.guard.check(attempt)
+            if verdict.refused:
+                return self._refused(request, verdict)
         async with self.sessions() as db:
             user = await db.get(User, user_id)
             stored = user.sip_password if user is not None else ""
+            # Unknown users, users without a SIP password and wrong passwords get one answer.
             if not stored or not credentials.verify("REGISTER", stored):
-                log.info("REGISTER for %s from %s: wrong credentials", user_id, source)
+                if self.guard is not None:
+                    await self.guard.failure(
+                        attempt,
+                        verdict,
+                        user_id=user.user_id if user is not None else None,
+                        account_id=user.account_id if user is not None else None,
+                    )
                 return response_to(request, 403, "Forbidden (wrong credentials)")
             try:
                 problem = await self._update(db, request, user_id, source, transport)
@@ -118,6 +167,16 @@ class Registrar:
         # A registrar that keeps the Path returns it (RFC 3327 §5.3).
         extra += [("Path", value) for value in request.headers.get_all("Path")]
         return response_to(request, 200, to_tag=None, extra=extra)
+
+    @staticmethod
+    def _refused(request: SipRequest, verdict: Verdict) -> SipResponse:
+        # Refused without looking at the password; Retry-After says when trying makes sense.
+        return response_to(
+            request,
+            403,
+            "Forbidden (too many failed attempts)",
+            extra=[("Retry-After", str(verdict.retry_after()))],
+        )
 
     async def _update(
         self,

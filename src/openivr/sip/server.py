@@ -48,9 +48,14 @@ from openivr.sip.transaction import Clock, ServerTransaction, TransactionTable, 
 from openivr.sip.transport import Peer, TransportName, Transports
 
 if TYPE_CHECKING:
+    from openivr.guard.flood import FloodGate
     from openivr.sip.registrar import Registrar
 
 log = logging.getLogger(__name__)
+
+# New requests a flood is made of, limited per source before they are even parsed (in-dialog
+# requests of calls in progress, responses and ACK/CANCEL/BYE are never held back).
+RATE_LIMITED = (b"INVITE ", b"REGISTER ", b"OPTIONS ", b"SUBSCRIBE ", b"MESSAGE ", b"PUBLISH ")
 
 
 # Routing ------------------------------------------------------------------------------------
@@ -116,8 +121,13 @@ class SipServer:
         *,
         on_call_end: Callable[[SipCallRecord], None] | None = None,
         registrar: Registrar | None = None,
+        flood: FloodGate | None = None,
+        on_flood: Callable[[str], None] | None = None,
     ) -> None:
         self.router = router
+        # Requests per second per source (guard/flood.py); over it, dropped before parsing.
+        self.flood = flood
+        self.on_flood = on_flood
         self.config = config or SipServerConfig()
         self.on_call_end = on_call_end
         # Set while the node stops: calls in progress go on, new ones are refused.
@@ -240,6 +250,14 @@ class SipServer:
         """Handle one message from the wire; nothing that arrives may raise out of here."""
         if not data.strip():
             return  # keep-alive
+        if (
+            self.flood is not None
+            and data.startswith(RATE_LIMITED)
+            and not self.flood.allow(peer.addr[0])
+        ):
+            if self.on_flood is not None:
+                self.on_flood(peer.addr[0])
+            return
         try:
             message = parse_message(data, stream=stream)
         except SipParseError as exc:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -207,3 +208,43 @@ class CallRecord(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class SecurityEvent(Base):
+    """A failed password, a refusal without checking one, or a ban (guard/; listed to admins).
+
+    Failures are also the counters of guessing: the guard counts an address's and a user's
+    recent rows of kind `failure`, so every node of a cluster sees the same counts."""
+
+    __tablename__ = "security_event"
+    __table_args__ = (
+        Index("ix_security_event_source_at", "source", "at"),
+        Index("ix_security_event_username_at", "channel", "username", "at"),
+        Index("ix_security_event_account_at", "account_id", "at"),
+        Index("ix_security_event_at", "at"),
+    )
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))  # failure, refusal, ban
+    reason: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(10))  # sip, api
+    # The address as counted: an IPv4 address, or the /64 network of an IPv6 address.
+    source: Mapped[str] = mapped_column(String(64))
+    # The user name as presented (SIP digest username, login e-mail), known user or not.
+    username: Mapped[str] = mapped_column(String(200), default="")
+    user_id: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    node: Mapped[str] = mapped_column(String(100), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SecurityBan(Base):
+    """An address or a user name that guessed too often, and until when it is refused."""
+
+    __tablename__ = "security_ban"
+    # "addr:<source>" or "<channel>:<username>".
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    banned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # How many bans in a row (each within a day of the last one's end): the length doubles.
+    level: Mapped[int] = mapped_column(Integer, default=1)

@@ -1,0 +1,1 @@
+"""A node on the open internet: password guessing, floods, security events."""
