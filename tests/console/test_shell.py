@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from openivr.console import site as console_site
 from tests.conftest import RunningServer
 from tests.console.browser import by_text, find
 from tests.console.conftest import Console, open_signed_out, sign_in
@@ -209,3 +211,15 @@ def test_keyboard_alone_signs_in_and_reaches_a_page(
     link.send_keys(Keys.ENTER)
     find(browser, "tbody tr")
     assert browser.switch_to.active_element.get_attribute("id") == "main"
+
+
+def test_no_page_builds_markup_from_strings() -> None:
+    # Every page builds its DOM with textContent (dom.js `h`); HTML parsing of strings is
+    # how a name like "<img onerror>" would run, so none of these may appear at all.
+    static = Path(console_site.__file__).parent / "static"
+    scripts = list(static.rglob("*.js"))
+    assert len(scripts) > 10
+    for script in scripts:
+        text = script.read_text()
+        for sink in ("innerHTML", "outerHTML =", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in text, f"{script.name} uses {sink}"

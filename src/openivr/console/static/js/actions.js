@@ -86,11 +86,8 @@ export function actionPicker(act, ctx, { what, name, menu = true, selfId, onChan
   // What was chosen or typed for each kind, so switching back and forth loses nothing.
   const remembered = { [current]: (act && act.id) || "" };
 
-  const numbers = () => {
-    const seen = new Set();
-    for (const u of ctx.users) if (u.phnum) seen.add(u.phnum);
-    return [...seen];
-  };
+  // The numbers a receptionist knows by name: the people's own numbers.
+  const numbers = () => ctx.users.filter((u) => u.phnum).map((u) => [u.phnum, userName(u)]);
 
   const build = (kind, id) => {
     holder.replaceChildren();
@@ -114,7 +111,7 @@ export function actionPicker(act, ctx, { what, name, menu = true, selfId, onChan
         required: true,
       });
       holder.appendChild(target);
-      if (kind === "phnum") holder.appendChild(h("datalist", { id: listId }, numbers().map((n) => h("option", { value: n }))));
+      if (kind === "phnum") holder.appendChild(h("datalist", { id: listId }, numbers().map(([n, who]) => h("option", { value: n, label: who }))));
       target.addEventListener("input", () => onChange && onChange());
       return;
     }

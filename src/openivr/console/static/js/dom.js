@@ -1,5 +1,5 @@
 // Building the page. Text always goes in as text nodes (textContent), never as HTML: a name
-// like "<script>" a user typed shows as those characters. Nothing here sets innerHTML.
+// like "<script>" a user typed shows as those characters. No string is ever parsed as HTML.
 
 let counter = 0;
 

@@ -33,7 +33,7 @@ export async function show(main) {
     const strategy = (STRATEGIES.find(([s]) => s === t.strategy) || [t.strategy, t.strategy])[1];
     return h("li", { class: "card", dataset: { teamId: t.team_id } },
       h("div", { class: "card-main" }, h("h2", { class: "card-title" }, t.name),
-        h("p", { class: "meta" }, h("span", {}, strategy), h("span", {}, `${t.ring_seconds} s each, ${t.max_seconds} s in all`)),
+        h("p", { class: "meta" }, h("span", {}, `${strategy} · ${t.ring_seconds} s each, ${t.max_seconds} s in all`)),
         h("p", { class: "members" }, (t.members || []).length ? (t.members || []).map((id) => names[id] || id).join(", ") : h("span", { class: "hint" }, "Nobody yet"))),
       h("div", { class: "card-actions" }, edit, del));
   });
