@@ -152,10 +152,10 @@ class CallDriver:
             self.call.stop_recording()
         while not self.inbox.empty():
             item = self.inbox.get_nowait()
-            if isinstance(item, sip.RecordingFinished):
+            if isinstance(item, sip.AudioRecorded):
                 pcm = np.frombuffer(item.pcm, dtype="<i2").astype(np.int16)
         for item in self.call.pending_events():
-            if isinstance(item, sip.RecordingFinished):
+            if isinstance(item, sip.AudioRecorded):
                 pcm = np.frombuffer(item.pcm, dtype="<i2").astype(np.int16)
         self.recorded = None
         if pcm is None or not self.recording_for or len(pcm) < MIN_MESSAGE_SECONDS * 8000:
