@@ -161,7 +161,7 @@ def test_password_change_and_user_deletion_revoke_tokens(server: RunningServer) 
             "password": "anna-pass-1",
         },
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text
     anna_id = r.json()["response"]["user_id"]
     anna = server.login("anna@example.com", "anna-pass-1")
     anna_h = {"Authorization": f"Bearer {anna['access_token']}"}

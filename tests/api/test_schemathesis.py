@@ -48,6 +48,7 @@ UNAUTHED_EXAMPLES = 4
 REAL_NUMBER = "+46812340000"
 # Reachable without a token: login, health, the error list and signed (token-less) audio links.
 PUBLIC_PATHS = (
+    "/SonetelAuth/oauth/token",
     "/SonetelAuth/beta/oauth/token",
     "/oauth/token",
     "/healthz",
@@ -160,7 +161,7 @@ def _node(tmp: Path, *flags: str) -> Iterator[Node]:
             },
         )
         for made in (user, prompt, number, team, schedule):
-            assert made.status_code in (200, 201), made.text
+            assert made.status_code == 200, made.text
         real_ids = {
             "account_id": process.account_id,
             "app_id": ivr["app_id"],
@@ -429,7 +430,7 @@ def _fresh_app(node: Node) -> str:
         headers=node.headers,
         json={"app_type": "ivr", "name": "Created"},
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text
     return str(r.json()["response"]["app_id"])
 
 

@@ -30,14 +30,27 @@ class AccountOut(Loose):
     create_date: str | None = None
 
 
-class AccountIn(BaseModel):
-    """Account settings a PUT may change."""
+class TimezoneDetails(BaseModel):
+    """The hosted API's other way to name the time zone (its Python SDK sends it)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
+    zone_id: str | None = None
+
+
+class AccountIn(BaseModel):
+    """Account settings a PUT may change; `account_id` and `create_date` may be sent back
+    unchanged, other fields are refused."""
+
+    model_config = ConfigDict(extra="allow")
     name: str | None = None
     language: str | None = None
     timezone: str | None = None
+    timezone_details: TimezoneDetails | None = None
     caller_id_mode: str | None = None
+
+
+WRITABLE = ("name", "language", "timezone", "timezone_details", "caller_id_mode")
+READ_ONLY = ("account_id", "create_date")
 
 
 def account_view(a: Account) -> dict[str, str]:
@@ -70,7 +83,15 @@ async def put_account(
     account = await db.get(Account, account_id)
     if account is None:
         raise not_found("account", account_id)
-    data = body.model_dump(exclude_unset=True)
+    data = v.known_fields(
+        body.model_dump(exclude_unset=True), WRITABLE, READ_ONLY, account_view(account)
+    )
+    details = data.get("timezone_details")
+    if isinstance(details, dict) and data.get("timezone") is None:
+        extra = set(details) - {"zone_id"}
+        if extra:
+            raise v.FieldError("timezone_details", f"unknown keys {sorted(extra)}; use zone_id")
+        data["timezone"] = details.get("zone_id")
     if data.get("name") is not None:
         account.name = v.text("name", data["name"])
     if data.get("language") is not None:

@@ -84,6 +84,10 @@ class SlashTolerance:
         await self.app(scope, receive, send)
 
 
+# Parts of a pydantic error location that name a member of a union type, not a field.
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*|dict\[.*|function-.*|[A-Z]\w*)$")
+
+
 def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
     errors = exc.errors()
     if not errors:
@@ -91,11 +95,21 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, str]:
     first = errors[0]
     if first.get("type") == "json_invalid":
         return "malformed_json", "the body is not valid JSON"
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+    if unknown:
+        names = ", ".join(".".join(str(p) for p in e["loc"][1:]) for e in unknown)
+        return "invalid_field", f"{names}: unknown field{'s' if len(unknown) > 1 else ''}"
+    loc = [
+        str(p)
+        for p in first.get("loc", ())
+        if p not in ("body", "query", "path", "header") and not _TYPE_TAG.match(str(p))
+    ]
     where = ".".join(loc) or "body"
     msg = str(first.get("msg", "is not valid"))
-    if first.get("type") == "missing" and not loc:
-        return "missing_field", "a JSON body is required"
+    if first.get("type") == "missing":
+        if not loc:
+            return "missing_field", "a JSON body is required"
+        return "missing_field", f"{where}: is required"
     return "invalid_field", f"{where}: {msg}"
 
 

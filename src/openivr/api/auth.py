@@ -201,7 +201,8 @@ async def token(request: Request, ctx: Ctx, db: Db) -> JSONResponse:
     return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
-for _path in ("/SonetelAuth/beta/oauth/token", "/oauth/token"):
+# The production path (the hosted service's sample scripts), the documented one, and plain.
+for _path in ("/SonetelAuth/oauth/token", "/SonetelAuth/beta/oauth/token", "/oauth/token"):
     router.add_api_route(
         _path,
         token,

@@ -25,10 +25,10 @@ class Loose(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def answers(model: Any, *errors: int, created: bool = False) -> dict[int | str, dict[str, Any]]:
-    """The documented responses of a route: its success model (201 for creates) and failures."""
-    ok = 201 if created else 200
-    doc: dict[int | str, dict[str, Any]] = {ok: {"model": Envelope[model]}}  # type: ignore[valid-type]
+def answers(model: Any, *errors: int) -> dict[int | str, dict[str, Any]]:
+    """The documented responses of a route: its success model (HTTP 200, creates included, as
+    the hosted API answers) and failures."""
+    doc: dict[int | str, dict[str, Any]] = {200: {"model": Envelope[model]}}  # type: ignore[valid-type]
     for status in sorted({400, 401, 403, 404, *errors}):
         doc[status] = {"model": Failed}
     return doc

@@ -27,21 +27,10 @@ RESOURCES = (
     "account",
     "oauth",
 )
-# `?fields=message` asks for the message details of a prompt as a group.
-FIELD_GROUPS: dict[str, tuple[str, ...]] = {
-    "message": (
-        "prompt_id",
-        "exists",
-        "record_id",
-        "file_name",
-        "file_details",
-        "play_path",
-        "record_path",
-        "audio_length",
-        "size",
-        "message_url",
-    ),
-}
+# Words of ?fields= that add details to the whole objects instead of selecting fields, per
+# resource: the hosted API's `GET .../prompt?fields=message` answers whole prompts with their
+# message details (OpenIVR's prompts always carry them).
+ADDING_FIELDS: dict[str, tuple[str, ...]] = {"prompt": ("message",)}
 
 
 class FailedBody(BaseModel):
@@ -62,6 +51,8 @@ class Failed(BaseModel):
 def resource_of(path: str) -> str:
     """The resource a request path is about, e.g. 'prompt' for .../voiceapp/X/prompt/Y."""
     parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["tts"]:
+        return "tts"  # /tts/prompt/... is about speech, not prompts
     for part in reversed(parts):
         if part in RESOURCES:
             return "globaldata" if part == "errors" else part.replace("-", "_")
@@ -71,18 +62,15 @@ def resource_of(path: str) -> str:
 def _select(item: Any, wanted: list[str]) -> Any:
     if not isinstance(item, dict):
         return item
-    keys: list[str] = []
-    for name in wanted:
-        keys.extend(FIELD_GROUPS.get(name, (name,)))
-    return {k: item[k] for k in keys if k in item}
+    return {k: item[k] for k in wanted if k in item}
 
 
-def partial(payload: Any, fields: str | None) -> Any:
+def partial(payload: Any, fields: str | None, resource: str = "") -> Any:
     """Keep only the requested fields of an object or of each object of a list."""
     if not fields:
         return payload
     wanted = [f.strip() for f in fields.split(",") if f.strip()]
-    if not wanted:
+    if not wanted or set(wanted) & set(ADDING_FIELDS.get(resource, ())):
         return payload
     if isinstance(payload, list):
         return [_select(item, wanted) for item in payload]
@@ -97,10 +85,11 @@ def success(
     resource: str | None = None,
 ) -> JSONResponse:
     """The success envelope, with ?fields= applied."""
+    resource = resource or resource_of(request.url.path)
     body = {
-        "resource": resource or resource_of(request.url.path),
+        "resource": resource,
         "status": "success",
-        "response": partial(payload, request.query_params.get("fields")),
+        "response": partial(payload, request.query_params.get("fields"), resource),
     }
     return JSONResponse(body, status_code=status, headers=headers)
 

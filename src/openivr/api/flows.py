@@ -30,7 +30,7 @@ router = APIRouter(tags=["voiceapp"])
 class SimulateIn(BaseModel):
     """A simulated call: who calls, and what they press when."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     caller: str | None = None
     dialed: str | None = None
     keys: str | None = None
@@ -68,7 +68,10 @@ async def simulate_call(
             simulation.run, snapshot, sounds, app_id, body.caller or "anonymous", dialed, timeline
         )
     except (TimelineError, SimulationError) as exc:
-        raise ApiError("invalid_field", str(exc)) from None
+        detail = str(exc)
+        if body.keys is not None and detail.startswith("timeline"):
+            detail = "keys" + detail.removeprefix("timeline")  # name the field that was sent
+        raise ApiError("invalid_field", detail) from None
     if format == "wav":
         wav = await asyncio.to_thread(simulation.render_wav, transcript, snapshot, sounds)
         return Response(wav, media_type="audio/wav")

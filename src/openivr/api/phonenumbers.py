@@ -26,10 +26,18 @@ _CONNECT_LIST = "user, phnum, sip, app or csg (a team)"
 class PhoneNumberIn(BaseModel):
     """A number to add, or its connection to change."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     phnum: str | None = None
     connect_to_type: str | None = None
     connect_to: dict[str, Any] | str | int | None = None
+
+
+# What a GET shows and a body may carry back unchanged (`phnum` only on a PUT: it names the
+# number in the path).
+SHOWN = ("account_id", "create_date")
+
+
+_WRITABLE = tuple(PhoneNumberIn.model_fields)
 
 
 class PhoneNumberOut(Loose):
@@ -116,14 +124,13 @@ async def list_numbers(request: Request, account_id: str, who: AccountAuth, db: 
 
 
 @router.post(
-    "/account/{account_id}/phonenumbersubscription",
-    responses=answers(PhoneNumberOut, 409, created=True),
-    status_code=201,
+    "/account/{account_id}/phonenumbersubscription", responses=answers(PhoneNumberOut, 409)
 )
 async def add_number(
     request: Request, account_id: str, body: PhoneNumberIn, who: AccountAuth, db: Db
 ) -> JSONResponse:
     """Add a number the server answers for (optionally connected at once)."""
+    v.known_fields(body.model_dump(exclude_unset=True), _WRITABLE, SHOWN)
     if not body.phnum:
         raise ApiError("missing_field", "phnum: is required, e.g. +46812345678")
     phnum = v.e164("phnum", normalise_number(body.phnum))
@@ -140,7 +147,7 @@ async def add_number(
     )
     db.add(number)
     await db.commit()
-    return success(request, number_view(number), status=201)
+    return success(request, number_view(number))
 
 
 @router.get(
@@ -161,7 +168,12 @@ async def connect_number(
 ) -> JSONResponse:
     """Connect the number to a user, a number, a SIP address, a voice app or a team (csg)."""
     number = await _load(db, account_id, phnum)
-    data = body.model_dump(exclude_unset=True)
+    data = v.known_fields(
+        body.model_dump(exclude_unset=True),
+        ("connect_to_type", "connect_to"),
+        ("phnum", *SHOWN),
+        number_view(number),
+    )
     if "connect_to_type" not in data:
         raise ApiError("missing_field", f"connect_to_type: is required ({_CONNECT_LIST})")
     kind = data["connect_to_type"] or ""

@@ -40,10 +40,32 @@ _AUDIO_STATUS = {
 
 
 class PromptIn(BaseModel):
-    """A prompt's name."""
+    """A prompt's name; what a GET shows may be sent back (ids and type unchanged)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     name: str | None = None
+
+
+# What a GET shows: the identity must come back unchanged; the message details (signed links,
+# sizes) are derived and ignored.
+IDENTITY = ("prompt_id", "type", "key", "app_id", "account_id")
+SHOWN = (
+    *IDENTITY,
+    "create_date",
+    "record_path",
+    "exists",
+    "record_id",
+    "file_name",
+    "file_details",
+    "play_path",
+    "audio_length",
+    "size",
+    "message_url",
+    "message_text",
+    "message_voice",
+    "default_text",
+    "default_voice",
+)
 
 
 class PromptOut(Loose):
@@ -195,11 +217,7 @@ async def list_prompts(
     return success(request, [prompt_view(p, ctx, defaults.get(p.prompt_id)) for p in prompts])
 
 
-@router.post(
-    "/account/{account_id}/voiceapp/{app_id}/prompt",
-    responses=answers(PromptOut, created=True),
-    status_code=201,
-)
+@router.post("/account/{account_id}/voiceapp/{app_id}/prompt", responses=answers(PromptOut))
 async def create_prompt(
     request: Request,
     account_id: str,
@@ -214,6 +232,8 @@ async def create_prompt(
 ) -> JSONResponse:
     """Create a custom prompt by name."""
     await _app(db, account_id, app_id)
+    if body is not None:
+        v.known_fields(body.model_dump(exclude_unset=True), ("name",), SHOWN)
     given = (body.name if body else None) or name
     if given is None:
         raise ApiError("missing_field", 'name: is required (JSON {"name": ...} or ?name=)')
@@ -227,7 +247,7 @@ async def create_prompt(
     )
     db.add(prompt)
     await db.commit()
-    return await _one(request, ctx, db, prompt, status=201)
+    return await _one(request, ctx, db, prompt)
 
 
 # --- one prompt: long and short forms --------------------------------------------------------
@@ -255,6 +275,8 @@ async def _put(
     body: PromptIn,
 ) -> JSONResponse:
     prompt = await _prompt(db, who, prompt_id, app_id)
+    identity = {k: val for k, val in prompt_view(prompt, ctx).items() if k in IDENTITY}
+    v.known_fields(body.model_dump(exclude_unset=True), ("name",), SHOWN, identity)
     if body.name is not None:
         if prompt.prompt_type == "standard":
             raise ApiError("immutable_field", "name: standard prompts keep their names")
@@ -305,7 +327,7 @@ async def get_prompt(
     ctx: Ctx,
     db: Db,
 ) -> JSONResponse:
-    """One prompt; ?fields=message gives just its message details."""
+    """One prompt with its message details (?fields=message asks for them, as the hosted API)."""
     return await _get(request, who, ctx, db, prompt_id, app_id)
 
 
@@ -424,9 +446,12 @@ async def _text_request(request: Request, db: AsyncSession, prompt: Prompt) -> t
         raise ApiError("malformed_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise v.FieldError("body", 'must be an object {"text", "voice"}')
+    v.known_fields(body, ("text", "voice"), ())
     text = body.get("text")
+    if text is None:
+        raise ApiError("missing_field", "text: is required")
     if not isinstance(text, str):
-        raise v.FieldError("text", "is required and must be a string")
+        raise v.FieldError("text", "must be a string")
     voice = body.get("voice")
     if voice is None:
         app = await db.get(VoiceApp, prompt.app_id)

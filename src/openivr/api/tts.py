@@ -39,7 +39,7 @@ class VoiceOut(Loose):
 class ConvertIn(BaseModel):
     """Text to render, in a language and voice from GET /tts/prompt/voice."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     text: str | None = None
     language: str | None = None
     voice: str | None = None
@@ -96,6 +96,8 @@ async def list_voices(request: Request, who: Auth, ctx: Ctx) -> JSONResponse:
 @router.post("/tts/prompt/convert", responses=answers(Loose))
 async def convert(request: Request, body: ConvertIn, who: Auth, ctx: Ctx) -> JSONResponse:
     """Render text to a WAV (8 kHz telephone audio) and answer with its signed URL."""
+    if body.text is None:
+        raise ApiError("missing_field", "text: is required")
     voice = pick_voice(ctx, body.language, body.voice)
     audio = await render_text(ctx, body.text, voice)
     key = ctx.services["render_cache"].key(voice, body.text)

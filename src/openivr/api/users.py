@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from openivr.store.voiceapps import format_date
 router = APIRouter(tags=["user"])
 EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")
 USER_TYPES = ("regular", "admin")
+READ_ONLY = ("user_id", "account_id", "has_sip_password", "create_date")
 
 
 class UserOut(Loose):
@@ -44,18 +45,22 @@ class UserOut(Loose):
 
 
 class UserIn(BaseModel):
-    """Fields of a user that a POST or PUT may set."""
+    """Fields of a user that a POST or PUT may set; `user_id`, `account_id`,
+    `has_sip_password` and `create_date` may be sent back unchanged, other fields are refused."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     user_fname: str | None = None
     user_lname: str | None = None
     email: str | None = None
     password: str | None = None
     type: str | None = None
-    extension: str | int | None = None
+    extension: StrictStr | StrictInt | None = None
     phnum: str | None = None
     sip_uri: str | None = None
     sip_password: str | None = None
+
+
+WRITABLE = tuple(UserIn.model_fields)
 
 
 def user_view(u: User) -> dict[str, Any]:
@@ -163,15 +168,13 @@ async def list_users(request: Request, account_id: str, who: AccountAuth, db: Db
     return success(request, [user_view(u) for u in users])
 
 
-@router.post(
-    "/account/{account_id}/user", responses=answers(UserOut, 409, created=True), status_code=201
-)
+@router.post("/account/{account_id}/user", responses=answers(UserOut, 409))
 async def create_user(
     request: Request, account_id: str, body: UserIn, who: AccountAuth, db: Db
 ) -> JSONResponse:
     """Create a user (admins only); an extension is assigned if none is given."""
     require_admin(who)
-    data = body.model_dump(exclude_unset=True)
+    data = v.known_fields(body.model_dump(exclude_unset=True), WRITABLE, READ_ONLY)
     for required in ("email", "password"):
         if not data.get(required):
             raise ApiError("missing_field", f"{required}: is required")
@@ -195,7 +198,7 @@ async def create_user(
     await _apply(db, user, data, who, _sip_realm(request))
     db.add(user)
     await db.commit()
-    return success(request, user_view(user), status=201)
+    return success(request, user_view(user))
 
 
 @router.get("/account/{account_id}/user/{user_id}", responses=answers(UserOut))
@@ -214,7 +217,8 @@ async def put_user(
     if user_id != who.user_id:
         require_admin(who)
     user = await _load(db, account_id, user_id)
-    await _apply(db, user, body.model_dump(exclude_unset=True), who, _sip_realm(request))
+    data = v.known_fields(body.model_dump(exclude_unset=True), WRITABLE, READ_ONLY, user_view(user))
+    await _apply(db, user, data, who, _sip_realm(request))
     await db.commit()
     return success(request, user_view(user))
 

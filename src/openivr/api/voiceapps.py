@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ from openivr.api.envelope import success, success_rendered
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import voiceapp as va
 from openivr.apps.promptaudio import warm_in_background
-from openivr.apps.validation import FieldError
+from openivr.apps.validation import FieldError, known_fields
 from openivr.settings import Settings
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import clear_referrers, referrers
@@ -28,8 +28,11 @@ from openivr.store.voiceapps import account_apps, account_refs, create_app, form
 
 router = APIRouter(tags=["voiceapp"])
 
-Flag = str | bool | None
-Num = float | int | str | None
+# Checked by apps/voiceapp.py, which names the field in every refusal (a boolean is no number).
+Flag = Annotated[
+    Any, WithJsonSchema({"anyOf": [{"type": "string", "enum": ["yes", "no"]}, {"type": "boolean"}]})
+]
+Num = Annotated[Any, WithJsonSchema({"type": "number"})]
 
 
 class ActionIn(BaseModel):
@@ -50,9 +53,11 @@ class OpenHoursIn(BaseModel):
 
 
 class VoiceAppIn(BaseModel):
-    """Settings of a voice app; which apply depends on app_type."""
+    """Settings of a voice app; which apply depends on app_type. Fields of another app type or
+    of no app are refused; the read-only fields a GET returns (`app_id`, `shortcode`, ...) may be
+    sent back unchanged."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     app_type: str | None = None
     name: str | None = None
     voice: str | None = None
@@ -147,11 +152,7 @@ async def list_apps(
     return success(request, [app_view(a, ctx.settings) for a in apps])
 
 
-@router.post(
-    "/account/{account_id}/voiceapp",
-    responses=answers(VoiceAppOut, 409, created=True),
-    status_code=201,
-)
+@router.post("/account/{account_id}/voiceapp", responses=answers(VoiceAppOut, 409))
 async def create_voiceapp(
     request: Request, account_id: str, body: VoiceAppIn, who: AccountAuth, ctx: Ctx, db: Db
 ) -> JSONResponse:
@@ -164,6 +165,7 @@ async def create_voiceapp(
         raise FieldError("app_type", f"must be one of {', '.join(va.APP_TYPES)}; got {app_type!r}")
     if "name" not in data:
         raise ApiError("missing_field", "name: is required")
+    data = known_fields(data, va.writable_fields(app_type), va.READ_ONLY)
     if app_type == "sysprompt":
         existing = [a for a in await account_apps(db, account_id) if a.app_type == "sysprompt"]
         if existing:
@@ -175,7 +177,7 @@ async def create_voiceapp(
     app = await create_app(db, account_id, app_type, name or "", cfg)
     await db.commit()
     warm_in_background(ctx.sessions, ctx.services["sounds"], account_id, app.app_id)
-    return success(request, app_view(app, ctx.settings), status=201, headers={"ETag": etag(app)})
+    return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
 
 
 @router.get("/account/{account_id}/voiceapp/{app_id}", responses=answers(VoiceAppOut))
@@ -210,7 +212,7 @@ async def put_voiceapp(
     """Change the fields the body carries; others keep their values. app_type cannot change."""
     data = put_body(body)
     async with _writer_lock(app_id):
-        await _apply_put(db, account_id, app_id, data, if_match)
+        await _apply_put(db, account_id, app_id, data, if_match, ctx.settings)
     db.expunge_all()
     app = await load_app(db, account_id, app_id)
     # Menus name what their digits lead to: re-render while the change is fresh.
@@ -230,7 +232,12 @@ def _writer_lock(app_id: str) -> asyncio.Lock:
 
 
 async def _apply_put(
-    db: AsyncSession, account_id: str, app_id: str, data: dict[str, Any], if_match: str | None
+    db: AsyncSession,
+    account_id: str,
+    app_id: str,
+    body: dict[str, Any],
+    if_match: str | None,
+    settings: Settings,
 ) -> None:
     # Compare-and-swap on the version: writers never overwrite each other's fields. The row
     # lock makes them queue on PostgreSQL; SQLite has no row locks, so a lost race retries.
@@ -240,8 +247,11 @@ async def _apply_put(
             raise ApiError(
                 "precondition_failed", f"If-Match {if_match} is stale; current ETag is {etag(app)}"
             )
-        if data.get("app_type") not in (None, app.app_type):
+        if body.get("app_type") not in (None, app.app_type):
             raise ApiError("immutable_field", f"app_type: is {app.app_type} and cannot change")
+        # Whatever a GET shows may come back unchanged (settings of older versions included).
+        shown = (*va.READ_ONLY, *app.config)
+        data = known_fields(body, va.writable_fields(app.app_type), shown, app_view(app, settings))
         refs = await account_refs(db, account_id)
         name, cfg = va.build_config(app.app_type, data, refs, current=app.config, app_id=app_id)
         version = app.version

@@ -16,7 +16,7 @@ from openivr.api.deps import AccountAuth, Ctx, Db, principal
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
-from openivr.apps.validation import MAX_INT
+from openivr.apps.validation import MAX_INT, known_fields
 from openivr.delivery.deposit import files_of
 from openivr.delivery.metadata import audio_path, message_view
 from openivr.store import voicemail as vm
@@ -28,9 +28,9 @@ DEFAULT_PAGE = 50
 
 
 class VoicemailIn(BaseModel):
-    """What a client may change on a message."""
+    """What a client may change on a message; what a GET shows may come back (ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     read: StrictBool | None = None
 
 
@@ -161,6 +161,8 @@ async def put_voicemail(
     db: Db,
 ) -> JSONResponse:
     """Mark a message read or unread: {"read": true}."""
+    shown = (*VoicemailOut.model_fields, "account_id", "size", "deliveries")
+    known_fields(body.model_dump(exclude_unset=True), ("read",), shown)
     msg = await _message(db, account_id, app_id, message_id)
     if body.read is None:
         raise ApiError("missing_field", 'read: is required ({"read": true} or false)')

@@ -46,18 +46,23 @@ def known_fields(
     read_only: tuple[str, ...],
     current: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The writable fields of a body. A field the resource does not have is refused; a read-only
-    one a GET returns is accepted when it is unchanged (or on create), so clients may send back
-    what they read."""
+    """The writable fields of a body. Fields the resource does not have are refused, all named at
+    once; a read-only one a GET returns is accepted when it is unchanged (or on create, or when
+    `current` leaves it out: derived values such as signed links), so clients may send back what
+    they read."""
+    unknown = [name for name in body if name not in writable and name not in read_only]
+    if unknown:
+        raise FieldError(
+            ", ".join(unknown),
+            f"unknown field{'s' if len(unknown) > 1 else ''}; the fields are {', '.join(writable)}",
+            "invalid_field",
+        )
     for name, value in body.items():
         if name in writable:
             continue
-        if name not in read_only:
-            raise FieldError(
-                name, f"unknown field; the fields are {', '.join(writable)}", "invalid_field"
-            )
-        if current is not None and name in current and value != current[name]:
-            raise FieldError(name, "is read-only and cannot change", "immutable_field")
+        if name in read_only and current is not None and name in current:
+            if value != current[name]:
+                raise FieldError(name, "is read-only and cannot change", "immutable_field")
     return {name: value for name, value in body.items() if name in writable}
 
 

@@ -23,9 +23,10 @@ MENU_DIGITS: dict[str, str] = {f"digit_{d}": str(d) for d in range(10)} | {
     "digit_star": "*",
     "digit_hash": "#",
 }
-ACTIONS = ("", "call", "connect", "play", "hangup", "repeat")
+# `disconnect` is how the hosted service's clients take a digit out of use: stored as empty.
+ACTIONS = ("", "call", "connect", "play", "hangup", "repeat", "disconnect")
 CALL_TARGETS = ("user", "phnum", "other", "sip", "csg")
-_ACTION_LIST = "call, connect, play, hangup, repeat or an empty string"
+_ACTION_LIST = "call, connect, play, hangup, repeat, disconnect or an empty string"
 EMPTY_ACTION: dict[str, str] = {"action": "", "to": "", "id": ""}
 # An IVR without a schedule is always open.
 NO_OPEN_HOURS: dict[str, Any] = {"schedule_id": "", "closed_action": dict(EMPTY_ACTION)}
@@ -66,6 +67,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def writable_fields(app_type: str) -> tuple[str, ...]:
+    """The fields a create or PUT of this app type may set."""
+    return ("app_type", "name", *DEFAULTS[app_type])
+
+
 @dataclass
 class AccountRefs:
     """The objects of one account that settings may point to."""
@@ -91,15 +97,18 @@ def validate_action(name: str, raw: Any, refs: AccountRefs, self_id: str | None)
     unknown = set(obj) - {"action", "to", "id"}
     if unknown:
         raise FieldError(name, f"unknown keys {sorted(unknown)}; an action has action, to and id")
-    action = obj.get("action", "")
-    to = obj.get("to", "")
-    target = obj.get("id", "")
+    # null means empty: clients send {"action": "disconnect", "to": null, "id": null}.
+    action, to, target = (
+        "" if obj.get(part) is None else obj[part] for part in ("action", "to", "id")
+    )
     for part, val in (("action", action), ("to", to), ("id", target)):
         if not isinstance(val, str | int) or isinstance(val, bool):
             raise FieldError(f"{name}.{part}", "must be a string")
     action, to, target = str(action).strip(), str(to).strip(), str(target).strip()
     if action not in ACTIONS:
         raise FieldError(f"{name}.action", f"must be one of {_ACTION_LIST}")
+    if action == "disconnect":
+        return dict(EMPTY_ACTION)
     if action in ("", "hangup", "repeat"):
         return {"action": action, "to": "", "id": ""}
     if action == "call":
