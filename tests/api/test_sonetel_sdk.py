@@ -1,0 +1,154 @@
+"""The hosted service's published Python SDK (`sonetel` on PyPI) against a real `openivr serve`,
+with only its base URL changed: every operation it offers for auth, account, users, voice apps
+and phone numbers reports success where it worked and failure where it should fail.
+
+The SDK answers `{"status": "unknown"}` for any 2xx but 200 and parses bodies only on 200, so
+these tests are also what holds the node to HTTP 200 on every success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sonetel
+from sonetel import _constants
+
+from tests.node_process import Node, serving_node
+
+EMAIL = "owner-server@example.com"  # the account serving_node creates
+PASSWORD = "seed-script-pass"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """A real node process with an account, and the SDK pointed at it."""
+    with serving_node(tmp_path_factory.mktemp("sdk")) as running:
+        patch = pytest.MonkeyPatch()
+        patch.setattr(_constants, "API_URI_BASE", running.base_url)
+        patch.setattr(
+            _constants, "API_URI_AUTH", running.base_url + "/SonetelAuth/beta/oauth/token"
+        )
+        try:
+            yield running
+        finally:
+            patch.undo()
+
+
+@pytest.fixture(scope="module")
+def auth(node: Node) -> sonetel.Auth:
+    return sonetel.Auth(EMAIL, PASSWORD)
+
+
+def succeeded(answer: Any) -> Any:
+    """The payload of an SDK answer that reports success."""
+    assert isinstance(answer, dict) and answer.get("status") == "success", answer
+    return answer["response"]
+
+
+def failed(answer: Any, code: str) -> None:
+    """An SDK answer that reports the failure, with the node's error code in its message."""
+    assert isinstance(answer, dict) and answer.get("status") == "failed", answer
+    assert f'"code":"{code}"' in answer["message"], answer
+
+
+def test_auth_creates_and_refreshes_tokens(node: Node, auth: sonetel.Auth) -> None:
+    decoded = auth.get_decoded_token()
+    assert (str(decoded["acc_id"]), str(decoded["user_id"])) == (node.account_id, node.user_id)
+    assert auth.get_access_token() and auth.get_refresh_token()
+    fresh = auth.create_token(grant_type="refresh_token")
+    assert fresh["access_token"] and fresh["refresh_token"], fresh
+    assert auth.get_access_token() == fresh["access_token"]
+    # The used refresh token is refused the second time.
+    again = auth.create_token(grant_type="refresh_token", refresh_token=fresh["refresh_token"])
+    assert "access_token" in again
+    reused = auth.create_token(grant_type="refresh_token", refresh_token=fresh["refresh_token"])
+    assert reused["status"] == "failed" and "unauthorized" in reused["message"], reused
+    # A wrong password: the SDK gets no token (it then fails on the missing access_token).
+    with pytest.raises(KeyError):
+        sonetel.Auth(EMAIL, "not-the-password")
+
+
+def test_account(node: Node, auth: sonetel.Auth) -> None:
+    account = sonetel.Account(auth.get_access_token())
+    assert account.get_accountid() == node.account_id
+    assert succeeded(account.get())["account_id"] == node.account_id
+    changed = succeeded(account.update(name="SDK Ltd", language="sv", timezone="Europe/Stockholm"))
+    assert (changed["name"], changed["language"], changed["timezone"]) == (
+        "SDK Ltd",
+        "sv",
+        "Europe/Stockholm",
+    )
+    failed(account.update(timezone="Mars/Olympus_Mons"), "invalid_field")
+
+
+def test_users(node: Node, auth: sonetel.Auth) -> None:
+    users = sonetel.User(auth.get_access_token())
+    assert succeeded(users.get())["user_id"] == node.user_id
+    assert succeeded(users.get(userid=node.user_id))["email"] == EMAIL
+    added = succeeded(users.add("rita@example.com", "Rita", "Regular", "rita-pass-1"))
+    assert added["type"] == "regular" and added["user_fname"] == "Rita"
+    listed = succeeded(users.get(all_users=True))
+    assert {u["email"] for u in listed} == {EMAIL, "rita@example.com"}
+    failed(users.add("rita@example.com", "Rita", "Again", "rita-pass-1"), "duplicate")
+    failed(
+        users.add("admin2@example.com", "A", "B", "pw-123456", user_type="boss"), "invalid_field"
+    )
+    assert succeeded(users.delete(added["user_id"]))["user_id"] == added["user_id"]
+    failed(users.delete(added["user_id"]), "not_found")
+    failed(users.get(userid="1234567890"), "not_found")
+
+
+def test_phone_numbers(node: Node, auth: sonetel.Auth) -> None:
+    token = auth.get_access_token()
+    numbers = sonetel.PhoneNumber(token)
+    assert succeeded(numbers.get()) == "No entries found"
+    assert succeeded(numbers.add("+46812345670"))["phnum"] == "+46812345670"
+    assert succeeded(numbers.add("46812345671"))["phnum"] == "+46812345671"  # '+' optional
+    assert succeeded(numbers.get()) == ["+46812345670", "+46812345671"]
+    full = succeeded(numbers.get(e164only=False))
+    assert [n["connect_to_type"] for n in full] == ["", ""]
+    one = succeeded(numbers.get(e164only=False, number="+46812345670"))
+    assert one["phnum"] == "+46812345670"
+    failed(numbers.add("+46812345670"), "duplicate")
+    menu = next(a for a in succeeded(sonetel.VoiceApp(token).get()) if a["app_type"] == "ivr")
+    connected = succeeded(numbers.update("+46812345670", "app", menu["app_id"]))
+    assert connected["connect_to"] == {"app_type": "ivr", "app_id": menu["app_id"]}
+    to_user = succeeded(numbers.update("+46812345671", "user", node.user_id))
+    assert to_user["connect_to"] == node.user_id
+    failed(numbers.update("+46812345671", "user", "1234567890"), "unknown_reference")
+    assert succeeded(numbers.delete("+46812345671"))["phnum"] == "+46812345671"
+    failed(numbers.delete("+46812345671"), "not_found")
+    assert succeeded(numbers.get()) == ["+46812345670"]
+
+
+def test_voice_apps(node: Node, auth: sonetel.Auth) -> None:
+    token = auth.get_access_token()
+    apps = succeeded(sonetel.VoiceApp(token).get())
+    assert sorted(a["app_type"] for a in apps) == ["ivr", "mailbox", "sysprompt"]
+    box = next(a for a in apps if a["app_type"] == "mailbox")
+    # The SDK keeps the app id in its URL: a fresh object per call, as its users write it.
+    assert succeeded(sonetel.VoiceApp(token).get(box["app_id"]))["name"] == "Voice Mail"
+    failed(sonetel.VoiceApp(token).get("VAnothere000"), "not_found")
+    # The default menu's 1 connects to the mailbox: deleting it is refused while in use.
+    failed(sonetel.VoiceApp(token).delete(box["app_id"]), "in_use")
+    sysprompt = next(a for a in apps if a["app_type"] == "sysprompt")
+    failed(sonetel.VoiceApp(token).delete(sysprompt["app_id"]), "required")
+    made = node_post(node, "/voiceapp", {"app_type": "ivr", "name": "Made for the SDK"})
+    assert succeeded(sonetel.VoiceApp(token).delete(made["app_id"]))["app_id"] == made["app_id"]
+    failed(sonetel.VoiceApp(token).delete(made["app_id"]), "not_found")
+
+
+def node_post(node: Node, path: str, body: dict[str, Any]) -> Any:
+    """Create something the SDK cannot create (it has no voice-app create)."""
+    import httpx
+
+    r = httpx.post(
+        f"{node.base_url}/account/{node.account_id}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {node.token}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["response"]
