@@ -139,11 +139,11 @@ function uploadPanel(p, path, ctx) {
   const status = h("div", { class: "upload-status", "aria-live": "assertive" });
   const input = h("input", { type: "file", name: "file", accept: ".wav,audio/wav,audio/x-wav,audio/wave" });
   input.id = `file-${p.prompt_id}`;
+  // The native file input stays visible: keyboard and screen-reader users choose a file with it.
   const zone = h("div", { class: "dropzone" },
-    h("p", {}, "Drop a WAV file here, or "),
-    h("label", { for: input.id, class: "button" }, "Choose a file…"), input,
+    h("p", { class: "drop-here" }, "Drop a WAV file here"),
+    h("p", {}, h("label", { for: input.id }, "or choose one: "), input),
     h("p", { class: "hint" }, "WAV, uncompressed (PCM), at most 10 MB. It is levelled and converted for the phone line."));
-  input.classList.add("visually-hidden");
   const send = async (file) => {
     put(status, h("p", { class: "alert info" }, `Uploading ${file.name}…`));
     const form = new FormData();
