@@ -46,6 +46,10 @@ def test_links_use_an_address_clients_can_reach(values: dict[str, str], expected
         ),
         (["--rtp-ports", "5-2"], "--rtp-ports"),
         (["--sip-trunk", "tel:123"], "trunk"),
+        (
+            ["--sip-tls-port", "5061", "--tls-cert", "/no.pem", "--tls-key", "/no.pem"],
+            "--tls-cert",
+        ),
     ],
 )
 def test_serve_refuses_a_bad_setting_in_one_line_before_starting(

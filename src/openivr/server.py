@@ -89,6 +89,7 @@ def check_settings(settings: Settings) -> None:
     if settings.sip_port:
         calls.parse_port_range(settings.rtp_ports)
         parse_trunk(settings.sip_trunk)
+        calls.tls_of(settings)
 
 
 def build_asgi(settings: Settings) -> ASGIApp:

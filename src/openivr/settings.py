@@ -24,6 +24,10 @@ class Settings:
     node_name: str = ""
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    sip_tls_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca_file: str = ""
     rtp_ports: str = "20000-29999"
     max_calls: int = 1000
     token_audience: str = "api.sonetel.com"

@@ -18,6 +18,7 @@ from openivr.sip.digest import Challenge, ha1
 from openivr.sip.message import SipResponse
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import SipServer, SipServerConfig
+from openivr.sip.tls import TlsConfig
 from openivr.sip.transfer import TransferTarget
 from openivr.store.db import open_database
 from openivr.store.models import User
@@ -25,6 +26,7 @@ from openivr.store.registrations import Registration
 from tests.conftest import RunningServer
 
 from .conftest import Dialogue, RawPeer, need_binary
+from .softphone import Certificates
 from .transfer_peers import TransferDesk, pcap, start_sipp
 
 pytestmark = pytest.mark.peer
@@ -57,15 +59,22 @@ def sip_user(server: RunningServer) -> tuple[RunningServer, str]:
 
 
 @pytest.fixture
-async def pbx(sip_user: tuple[RunningServer, str]) -> AsyncIterator[Pbx]:
+async def pbx(sip_user: tuple[RunningServer, str], tmp_path: Path) -> AsyncIterator[Pbx]:
     server, user_id = sip_user
+    certs = Certificates.make(tmp_path / "pbx-certs")
     domain = server.settings.sip_domain
     async with open_database(server.settings.effective_database_url) as (_engine, sessions):
         registrar = Registrar(sessions, domain)
         desk = TransferDesk()
         sip = SipServer(
             desk.route,
-            SipServerConfig(host="127.0.0.1", port=0, max_calls=20),
+            SipServerConfig(
+                host="127.0.0.1",
+                port=0,
+                max_calls=20,
+                tls_port=0,
+                tls=TlsConfig.load(str(certs.cert), str(certs.key)),
+            ),
             registrar=registrar,
         )
         await sip.start()
@@ -154,6 +163,7 @@ async def start_baresip(
     baresip = need_binary("baresip")
     home = tmp_path / name
     home.mkdir()
+    port = pbx.server.tls_port if transport == "tls" else pbx.server.udp_port
     with wave.open(str(home / "voice.wav"), "wb") as out:  # the phone's user "speaks" 600 Hz
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -161,7 +171,7 @@ async def start_baresip(
         out.writeframes(tones.beep(600.0, 20000, -12.0).astype("<i2").tobytes())
     (home / "accounts").write_text(
         f"<sip:{pbx.user_id}@{pbx.domain}>;auth_pass={SIP_PASSWORD};"
-        f'outbound="sip:127.0.0.1:{pbx.server.udp_port};transport={transport}";'
+        f'outbound="sip:127.0.0.1:{port};transport={transport}";'
         "regint=600;answermode=auto\n"
     )
     (home / "config").write_text(
@@ -221,7 +231,7 @@ async def call_in(pbx: Pbx, tmp_path: Path, hold_ms: str) -> None:
         caller.stop()
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_a_registered_baresip_is_rung_and_bridged(
     pbx: Pbx, tmp_path: Path, transport: str
 ) -> None:
@@ -229,7 +239,7 @@ async def test_a_registered_baresip_is_rung_and_bridged(
     try:
         await wait_for_contacts(pbx, 1, phone)
         [binding] = await pbx.registrar.bindings(pbx.user_id)
-        # Over TCP the call goes back over the connection the phone registered on.
+        # Over TCP and TLS the call goes back over the connection the phone registered on.
         assert binding.transport == transport.upper()
         contact = binding.contact
         await call_in(pbx, tmp_path, "3000")

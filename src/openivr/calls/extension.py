@@ -18,11 +18,13 @@ from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.guard.flood import FloodGate
+from openivr.settings import Settings
 from openivr.sip import call as sip
 from openivr.sip.connect import Connector
 from openivr.sip.digest import NonceSource
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+from openivr.sip.tls import TlsConfig, TlsSettingError
 from openivr.sip.transfer import TransferTarget
 from openivr.store.models import Account, User
 from openivr.store.registrations import purge_expired
@@ -47,6 +49,21 @@ def parse_port_range(text: str) -> tuple[int, int]:
     if not 1024 <= low < high <= 65535:
         raise ValueError(f"--rtp-ports {text!r} must be a range within 1024-65535")
     return low, high
+
+
+def tls_of(settings: Settings) -> TlsConfig:
+    """The node's TLS certificate and CAs, checked (TlsSettingError names the setting)."""
+    port = settings.sip_tls_port
+    if port and not 0 < port < 65536:
+        raise TlsSettingError(f"--sip-tls-port: {port} is not a port from 1 to 65535")
+    if port and port == settings.sip_port:
+        raise TlsSettingError(
+            f"--sip-tls-port: {port} is --sip-port's already (SIP over TCP listens there); "
+            "TLS needs a port of its own, usually 5061"
+        )
+    if port and not settings.tls_cert:
+        raise TlsSettingError("--sip-tls-port: needs --tls-cert and --tls-key (PEM files)")
+    return TlsConfig.load(settings.tls_cert, settings.tls_key, settings.tls_ca_file)
 
 
 class TransferService:
@@ -272,6 +289,8 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
             rtp_ports=parse_port_range(settings.rtp_ports),
             max_calls=settings.max_calls,
             advertised_address=settings.sip_advertise or None,
+            tls_port=settings.sip_tls_port or None,
+            tls=tls_of(settings),
         ),
         on_call_end=calls.call_ended,
         registrar=registrar,
@@ -293,8 +312,10 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         await server.start()
     except OSError as exc:
         raise RuntimeError(
-            f"cannot listen for SIP on {settings.sip_host}:{settings.sip_port} ({exc}); "
-            "choose another --sip-port, or --sip-port 0 to run without SIP"
+            f"cannot listen for SIP on {settings.sip_host}:{settings.sip_port}"
+            f"{f' and TLS port {settings.sip_tls_port}' if settings.sip_tls_port else ''} "
+            f"({exc}); choose another --sip-port or --sip-tls-port, or --sip-port 0 to run "
+            "without SIP"
         ) from None
     purger = asyncio.get_running_loop().create_task(_purge_registrations(ctx))
     stack.callback(purger.cancel)

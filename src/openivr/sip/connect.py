@@ -62,18 +62,25 @@ class RingTarget:
     uri: str
     address: tuple[str, int]
     via_trunk: bool = False
-    transport: TransportName = "UDP"  # TCP: the URI says ;transport=tcp, or the phone registered so
+    # TCP/TLS: the URI says ;transport=tcp/tls (or is sips:), or the phone registered so.
+    transport: TransportName = "UDP"
     route: list[str] = field(default_factory=list)  # a registered phone's Path
 
 
 def _sip_uri(text: str, what: str) -> SipUri:
-    """A sip: URI we can call; ValueError names `what` it was meant to be and what is wrong."""
+    """A sip: or sips: URI we can call; ValueError names `what` it was meant to be and what is
+    wrong."""
     try:
         uri = SipUri.parse(text)
     except SipParseError as exc:
         raise ValueError(f"{what} {text!r} is not a SIP URI like sip:host:port: {exc}") from None
-    if uri.scheme != "sip":
-        raise ValueError(f"{what} {text!r} must be a sip: URI")
+    if uri.scheme not in ("sip", "sips"):
+        raise ValueError(f"{what} {text!r} must be a sip: or sips: URI")
+    transport = uri.params.get("transport", "").lower()
+    if transport not in ("", "udp", "tcp", "tls"):
+        raise ValueError(f"{what} {text!r}: transport={transport} is not udp, tcp or tls")
+    if uri.scheme == "sips" and transport in ("udp", "tcp"):
+        raise ValueError(f"{what} {text!r}: a sips: URI is reached over TLS only")
     return uri
 
 
@@ -83,8 +90,19 @@ def parse_trunk(text: str) -> SipUri | None:
 
 
 def _transport(uri: SipUri) -> TransportName:
-    """UDP, or TCP when the URI asks for it (other transports are not offered: UDP)."""
-    return "TCP" if uri.params.get("transport", "").lower() == "tcp" else "UDP"
+    """UDP, or TCP or TLS when the URI asks for it (a sips: URI, or ;transport=tls)."""
+    asked = uri.params.get("transport", "").lower()
+    if uri.scheme == "sips" or asked == "tls":
+        return "TLS"
+    return "TCP" if asked == "tcp" else "UDP"
+
+
+def _host_of(uri: str) -> str | None:
+    """The host a URI names (a TLS peer's certificate must name it), None if unreadable."""
+    try:
+        return SipUri.parse(uri).host or None
+    except SipParseError:
+        return None
 
 
 @lru_cache(maxsize=2)
@@ -151,7 +169,7 @@ class Connector:
     # Where calls go ---------------------------------------------------------------------
 
     async def _address(self, uri: SipUri) -> tuple[str, int]:
-        port = uri.port or 5060
+        port = uri.port or (5061 if _transport(uri) == "TLS" else 5060)
         try:
             socket.inet_pton(socket.AF_INET6 if ":" in uri.host else socket.AF_INET, uri.host)
             return uri.host, port
@@ -176,8 +194,9 @@ class Connector:
             raise ValueError(f"phone number {number!r} has no digits")
         port = f":{self.trunk.port}" if self.trunk.port else ""
         transport = _transport(self.trunk)
-        params = ";transport=tcp" if transport == "TCP" else ""
-        uri = f"sip:{digits}@{self.trunk.host}{port}{params}"
+        asked = self.trunk.params.get("transport", "").lower()
+        params = f";transport={asked}" if asked in ("tcp", "tls") else ""
+        uri = f"{self.trunk.scheme}:{digits}@{self.trunk.host}{port}{params}"
         return RingTarget(uri, await self._address(self.trunk), via_trunk=True, transport=transport)
 
     async def ring_targets(self, target: TransferTarget) -> list[RingTarget] | None:
@@ -308,8 +327,13 @@ class _BridgedTransfer:
         if ring_target.via_trunk and trunk is not None:
             from_host = trunk.host  # trunks expect their own domain in From
         try:
-            if ring_target.transport == "TCP":
-                peer = await server.tcp_peer(ring_target.address)
+            if ring_target.transport != "UDP":
+                # Over TLS the certificate must name the host we call (the trunk's, the URI's).
+                peer = await server.transports.stream_peer(
+                    ring_target.transport,
+                    ring_target.address,
+                    server_hostname=_host_of(ring_target.uri),
+                )
             else:
                 peer = server.udp_peer(ring_target.address)
         except OSError as exc:  # this place is unreachable; others may ring

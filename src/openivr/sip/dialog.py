@@ -177,8 +177,10 @@ class IncomingDialog:
 
     @property
     def contact(self) -> str:
-        """Our Contact in this dialog."""
-        return self.core.transports.contact_for(self.peer)
+        """Our Contact in this dialog (sips: when the caller called a sips: URI)."""
+        return self.core.transports.contact_for(
+            self.peer, sips=self.invite.uri[:5].lower() == "sips:"
+        )
 
     def _response(self, request: SipRequest, status: int, body: bytes = b"") -> SipResponse:
         extra: list[tuple[str, str]] = []

@@ -104,7 +104,7 @@ class Registrar:
     async def handle(
         self, request: SipRequest, source: tuple[str, int], transport: TransportName = "UDP"
     ) -> SipResponse:
-        """The response to one REGISTER from `source` over `transport` (UDP or TCP)."""
+        """The response to one REGISTER from `source` over `transport` (UDP, TCP or TLS)."""
         header = request.headers.get("Authorization")
         client = client_address(request, source, self.trusted)
         attempt = Attempt.of(
@@ -234,6 +234,8 @@ class Registrar:
             if host and port.isdigit():
                 route = split_commas(row.path) if row.path else []
                 address = (host.strip("[]"), int(port))
-                transport: TransportName = "TCP" if row.transport == "TCP" else "UDP"
+                transport: TransportName = "UDP"
+                if row.transport in ("TCP", "TLS"):
+                    transport = "TCP" if row.transport == "TCP" else "TLS"
                 out.append(Binding(row.contact, address, route, transport))
         return out

@@ -44,6 +44,7 @@ from openivr.sip.sdp import (
     SessionDescription,
     negotiate,
 )
+from openivr.sip.tls import TlsConfig
 from openivr.sip.transaction import Clock, ServerTransaction, TransactionTable, server_key
 from openivr.sip.transport import Peer, TransportName, Transports
 
@@ -106,13 +107,17 @@ class SipServerConfig:
     max_calls: int = 500
     advertised_address: str | None = None
     user_agent: str = "OpenIVR"
+    # SIP over TLS: the port (None: no TLS listener; 0 picks a free one) and our certificate,
+    # also the CAs that sign the certificates of the TLS peers we call.
+    tls_port: int | None = None
+    tls: TlsConfig | None = None
 
 
 # The server ---------------------------------------------------------------------------------
 
 
 class SipServer:
-    """A SIP UAS on UDP and TCP that hands routed calls to handlers."""
+    """A SIP UAS on UDP, TCP and TLS that hands routed calls to handlers."""
 
     def __init__(
         self,
@@ -140,6 +145,7 @@ class SipServer:
             self.receive,
             host=self.config.host,
             advertised_address=self.config.advertised_address,
+            tls=self.config.tls,
         )
         timers = Clock()
         self.core = UserAgentCore(
@@ -170,6 +176,11 @@ class SipServer:
     def tcp_port(self) -> int:
         """Our TCP port (0 when not listening)."""
         return self.transports.tcp_port
+
+    @property
+    def tls_port(self) -> int:
+        """Our TLS port (0 when not listening)."""
+        return self.transports.tls_port
 
     @property
     def malformed(self) -> int:
@@ -203,10 +214,20 @@ class SipServer:
         return self.dialogs.calls_in_progress
 
     async def start(self) -> None:
-        """Bind the UDP and TCP listeners (port 0 picks a free port; see udp_port/tcp_port)."""
-        await self.transports.listen(self.config.port, udp=self.config.udp, tcp=self.config.tcp)
+        """Bind the UDP, TCP and TLS listeners (port 0 picks a free port; see udp_port,
+        tcp_port, tls_port)."""
+        await self.transports.listen(
+            self.config.port,
+            udp=self.config.udp,
+            tcp=self.config.tcp,
+            tls_port=self.config.tls_port,
+        )
         log.info(
-            "SIP listening on %s udp=%s tcp=%s", self.config.host, self.udp_port, self.tcp_port
+            "SIP listening on %s udp=%s tcp=%s tls=%s",
+            self.config.host,
+            self.udp_port,
+            self.tcp_port,
+            self.tls_port or "off",
         )
 
     async def drain(self, timeout: float) -> None:

@@ -3,9 +3,9 @@
 Everything above this module sees a `Peer`: where a reply goes, whether the transport is
 reliable (no retransmissions then) and how to name it in Via and Contact. UDP peers share our
 listening socket; stream peers are one connection each (opened to us, or by us and reused), read
-by `read_stream`, which frames messages by Content-Length. A secure listener (TLS, issue 16)
-is one more stream listener: asyncio hands it the same reader and writer, so its connections are
-`StreamPeer`s under another transport name and nothing above this module changes.
+by `read_stream`, which frames messages by Content-Length. TLS is one more stream transport:
+asyncio hands its listener and its connections the same reader and writer, so they are
+`StreamPeer`s named "TLS"; the certificates and contexts are `sip/tls.py`'s.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import functools
 import logging
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, cast
 
 from openivr.sip.message import MAX_MESSAGE_BYTES
+from openivr.sip.tls import HANDSHAKE_SECONDS, TlsConfig
 
 log = logging.getLogger(__name__)
 
-TransportName = Literal["UDP", "TCP"]
+TransportName = Literal["UDP", "TCP", "TLS"]
 
 # What the layer above does with one message from the wire: (data, peer, came over a stream).
 Deliver = Callable[[bytes, "Peer", bool], None]
@@ -36,7 +38,7 @@ class Peer(Protocol):
 
     @property
     def name(self) -> TransportName:
-        """The transport, as written in Via ('UDP', 'TCP')."""
+        """The transport, as written in Via ('UDP', 'TCP', 'TLS')."""
 
     @property
     def addr(self) -> tuple[str, int]:
@@ -74,7 +76,7 @@ class DatagramPeer:
 
 
 class StreamPeer:
-    """A far end on a stream connection of its own (TCP)."""
+    """A far end on a stream connection of its own (TCP, or TLS over TCP)."""
 
     reliable = True
 
@@ -159,16 +161,23 @@ class Transports:
     """Our UDP socket and stream listeners, the connections to and from peers, and the address
     and port we name in Via, Contact and SDP for each peer.
 
-    Stream transports are handled by name: a TLS listener (issue 16) is another
-    `_listen_stream("TLS", ...)` with an SSL context, and `stream_peer("TLS", ...)` a connection
-    opened with one; ports, connection reuse and framing are shared."""
+    Stream transports are handled by name: the TLS listener is `_listen_stream("TLS", ...)`
+    with our certificate's context, and `stream_peer("TLS", ...)` a connection opened with a
+    context that checks the far end's; ports, connection reuse and framing are shared."""
 
     def __init__(
-        self, deliver: Deliver, *, host: str, advertised_address: str | None = None
+        self,
+        deliver: Deliver,
+        *,
+        host: str,
+        advertised_address: str | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         self.deliver = deliver
         self.host = host
         self.advertised_address = advertised_address
+        # Our certificate (for a TLS listener) and the CAs of peers we call over TLS.
+        self.tls = tls or TlsConfig()
         # Our listening port per transport (absent when not listening on it).
         self.ports: dict[TransportName, int] = {}
         # Messages whose framing broke a connection (too long, no end of headers).
@@ -190,10 +199,18 @@ class Transports:
         """Our TCP port (0 when not listening)."""
         return self.ports.get("TCP", 0)
 
+    @property
+    def tls_port(self) -> int:
+        """Our TLS port (0 when not listening)."""
+        return self.ports.get("TLS", 0)
+
     # Listening -------------------------------------------------------------------------------
 
-    async def listen(self, port: int, *, udp: bool = True, tcp: bool = True) -> None:
-        """Bind UDP and TCP (port 0 picks a free port, the same for both when it can)."""
+    async def listen(
+        self, port: int, *, udp: bool = True, tcp: bool = True, tls_port: int | None = None
+    ) -> None:
+        """Bind UDP and TCP (port 0 picks a free port, the same for both when it can), and TLS
+        on `tls_port` when given (0 picks a free one) with our certificate."""
         loop = asyncio.get_running_loop()
         stream_port = port
         if udp:
@@ -211,10 +228,19 @@ class Transports:
                 if port:
                     raise
                 await self._listen_stream("TCP", 0)
+        if tls_port is not None:
+            await self._listen_stream("TLS", tls_port, self.tls.server_context())
 
-    async def _listen_stream(self, name: TransportName, port: int) -> None:
+    async def _listen_stream(
+        self, name: TransportName, port: int, context: ssl.SSLContext | None = None
+    ) -> None:
         server = await asyncio.start_server(
-            functools.partial(self._serve_stream, name), self.host, port, limit=MAX_MESSAGE_BYTES
+            functools.partial(self._serve_stream, name),
+            self.host,
+            port,
+            limit=MAX_MESSAGE_BYTES,
+            ssl=context,
+            ssl_handshake_timeout=HANDSHAKE_SECONDS if context is not None else None,
         )
         self._listeners.append(server)
         self.ports[name] = server.sockets[0].getsockname()[1]
@@ -260,20 +286,39 @@ class Transports:
         return await self.stream_peer("TCP", addr, timeout)
 
     async def stream_peer(
-        self, name: TransportName, addr: tuple[str, int], timeout: float = 5.0
+        self,
+        name: TransportName,
+        addr: tuple[str, int],
+        timeout: float = 5.0,
+        *,
+        server_hostname: str | None = None,
     ) -> Peer:
         """A stream connection to `addr` for outgoing requests: one `addr` opened to us (a phone
         that registered over it), else ours, opened once and reused; OSError when it cannot be
-        opened."""
+        opened (over TLS also when the far end's certificate is not valid for `server_hostname`,
+        by default the address)."""
         key = (name, addr)
         for known in (self._streams_in.get(key), self._streams_out.get(key)):
             if known is not None and known.open:
                 return known
+        if name == "TLS":
+            opening = asyncio.open_connection(
+                *addr,
+                ssl=self.tls.client_context(),
+                server_hostname=server_hostname or addr[0],
+                ssl_handshake_timeout=min(timeout, HANDSHAKE_SECONDS),
+            )
+        else:
+            opening = asyncio.open_connection(*addr)
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(*addr), timeout)
+            reader, writer = await asyncio.wait_for(opening, timeout)
         except TimeoutError:
             raise OSError(
                 f"no {name} connection to {addr[0]}:{addr[1]} within {timeout:g} s"
+            ) from None
+        except ssl.SSLError as exc:  # a CertificateError too: no valid certificate for the name
+            raise OSError(
+                f"no {name} connection to {addr[0]}:{addr[1]}: {exc.reason or exc}"
             ) from None
         peer = StreamPeer(name, addr, writer)
         self._streams_out[key] = peer
@@ -315,10 +360,14 @@ class Transports:
         """Our listening port on the peer's transport."""
         return self.ports.get(peer.name, 0)
 
-    def contact_for(self, peer: Peer) -> str:
-        """Our Contact for requests and responses to `peer` (transport named unless UDP)."""
+    def contact_for(self, peer: Peer, *, sips: bool = False) -> str:
+        """Our Contact for requests and responses to `peer` (transport named unless UDP); a
+        sips: URI when the dialog's is one (RFC 5630 §3.1.3), which implies TLS."""
+        where = f"{self.address_for(peer.addr)}:{self.port_for(peer)}"
+        if sips and peer.name == "TLS":
+            return f"<sips:openivr@{where}>"
         transport = f";transport={peer.name.lower()}" if peer.name != "UDP" else ""
-        return f"<sip:openivr@{self.address_for(peer.addr)}:{self.port_for(peer)}{transport}>"
+        return f"<sip:openivr@{where}{transport}>"
 
     def via_for(self, peer: Peer, branch: str) -> str:
         """Our Via for a request to `peer` (with rport, RFC 3581)."""

@@ -84,8 +84,8 @@ class OutgoingCall:
 
     @property
     def contact(self) -> str:
-        """Our Contact in this dialog."""
-        return self.core.transports.contact_for(self.peer)
+        """Our Contact in this dialog (sips: when we call a sips: URI)."""
+        return self.core.transports.contact_for(self.peer, sips=self.uri[:5].lower() == "sips:")
 
     def _via(self, branch: str) -> str:
         return self.core.transports.via_for(self.peer, branch)
