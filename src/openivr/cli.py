@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
+import socket
 import sys
 from dataclasses import fields
 
@@ -50,6 +50,9 @@ _SERVE_FLAGS: dict[str, str] = {
     "trusted_networks": "Comma-separated addresses/networks of balancers and trunks: never banned or rate-limited; their X-Forwarded-For / Via received name the client",
     "security_event_days": "Days security events are kept (default 30)",
     "sip_rate_limit": "New SIP requests (INVITE, REGISTER, OPTIONS, ...) per second from one address; more are dropped unanswered (default 20; trusted networks are exempt)",
+    "metrics_token": "Bearer token that /metrics requires (default: /metrics answers this machine only)",
+    "metrics_networks": "Comma-separated networks that may read /metrics without the token",
+    "log_format": "text (default) or json: one JSON object per line with call ids, for log collectors",
     "sip_rate_burst": "How many such requests one address may send at once before the rate applies (default 100)",
 }
 
@@ -70,6 +73,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from openivr import logs
     from openivr.server import NodeServer, build_asgi, check_settings
 
     settings = _settings(args)
@@ -78,9 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"openivr: {exc}") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_format, settings.node_name or socket.gethostname())
     node = build_asgi(settings)
     config = uvicorn.Config(
         node,
@@ -89,6 +91,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
         access_log=False,
         lifespan="on",
+        # uvicorn's own lines go through the handler above, in the same format.
+        log_config=None,
     )
     server = NodeServer(config, node)
     try:

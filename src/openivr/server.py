@@ -25,6 +25,7 @@ from openivr.guard import extension as guard
 from openivr.guard.addresses import Networks
 from openivr.guard.flood import FloodGate
 from openivr.guard.guessing import GuessPolicy
+from openivr.logs import FORMATS
 from openivr.settings import Settings
 from openivr.sip.connect import parse_trunk
 from openivr.sip.media import LATE_TICK
@@ -76,6 +77,9 @@ def check_settings(settings: Settings) -> None:
     the setting), with the same parsers the layers use."""
     Networks.parse(settings.trusted_networks)
     FloodGate(settings.sip_rate_limit, settings.sip_rate_burst)
+    Networks.parse(settings.metrics_networks, "metrics_networks")
+    if settings.log_format not in FORMATS:
+        raise ValueError(f"log_format: must be text or json, got {settings.log_format!r}")
     GuessPolicy(
         failures=settings.auth_failures,
         window=settings.auth_window,

@@ -55,6 +55,9 @@ class Settings:
     security_event_days: float = 30.0
     sip_rate_limit: float = 20.0
     sip_rate_burst: int = 100
+    metrics_token: str = ""
+    metrics_networks: tuple[str, ...] = ()
+    log_format: str = "text"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -21,6 +21,7 @@ from openivr.api import (
     calls,
     flows,
     globaldata,
+    monitoring,
     phonenumbers,
     prompts,
     schedules,
@@ -39,6 +40,7 @@ from openivr.apps.validation import FieldError, Refusal
 from openivr.audio.cache import RenderCache
 from openivr.audio.tts import SpeechEngine
 from openivr.loopwatch import RequestActivity
+from openivr.metrics import RequestMetrics
 from openivr.settings import Settings
 from openivr.store.audiostore import AudioStore
 from openivr.store.db import make_engine, make_sessionmaker, migrate
@@ -200,9 +202,12 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
     install_error_handlers(app)
     # A late media tick names the requests that were on the loop (loopwatch).
     app.add_middleware(RequestActivity)
+    # Each request counted by route template and status for /metrics.
+    app.add_middleware(RequestMetrics)
     for module in ROUTED:
         app.include_router(module.router)
     app.include_router(console.router)
+    app.include_router(monitoring.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:

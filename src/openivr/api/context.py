@@ -12,6 +12,7 @@ from openivr.api.viewcache import ViewCache
 from openivr.guard.addresses import Networks
 from openivr.guard.events import SecurityLog
 from openivr.guard.guessing import GuessingGuard, GuessPolicy
+from openivr.metrics import NodeMetrics
 from openivr.security import TokenSigner, UrlSigner
 from openivr.settings import Settings
 from openivr.store.standing import StandingReader
@@ -30,6 +31,8 @@ class ServerContext:
     security: SecurityLog
     guard: GuessingGuard
     trusted: Networks
+    metrics: NodeMetrics
+    metrics_networks: Networks
     services: dict[str, Any] = field(default_factory=dict)
     voiceapp_views: ViewCache = field(default_factory=ViewCache)
     # Set when the node was told to stop: calls drain, /healthz says so, the API still answers.
@@ -53,7 +56,8 @@ class ServerContext:
             retention_days=settings.security_event_days,
             ban_memory=policy.memory,
         )
-        return cls(
+        node = settings.node_name or socket.gethostname()
+        context = cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
@@ -68,4 +72,8 @@ class ServerContext:
             security=security,
             guard=GuessingGuard(sessions, security, policy),
             trusted=Networks.parse(settings.trusted_networks),
+            metrics=NodeMetrics(node),
+            metrics_networks=Networks.parse(settings.metrics_networks, "metrics_networks"),
         )
+        context.metrics.ctx = context
+        return context

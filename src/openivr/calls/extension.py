@@ -273,6 +273,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         log.info("SIP is off (--sip-port 0)")
         return
     calls = CallLog(ctx.sessions, ctx.settings.node_name or None)
+    calls.observers.append(ctx.metrics.observe_call)
     registrar = Registrar(
         ctx.sessions,
         settings.sip_domain,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ class CallLog:
         self.notes: dict[str, CallNotes] = {}
         self._pending: list[CallRecord] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Told of every record before it is stored (the node's metrics).
+        self.observers: list[Callable[[CallRecord], None]] = []
 
     def notes_for(self, call_id: str) -> CallNotes:
         """The notes of a live call (created on first use)."""
@@ -91,6 +94,8 @@ class CallLog:
             answered_at=record.answered_at,
             ended_at=record.ended_at,
         )
+        for observe in self.observers:
+            observe(row)
         self._pending.append(row)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())

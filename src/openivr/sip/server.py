@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from openivr import logs
 from openivr.sip.call import MediaCall, SipCallRecord
 from openivr.sip.dialog import (
     ALLOWED,
@@ -155,6 +156,8 @@ class SipServer:
             user_agent=self.config.user_agent,
         )
         self._parse_errors = 0
+        # RTP packets the system refused to send, of calls that have ended (for /metrics).
+        self.rtp_send_errors = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -446,6 +449,8 @@ class SipServer:
 
     async def _route(self, dialog: IncomingDialog) -> None:
         invite = dialog.invite
+        # Every log line of this call (and of the tasks it starts) names its Call-ID.
+        logs.call_id.set(invite.call_id)
         request = Invite(
             request=invite,
             route_key=route_key_of(invite),
@@ -519,6 +524,7 @@ class SipServer:
 
     def _call_ended(self, call: MediaCall) -> None:
         self.calls.pop(call.call_id, None)
+        self.rtp_send_errors += call.rtp_session.stats.send_errors
         dialog = call.signalling
         if isinstance(dialog, IncomingDialog):
             dialog.close()
