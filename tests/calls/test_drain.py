@@ -124,6 +124,8 @@ def test_a_message_being_recorded_when_the_node_stops_is_kept_and_mailed(
         # The drain keeps the API up and says so.
         health = httpx.get(node.base_url + "/healthz", timeout=5)
         assert (health.status_code, health.json()["status"]) == (503, "draining")
+        ready = httpx.get(node.base_url + "/readyz", timeout=5)
+        assert ready.status_code == 503 and "draining" in ready.json()["problems"]
         talking.result(timeout=30)  # our BYE came, and was answered
         hung_up_after = time.monotonic() - stopped_at
         assert node.proc.wait(timeout=20) in (0, -signal.SIGTERM), node.log.read_text()

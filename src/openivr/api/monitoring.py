@@ -35,7 +35,7 @@ async def readyz(request: Request) -> JSONResponse:
     sip = ctx.services.get("sip_server")
     if ctx.settings.sip_port and (sip is None or not (sip.udp_port or sip.tcp_port)):
         problems.append("sip: not listening")
-    if getattr(ctx, "stopping", False) or (sip is not None and sip.draining):
+    if ctx.stopping or (sip is not None and sip.draining):
         problems.append("draining")
     if problems:
         return JSONResponse(
