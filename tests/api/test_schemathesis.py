@@ -46,12 +46,14 @@ POISONED_EXAMPLES = 6
 HUGE_INTEGERS = (675620553465665459782156288, -(2**63) - 1, 2**64)
 UNAUTHED_EXAMPLES = 4
 REAL_NUMBER = "+46812340000"
-# Reachable without a token: login, health, the error list and signed (token-less) audio links.
+# Reachable without a token: login, health and readiness, the error list and signed
+# (token-less) audio links.
 PUBLIC_PATHS = (
     "/SonetelAuth/oauth/token",
     "/SonetelAuth/beta/oauth/token",
     "/oauth/token",
     "/healthz",
+    "/readyz",
     "/globaldata/errors",
     "/audio/",
 )
