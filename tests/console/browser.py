@@ -58,7 +58,7 @@ def chromium(width: int = DESKTOP[0], height: int = DESKTOP[1]) -> Iterator[webd
 
 
 def wait_for(
-    driver: webdriver.Chrome, predicate: Callable[[webdriver.Chrome], Any], timeout: float = 15
+    driver: webdriver.Chrome, predicate: Callable[[webdriver.Chrome], Any], timeout: float = 30
 ) -> Any:
     """Poll the page until predicate(driver) is truthy (stale elements retry); its value."""
     return WebDriverWait(
@@ -66,7 +66,7 @@ def wait_for(
     ).until(predicate)
 
 
-def find(driver: webdriver.Chrome, css: str, timeout: float = 15) -> WebElement:
+def find(driver: webdriver.Chrome, css: str, timeout: float = 30) -> WebElement:
     """The first visible element matching a CSS selector, once there is one."""
 
     def visible(d: webdriver.Chrome) -> WebElement | None:
@@ -79,7 +79,7 @@ def find(driver: webdriver.Chrome, css: str, timeout: float = 15) -> WebElement:
     return found
 
 
-def by_text(driver: webdriver.Chrome, css: str, text: str, timeout: float = 15) -> WebElement:
+def by_text(driver: webdriver.Chrome, css: str, text: str, timeout: float = 30) -> WebElement:
     """The first visible element matching `css` whose text contains `text`."""
 
     def match(d: webdriver.Chrome) -> WebElement | None:

@@ -52,16 +52,16 @@ class Console:
         """Open a page of the console by its #/route, as following a link does."""
         self.driver.execute_script("window.location.hash = arguments[0]", route)
 
-    def find(self, css: str, timeout: float = 15) -> WebElement:
+    def find(self, css: str, timeout: float = 30) -> WebElement:
         return find(self.driver, css, timeout)
 
-    def button(self, text: str, within: str = "main", timeout: float = 15) -> WebElement:
+    def button(self, text: str, within: str = "main", timeout: float = 30) -> WebElement:
         """A visible button or link-button whose text contains `text`."""
         return by_text(
             self.driver, f"{within} button, {within} a.button, {within} a", text, timeout
         )
 
-    def wait(self, predicate: Any, timeout: float = 15) -> Any:
+    def wait(self, predicate: Any, timeout: float = 30) -> Any:
         return wait_for(self.driver, lambda _d: predicate(), timeout)
 
     def text(self, css: str = "main") -> str:
@@ -96,7 +96,7 @@ class Console:
             css,
         )
 
-    def plays(self, css: str, timeout: float = 15) -> float:
+    def plays(self, css: str, timeout: float = 30) -> float:
         """Start an <audio> element and wait until it has really played; its duration."""
         self.driver.execute_script("document.querySelector(arguments[0]).play()", css)
         self.wait(

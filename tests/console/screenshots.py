@@ -164,9 +164,14 @@ def photograph(driver: webdriver.Chrome, path: Path, width: int) -> None:
     """The whole page (up to MAX_HEIGHT) at this width."""
     time.sleep(0.4)  # let transitions and fonts settle
     height = driver.execute_script(
-        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
+        "const d = document.querySelector('dialog[open]');"
+        "if (d) d.style.maxHeight = 'none';"  # the whole dialog, not its scrolled part
+        "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight,"
+        " d ? d.getBoundingClientRect().height + 60 : 0)"
     )
-    driver.set_window_size(width, min(max(int(height), 640), MAX_HEIGHT))
+    # The window's own frame is not page: add it, so the viewport shows the whole page.
+    frame = driver.execute_script("return window.outerHeight - window.innerHeight")
+    driver.set_window_size(width, min(max(int(height), 640), MAX_HEIGHT) + int(frame))
     time.sleep(0.2)
     driver.save_screenshot(str(path))
 
@@ -196,6 +201,15 @@ def pages(demo: Demo) -> list[tuple[str, Callable[[webdriver.Chrome], None]]]:
         go(f"#/apps/{menu}/prompts", "li.card.prompt")(driver)
         find(driver, "li.card.prompt button[name=type]").click()
 
+    def dialog_of(route: str, row_css: str, text: str) -> Callable[[webdriver.Chrome], None]:
+        def open_dialog(driver: webdriver.Chrome) -> None:
+            go(route, row_css, text)(driver)
+            row = by_text(driver, row_css, text)
+            row.find_element("css selector", "button[name=edit]").click()
+            find(driver, "dialog[open] input")
+
+        return open_dialog
+
     return [
         ("apps", go("#/apps", "main h2", "Main menu")),
         ("menu-editor", go(f"#/apps/{menu}", ".flow svg")),
@@ -205,7 +219,10 @@ def pages(demo: Demo) -> list[tuple[str, Callable[[webdriver.Chrome], None]]]:
         ("call-log", go("#/calls", "main h1", "Call log")),
         ("users", go("#/users", "tbody tr")),
         ("phone-numbers", go("#/numbers", "li.card")),
+        ("a-user", dialog_of("#/users", "tbody tr", "Erik Berg")),
         ("teams", go("#/teams", "li.card")),
+        ("a-team", dialog_of("#/teams", "li.card", "Reception")),
+        ("opening-hours", dialog_of("#/schedules", "li.card", "Clinic hours")),
     ]
 
 
@@ -230,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                     by_text(driver, "main h2", "Main menu")
                     for name, open_page in pages(demo):
                         driver.set_window_size(width, height)
+                        for dialog in driver.find_elements("css selector", "dialog[open]"):
+                            driver.execute_script("arguments[0].remove()", dialog)
                         open_page(driver)
                         photograph(driver, args.out / f"{name}-{label}.png", width)
                         print(f"{name}-{label}.png")

@@ -78,7 +78,12 @@ export function actionPicker(act, ctx, { what, name, menu = true, selfId, onChan
   if (current === "other") kinds.push("other");
   if (menu || current === "repeat") kinds.push("repeat");
   kinds.push("hangup");
-  const kindSelect = select(kinds.map((k) => [k, k === "repeat" && !menu ? "Play it again" : KINDS[k]]), current,
+  const words = (k) => {
+    if (k === "repeat" && !menu) return "Play it again";
+    if (k === "" && !menu) return "Nothing (the default)";
+    return KINDS[k];
+  };
+  const kindSelect = select(kinds.map((k) => [k, words(k)]), current,
     { name: `${name}-kind`, "aria-label": `${what}: what happens` });
   const holder = h("div", { class: "target" });
   let target = null;

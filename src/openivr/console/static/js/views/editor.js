@@ -275,7 +275,11 @@ function flowPreview(app, side, collect) {
       }
     } catch (error) {
       if (mine !== generation) return;
-      put(problemsList, h("ul", { class: "problems" }, h("li", { class: "error" }, "This cannot be saved as it is: ", describe(error))));
+      const detail = describe(error);
+      const named = /^([\w.]+): (.*)$/.exec(detail);
+      put(problemsList, h("ul", { class: "problems" }, h("li", { class: "error", dataset: { field: named ? named[1] : "" } },
+        h("strong", {}, "Cannot be saved yet"),
+        named && fieldWords(named[1]) !== named[1] ? ` — ${fieldWords(named[1])}: ${detail}` : `: ${detail}`)));
       return;
     }
     if (mine !== generation) return;
