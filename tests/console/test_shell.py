@@ -98,12 +98,39 @@ def test_a_revoked_token_ends_the_session(console: Console) -> None:
 
 def test_names_show_as_text_never_as_markup(console: Console) -> None:
     hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
-    console.api("POST", console.acct("/voiceapp"), json={"app_type": "ivr", "name": hostile})
+    app = console.api("POST", console.acct("/voiceapp"), json={"app_type": "ivr", "name": hostile})
+    user = console.api(
+        "POST",
+        console.acct("/user"),
+        json={
+            "user_fname": hostile,
+            "email": f"x-{console.account.account_id}@example.com",
+            "password": "pass-word-1",
+        },
+    )
+    menu = console.app_named("Main menu")["app_id"]
+    console.api(
+        "PUT",
+        console.acct(f"/voiceapp/{menu}"),
+        json={"menu": {"digit_2": {"action": "call", "to": "user", "id": user["user_id"]}}},
+    )
+    console.api("POST", console.acct(f"/voiceapp/{menu}/prompt"), json={"name": hostile})
     console.driver.refresh()
     title = by_text(console.driver, "main h2", "<img src=x")
     assert title.text == hostile
-    assert console.driver.execute_script("return window.pwned === undefined")
-    assert not console.driver.find_elements(By.CSS_SELECTOR, "main img[src=x], main script")
+    # The same names in the editor's pickers and flow, the messages, the users and a call.
+    pages = {
+        f"#/apps/{menu}": ".flow svg",
+        f"#/apps/{menu}/prompts": "li.card.prompt",
+        "#/users": "tbody tr",
+        f"#/try/{app['app_id']}": "select[name=app]",
+    }
+    for route, ready in pages.items():
+        console.go(route)
+        find(console.driver, ready)
+        assert "<img src=x" in console.text("main"), route
+        assert console.driver.execute_script("return window.pwned === undefined"), route
+        assert not console.driver.find_elements(By.CSS_SELECTOR, "img[src=x], main script")
 
 
 def test_first_view_is_small_and_local(console: Console) -> None:
