@@ -170,3 +170,19 @@ def test_teams_and_opening_hours_in_the_menu(console: Console) -> None:
         "schedule_id": schedule["schedule_id"],
         "closed_action": {"action": "connect", "to": "app", "id": box},
     }
+
+
+def test_leaving_with_unsaved_changes_asks_first(console: Console) -> None:
+    app_id = _open_editor(console, "Main menu")
+    driver = console.driver
+    Select(find(driver, "select[name=digit_5-kind]")).select_by_value("hangup")
+    by_text(driver, "header nav a", "Users").click()
+    alert = console.wait(lambda: driver.switch_to.alert)
+    assert "not saved" in alert.text
+    alert.dismiss()  # stay
+    assert find(driver, "select[name=digit_5-kind]").get_attribute("value") == "hangup"
+    assert app_id in driver.current_url
+    find(driver, "button[name=undo]").click()
+    console.wait(lambda: find(driver, "select[name=digit_5-kind]").get_attribute("value") == "")
+    by_text(driver, "header nav a", "Users").click()
+    find(driver, "tbody tr")  # no question once nothing is unsaved
