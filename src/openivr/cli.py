@@ -26,6 +26,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "sip_tls_port": "SIP over TLS port, usually 5061 (default 0: no TLS listener); needs --tls-cert and --tls-key",
     "tls_cert": "PEM file of this node's certificate (chain) for SIP over TLS",
     "tls_key": "PEM file of the private key of --tls-cert (unencrypted)",
+    "srtp": "SRTP for calls' audio (SDES, keys over TLS only): off, offer (default: when the far end takes it) or require (plain RTP offers get 488)",
     "tls_ca_file": "PEM file of the CA(s) that sign the certificates of TLS peers we call (default: the system's)",
     "rtp_ports": "RTP port range, one port per call and two per bridged call (default 20000-29999)",
     "max_calls": "Concurrent call limit; beyond it new calls get 503 (default 1000)",

@@ -27,6 +27,7 @@ from openivr.guard.flood import FloodGate
 from openivr.guard.guessing import GuessPolicy
 from openivr.logs import FORMATS
 from openivr.settings import Settings
+from openivr.sip import srtp
 from openivr.sip.connect import parse_trunk
 from openivr.sip.media import LATE_TICK
 
@@ -94,6 +95,7 @@ def check_settings(settings: Settings) -> None:
         calls.parse_port_range(settings.rtp_ports)
         parse_trunk(settings.sip_trunk)
         calls.tls_of(settings)
+        srtp.parse_mode(settings.srtp)
 
 
 def build_asgi(settings: Settings) -> ASGIApp:

@@ -28,6 +28,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca_file: str = ""
+    srtp: str = "offer"
     rtp_ports: str = "20000-29999"
     max_calls: int = 1000
     token_audience: str = "api.sonetel.com"

@@ -82,15 +82,18 @@ class Softphone:
         *,
         voice_hz: float = 600.0,
         voice_ms: float = 20000.0,
+        voice: np.ndarray | None = None,
         listen_port: int = 0,
         certificate: Path | None = None,
         ca: Path | None = None,
         record: bool = False,
     ) -> Softphone:
-        """Write the phone's config: it speaks `voice_hz` (then silence), uses the account line
-        `account`, and (with `record`) writes what it hears to dump-*-dec.wav."""
+        """Write the phone's config: it speaks `voice` (else `voice_hz` for `voice_ms`, then
+        silence), uses the account line `account`, and (with `record`) writes what it hears to
+        dump-*-dec.wav."""
         home.mkdir(parents=True, exist_ok=True)
-        voice = np.concatenate([tones.beep(voice_hz, voice_ms, -12.0), tones.silence(12000)])
+        if voice is None:
+            voice = np.concatenate([tones.beep(voice_hz, voice_ms, -12.0), tones.silence(12000)])
         with wave.open(str(home / "voice.wav"), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
@@ -141,6 +144,21 @@ class Softphone:
         )
         await asyncio.sleep(0.3)  # let it bind its ports before anyone calls it
 
+    async def wait_for_output(self, text: str, timeout: float = 15.0) -> None:
+        """Wait until baresip has printed `text` (e.g. 'Call established')."""
+        assert self.proc is not None and self.proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while text not in self.output:
+            left = deadline - loop.time()
+            try:
+                chunk = await asyncio.wait_for(self.proc.stdout.read(4096), max(left, 0.01))
+            except TimeoutError:
+                chunk = b""
+            if not chunk and (loop.time() >= deadline or self.proc.stdout.at_eof()):
+                raise AssertionError(f"baresip never said {text!r}:\n{self.output[-3000:]}")
+            self.output += chunk.decode(errors="replace")
+
     def press(self, keys: str) -> None:
         """Press keys on the phone during a call (sent as RFC 4733 events)."""
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -153,7 +171,7 @@ class Softphone:
             if self.proc.returncode is None:
                 self.proc.terminate()
             out, _ = await self.proc.communicate()
-            self.output = out.decode(errors="replace")
+            self.output += out.decode(errors="replace")
         return self.output
 
     def heard(self) -> tuple[np.ndarray, int]:

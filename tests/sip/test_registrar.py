@@ -172,7 +172,7 @@ async def start_baresip(
     (home / "accounts").write_text(
         f"<sip:{pbx.user_id}@{pbx.domain}>;auth_pass={SIP_PASSWORD};"
         f'outbound="sip:127.0.0.1:{port};transport={transport}";'
-        "regint=600;answermode=auto\n"
+        f"regint=600;answermode=auto{';mediaenc=srtp-mand' if transport == 'tls' else ''}\n"
     )
     (home / "config").write_text(
         "\n".join(
@@ -182,6 +182,7 @@ async def start_baresip(
                 "module_path /usr/lib/baresip/modules",
                 "module g711.so",
                 "module aufile.so",
+                "module srtp.so",
                 "module_app account.so",
                 "module_app menu.so",
                 f"audio_source aufile,{home / 'voice.wav'}",
@@ -249,6 +250,8 @@ async def test_a_registered_baresip_is_rung_and_bridged(
     [leg] = pbx.desk.legs
     assert leg.status == "answered" and leg.ended_by == "caller", out.decode()[-3000:]
     assert leg.uri == contact
+    # A phone that registered over TLS gets SRTP (this one takes nothing else).
+    assert leg.media == ("SRTP" if transport == "tls" else "RTP")
     # The caller's audio reached the phone and the phone's tone came back.
     assert leg.packets_to_target > 50 and leg.packets_from_target > 50
 

@@ -14,9 +14,10 @@ import trustme
 
 from openivr.calls.extension import tls_of
 from openivr.settings import Settings
-from openivr.sip.call import Dtmf, HungUp
+from openivr.sip.call import Dtmf, HungUp, PlaybackFinished
 from openivr.sip.connect import Connector, parse_trunk
 from openivr.sip.server import SipServer, SipServerConfig
+from openivr.sip.srtp import SrtpMode
 from openivr.sip.tls import TlsConfig
 from openivr.sip.transfer import TransferTarget
 
@@ -46,7 +47,14 @@ def certs(tmp_path: Path) -> Certificates:
 
 
 @pytest.fixture
-async def tls_ivr(certs: Certificates) -> AsyncIterator[tuple[SipServer, DemoIvr]]:
+def srtp_mode() -> SrtpMode:
+    return "offer"
+
+
+@pytest.fixture
+async def tls_ivr(
+    certs: Certificates, srtp_mode: SrtpMode
+) -> AsyncIterator[tuple[SipServer, DemoIvr]]:
     demo = DemoIvr()
     server = SipServer(
         demo.route,
@@ -55,6 +63,7 @@ async def tls_ivr(certs: Certificates) -> AsyncIterator[tuple[SipServer, DemoIvr
             port=0,
             tls_port=0,
             tls=TlsConfig.load(str(certs.cert), str(certs.key), str(certs.ca)),
+            srtp=srtp_mode,
         ),
         on_call_end=demo.records.append,
     )
@@ -119,6 +128,78 @@ async def test_baresip_calls_over_tls_and_a_key_press_is_acted_on(
     assert Dtmf("1", "rfc4733") in demo.events
     assert call.hangup_event == HungUp("us", "hangup")  # the key was acted on
     assert call.stats.packets_received > 25
+
+
+async def test_baresip_with_srtp_over_tls_is_heard_and_hears_us_decrypted(
+    tls_ivr: tuple[SipServer, DemoIvr], tmp_path: Path, certs: Certificates
+) -> None:
+    server, demo = tls_ivr
+    demo.tone_seconds = 2.0  # we play 440 Hz; the phone speaks 600 Hz
+    phone = Softphone.prepare(
+        tmp_path / "phone",
+        "<sip:bob@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand",
+        ca=certs.ca,
+        record=True,
+    )
+    await phone.start(f"/dial sip:100@127.0.0.1:{server.tls_port};transport=tls")
+    try:
+        await wait_until(lambda: PlaybackFinished(interrupted=False) in demo.events)
+        call = demo.calls[0]
+        phone.press("2")  # record what the caller says until '#'
+        await wait_until(lambda: call.recording)
+        await asyncio.sleep(1.5)
+        phone.press("#")
+        await wait_until(lambda: demo.recordings)
+        phone.press("1")  # hang up
+        await asyncio.wait_for(demo.done.wait(), 10)
+    finally:
+        out = await phone.stop()
+    assert demo.keys() == "21", out[-3000:]  # "#" ended the recording
+    assert call.agreement.srtp is not None and call.agreement.profile == "RTP/SAVP"
+    assert "SRTP is Enabled" in out
+    # What the phone said reached us decrypted ...
+    heard_by_us = np.frombuffer(demo.recordings[0].pcm, dtype="<i2")
+    assert demo.recordings[0].seconds > 1.0
+    assert abs(dominant_hz(heard_by_us, 8000) - 600) < 10
+    # ... and what we played reached the phone, which decrypted it.
+    samples, rate = phone.heard()
+    assert (np.abs(samples) > 1000).sum() / rate > 1.5
+    assert abs(dominant_hz(samples, rate) - 440) < 10
+    [record] = demo.records
+    assert record.transport == "TLS" and record.srtp
+
+
+async def test_srtp_keys_over_plain_udp_are_refused(
+    tls_ivr: tuple[SipServer, DemoIvr], tmp_path: Path
+) -> None:
+    server, demo = tls_ivr
+    phone = Softphone.prepare(tmp_path / "phone", "<sip:bob@127.0.0.1>;regint=0;mediaenc=srtp-mand")
+    await phone.start(f"/dial sip:100@127.0.0.1:{server.udp_port}", seconds=4)
+    try:
+        await wait_until(lambda: demo.records)
+    finally:
+        out = await phone.stop()
+    [record] = demo.records
+    assert record.status == 488 and "TLS" in record.reason, out[-2000:]
+    assert not demo.calls
+
+
+@pytest.mark.parametrize("srtp_mode", ["require"])
+async def test_a_node_that_requires_srtp_refuses_plain_rtp_even_over_tls(
+    tls_ivr: tuple[SipServer, DemoIvr], tmp_path: Path, certs: Certificates
+) -> None:
+    server, demo = tls_ivr
+    phone = Softphone.prepare(
+        tmp_path / "phone", "<sip:bob@127.0.0.1;transport=tls>;regint=0", ca=certs.ca
+    )
+    await phone.start(f"/dial sip:100@127.0.0.1:{server.tls_port};transport=tls", seconds=4)
+    try:
+        await wait_until(lambda: demo.records)
+    finally:
+        out = await phone.stop()
+    [record] = demo.records
+    assert record.status == 488 and "requires SRTP" in record.reason, out[-2000:]
+    assert "488" in out
 
 
 async def test_the_tls_port_speaks_only_tls(tls_ivr: tuple[SipServer, DemoIvr]) -> None:

@@ -24,6 +24,7 @@ from openivr.sip.connect import Connector
 from openivr.sip.digest import NonceSource
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
+from openivr.sip.srtp import parse_mode as parse_srtp_mode
 from openivr.sip.tls import TlsConfig, TlsSettingError
 from openivr.sip.transfer import TransferTarget
 from openivr.store.models import Account, User
@@ -292,6 +293,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
             advertised_address=settings.sip_advertise or None,
             tls_port=settings.sip_tls_port or None,
             tls=tls_of(settings),
+            srtp=parse_srtp_mode(settings.srtp),
         ),
         on_call_end=calls.call_ended,
         registrar=registrar,

@@ -34,6 +34,13 @@ class CallNotes:
     ended: SipCallRecord | None = None
 
 
+def _security(record: SipCallRecord) -> dict[str, str]:
+    """How the caller's call travelled: its SIP transport and whether its audio was SRTP."""
+    if not record.transport:
+        return {}
+    return {"signalling": record.transport, "media": "SRTP" if record.srtp else "RTP"}
+
+
 class CallLog:
     """Collects notes per Call-ID and writes one row when the SIP layer says the call ended."""
 
@@ -86,7 +93,7 @@ class CallLog:
             apps=notes.apps,
             keys=notes.keys[:500],
             outcome=notes.outcome,
-            detail=notes.detail | {"reason": record.reason},
+            detail=notes.detail | {"reason": record.reason} | _security(record),
             transfers=notes.transfers,
             sip_status=record.status,
             ended_by=record.ended_by,

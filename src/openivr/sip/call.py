@@ -86,6 +86,8 @@ class SipCallRecord:
     ended_by: HangupSide
     status: int
     reason: str
+    transport: str = ""  # the caller's SIP transport: UDP, TCP or TLS
+    srtp: bool = False  # whether the caller's media was SRTP
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ import inspect
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -33,6 +33,7 @@ from openivr.sip.refer import refer
 from openivr.sip.rtp import RtpPacket
 from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError, SessionDescription, negotiate
 from openivr.sip.server import SipServer
+from openivr.sip.srtp import SdesKey, SrtpMode, SrtpRefused, agree, secure, unsecure
 from openivr.sip.transfer import (
     Interrupted,
     LegStatus,
@@ -265,6 +266,7 @@ class _Fork:
     ring_target: RingTarget
     final: int = 0
     bye: asyncio.Event = field(default_factory=asyncio.Event)
+    srtp: SrtpMode = "off"  # what our offer to this place said about SRTP
 
 
 class _BridgedTransfer:
@@ -293,6 +295,7 @@ class _BridgedTransfer:
         self.bridge: MediaBridge | None = None
         self.ringback = Ringback(call.rtp_session, call.codec)
         self.caller_unclocked = False
+        self.local: LocalSession | None = None  # our SDP (and SRTP key) towards every fork
 
     async def run(self, on_answer: OnAnswer | None) -> TransferLeg:
         try:
@@ -311,17 +314,31 @@ class _BridgedTransfer:
         self.bridge = MediaBridge(self.call.rtp_session, session)
         # The first place rung decides the media address we offer (all share one session).
         towards = self.ring_targets[0].address if self.ring_targets else ("127.0.0.1", 9)
-        return LocalSession(server.address_for(towards), session.local_port)
+        key = SdesKey.new() if server.config.srtp != "off" else None
+        self.local = LocalSession(server.address_for(towards), session.local_port, key=key)
+        return self.local
 
     async def _start_forks(self, local: LocalSession) -> None:
         for ring_target in self.ring_targets:
             await self._start_fork(ring_target, local)
 
     async def _start_fork(
-        self, ring_target: RingTarget, local: LocalSession
+        self, ring_target: RingTarget, local: LocalSession, *, insist: bool = False
     ) -> OutgoingCall | None:
-        """INVITE one place; None when it cannot even be connected to."""
+        """INVITE one place (offering only SRTP when `insist`); None when it cannot even be
+        connected to."""
         server = self.server
+        # SRTP keys go only over TLS; with --srtp require a place reached otherwise is not rung.
+        srtp: SrtpMode = server.config.srtp if ring_target.transport == "TLS" else "off"
+        if insist and srtp != "off":
+            srtp = "require"
+        if server.config.srtp == "require" and srtp == "off":
+            log.warning(
+                "transfer to %s: not rung: SRTP is required and it is reached over %s, not TLS",
+                ring_target.uri,
+                ring_target.transport,
+            )
+            return None
         from_host = server.address_for(ring_target.address)
         trunk = self.connector.trunk
         if ring_target.via_trunk and trunk is not None:
@@ -346,10 +363,10 @@ class _BridgedTransfer:
             route=ring_target.route,
             caller_id=self.caller_id,
             from_host=from_host,
-            sdp=local.offer(self.call.codec),
+            sdp=local.offer(self.call.codec, srtp=srtp),
             listener=lambda c, r: self.queue.put_nowait((c, r)),
         )
-        fork = _Fork(outgoing, ring_target)
+        fork = _Fork(outgoing, ring_target, srtp=srtp)
         outgoing.on_bye = fork.bye.set
         self.forks[outgoing] = fork
         outgoing.send_invite()
@@ -402,8 +419,8 @@ class _BridgedTransfer:
         if response.status != 183 or response.content_type != "application/sdp":
             return
         try:
-            agreement = negotiate(SessionDescription.parse(response.body))
-        except SdpError:
+            agreement = self._agreed(self._fork_of(response), response.body)
+        except (SdpError, SrtpRefused):
             return
         self._apply(agreement)
         self.ringback.stop()
@@ -415,9 +432,26 @@ class _BridgedTransfer:
             self.call.clock.remove(self.call.rtp_session)
             self.caller_unclocked = True
 
+    def _fork_of(self, response: SipResponse) -> _Fork | None:
+        return next((f for o, f in self.forks.items() if o.call_id == response.call_id), None)
+
+    def _agreed(self, fork: _Fork | None, body: bytes) -> MediaAgreement:
+        """The target's SDP as our agreement with it, SRTP decided as our offer said;
+        SdpError or SrtpRefused when it cannot be used."""
+        agreement = negotiate(SessionDescription.parse(body))
+        offered = fork.srtp if fork is not None else "off"
+        if offered == "off" and agreement.profile.startswith("RTP/S"):
+            raise SrtpRefused("SRTP answered to an offer without it")
+        theirs = agree(agreement.profile, agreement.srtp, offered, offered != "off", what="answer")
+        return replace(agreement, srtp=theirs)
+
     def _apply(self, agreement: MediaAgreement) -> None:
         assert self.session is not None
         session = self.session
+        if agreement.srtp is not None and self.local is not None and self.local.key:
+            secure(session, self.local.key, agreement.srtp)
+        else:
+            unsecure(session)
         session.codec = agreement.codec
         session.payload_type = agreement.payload_type
         session.event_payload_type = agreement.event_payload_type
@@ -475,6 +509,13 @@ class _BridgedTransfer:
                     continue
                 if response.status in (401, 407):
                     outgoing.abandon()
+                if response.status == 488 and fork.srtp == "offer":
+                    # A phone set to SRTP only refuses SRTP proposed in RTP/AVP: ask in RTP/SAVP.
+                    pending.discard(outgoing)
+                    again = await self._start_fork(fork.ring_target, local, insist=True)
+                    if again is not None:
+                        pending.add(again)
+                        continue
                 fork.final = response.status
                 pending.discard(outgoing)
         self._fail()
@@ -500,8 +541,8 @@ class _BridgedTransfer:
         call, leg = self.call, self.leg
         assert winner.answer is not None and self.bridge is not None
         try:
-            agreement = negotiate(SessionDescription.parse(winner.answer.body))
-        except SdpError as exc:
+            agreement = self._agreed(self.forks[winner], winner.answer.body)
+        except (SdpError, SrtpRefused) as exc:
             log.warning("transfer to %s: unusable SDP answer: %s", winner.uri, exc)
             winner.bye()
             return leg.finish("rejected", 488)
@@ -520,13 +561,14 @@ class _BridgedTransfer:
             # what we now do (a=recvonly to a hold with a=sendonly).
             if request.body:
                 try:
-                    self._apply(negotiate(SessionDescription.parse(request.body)))
-                except SdpError:
-                    pass
+                    self._apply(self._agreed(self.forks[winner], request.body))
+                except (SdpError, SrtpRefused):
+                    pass  # keep what the leg runs on
             return local.answer(self.agreement or agreement)
 
         winner.on_offer = reoffer
         leg.answered(winner.answer.status)
+        leg.media = "SRTP" if agreement.srtp is not None else "RTP"
         if on_answer is not None:
             try:
                 result = on_answer()

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from openivr.sip.dtmf import parse_info_body
@@ -35,6 +35,7 @@ from openivr.sip.sdp import (
     SessionDescription,
     negotiate,
 )
+from openivr.sip.srtp import SrtpMode, SrtpRefused, agree, secure
 from openivr.sip.transaction import (
     TIMEOUT,
     ClientTransaction,
@@ -133,6 +134,7 @@ class UserAgentCore:
     transactions: TransactionTable
     dialogs: DialogTable
     user_agent: str
+    srtp: SrtpMode = "offer"  # when calls' media is SRTP (sip/srtp.py)
 
 
 class IncomingDialog:
@@ -365,17 +367,28 @@ class IncomingDialog:
                 return
             # Keep our codec for the rest of the call when it is still offered.
             kept = _offers(request.body, call.agreement)
-            agreement = MediaAgreement(
-                call.codec if kept else offered.codec,
-                call.agreement.payload_type if kept else offered.payload_type,
-                offered.event_payload_type,
-                offered.remote_address,
-                offered.remote_port,
-                offered.direction,
+            try:
+                theirs = agree(
+                    offered.profile, offered.srtp, self.core.srtp, self.peer.name == "TLS"
+                )
+            except SrtpRefused as exc:
+                tx.respond(response_to(request, 488, f"Not Acceptable Here ({exc})"[:120]))
+                return
+            if (theirs is None) != (call.agreement.srtp is None):
+                tx.respond(response_to(request, 488, "Not Acceptable Here (SRTP on or off)"))
+                return
+            agreement = replace(
+                offered,
+                codec=call.codec if kept else offered.codec,
+                payload_type=call.agreement.payload_type if kept else offered.payload_type,
+                srtp=theirs,
             )
             if agreement.codec != call.codec:
                 tx.respond(response_to(request, 488, "Not Acceptable Here (codec change)"))
                 return
+            if theirs is not None and self.local_sdp.key is not None:
+                if theirs != call.agreement.srtp:
+                    secure(call.rtp_session, self.local_sdp.key, theirs)  # the far end re-keyed
             call.follow(agreement)
             self.agreement = agreement
             body = self.local_sdp.answer(agreement)

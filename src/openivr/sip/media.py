@@ -351,6 +351,18 @@ class RtpSession:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
 
+    @property
+    def udp_socket(self) -> socket.socket | None:
+        """The socket the session reads and writes (None once closed)."""
+        return self._sock
+
+    def wrap_socket(self, wrap: Callable[[socket.socket], socket.socket]) -> None:
+        """Put a layer between the session and its socket (SRTP, `sip/srtp.py`): the same file
+        under a socket object that transforms what passes, so whoever watches the file keeps
+        watching it. A session without one pays nothing for it."""
+        if self._sock is not None:
+            self._sock = wrap(self._sock)
+
     def swap_receivers(
         self, on_audio: Callable[[RtpPacket], None], on_event: Callable[[RtpPacket], None]
     ) -> tuple[Callable[[RtpPacket], None], Callable[[RtpPacket], None]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast, get_args
 
 from openivr.audio.g711 import Codec
+from openivr.sip.srtp import SECURE_PROFILES, SdesKey, SrtpMode, first_usable
 
 # Which way media flows on a stream (RFC 3264 §5.1), from the point of view of its writer.
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
@@ -39,6 +40,7 @@ class MediaDescription:
     fmtp: dict[int, str] = field(default_factory=dict)
     direction: Direction = "sendrecv"
     ptime: int | None = None
+    crypto: list[str] = field(default_factory=list)  # a=crypto values (SDES SRTP keys)
 
     def encoding(self, pt: int) -> str | None:
         """Encoding name/rate of a payload type (`PCMU/8000`), static types included."""
@@ -146,6 +148,8 @@ def _media_attribute(m: MediaDescription, name: str, arg: str) -> None:
         target[int(pt_text)] = rest.strip()
     elif name == "ptime" and arg.strip().isdigit():
         m.ptime = int(arg.strip())
+    elif name == "crypto":
+        m.crypto.append(arg.strip())
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,9 @@ class MediaAgreement:
     remote_address: str
     remote_port: int
     direction: Direction  # ours, as in our answer: the offer's mirrored
+    profile: str = "RTP/AVP"  # the offer's m= profile, which our answer repeats
+    # The far end's SRTP key: set when the media is SRTP (see srtp.agree), else None.
+    srtp: SdesKey | None = None
 
     @property
     def may_send(self) -> bool:
@@ -166,6 +173,8 @@ class MediaAgreement:
         held = self.remote_address in ("0.0.0.0", "::") or self.remote_port == 0
         return not held and self.direction in ("sendrecv", "sendonly")
 
+
+_PROFILES = ("RTP/AVP", "RTP/AVPF", *SECURE_PROFILES)
 
 _ANSWER_DIRECTION: dict[Direction, Direction] = {
     "sendrecv": "sendrecv",
@@ -180,8 +189,9 @@ def negotiate(offer: SessionDescription) -> MediaAgreement:
     audio = offer.audio()
     if audio is None:
         raise NoCommonCodec("offer has no audio stream")
-    if not audio.proto.upper().startswith("RTP/AVP"):
-        raise NoCommonCodec(f"audio transport {audio.proto} is not RTP/AVP")
+    profile = audio.proto.upper()
+    if profile not in _PROFILES:
+        raise NoCommonCodec(f"audio transport {audio.proto} is not RTP/AVP or RTP/SAVP")
     address = offer.address_of(audio)
     if address is None:
         raise SdpError("offer has no c= connection address")
@@ -205,17 +215,21 @@ def negotiate(offer: SessionDescription) -> MediaAgreement:
         remote_address=address,
         remote_port=audio.port,
         direction=_ANSWER_DIRECTION.get(audio.direction, "sendrecv"),
+        profile=profile,
+        srtp=first_usable(audio.crypto),
     )
 
 
 @dataclass
 class LocalSession:
-    """Our side of the SDP: origin ids that stay for the call, version bumped per change."""
+    """Our side of the SDP: origin ids that stay for the call, version bumped per change, and
+    our SRTP key when the call may be or is SRTP."""
 
     address: str
     port: int
     session_id: int = field(default_factory=lambda: secrets.randbelow(2**31))
     version: int = 0
+    key: SdesKey | None = None
 
     def answer(self, agreement: MediaAgreement) -> bytes:
         """The SDP answer for an agreement."""
@@ -225,10 +239,15 @@ class LocalSession:
             pt = agreement.event_payload_type
             formats.append(pt)
             attrs += [f"a=rtpmap:{pt} telephone-event/8000", f"a=fmtp:{pt} 0-16"]
-        return self._render(formats, attrs + ["a=ptime:20", f"a={agreement.direction}"])
+        attrs += ["a=ptime:20", f"a={agreement.direction}"]
+        if agreement.srtp is not None and self.key is not None:
+            attrs.append(self.key.attribute(tag=agreement.srtp.tag))  # under the offer's tag
+        return self._render(formats, attrs, agreement.profile)
 
-    def offer(self, prefer: Codec = "PCMU") -> bytes:
-        """An SDP offer with every codec we support, `prefer` first (it saves transcoding)."""
+    def offer(self, prefer: Codec = "PCMU", srtp: SrtpMode = "off") -> bytes:
+        """An SDP offer with every codec we support, `prefer` first (it saves transcoding);
+        with our key under `srtp` 'offer' (RTP/AVP, plain RTP if not taken) or 'require'
+        (RTP/SAVP)."""
         pt = DEFAULT_EVENT_PT
         codecs = [0, 8] if prefer == "PCMU" else [8, 0]
         attrs = [f"a=rtpmap:{c} {STATIC_CODECS[c]}/8000" for c in codecs] + [
@@ -237,9 +256,13 @@ class LocalSession:
             "a=ptime:20",
             "a=sendrecv",
         ]
-        return self._render([*codecs, pt], attrs)
+        profile = "RTP/AVP"
+        if srtp != "off" and self.key is not None:
+            attrs.append(self.key.attribute())
+            profile = "RTP/SAVP" if srtp == "require" else "RTP/AVP"
+        return self._render([*codecs, pt], attrs, profile)
 
-    def _render(self, formats: list[int], attrs: list[str]) -> bytes:
+    def _render(self, formats: list[int], attrs: list[str], profile: str = "RTP/AVP") -> bytes:
         self.version += 1
         ip = "IP6" if ":" in self.address else "IP4"
         lines = [
@@ -248,7 +271,7 @@ class LocalSession:
             "s=OpenIVR",
             f"c=IN {ip} {self.address}",
             "t=0 0",
-            f"m=audio {self.port} RTP/AVP {' '.join(str(f) for f in formats)}",
+            f"m=audio {self.port} {profile} {' '.join(str(f) for f in formats)}",
             *attrs,
         ]
         return ("\r\n".join(lines) + "\r\n").encode()

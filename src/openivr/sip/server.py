@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,7 @@ from openivr.sip.sdp import (
     SessionDescription,
     negotiate,
 )
+from openivr.sip.srtp import SdesKey, SrtpMode, SrtpRefused, SrtpSocket, agree
 from openivr.sip.tls import TlsConfig
 from openivr.sip.transaction import Clock, ServerTransaction, TransactionTable, server_key
 from openivr.sip.transport import Peer, TransportName, Transports
@@ -112,6 +113,8 @@ class SipServerConfig:
     # also the CAs that sign the certificates of the TLS peers we call.
     tls_port: int | None = None
     tls: TlsConfig | None = None
+    # Whether calls' media is SRTP: off, offer (when the far end wants it, over TLS), require.
+    srtp: SrtpMode = "offer"
 
 
 # The server ---------------------------------------------------------------------------------
@@ -154,6 +157,7 @@ class SipServer:
             transactions=TransactionTable(timers),
             dialogs=DialogTable(timers),
             user_agent=self.config.user_agent,
+            srtp=self.config.srtp,
         )
         self._parse_errors = 0
         # RTP packets the system refused to send, of calls that have ended (for /metrics).
@@ -435,10 +439,20 @@ class SipServer:
                 return
             try:
                 agreement = negotiate(SessionDescription.parse(invite.body))
-            except NoCommonCodec as exc:
+                theirs = agree(
+                    agreement.profile, agreement.srtp, self.config.srtp, peer.name == "TLS"
+                )
+            except (NoCommonCodec, SrtpRefused) as exc:
                 tx.respond(response_to(invite, 488, f"Not Acceptable Here ({exc})"[:120]))
                 self._record_rejected(invite, 488, str(exc))
                 return
+            agreement = replace(agreement, srtp=theirs)
+        elif self.config.srtp == "require":
+            # Our offer would go in the 200, too late to refuse an answer without a key.
+            reason = "this node requires SRTP: the INVITE must offer it"
+            tx.respond(response_to(invite, 488, f"Not Acceptable Here ({reason})"))
+            self._record_rejected(invite, 488, reason)
+            return
         dialog = IncomingDialog(self.core, invite, tx, peer, agreement)
         self._spawn(self._route(dialog))
 
@@ -491,9 +505,16 @@ class SipServer:
             on_audio=lambda packet: None,
             on_event=lambda packet: None,
         )
-        await session.open(self.ports.bind(self.config.host))
+        sock = self.ports.bind(self.config.host)
+        ours: SdesKey | None = None
+        if agreement.srtp is not None:
+            ours = SdesKey.new()
+            sock = SrtpSocket.around(sock, ours, agreement.srtp)
+        await session.open(sock)
         session.sending = agreement.may_send
-        dialog.local_sdp = LocalSession(self.address_for(dialog.peer.addr), session.local_port)
+        dialog.local_sdp = LocalSession(
+            self.address_for(dialog.peer.addr), session.local_port, key=ours
+        )
         call = MediaCall(
             call_id=invite.call_id,
             caller=invite.caller,
@@ -543,6 +564,8 @@ class SipServer:
                     ended_by=call.hangup_event.by,
                     status=status,
                     reason=call.hangup_event.reason,
+                    transport=call.transport,
+                    srtp=call.agreement.srtp is not None,
                 )
             )
 

@@ -58,6 +58,7 @@ class TransferLeg:
     ended_by: EndedBy = ""
     packets_to_target: int = 0
     packets_from_target: int = 0
+    media: str = ""  # the target leg's audio once answered: "RTP", or "SRTP" (encrypted)
     # RTP counters of the target leg (send intervals for pacing checks); not in to_dict().
     target_rtp: RtpStats | None = field(default=None, repr=False, compare=False)
 
@@ -98,6 +99,7 @@ class TransferLeg:
             "ended_by": self.ended_by,
             "packets_to_target": self.packets_to_target,
             "packets_from_target": self.packets_from_target,
+            "media": self.media,
         }
 
 
