@@ -175,6 +175,8 @@ def base_settings(tmp_path: Path, database_url: str = "", **extra: Any) -> Setti
         "database_url": database_url,
         "sip_port": 0,
         "secret": "test-secret-" + secrets.token_hex(16),
+        # Tests receive webhooks on 127.0.0.1; test_webhook_targets checks the default.
+        "allow_private_webhooks": True,
     }
     values.update(extra)
     return replace(Settings(), **values)

@@ -39,6 +39,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "smtp_url": "smtp://user:pass@host:port or smtps://... for voicemail mail",
     "smtp_starttls": "Use STARTTLS on smtp:// (true/false)",
     "smtp_from": "Sender address of voicemail mail",
+    "allow_private_webhooks": "Let mailbox webhooks reach loopback, link-local, private and this node's own addresses (true/false; default false)",
     "smtp_ca_file": "PEM file of the CA(s) that signed the SMTP server's certificate (default: the system's)",
     "secret": "Signing secret shared by all nodes (default: generated in the data dir)",
     "access_token_seconds": "Access token lifetime (default 86400)",

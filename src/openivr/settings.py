@@ -47,6 +47,9 @@ class Settings:
     smtp_starttls: bool = False
     smtp_from: str = "openivr@localhost"
     smtp_ca_file: str = ""
+    # Mailbox webhooks to loopback, link-local, private or this node's own addresses (a shared
+    # node must not be made to call itself or the network behind it).
+    allow_private_webhooks: bool = False
     loop_debug: bool = False
     auth_failures: int = 10
     auth_window: float = 600.0

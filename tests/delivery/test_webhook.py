@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -49,3 +50,50 @@ def test_webhook_refused_with_4xx_ends_failed(tmp_path: Path, webhook: WebhookRe
         msg_id = node.deposit(acc.account_id, app_id)
         view = node.wait_state(acc, app_id, msg_id, lambda v: v["delivery_state"] == "failed")
         assert "HTTP 410" in view["delivery"][0]["last_error"]
+
+
+def test_by_default_a_webhook_may_not_reach_the_node_or_its_network(tmp_path: Path) -> None:
+    settings = node_settings(tmp_path, allow_private_webhooks=False)
+    for node in run_node(settings):
+        acc = node.account()
+        app_id = node.mailbox(acc, deliver_to="")
+        url = f"/account/{acc.account_id}/voiceapp/{app_id}"
+        for target in (
+            "http://127.0.0.1:8080/hook",
+            "http://localhost/hook",
+            "http://[::1]/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.1.2.3/hook",
+            "https://192.168.0.10/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            f"http://127.0.0.1:{node.settings.http_port}/healthz",
+        ):
+            r = node.client.put(url, headers=acc.headers, json={"webhook_url": target})
+            assert r.status_code == 400, (target, r.text)
+            detail = r.json()["response"]["detail"]
+            assert detail.startswith("webhook_url:") and "allow-private-webhooks" in detail
+        # A public address is taken (nothing is sent until a message arrives).
+        r = node.client.put(
+            url, headers=acc.headers, json={"webhook_url": "https://93.184.216.34/h"}
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_a_private_webhook_saved_earlier_is_not_posted_to(
+    tmp_path: Path, webhook: WebhookReceiver
+) -> None:
+    # Saved on a node that allowed it; the node that delivers does not.
+    allowed = node_settings(tmp_path, extra={"delivery_refused_retry_for": 0.3})
+    for node in run_node(allowed):
+        acc = node.account()
+        app_id = node.mailbox(acc, deliver_to="", webhook_url=webhook.url)
+    strict = node_settings(
+        tmp_path, allow_private_webhooks=False, extra={"delivery_refused_retry_for": 0.3}
+    )
+    strict = replace(strict, secret=allowed.secret)
+    for node in run_node(strict):
+        node.accounts.append(acc)
+        msg_id = node.deposit(acc.account_id, app_id)
+        view = node.wait_state(acc, app_id, msg_id, lambda v: v["delivery_state"] == "failed")
+        assert "loopback" in view["delivery"][0]["last_error"]
+    assert webhook.requests == []

@@ -20,6 +20,7 @@ from openivr.api.errors import ApiError, not_found
 from openivr.apps import voiceapp as va
 from openivr.apps.promptaudio import warm_in_background
 from openivr.apps.validation import FieldError, known_fields
+from openivr.delivery import webhook
 from openivr.settings import Settings
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import clear_referrers, referrers
@@ -125,6 +126,17 @@ def put_body(body: VoiceAppIn) -> dict[str, Any]:
     return data
 
 
+async def _check_webhook(data: dict[str, Any], settings: Settings) -> None:
+    """Refuse a webhook_url this node may not post to (see delivery/webhook.py)."""
+    url = data.get("webhook_url")
+    if isinstance(url, str) and url.strip():
+        refusal = await webhook.target_refusal(url.strip(), settings.allow_private_webhooks)
+        if refusal is not None:
+            raise FieldError(
+                "webhook_url", f"{refusal}; a node started with --allow-private-webhooks takes it"
+            )
+
+
 async def load_app(
     db: AsyncSession, account_id: str, app_id: str, for_update: bool = False
 ) -> VoiceApp:
@@ -166,6 +178,7 @@ async def create_voiceapp(
     if "name" not in data:
         raise ApiError("missing_field", "name: is required")
     data = known_fields(data, va.writable_fields(app_type), va.READ_ONLY)
+    await _check_webhook(data, ctx.settings)
     if app_type == "sysprompt":
         existing = [a for a in await account_apps(db, account_id) if a.app_type == "sysprompt"]
         if existing:
@@ -212,6 +225,7 @@ async def put_voiceapp(
     """Change the fields the body carries; others keep their values. app_type cannot change."""
     data = put_body(body)
     async with _writer_lock(app_id):
+        await _check_webhook(data, ctx.settings)
         await _apply_put(db, account_id, app_id, data, if_match, ctx.settings)
     db.expunge_all()
     app = await load_app(db, account_id, app_id)

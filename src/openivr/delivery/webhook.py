@@ -8,10 +8,14 @@ so a receiver can drop repeats.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,6 +23,58 @@ from openivr.delivery.email import SendError
 
 SIGNATURE_HEADER = "X-OpenIVR-Signature"
 DELIVERY_HEADER = "X-OpenIVR-Delivery"
+
+
+def _address_refusal(address: str, own: set[str]) -> str | None:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return f"{ip} is a loopback address"
+    if ip.is_link_local:
+        return f"{ip} is a link-local address"
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return f"{ip} is not a unicast address"
+    if ip.is_private:
+        return f"{ip} is a private address"
+    if str(ip) in own:
+        return f"{ip} is this node's own address"
+    return None
+
+
+async def _own_addresses() -> set[str]:
+    """The addresses this host's name resolves to (its public ones among them)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        return set()
+    return {str(info[4][0]) for info in infos}
+
+
+async def target_refusal(url: str, allow_private: bool) -> str | None:
+    """Why a webhook may not be posted to this URL (None when it may): its host, or an address
+    the host resolves to, is loopback, link-local, private or this node's own, unless the node
+    allows private targets (--allow-private-webhooks). A name that does not resolve now is not
+    refused here; it is checked again before every delivery."""
+    host = urlsplit(url).hostname
+    if not host:
+        return "names no host"
+    if allow_private:
+        return None
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            return None
+        addresses = [str(info[4][0]) for info in infos]
+    own = await _own_addresses()
+    for address in addresses:
+        reason = _address_refusal(address, own)
+        if reason is not None:
+            return reason if address == host else f"{host} resolves to {reason}"
+    return None
 
 
 def webhook_key(secret: bytes) -> bytes:
