@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from openivr.audio import g711
 from tests.conftest import Account, RunningServer
 
 
@@ -28,9 +29,9 @@ def _wav(rate: int = 16000, seconds: float = 1.0, channels: int = 1, width: int 
     return buf.getvalue()
 
 
-def _float_wav() -> bytes:
-    samples = np.zeros(800, dtype="<f4").tobytes()
-    fmt = struct.pack("<HHIIHH", 3, 1, 8000, 32000, 4, 32)
+def _encoded_wav(tag: int, bits: int, samples: bytes, rate: int = 8000) -> bytes:
+    block = max(bits // 8, 1)
+    fmt = struct.pack("<HHIIHH", tag, 1, rate, rate * block, block, bits)
     body = (
         b"WAVE"
         + b"fmt "
@@ -122,6 +123,52 @@ def test_upload_a_wav_and_play_it_back_without_a_token(server: RunningServer) ->
     assert server.client.get(p["message_url"]).status_code == 404
 
 
+def _tone(rate: int = 8000) -> Any:
+    return 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
+
+
+ENCODED = {
+    "µ-law": lambda: _encoded_wav(
+        7, 8, g711.ulaw_encode((_tone() * 32767).astype(np.int16)).tobytes()
+    ),
+    "A-law": lambda: _encoded_wav(
+        6, 8, g711.alaw_encode((_tone() * 32767).astype(np.int16)).tobytes()
+    ),
+    "8-bit": lambda: _wav(rate=8000, width=1),
+    "24-bit": lambda: _encoded_wav(
+        1,
+        24,
+        b"".join(int(v).to_bytes(4, "little", signed=True)[:3] for v in _tone(16000) * 8388607),
+        16000,
+    ),
+    "32-bit int": lambda: _encoded_wav(1, 32, (_tone() * 2147483647).astype("<i4").tobytes()),
+    "32-bit float": lambda: _encoded_wav(3, 32, _tone(44100).astype("<f4").tobytes(), 44100),
+}
+
+
+def test_wav_encodings_of_phones_and_editors_are_converted(any_server: RunningServer) -> None:
+    acc = any_server.account()
+    _app_id, prompts = _prompts(any_server, acc, "Voice Mail")
+    pid = next(p for p in prompts if p["key"] == "greeting")["prompt_id"]
+    for name, make in ENCODED.items():
+        r = any_server.client.post(
+            f"/prompt/{pid}/message",
+            headers=acc.headers,
+            files={"file": (f"{name}.wav", make(), "audio/wav")},
+        )
+        assert r.status_code == 200, (name, r.text)
+        p = r.json()["response"]
+        assert p["exists"] is True and 0.9 < p["audio_length"] <= 1.01, (name, p)
+        played = any_server.client.get(p["message_url"])
+        with wave.open(io.BytesIO(played.content)) as w:
+            assert (w.getframerate(), w.getsampwidth()) == (8000, 2)
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
+        # The tone, levelled: loud, and 440 Hz is where its energy is.
+        assert np.sqrt(np.mean(pcm**2)) > 1000, name
+        spectrum = np.abs(np.fft.rfft(pcm))
+        assert abs(np.argmax(spectrum) * 8000 / len(pcm) - 440) < 5, name
+
+
 def test_bad_uploads_are_refused_and_the_old_message_stays(server: RunningServer) -> None:
     acc = server.account()
     _app_id, prompts = _prompts(server, acc, "Voice Mail")
@@ -135,8 +182,7 @@ def test_bad_uploads_are_refused_and_the_old_message_stays(server: RunningServer
     before = good.json()["response"]
     bad_cases = {
         "not a wav": (b"hello, this is not audio at all" * 10, 415),
-        "8-bit": (_wav(width=1), 415),
-        "float": (_float_wav(), 415),
+        "GSM": (_encoded_wav(0x31, 0, b"\0" * 650), 415),
         "truncated": (_wav()[:-1000][:200], 400),
         "empty": (b"", 400),
         "too big": (b"RIFF" + b"\0" * (10 * 1024 * 1024 + 10), 413),

@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 
+from openivr.audio import g711
 from openivr.audio.wav import MAX_UPLOAD_BYTES, AudioFormatError, PcmAudio, parse_wav, write_wav
 
 
@@ -62,22 +63,25 @@ def test_duration_counts_frames_not_samples() -> None:
 
 
 REJECTED = {
-    "8-bit": (riff(fmt(1, 1, 8000, 8), b"\x80" * 100), "unsupported_bit_depth", "8-bit PCM"),
-    "24-bit": (riff(fmt(1, 1, 8000, 24), b"\0" * 300), "unsupported_bit_depth", "24-bit PCM"),
-    "24-bit extensible": (
-        riff(extensible(1, 1, 8000, 24, 24), b"\0" * 300),
+    "12-bit": (riff(fmt(1, 1, 8000, 12), b"\0" * 300), "unsupported_bit_depth", "12-bit PCM"),
+    "16-bit float": (
+        riff(fmt(3, 1, 8000, 16), b"\0" * 400),
         "unsupported_bit_depth",
-        "24-bit PCM",
+        "16-bit floating-point",
     ),
-    "float": (riff(fmt(3, 1, 8000, 32), b"\0" * 400), "float_samples", "32-bit floating-point"),
-    "float extensible": (
-        riff(extensible(3, 1, 8000, 32, 32), b"\0" * 400),
-        "float_samples",
-        "floating-point",
+    "16-bit A-law": (riff(fmt(6, 1, 8000, 16), b"\0" * 100), "unsupported_bit_depth", "A-law"),
+    "GSM": (riff(fmt(0x31, 1, 8000, 0), b"\0" * 100), "compressed_format", "GSM 6.10 WAV"),
+    "valid bits beyond the container": (
+        riff(extensible(1, 1, 8000, 16, 24), b"\0" * 300),
+        "bad_header",
+        "24 valid bits",
     ),
-    "A-law": (riff(fmt(6, 1, 8000, 8), b"\xd5" * 100), "compressed_format", "A-law WAV"),
-    "µ-law": (riff(fmt(7, 1, 8000, 8), b"\xff" * 100), "compressed_format", "µ-law WAV"),
     "MP3": (riff(fmt(0x55, 1, 8000, 0), b"\0" * 100), "compressed_format", "MP3 WAV"),
+    "block align of 16 bits for 24-bit": (
+        riff(struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 24), b"\0" * 6),
+        "bad_header",
+        "block align 2",
+    ),
     "truncated": (
         riff(fmt(1, 1, 8000, 16), b"\0" * 100, data_size=1000),
         "truncated",
@@ -149,3 +153,74 @@ def test_written_wav_is_readable_by_the_stdlib() -> None:
     with wave.open(io.BytesIO(write_wav(samples, 8000))) as reader:
         assert (reader.getnchannels(), reader.getsampwidth(), reader.getframerate()) == (1, 2, 8000)
         assert np.frombuffer(reader.readframes(800), dtype="<i2").tolist() == samples.tolist()
+
+
+# The same five samples in every accepted encoding, and the 16-bit values each becomes.
+EXPECTED_16 = [0, 16384, -16384, 32767, -32768]
+
+
+def _pcm24(values: list[int]) -> bytes:
+    return b"".join((v << 8).to_bytes(4, "little", signed=True)[:3] for v in values)
+
+
+_ULAW = g711.ulaw_encode(np.array(EXPECTED_16, dtype=np.int16))
+_ALAW = g711.alaw_encode(np.array(EXPECTED_16, dtype=np.int16))
+ACCEPTED = {
+    "8-bit PCM (unsigned)": (
+        fmt(1, 1, 8000, 8),
+        bytes([128, 192, 64, 255, 0]),
+        [0, 16384, -16384, 32512, -32768],
+    ),
+    "24-bit PCM": (fmt(1, 1, 8000, 24), _pcm24(EXPECTED_16), EXPECTED_16),
+    "24-bit PCM, extensible with 20 valid bits": (
+        extensible(1, 1, 8000, 24, 20),
+        _pcm24(EXPECTED_16),
+        EXPECTED_16,
+    ),
+    "32-bit PCM": (
+        fmt(1, 1, 8000, 32),
+        np.array([v << 16 | 0x7FFF for v in EXPECTED_16], dtype="<i4").tobytes(),
+        EXPECTED_16,
+    ),
+    "32-bit float": (
+        fmt(3, 1, 8000, 32),
+        np.array([0.0, 0.5, -0.5, 1.0, -1.5], dtype="<f4").tobytes(),
+        [0, 16384, -16384, 32767, -32767],
+    ),
+    "32-bit float, extensible": (
+        extensible(3, 1, 8000, 32, 32),
+        np.array([0.0, 0.5, -0.5, 1.0, -1.0], dtype="<f4").tobytes(),
+        [0, 16384, -16384, 32767, -32767],
+    ),
+    "64-bit float with a NaN": (
+        fmt(3, 1, 8000, 64),
+        np.array([float("nan"), 0.5, -0.5, 2.0, -1.0], dtype="<f8").tobytes(),
+        [0, 16384, -16384, 32767, -32767],
+    ),
+    # G.711 codes through the codec tables the calls use (tested bit-exactly in test_g711.py).
+    "µ-law": (
+        fmt(7, 1, 8000, 8),
+        _ULAW.tobytes(),
+        g711.ulaw_decode(_ULAW).tolist(),
+    ),
+    "A-law": (
+        fmt(6, 1, 8000, 8),
+        _ALAW.tobytes(),
+        g711.alaw_decode(_ALAW).tolist(),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_accepted_encodings_become_16_bit_pcm(case: str) -> None:
+    header, raw, expected = ACCEPTED[case]
+    audio = parse_wav(riff(header, raw))
+    assert audio.sample_rate == 8000 and audio.samples.dtype == np.int16
+    assert audio.samples[:, 0].tolist() == expected
+
+
+def test_stereo_24_bit_keeps_channels_apart() -> None:
+    left, right = [100, 200, 300], [-100, -200, -300]
+    interleaved = [v for pair in zip(left, right, strict=True) for v in pair]
+    audio = parse_wav(riff(fmt(1, 2, 8000, 24), _pcm24(interleaved)))
+    assert audio.samples[:, 0].tolist() == left and audio.samples[:, 1].tolist() == right

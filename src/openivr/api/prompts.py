@@ -35,7 +35,6 @@ _AUDIO_STATUS = {
     "file_too_large": 413,
     "not_wav": 415,
     "compressed_format": 415,
-    "float_samples": 415,
 }
 
 

@@ -1,4 +1,4 @@
-"""WAV import (uncompressed 16-bit PCM only) and export.
+"""WAV import (PCM of 8, 16, 24 and 32 bits, 32/64-bit float, A-law and µ-law) and export.
 
 RIFF chunks are parsed by hand rather than with the stdlib `wave` module: `wave` on Python 3.11
 rejects WAVE_FORMAT_EXTENSIBLE files (which many editors write for plain PCM), reports every other
@@ -9,10 +9,13 @@ Users uploading prompts need to be told exactly what is wrong with their file.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from openivr.audio import g711
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MIN_SAMPLE_RATE = 8000
@@ -20,6 +23,8 @@ MAX_SAMPLE_RATE = 48000
 
 _FORMAT_PCM = 0x0001
 _FORMAT_FLOAT = 0x0003
+_FORMAT_ALAW = 0x0006
+_FORMAT_MULAW = 0x0007
 _FORMAT_EXTENSIBLE = 0xFFFE
 # The tail every WAVE_FORMAT_EXTENSIBLE sub-format GUID shares; its first two bytes are the tag.
 _GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
@@ -71,6 +76,63 @@ class PcmAudio:
         return float(self.samples.shape[0] / self.sample_rate)
 
 
+Samples = NDArray[np.int16]
+
+
+def _pcm8(raw: bytes) -> Samples:
+    # 8-bit WAV is unsigned with 128 as silence.
+    return ((np.frombuffer(raw, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)
+
+
+def _pcm16(raw: bytes) -> Samples:
+    return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+
+
+def _pcm24(raw: bytes) -> Samples:
+    # The top two bytes of each little-endian triple are the 16-bit sample (the low byte is
+    # dropped, as converters without dither do).
+    triples = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
+    return triples[:, 1:].copy().view("<i2").reshape(-1).astype(np.int16)
+
+
+def _pcm32(raw: bytes) -> Samples:
+    return (np.frombuffer(raw, dtype="<i4") >> 16).astype(np.int16)
+
+
+def _float(dtype: str) -> Callable[[bytes], Samples]:
+    def decode(raw: bytes) -> Samples:
+        values = np.nan_to_num(np.frombuffer(raw, dtype=dtype).astype(np.float64))
+        return np.round(np.clip(values, -1.0, 1.0) * 32767).astype(np.int16)
+
+    return decode
+
+
+def _g711(decode: Callable[[bytes], Samples]) -> Callable[[bytes], Samples]:
+    return lambda raw: decode(raw).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    name: str
+    bytes_per_sample: int
+    decode: Callable[[bytes], Samples]
+
+
+# Every sample encoding accepted, by (format tag, bits per sample); each is converted to 16-bit
+# PCM, the form the rest of the audio path (resampling, levelling, G.711) works on.
+ENCODINGS: dict[tuple[int, int], _Encoding] = {
+    (_FORMAT_PCM, 8): _Encoding("8-bit PCM", 1, _pcm8),
+    (_FORMAT_PCM, 16): _Encoding("16-bit PCM", 2, _pcm16),
+    (_FORMAT_PCM, 24): _Encoding("24-bit PCM", 3, _pcm24),
+    (_FORMAT_PCM, 32): _Encoding("32-bit PCM", 4, _pcm32),
+    (_FORMAT_FLOAT, 32): _Encoding("32-bit float", 4, _float("<f4")),
+    (_FORMAT_FLOAT, 64): _Encoding("64-bit float", 8, _float("<f8")),
+    (_FORMAT_ALAW, 8): _Encoding("A-law", 1, _g711(g711.alaw_decode)),
+    (_FORMAT_MULAW, 8): _Encoding("µ-law", 1, _g711(g711.ulaw_decode)),
+}
+_ACCEPTED = "PCM of 8, 16, 24 or 32 bits, 32- or 64-bit float, A-law or µ-law (8-bit)"
+
+
 @dataclass(frozen=True)
 class _Format:
     tag: int
@@ -98,43 +160,44 @@ def _parse_fmt(body: bytes) -> _Format:
         guid = body[24:40]
         if guid[2:] != _GUID_TAIL:
             raise AudioFormatError(
-                "compressed_format", f"WAV with an unknown sub-format {guid.hex()}; use 16-bit PCM"
+                "compressed_format", f"WAV with an unknown sub-format {guid.hex()}; use {_ACCEPTED}"
             )
         tag = struct.unpack_from("<H", guid)[0]
-        if tag == _FORMAT_PCM and valid_bits not in (0, bits):
+        if valid_bits > bits:
             raise AudioFormatError(
-                "unsupported_bit_depth",
-                f"{valid_bits}-bit samples in {bits}-bit containers; only 16-bit PCM is accepted",
+                "bad_header", f"{valid_bits} valid bits do not fit {bits}-bit samples"
             )
+        # Fewer valid bits (20 in a 24-bit container) are left-justified: read as the container.
     return _Format(tag, channels, rate, block_align, bits)
 
 
-def _check_format(fmt: _Format) -> None:
-    if fmt.tag == _FORMAT_FLOAT:
+def _encoding(fmt: _Format) -> _Encoding:
+    """The sample encoding of a header, or the precise reason it is not accepted."""
+    found = ENCODINGS.get((fmt.tag, fmt.bits))
+    if found is None:
+        if any(tag == fmt.tag for tag, _bits in ENCODINGS):
+            kind = {_FORMAT_FLOAT: "floating-point", _FORMAT_ALAW: "A-law", _FORMAT_MULAW: "µ-law"}
+            raise AudioFormatError(
+                "unsupported_bit_depth",
+                f"{fmt.bits}-bit {kind.get(fmt.tag, 'PCM')}; accepted: {_ACCEPTED}",
+            )
         raise AudioFormatError(
-            "float_samples", f"{fmt.bits}-bit floating-point WAV; only 16-bit PCM is accepted"
-        )
-    if fmt.tag != _FORMAT_PCM:
-        raise AudioFormatError(
-            "compressed_format",
-            f"{_format_name(fmt.tag)}; only uncompressed 16-bit PCM is accepted",
-        )
-    if fmt.bits != 16:
-        raise AudioFormatError(
-            "unsupported_bit_depth", f"{fmt.bits}-bit PCM; only 16-bit PCM is accepted"
+            "compressed_format", f"{_format_name(fmt.tag)}; accepted: {_ACCEPTED}"
         )
     if fmt.channels < 1:
         raise AudioFormatError("bad_header", "the header says the file has no channels")
-    if fmt.block_align != 2 * fmt.channels:
+    if fmt.block_align != found.bytes_per_sample * fmt.channels:
         raise AudioFormatError(
             "bad_header",
-            f"block align {fmt.block_align} does not match {fmt.channels} channel(s) of 16 bits",
+            f"block align {fmt.block_align} does not match {fmt.channels} channel(s) of "
+            f"{found.name}",
         )
     if not MIN_SAMPLE_RATE <= fmt.sample_rate <= MAX_SAMPLE_RATE:
         raise AudioFormatError(
             "unsupported_sample_rate",
             f"sample rate {fmt.sample_rate} Hz; {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz accepted",
         )
+    return found
 
 
 def parse_wav(data: bytes) -> PcmAudio:
@@ -151,6 +214,7 @@ def parse_wav(data: bytes) -> PcmAudio:
         raise AudioFormatError("bad_header", f"{kind} WAV files are not supported")
 
     fmt: _Format | None = None
+    encoding: _Encoding | None = None
     pos = 12
     # The RIFF size field is often wrong in files from real editors: walk the chunks instead.
     while pos + 8 <= len(data):
@@ -161,9 +225,9 @@ def parse_wav(data: bytes) -> PcmAudio:
             if body_start + size > len(data):
                 raise AudioFormatError("bad_header", "the fmt chunk runs past the end of the file")
             fmt = _parse_fmt(data[body_start : body_start + size])
-            _check_format(fmt)
+            encoding = _encoding(fmt)
         elif chunk_id == b"data":
-            if fmt is None:
+            if fmt is None or encoding is None:
                 raise AudioFormatError("bad_header", "the data chunk comes before the fmt chunk")
             available = len(data) - body_start
             if size > available:
@@ -178,10 +242,8 @@ def parse_wav(data: bytes) -> PcmAudio:
                 )
             if size == 0:
                 raise AudioFormatError("empty_audio", "the WAV file has no audio samples")
-            samples = np.frombuffer(data, dtype="<i2", count=size // 2, offset=body_start)
-            return PcmAudio(
-                samples.astype(np.int16).reshape(-1, fmt.channels), sample_rate=fmt.sample_rate
-            )
+            samples = encoding.decode(data[body_start : body_start + size])
+            return PcmAudio(samples.reshape(-1, fmt.channels), sample_rate=fmt.sample_rate)
         pos = body_start + size + (size & 1)  # chunks are padded to even length
     if fmt is None:
         raise AudioFormatError("bad_header", "the WAV file has no fmt chunk")
