@@ -174,6 +174,8 @@ def base_settings(tmp_path: Path, database_url: str = "", **extra: Any) -> Setti
         "data_dir": tmp_path / "data",
         "database_url": database_url,
         "sip_port": 0,
+        # In-process nodes run SIP in their own loop, where tests reach its services.
+        "workers": 0,
         "secret": "test-secret-" + secrets.token_hex(16),
         # Tests receive webhooks on 127.0.0.1; test_webhook_targets checks the default.
         "allow_private_webhooks": True,

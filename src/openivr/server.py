@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from openivr import loopwatch
+from openivr import loopwatch, processes
 from openivr.api.app import Extension, asgi
 from openivr.api.context import ServerContext
 from openivr.calls import extension as calls
@@ -61,9 +61,10 @@ async def watch_loop(_app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -
     stack.callback(restore)
 
 
-# Order matters: the loop's debug mode first (--loop-debug), the security log's upkeep, then
-# delivery (voicemail hand-off), then the SIP server that uses it, then the heap is settled once
-# everything has started.
+# Everything in one process (`--workers 0`, the default, and the in-process nodes of tests and
+# benches). Order matters: the loop's debug mode first (--loop-debug), the security log's upkeep,
+# then delivery (voicemail hand-off), then the SIP server that uses it, then the heap is settled
+# once everything has started.
 EXTENSIONS: tuple[Extension, ...] = (
     watch_loop,
     guard.install,
@@ -71,6 +72,16 @@ EXTENSIONS: tuple[Extension, ...] = (
     calls.install,
     settle_heap,
 )
+# `openivr serve --workers N`: the API process delivers voicemail and starts the media processes
+# once its migrations ran; each media process runs SIP (both keep the security log's upkeep).
+API_EXTENSIONS: tuple[Extension, ...] = (
+    watch_loop,
+    guard.install,
+    delivery.install,
+    processes.start_media_processes,
+    settle_heap,
+)
+MEDIA_EXTENSIONS: tuple[Extension, ...] = (watch_loop, guard.install, calls.install, settle_heap)
 
 
 def check_settings(settings: Settings) -> None:
@@ -92,15 +103,22 @@ def check_settings(settings: Settings) -> None:
             settings.smtp_url, settings.smtp_starttls, settings.smtp_from, settings.smtp_ca_file
         )
     if settings.sip_port:
-        calls.parse_port_range(settings.rtp_ports)
+        low, high = calls.parse_port_range(settings.rtp_ports)
         parse_trunk(settings.sip_trunk)
         calls.tls_of(settings)
         srtp.parse_mode(settings.srtp)
+        if settings.workers < 0:
+            raise ValueError(f"--workers must be 0 or more, got {settings.workers}")
+        if settings.sip_port + max(0, settings.workers - 1) > 65535:
+            raise ValueError(f"--sip-port {settings.sip_port} leaves no port for every worker")
+        if settings.workers > 1 and (high - low + 1) // settings.workers < 4:
+            raise ValueError(f"--rtp-ports {settings.rtp_ports} is too small for the workers")
 
 
 def build_asgi(settings: Settings) -> ASGIApp:
-    """The node's ASGI application with every layer installed."""
-    return asgi(settings, EXTENSIONS)
+    """The node's ASGI application: with media processes (--workers N) or all in one."""
+    split = settings.workers > 0 and settings.sip_port != 0
+    return asgi(settings, API_EXTENSIONS if split else EXTENSIONS)
 
 
 def node_context(app: ASGIApp) -> ServerContext | None:

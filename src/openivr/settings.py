@@ -62,6 +62,7 @@ class Settings:
     metrics_token: str = ""
     metrics_networks: tuple[str, ...] = ()
     log_format: str = "text"
+    workers: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

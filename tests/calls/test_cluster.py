@@ -4,6 +4,7 @@ every voicemail is kept and mailed once, and the nodes' hang-ups reach callers v
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -205,3 +206,43 @@ def test_a_rolling_restart_loses_no_call(tmp_path: Path) -> None:
             ]
     finally:
         drop_postgres_database(database)
+
+
+def _two_free_ports() -> int:
+    """A port p with p + 1 free too (UDP and TCP), for a node with two workers."""
+    for _ in range(100):
+        port = free_udp_port()
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+            ):
+                udp.bind(("127.0.0.1", port + 1))
+                tcp.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def test_one_serve_with_two_workers_takes_calls_on_both_behind_kamailio(tmp_path: Path) -> None:
+    port = _two_free_ports()
+    flags = ("--sip-port", str(port), "--rtp-ports", rtp_range(), "--node-name", "box")
+    with serving_node(tmp_path, *flags, "--workers", "2") as node:
+        # The dispatcher list the node wrote for its workers is what Kamailio balances over.
+        written = (tmp_path / "data" / "dispatcher-box.list").read_text()
+        assert written == f"1 sip:127.0.0.1:{port}\n1 sip:127.0.0.1:{port + 1}\n"
+        menu = node.app_of_type("ivr")["app_id"]
+        with kamailio(tmp_path / "kamailio", [port, port + 1]) as proxy:
+            for _ in range(2):
+                run_sipp(
+                    None,
+                    "proxied_caller_bye.xml",
+                    tmp_path,
+                    menu,
+                    values={"hold_ms": "300"},
+                    sip_port=proxy,
+                )
+        calls = wait_for(lambda: (rows := node.get(f"/account/{node.account_id}/call")) and len(rows) == 2 and rows)  # fmt: skip
+        assert sorted(c["node"] for c in calls) == ["box-1", "box-2"]
+        assert [c["ended_by"] for c in calls] == ["caller", "caller"]
