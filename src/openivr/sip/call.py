@@ -178,6 +178,9 @@ class MediaCall:
         self._recording: _Recording | None = None
         self._dedupe = EventDeduplicator()
         self._detector = ToneDetector() if agreement.event_payload_type is None else None
+        # In-band detection only without RFC 4733; otherwise audio is not even parsed until a
+        # recording wants it (the media path's biggest per-packet saving).
+        session.audio_wanted = self._detector is not None
         self._ended = asyncio.Event()
         # While bridged to another leg, keys go there instead of to the event queue.
         self.key_sink: Callable[[str, DtmfSource], None] | None = None
@@ -326,6 +329,7 @@ class MediaCall:
             started_at=now,
             heard_at=now,
         )
+        self._session.audio_wanted = True
         self._watch_recording()
 
     def _watch_recording(self) -> None:
@@ -359,6 +363,7 @@ class MediaCall:
             for frame in rec.buffer.flush():
                 self._append(rec, frame)
         self._recording = None
+        self._session.audio_wanted = self._detector is not None
         if rec.watchdog is not None:
             rec.watchdog.cancel()
         pcm = np.concatenate(rec.chunks) if rec.chunks else np.zeros(0, dtype=np.int16)
