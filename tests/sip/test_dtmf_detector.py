@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import struct
+from importlib import resources
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
 import soxr
 
+from openivr.audio import g711
 from openivr.audio.tts import SpeechEngine
 from openivr.sip.dtmf import COL_HZ, KEYPAD, ROW_HZ, ToneDetector
+from tests.conftest import require_binary
+
+PROMPT_TEXTS = resources.files("openivr.apps") / "prompt_texts" / "en-us.json"
 
 RATE = 8000
 KEYS = "".join(KEYPAD)
@@ -118,3 +127,48 @@ def test_speech_never_fires(speech: list[npt.NDArray[np.float64]]) -> None:
 def test_keys_are_still_found_after_speech(speech: list[npt.NDArray[np.float64]]) -> None:
     signal = np.concatenate([speech[0][: RATE * 2], sequence("#", 60, 60)])
     assert detect(signal) == "#"
+
+
+def _pcma_round_trip(pcm: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """What a caller's audio is once it went through PCMA, as the detector gets it."""
+    samples = np.clip(pcm, -32768, 32767).astype(np.int16)
+    return g711.decode(g711.encode(samples, "PCMA"), "PCMA").astype(np.float64)
+
+
+def test_the_default_prompts_spoken_as_callers_audio_never_fire() -> None:
+    engine = SpeechEngine()
+    texts = json.loads(PROMPT_TEXTS.read_text())["prompts"]
+    spoken = [text for app in texts.values() for text in app.values()]
+    assert len(spoken) >= 9
+    for voice in ("en", "en-fe"):
+        for text in spoken:
+            samples, rate = engine.synthesize(text, voice)
+            pcm = soxr.resample(samples.astype(np.float32), rate, RATE).astype(np.float64)
+            loud = pcm * (30000 / max(1.0, float(np.max(np.abs(pcm)))))
+            assert detect(_pcma_round_trip(loud)) == "", (voice, text)
+
+
+def test_a_phones_recorded_speech_never_fires_and_a_key_in_it_is_found() -> None:
+    """The speech SIPp ships as a phone's RTP (Debian's g711a.pcap), as the IVR bench streams."""
+    require_binary("sipp")
+    speech = _pcap_speech(Path("/usr/share/sip-tester/g711a.pcap"))
+    assert len(speech) > 5 * RATE
+    assert detect(speech) == ""
+    assert detect(_pcma_round_trip(np.clip(speech * 3, -32768, 32767))) == ""  # shouted
+    keyed = np.concatenate([speech[: 3 * RATE], tone("1", 120), speech[3 * RATE :]])
+    assert detect(_pcma_round_trip(keyed)) == "1"
+
+
+def _pcap_speech(path: Path) -> npt.NDArray[np.float64]:
+    """The PCMA payloads of an Ethernet pcap's RTP packets, decoded."""
+    data = path.read_bytes()
+    offset, payloads = 24, []
+    while offset + 16 <= len(data):
+        incl = struct.unpack_from("<I", data, offset + 8)[0]
+        frame = data[offset + 16 : offset + 16 + incl]
+        offset += 16 + incl
+        ip = frame[14:]
+        rtp = ip[(ip[0] & 0x0F) * 4 + 8 :]
+        if len(rtp) > 12 and rtp[1] & 0x7F == 8:
+            payloads.append(rtp[12:])
+    return g711.decode(b"".join(payloads), "PCMA").astype(np.float64)
