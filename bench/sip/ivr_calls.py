@@ -1,9 +1,31 @@
-"""Bench: SIPp calls into a real OpenIVR node's menu, listen to a long prompt, press 1.
+"""Bench: talking SIPp callers call a real OpenIVR node's menu, listen, press 1; the node hangs up.
 
-Run by hand:  .venv/bin/python bench/sip/ivr_calls.py --calls 100 250 500 --hold 15 --rate 50
-The node (API + SIP, SQLite) runs in this process; its Main menu plays a 60 s welcome and
-hangs up on key 1 (SIP INFO). Reports per level: calls completed with the key acted on (from
-the node's call records), setup rate, server-side RTP send-interval p50/p99/max, skipped ticks.
+Run by hand (node on core 0; SIPp, tcpdump and the API clients this script starts on core 1):
+
+    flock -x /tmp/openivr-cpu.lock taskset -c 0 .venv/bin/python bench/sip/ivr_calls.py \\
+        --calls 300 --hold 20 --rate 50 [--keys rfc4733|info|inband] [--api-mix both]
+
+The node (API + SIP, SQLite, uvloop as `openivr serve`) runs in this process; its Main menu plays
+a 60 s welcome and hangs up on key 1. Callers stream speech for the whole call and press 1
+after `--hold` seconds, by RFC 4733 events in their stream (default), SIP INFO or an in-band tone
+(`talking.py`); `--silent` gives the old callers that send no audio and press 1 by SIP INFO.
+
+Reported per level (one line of key=value):
+- key_acted_on: calls whose record says key 1 and hang-up by us (the node's call records);
+- setup_per_s: answers per second over the ramp; with `--churn S`, calls keep arriving for S more
+  seconds as earlier ones end, and setup_full_per_s is the answer rate while >= 95 % of the
+  level was up;
+- send_*: intervals between our RTP sends, per call, at the node (p50/p99/max ms);
+- callers_*: intervals between our packets as the callers' side of loopback sees them (tcpdump,
+  kernel timestamps): p50/p99/max ms and the share over 25 ms;
+- steady_cpu_pct and cpu_per_call_pct: the node's CPU while every call of the level was up;
+  steady_others_on_core_pct / steady_preempted_per_s: what else ran on the node's core;
+- skipped_ticks, late_ticks (> 10 ms), lag_max_ms: the media clock's own lag monitor;
+  gc_pause_max_ms: the longest garbage collection.
+
+`--api-mix on` runs `api_mix.py` against the node during the level (token requests right and
+wrong, uploads, simulate as audio, TTS, big call lists, voicemail downloads) and adds its
+counts; `--api-mix both` runs each level without and then with the mix.
 """
 
 from __future__ import annotations
@@ -11,30 +33,66 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
+import os
+import resource
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import wave
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import uvicorn
+import uvloop
+from fastapi import FastAPI
 
+from openivr import loopwatch
 from openivr.api.app import SlashTolerance, create_app
+from openivr.api.context import ServerContext
 from openivr.audio import tones
-from openivr.server import EXTENSIONS
+from openivr.delivery.deposit import deposit_voicemail
+from openivr.processes import API_NICE
+from openivr.server import EXTENSIONS, MEDIA_EXTENSIONS
 from openivr.settings import Settings
 from openivr.store.accounts import create_account
 from openivr.store.db import open_database
+from openivr.store.models import CallRecord
+
+sys.path.insert(0, str(Path(__file__).parent))
+from talking import CORE1, Capture, write_caller_pcap  # noqa: E402
 
 HERE = Path(__file__).parent
+RTP_PORTS = (20000, 29999)
+INFO_KEY = """
+  <pause milliseconds="[hold_ms]"/>
+  <send retrans="500">
+    <![CDATA[
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 3 INFO
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf
+      Content-Length: [len]
+
+      1
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -55,69 +113,189 @@ def long_prompt(seconds: int) -> bytes:
     return buf.getvalue()
 
 
-class Node:
-    """An OpenIVR node in a background thread."""
+def core_busy(core: int) -> float:
+    """CPU seconds a core has spent busy (any task, kernel included) since boot; Linux only."""
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                if line.startswith(f"cpu{core} "):
+                    ticks = [int(v) for v in line.split()[1:]]
+                    idle = ticks[3] + ticks[4]  # idle + iowait
+                    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        pass
+    return float("nan")
 
-    def __init__(self, data_dir: Path, database_url: str = ""):
+
+class Node:
+    """An OpenIVR node as `openivr serve` runs it, with its media side in this process.
+
+    `split` (the default, as `openivr serve --workers 1`): this process is the media process
+    (SIP, RTP, calls; its loop in a background thread) and the API is a real `openivr serve
+    --workers 0 --sip-port 0` process beside it at nice +5, on the same core (taskset is
+    inherited). `one` (`--workers 0`): API and SIP share one loop in this process.
+    """
+
+    def __init__(
+        self, data_dir: Path, database_url: str = "", processes: str = "split", debug: bool = False
+    ):
         self.settings = replace(
             Settings(),
             data_dir=data_dir,
             database_url=database_url,
             http_port=free_port(socket.SOCK_STREAM),
             sip_port=free_port(),
-            rtp_ports="20000-29999",
+            rtp_ports=f"{RTP_PORTS[0]}-{RTP_PORTS[1]}",
             max_calls=5000,
             secret=secrets.token_hex(16),
+            workers=0,
+            loop_debug=debug,
             # SIPp places every call from one address, like a trunk: not a flood.
             trusted_networks=("127.0.0.1",),
         )
-        self.app = create_app(self.settings, EXTENSIONS)
-        config = uvicorn.Config(
-            SlashTolerance(self.app),
-            host="127.0.0.1",
-            port=self.settings.http_port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.api: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.settings.http_port}"
+
+        async def keep_loop(_app: FastAPI, _ctx: ServerContext, _stack: Any) -> None:
+            self.loop = asyncio.get_running_loop()
+
+        if processes == "one":
+            self.app = create_app(self.settings, (keep_loop, *EXTENSIONS))
+            config = uvicorn.Config(
+                SlashTolerance(self.app),
+                host="127.0.0.1",
+                port=self.settings.http_port,
+                log_level="warning",
+                lifespan="on",
+            )
+            self.server: uvicorn.Server | None = uvicorn.Server(config)
+            self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            self.thread = threading.Thread(target=self.server.run, daemon=True)
+            self.thread.start()
+            while not self.server.started:
+                time.sleep(0.05)
+            return
+        self.server = None
+        self.app = create_app(self.settings, (keep_loop, *MEDIA_EXTENSIONS))
+        self._stop: asyncio.Event | None = None
+        ready = threading.Event()
+
+        async def media() -> None:
+            self._stop = asyncio.Event()
+            async with self.app.router.lifespan_context(self.app):
+                ready.set()
+                await self._stop.wait()
+
+        self.thread = threading.Thread(target=uvloop.run, args=(media(),), daemon=True)
+        self.thread.start()
+        ready.wait(120)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIVR_")}
+        command = [str(Path(sys.executable).with_name("openivr")), "serve"]
+        self.api = subprocess.Popen(
+            [
+                "nice",
+                "-n",
+                str(API_NICE),
+                *command,
+                "--data-dir",
+                str(data_dir),
+                "--secret",
+                self.settings.secret,
+                "--http-port",
+                str(self.settings.http_port),
+                "--sip-port",
+                "0",
+                "--workers",
+                "0",
+                *(["--database-url", database_url] if database_url else []),
+            ],  # fmt: skip
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(600):
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+
+    @property
+    def ctx(self) -> ServerContext:
+        return self.app.state.ctx  # type: ignore[no-any-return]
 
     @property
     def sip(self) -> Any:
-        return self.app.state.ctx.services["sip_server"]
+        return self.ctx.services["sip_server"]
+
+    def api_cpu(self) -> float:
+        """CPU seconds of the API process (0 when the API runs in this process)."""
+        if self.api is None:
+            return 0.0
+        fields = Path(f"/proc/{self.api.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the node's loop and wait for it."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=300)
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        if self.api is not None:
+            self.api.terminate()
+            self.api.wait(30)
+        if self.server is not None:
+            self.server.should_exit = True
+        elif self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(timeout=30)
 
 
-def prepare(node: Node) -> tuple[str, str, dict[str, str]]:
-    """An account whose Main menu plays a long welcome and hangs up on 1."""
-    email = f"bench-{secrets.token_hex(3)}@example.com"
+def prepare(node: Node, old_records: int) -> dict[str, Any]:
+    """An account whose Main menu plays a long welcome and hangs up on 1, plus what the API
+    mix needs: a second menu to upload to, voicemail messages and old call records."""
+    email, password = f"bench-{secrets.token_hex(3)}@example.com", "bench-pass"
 
     async def make() -> Any:
         async with open_database(node.settings.effective_database_url) as (_e, sessions):
-            return await create_account(sessions, email, "bench-pass")
+            created = await create_account(sessions, email, password)
+            now = datetime.now(UTC) - timedelta(days=1)
+            async with sessions() as db, db.begin():
+                for i in range(old_records):
+                    at = now - timedelta(seconds=30 * i)
+                    db.add(
+                        CallRecord(
+                            call_id=f"old-{i}@bench",
+                            account_id=created.account_id,
+                            from_number="+46701234567",
+                            to_number="*21",
+                            apps=["VAbench"],
+                            keys="1",
+                            outcome="hangup",
+                            detail={"menu": "Main menu"},
+                            sip_status=200,
+                            ended_by="us",
+                            started_at=at,
+                            answered_at=at,
+                            ended_at=at + timedelta(seconds=25),
+                        )
+                    )
+            return created
 
     created = asyncio.run(make())
-    with httpx.Client(base_url=node.url, timeout=60) as c:
+    with httpx.Client(base_url=node.url, timeout=120) as c:
         token = c.post(
             "/oauth/token",
-            data={"grant_type": "password", "username": email, "password": "bench-pass"},
+            data={"grant_type": "password", "username": email, "password": password},
             auth=("sonetel-api", "sonetel-api"),
         ).json()["access_token"]
         h = {"Authorization": f"Bearer {token}"}
         base = f"/account/{created.account_id}"
-        menu = next(
-            a
-            for a in c.get(f"{base}/voiceapp", headers=h).json()["response"]
-            if a["app_type"] == "ivr"
-        )
+        apps = c.get(f"{base}/voiceapp", headers=h).json()["response"]
+        menu = next(a for a in apps if a["app_type"] == "ivr")
+        mailbox = next(a for a in apps if a["app_type"] == "mailbox")
         c.put(
             f"{base}/voiceapp/{menu['app_id']}",
             headers=h,
@@ -131,20 +309,69 @@ def prepare(node: Node) -> tuple[str, str, dict[str, str]]:
             files={"file": ("long.wav", long_prompt(60), "audio/wav")},
         )
         assert r.status_code == 200, r.text
-    return created.account_id, menu["app_id"], h
+        other = c.post(
+            f"{base}/voiceapp", headers=h, json={"app_type": "ivr", "name": "Upload target"}
+        ).json()["response"]
+        other_prompts = c.get(f"{base}/voiceapp/{other['app_id']}/prompt", headers=h).json()
+        upload_prompt = next(p for p in other_prompts["response"] if p["key"] == "welcome")
+
+    async def leave_messages() -> list[str]:
+        ids = []
+        for i in range(20):
+            ids.append(
+                await deposit_voicemail(
+                    node.ctx,
+                    account_id=created.account_id,
+                    app_id=mailbox["app_id"],
+                    caller=f"+4670123{i:04d}",
+                    dialed="*22",
+                    pcm=tones.beep(300.0 + 10 * i, 20_000, -20.0),
+                    call_id=f"vm-{i}@bench",
+                )
+            )
+        return ids
+
+    messages = node.run(leave_messages())
+    return {
+        "url": node.url,
+        "account_id": created.account_id,
+        "email": email,
+        "password": password,
+        "token": token,
+        "app_id": menu["app_id"],
+        "simulate_app": menu["app_id"],
+        "upload_prompt": upload_prompt["prompt_id"],
+        "voicemail_paths": [
+            f"{base}/voiceapp/{mailbox['app_id']}/voicemail/{m}/audio" for m in messages
+        ],
+    }
 
 
-def run_level(
-    node: Node,
-    account_id: str,
-    app_id: str,
-    headers: dict[str, str],
-    calls: int,
-    hold_ms: int,
-    rate: int,
-) -> dict[str, float]:
+def scenario(tmp: Path, args: argparse.Namespace, seconds: float) -> Path:
+    """The SIPp scenario (and the caller's pcap) for this run's key mode."""
+    hold_ms = int(args.hold * 1000)
+    path = tmp / "caller.xml"
+    if args.silent:
+        text = (HERE / "listen_and_press.xml").read_text().replace("[hold_ms]", str(hold_ms))
+        path.write_text(text)
+        return path
+    pcap = tmp / f"caller_{args.keys}.pcap"
+    write_caller_pcap(pcap, seconds, None if args.keys == "info" else args.hold, args.keys)
+    play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
+    text = (HERE / "talking_caller.xml").read_text()
+    text = text.replace("[play_audio]", play)
+    text = text.replace("[info_key]", INFO_KEY if args.keys == "info" else "")
+    text = text.replace("[hold_ms]", str(hold_ms))
+    text = text.replace("[bye_timeout_ms]", str(hold_ms + 15_000))
+    path.write_text(text)
+    return path
+
+
+def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: int, mix: bool) -> dict[str, float]:  # fmt: skip
     seen: dict[str, Any] = {}
     stop = threading.Event()
+    rate, hold = args.rate, args.hold
+    total = calls + int(rate * args.churn)
 
     def watch() -> None:
         while not stop.is_set():
@@ -156,22 +383,37 @@ def run_level(
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    clock = node.sip.clock
+    base = (clock.skipped_ticks, clock.late_ticks)
+    clock.lag_max = 0.0
+    loopwatch.activity.gc_pause_max = 0.0
     before = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        scenario = Path(tmp) / "listen_and_press.xml"
-        scenario.write_text(
-            (HERE / "listen_and_press.xml").read_text().replace("[hold_ms]", str(hold_ms))
-        )
-        proc = subprocess.run(
+    ramp = calls / rate
+    call_seconds = hold + 5.0
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        xml = scenario(tmp, args, call_seconds)
+        media_port = free_port()
+        capture = Capture(tmp / "callers.pcap", media_port, RTP_PORTS)
+        time.sleep(0.5)
+        mixer = None
+        if mix:
+            cfg = dict(env, seconds=ramp + hold + args.churn)
+            mixer = subprocess.Popen(
+                [*CORE1, sys.executable, str(HERE / "api_mix.py"), json.dumps(cfg)],
+                stdout=subprocess.PIPE,
+            )
+        sipp = subprocess.Popen(
             [
+                *CORE1,
                 shutil.which("sipp") or "sipp",
                 f"127.0.0.1:{node.settings.sip_port}",
                 "-sf",
-                str(scenario),
+                str(xml),
                 "-s",
-                app_id,
+                env["app_id"],
                 "-m",
-                str(calls),
+                str(total),
                 "-l",
                 str(calls),
                 "-r",
@@ -183,15 +425,36 @@ def run_level(
                 "-mi",
                 "127.0.0.1",
                 "-mp",
-                str(free_port()),
+                str(media_port),
                 "-nostdin",
                 "-timeout",
-                "600s",
-            ],
+                "900s",
+            ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=tmp,
         )
+        # The steady window: every call of the level up (after the ramp, before the first key).
+        time.sleep(ramp + 1.0)
+        window = max(1.0, (hold + args.churn) - ramp - 2.0)
+        cpu0, wall0, api0 = time.process_time(), time.monotonic(), node.api_cpu()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        core = sorted(os.sched_getaffinity(0))[0]
+        core0 = core_busy(core)
+        up_at_start = len(node.sip.calls)
+        time.sleep(window)
+        steady_s = time.monotonic() - wall0
+        steady = (time.process_time() - cpu0) / steady_s
+        api_cpu = (node.api_cpu() - api0) / steady_s
+        usage_after = resource.getrusage(resource.RUSAGE_SELF)
+        others = (core_busy(core) - core0) / steady_s - steady - api_cpu
+        up_at_end = len(node.sip.calls)
+        sipp.wait()
+        callers = capture.stop()
+        mixed: dict[str, Any] = {}
+        if mixer is not None:
+            out, _ = mixer.communicate(timeout=300)
+            mixed = json.loads(out.decode().strip().splitlines()[-1])
     time.sleep(1.0)
     stop.set()
     watcher.join()
@@ -203,55 +466,105 @@ def run_level(
     intervals = [np.array(c.stats.send_intervals) for c in mine if c.stats.send_intervals]
     allv = np.concatenate(intervals) * 1000 if intervals else np.zeros(1)
     answered = sorted(c.answered_at.timestamp() for c in mine)
-    span = answered[-1] - answered[0] if len(answered) > 1 else 0.0
-    with httpx.Client(base_url=node.url, timeout=60) as c:
-        records = c.get(f"/account/{account_id}/call?limit=1000", headers=headers).json()[
-            "response"
-        ]
-    acted = sum(
-        1
-        for r in records
-        if r["keys"] == "1"
-        and r["outcome"] == "hangup"
-        and r["ended_by"] == "us"
-        and r["start_time"] >= time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime(before - 1))
-    )
-    return {
+    ramp_answers = answered[:calls]
+    span = ramp_answers[-1] - ramp_answers[0] if len(ramp_answers) > 1 else 0.0
+    result: dict[str, Any] = {
         "calls": float(calls),
-        "key_acted_on": float(acted),
-        "sipp_rc": float(proc.returncode),
-        "setup_rate_per_s": (len(answered) - 1) / span if span else 0.0,
-        "p50_ms": float(np.percentile(allv, 50)),
-        "p99_ms": float(np.percentile(allv, 99)),
-        "max_ms": float(np.max(allv)),
-        "skipped_ticks": float(node.sip.clock.skipped_ticks),
+        "total": float(total),
+        "answered": float(len(mine)),
+        "sipp_rc": float(sipp.returncode),
+        "setup_per_s": (len(ramp_answers) - 1) / span if span else 0.0,
     }
+    if args.churn:
+        ends = sorted(c.ended_at.timestamp() for c in mine if c.ended_at is not None)
+        full = [t for t in answered if _up(answered, ends, t) >= 0.95 * calls]
+        if len(full) > 1:
+            result["setup_full_per_s"] = (len(full) - 1) / (full[-1] - full[0])
+    with httpx.Client(base_url=node.url, timeout=120) as c:
+        records = c.get(
+            f"/account/{env['account_id']}/call?limit=1000&since="
+            + datetime.fromtimestamp(before - 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            headers={"Authorization": f"Bearer {env['token']}"},
+        ).json()["response"]
+    result["key_acted_on"] = float(
+        sum(
+            1
+            for r in records
+            if r["keys"] == "1" and r["outcome"] == "hangup" and r["ended_by"] == "us"
+        )  # fmt: skip
+    )
+    result.update(
+        {
+            "send_p50_ms": float(np.percentile(allv, 50)),
+            "send_p99_ms": float(np.percentile(allv, 99)),
+            "send_max_ms": float(np.max(allv)),
+            **callers,
+            "up_in_window": float(min(up_at_start, up_at_end)),
+            "steady_cpu_pct": 100 * steady,
+            "steady_api_cpu_pct": 100 * api_cpu,
+            "cpu_per_call_pct": 100 * steady / max(1, min(up_at_start, up_at_end)),
+            "steady_preempted_per_s": (usage_after.ru_nivcsw - usage.ru_nivcsw) / steady_s,
+            "steady_others_on_core_pct": 100 * others,
+            "skipped_ticks": float(clock.skipped_ticks - base[0]),
+            "late_ticks": float(clock.late_ticks - base[1]),
+            "lag_max_ms": 1000 * clock.lag_max,
+            "gc_pause_max_ms": 1000 * loopwatch.activity.gc_pause_max,
+        }
+    )
+    if mixed:
+        result["api_mix"] = mixed
+    return result
+
+
+def _up(answered: list[float], ends: list[float], t: float) -> int:
+    """Calls up at time t: answered by then and not yet ended."""
+    return int(np.searchsorted(answered, t, "right") - np.searchsorted(ends, t, "right"))
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 2)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 250, 500])
-    parser.add_argument("--hold", type=float, default=15.0, help="seconds each call listens")
+    parser.add_argument("--hold", type=float, default=15.0, help="seconds before the key")
     parser.add_argument("--rate", type=int, default=50, help="new calls per second")
+    parser.add_argument("--keys", choices=("rfc4733", "info", "inband"), default="rfc4733")
+    parser.add_argument("--silent", action="store_true", help="callers send no audio (SIP INFO)")
+    parser.add_argument("--churn", type=float, default=0.0, help="seconds of new calls at full")
+    parser.add_argument("--api-mix", choices=("off", "on", "both"), default="off")
+    parser.add_argument("--old-records", type=int, default=1000, help="call records to list")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
+    parser.add_argument("--loop-debug", action="store_true", help="name slow callbacks")
+    parser.add_argument(
+        "--processes",
+        choices=("split", "one"),
+        default="split",
+        help="split: the API in its own process, as `openivr serve`; one: --workers 0",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        node = Node(Path(tmp) / "data", args.database_url)
+        node = Node(Path(tmp) / "data", args.database_url, args.processes, args.loop_debug)
         try:
-            account_id, app_id, headers = prepare(node)
-            print(
-                "| calls | key acted on | sipp rc | setup/s | p50 ms | p99 ms | max ms | skipped ticks |"
-            )
-            print("|---|---|---|---|---|---|---|---|")
+            env = prepare(node, args.old_records)
+            # A node's first call loads the account's snapshot and the 60 s prompt's frames;
+            # the levels measure a warm node.
+            warm = argparse.Namespace(**{**vars(args), "hold": 2.0, "rate": 5, "churn": 0.0})
+            run_level(node, env, warm, 5, False)
+            mixes = {"off": [False], "on": [True], "both": [False, True]}[args.api_mix]
             for calls in args.calls:
-                r = run_level(
-                    node, account_id, app_id, headers, calls, int(args.hold * 1000), args.rate
-                )
-                print(
-                    f"| {calls} | {r['key_acted_on']:.0f} | {r['sipp_rc']:.0f} | {r['setup_rate_per_s']:.0f} | "
-                    f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['skipped_ticks']:.0f} |",
-                    flush=True,
-                )
+                for mix in mixes:
+                    r = run_level(node, env, args, calls, mix)
+                    r["keys"] = "silent" if args.silent else args.keys  # type: ignore[assignment]
+                    r["processes"] = args.processes  # type: ignore[assignment]
+                    r["api_mix"] = r.get("api_mix", "off")
+                    print(json.dumps(_rounded(r)), flush=True)
+                    time.sleep(3)  # let the level's sockets and SIPp go away
         finally:
             node.stop()
 
