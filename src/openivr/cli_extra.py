@@ -109,7 +109,8 @@ async def _simulate_call(
                 raise ValueError(
                     f"no voice app {app_id!r}" + (f" in account {account_id}" if account_id else "")
                 )
-            snapshot = await load_snapshot(db, app.account_id)
+            snapshot = await load_snapshot(db, app.account_id, sip_domain=settings.sip_domain)
+            reach = await simulation.reachability_now(db, settings, app.account_id)
     return await asyncio.to_thread(
-        simulation.run, snapshot, sounds, app_id, caller, app.shortcode, keys
+        simulation.run, snapshot, sounds, app_id, caller, app.shortcode, keys, reach
     )

@@ -10,6 +10,7 @@ ACCOUNT = "100"
 OTHER_ACCOUNT = "200"
 ALICE_SIP = "sip:alice@127.0.0.1"
 CAROL_PHNUM = "+46701234567"
+SIP_DOMAIN = "openivr.local"
 
 
 def action(kind: str = "", to: str = "", ref: str = "") -> dict[str, str]:
@@ -65,10 +66,19 @@ def build(
         },
         *apps,
     ]
-    configs = [AppConfig.from_api(p, account_id=ACCOUNT) for p in payloads]
+    # As the store gives them: each app knows its own address on the node's SIP domain.
+    configs = [
+        AppConfig.from_api({"sip_address": f"{p['app_id']}@{SIP_DOMAIN}", **p}, account_id=ACCOUNT)
+        for p in payloads
+    ]
     configs += [
         AppConfig.from_api(
-            {"app_id": "VAother", "app_type": "ivr", "name": "Other account menu"},
+            {
+                "app_id": "VAother",
+                "app_type": "ivr",
+                "name": "Other account menu",
+                "sip_address": f"VAother@{SIP_DOMAIN}",
+            },
             account_id=OTHER_ACCOUNT,
         ),
         AppConfig.from_api(

@@ -243,9 +243,9 @@ SCENARIOS = [
         apps_entered=["VAmain"] * 11,
     ),
     Scenario(
-        "a user with neither sip_uri nor phnum: unavailable, back to the menu",
+        "a user with no phone registered, no sip_uri, no phnum: unavailable, back to the menu",
         ["1", {"hangup": True}],
-        [*MAIN_WELCOME_MENU, "VAsys.unavailable", "VAmain.menu"],
+        [*MAIN_WELCOME_MENU, "VAmain.please_wait", "VAsys.unavailable", "VAmain.menu"],
         "caller_hangup",
         main=menu(digit_1=call_user("8")),
     ),
@@ -323,7 +323,13 @@ SCENARIOS = [
     Scenario(
         "announcement: a failing final action falls back to the timeout entry",
         [{"record": 5}],
-        ["VAmain.welcome", "VAsys.unavailable", "VAvm.greeting", "VAvm.goodbye"],
+        [
+            "VAmain.welcome",
+            "VAmain.please_wait",
+            "VAsys.unavailable",
+            "VAvm.greeting",
+            "VAvm.goodbye",
+        ],
         "voicemail",
         main={
             "play_menu": "no",

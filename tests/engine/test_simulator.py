@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from openivr.engine import PromptRef, TimelineError, parse_timeline, simulate
-from openivr.engine.simulator import TIMELINE_SCHEMA, SimulationError, Step
+from openivr.engine import PromptRef, StaticConfig, TimelineError, parse_timeline, simulate
+from openivr.engine.call import Reachability
+from openivr.engine.graph import graph
+from openivr.engine.simulator import TIMELINE_SCHEMA, SimulationError, Step, Transcript
+from openivr.engine.validate import validate
 
-from .accounts import build, call_user, play
+from .accounts import action, build, call_user, play
 
 
 def by_key(prompt: PromptRef, voice: str) -> float:
@@ -117,3 +121,82 @@ def test_prompt_text_and_voice_reach_the_transcript() -> None:
     custom = next(e for e in t.of_kind("prompt") if e.data["prompt_id"] == "P1")
     assert custom.data["prompt_text"] == "We are open nine to five"
     assert custom.data["voice"] == "en-fe"
+
+
+def _validated(config: StaticConfig, reach: Reachability) -> dict[str, tuple[str, str]]:
+    return {p.field: (p.severity, p.code) for p in validate(config, "VAmain", reach)}
+
+
+def _ringing(transcript: Transcript) -> list[tuple[str, Any]]:
+    return [(e.text, e.data.get("result")) for e in transcript.of_kind("transfer")]
+
+
+def test_a_user_reachable_only_on_a_registered_phone_is_rung_and_validate_agrees() -> None:
+    config = build({"menu": {"digit_1": call_user("8")}})  # no sip_uri, no phnum
+    now_registered = Reachability(registered=frozenset({"8"}))
+    t = simulate(config, "VAmain", "+4611", "+4622", "1", reachability=now_registered)
+    assert t.outcome is not None and t.outcome.kind == "transferred"
+    assert _validated(config, now_registered) == {}
+    # The phone unregistered: the same call fails now, and validate says so, as a warning.
+    nobody = Reachability()
+    t = simulate(config, "VAmain", "+4611", "+4622", ["1", {"hangup": True}], reachability=nobody)
+    [(text, result)] = _ringing(t)
+    assert "no phone registered" in text and result == "no_phone"
+    assert [e.data["key"] for e in t.of_kind("prompt")][-2:] == ["unavailable", "menu"]
+    severity, code = _validated(config, nobody)["menu.digit_1"]
+    assert (severity, code) == ("warning", "user_unreachable")
+
+
+def test_a_number_without_a_trunk_fails_in_the_simulator_and_in_validate() -> None:
+    config = build(
+        {
+            "menu": {
+                "digit_1": action("call", "phnum", "+46812345678"),
+                "digit_2": action("call", "other", "+46812345679"),
+                "digit_3": call_user("9"),  # reached on a number only
+            }
+        }
+    )
+    no_trunk = Reachability(trunk=False)
+    for key in "12":
+        t = simulate(
+            config, "VAmain", "+4611", "+4622", [key, {"hangup": True}], reachability=no_trunk
+        )
+        [(text, result)] = _ringing(t)
+        assert "SIP trunk" in text and result == "no_trunk"
+        assert t.outcome is not None and t.outcome.kind == "caller_hangup"
+    problems = _validated(config, no_trunk)
+    assert problems["menu.digit_1"] == ("error", "no_trunk")
+    assert problems["menu.digit_2"] == ("error", "no_trunk")
+    assert problems["menu.digit_3"] == ("warning", "user_unreachable")
+    with_trunk = Reachability(trunk=True)
+    t = simulate(config, "VAmain", "+4611", "+4622", "1", reachability=with_trunk)
+    assert t.outcome is not None and t.outcome.target == "+46812345678"
+    assert _validated(config, with_trunk) == {}
+
+
+@pytest.mark.parametrize("address", ["VAvm@openivr.local", "sip:VAvm@openivr.local"])
+def test_calling_an_apps_own_sip_address_enters_the_app(address: str) -> None:
+    config = build({"menu": {"digit_1": action("call", "other", address)}})
+    t = simulate(config, "VAmain", "+4611", "+4622", ["1", {"record": 3}])
+    assert [e.data["app_id"] for e in t.of_kind("app")] == ["VAmain", "VAvm"]
+    assert t.of_kind("transfer") == []  # nothing rang: the call stayed on the node
+    assert t.outcome is not None and t.outcome.kind == "voicemail"
+    assert _validated(config, Reachability()) == {}
+    assert "app:VAvm" in graph(config, "VAmain").nodes
+
+
+def test_other_takes_a_sip_address_that_is_called_as_one() -> None:
+    config = build(
+        {
+            "menu": {
+                "digit_1": action("call", "other", "desk@pbx.example.com"),
+                # Another account's app at the same domain is not entered.
+                "digit_2": action("call", "other", "VAother@openivr.local"),
+            }
+        }
+    )
+    t = simulate(config, "VAmain", "+4611", "+4622", "1")
+    assert t.outcome is not None and t.outcome.target == "sip:desk@pbx.example.com"
+    t = simulate(config, "VAmain", "+4611", "+4622", "2")
+    assert t.outcome is not None and t.outcome.target == "sip:VAother@openivr.local"

@@ -60,12 +60,14 @@ async def simulate_call(
     if body.keys is not None and body.timeline is not None:
         raise FieldError("timeline", "give keys or timeline, not both")
     timeline: Any = body.timeline if body.timeline is not None else (body.keys or "")
-    snapshot = await load_snapshot(db, account_id)
+    snapshot = await load_snapshot(db, account_id, sip_domain=ctx.settings.sip_domain)
+    reach = await simulation.reachability_now(db, ctx.settings, account_id)
     sounds = ctx.services["sounds"]
     dialed = body.dialed or app.shortcode
+    caller = body.caller or "anonymous"
     try:
         transcript = await asyncio.to_thread(
-            simulation.run, snapshot, sounds, app_id, body.caller or "anonymous", dialed, timeline
+            simulation.run, snapshot, sounds, app_id, caller, dialed, timeline, reach
         )
     except (TimelineError, SimulationError) as exc:
         detail = str(exc)
@@ -82,13 +84,18 @@ async def simulate_call(
 async def validate_app(
     request: Request, account_id: str, app_id: str, who: AccountAuth, ctx: Ctx, db: Db
 ) -> JSONResponse:
-    """The problems a caller would meet in this app, before they meet them."""
+    """The problems a caller would meet in this app now, before they meet them."""
     await load_app(db, account_id, app_id)
-    return _problems(request, await load_snapshot(db, account_id), app_id)
+    snapshot = await load_snapshot(db, account_id, sip_domain=ctx.settings.sip_domain)
+    return await _problems(request, ctx, db, snapshot, app_id)
 
 
-def _problems(request: Request, snapshot: AccountSnapshot, app_id: str) -> JSONResponse:
-    problems = [p.to_dict() for p in validate(snapshot.config, app_id)]
+async def _problems(
+    request: Request, ctx: Ctx, db: Db, snapshot: AccountSnapshot, app_id: str
+) -> JSONResponse:
+    # The same facts a real call would find now: this node's trunk, the phones registered.
+    reach = await simulation.reachability_now(db, ctx.settings, snapshot.account_id)
+    problems = [p.to_dict() for p in validate(snapshot.config, app_id, reach)]
     return success(
         request,
         {
@@ -112,7 +119,8 @@ async def draw_graph(
 ) -> Response:
     """The flow from this app through every app it reaches, as JSON, Mermaid or Graphviz dot."""
     await load_app(db, account_id, app_id)
-    return _drawing(request, await load_snapshot(db, account_id), app_id, format)
+    snapshot = await load_snapshot(db, account_id, sip_domain=ctx.settings.sip_domain)
+    return _drawing(request, snapshot, app_id, format)
 
 
 def _drawing(request: Request, snapshot: AccountSnapshot, app_id: str, format: str) -> Response:
@@ -124,7 +132,9 @@ def _drawing(request: Request, snapshot: AccountSnapshot, app_id: str, format: s
     return success(request, drawn.to_dict(), resource="graph")
 
 
-async def _draft(db: Db, account_id: str, app_id: str, body: VoiceAppIn) -> AccountSnapshot:
+async def _draft(
+    ctx: Ctx, db: Db, account_id: str, app_id: str, body: VoiceAppIn
+) -> AccountSnapshot:
     """The account as it would be after a PUT of `body` to the app (nothing is saved)."""
     app = await load_app(db, account_id, app_id)
     data = put_body(body)
@@ -132,8 +142,10 @@ async def _draft(db: Db, account_id: str, app_id: str, body: VoiceAppIn) -> Acco
         raise ApiError("immutable_field", f"app_type: is {app.app_type} and cannot change")
     refs = await account_refs(db, account_id)
     name, cfg = va.build_config(app.app_type, data, refs, current=app.config, app_id=app_id)
-    snapshot = await load_snapshot(db, account_id)
+    domain = ctx.settings.sip_domain
+    snapshot = await load_snapshot(db, account_id, sip_domain=domain)
     view = {"app_id": app_id, "app_type": app.app_type, "name": name or app.name, **cfg}
+    view["sip_address"] = f"{app_id}@{domain}"
     snapshot.config.apps[app_id] = AppConfig.from_api(view, account_id=account_id)
     return snapshot
 
@@ -145,10 +157,13 @@ async def validate_draft(
     app_id: str,
     body: VoiceAppIn,
     who: AccountAuth,
+    ctx: Ctx,
     db: Db,
 ) -> JSONResponse:
     """The problems the app would have with these changes (a PUT's body), before saving them."""
-    return _problems(request, await _draft(db, account_id, app_id, body), app_id)
+    return await _problems(
+        request, ctx, db, await _draft(ctx, db, account_id, app_id, body), app_id
+    )
 
 
 @router.post("/account/{account_id}/voiceapp/{app_id}/graph", responses=answers(Loose))
@@ -158,8 +173,9 @@ async def draw_draft(
     app_id: str,
     body: VoiceAppIn,
     who: AccountAuth,
+    ctx: Ctx,
     db: Db,
     format: Annotated[Literal["json", "mermaid", "dot"], Query()] = "json",
 ) -> Response:
     """The flow as it would be with these changes (a PUT's body), before saving them."""
-    return _drawing(request, await _draft(db, account_id, app_id, body), app_id, format)
+    return _drawing(request, await _draft(ctx, db, account_id, app_id, body), app_id, format)

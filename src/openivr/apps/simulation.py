@@ -7,12 +7,16 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.apps.promptaudio import PromptSounds
 from openivr.audio import tones
 from openivr.audio.wav import write_wav
+from openivr.engine.call import Reachability
 from openivr.engine.config import PromptRef, StaticConfig
 from openivr.engine.simulator import Transcript, parse_timeline, simulate
+from openivr.settings import Settings
+from openivr.store.registrations import registered_users
 from openivr.store.snapshot import AccountSnapshot
 
 RATE = 8000
@@ -35,6 +39,13 @@ def with_default_texts(snapshot: AccountSnapshot, sounds: PromptSounds) -> Stati
     return StaticConfig(cfg.apps.values(), users, prompts, cfg.message_counts)
 
 
+async def reachability_now(db: AsyncSession, settings: Settings, account_id: str) -> Reachability:
+    """What a real call on this node would find now: its trunk, the phones registered now."""
+    return Reachability(
+        trunk=bool(settings.sip_trunk), registered=await registered_users(db, account_id)
+    )
+
+
 def run(
     snapshot: AccountSnapshot,
     sounds: PromptSounds,
@@ -42,8 +53,10 @@ def run(
     caller: str,
     dialed: str,
     timeline: Any,
+    reachability: Reachability | None = None,
 ) -> Transcript:
-    """Simulate a call with real prompt lengths (renders defaults that are not cached yet)."""
+    """Simulate a call with real prompt lengths (renders defaults that are not cached yet), as a
+    real call would go with `reachability` (see reachability_now)."""
     steps = parse_timeline(timeline)
 
     def duration(prompt: PromptRef, voice: str) -> float:
@@ -51,7 +64,16 @@ def run(
         return sound.audio.duration if sound is not None else 0.0
 
     config = with_default_texts(snapshot, sounds)
-    return simulate(config, app_id, caller, dialed, steps, duration, account_id=snapshot.account_id)
+    return simulate(
+        config,
+        app_id,
+        caller,
+        dialed,
+        steps,
+        duration,
+        account_id=snapshot.account_id,
+        reachability=reachability,
+    )
 
 
 def render_wav(transcript: Transcript, snapshot: AccountSnapshot, sounds: PromptSounds) -> bytes:

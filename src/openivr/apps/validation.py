@@ -150,6 +150,24 @@ def sip_uri(field: str, value: Any) -> str:
     return value.strip()
 
 
+def number_or_sip_address(field: str, value: Any) -> str:
+    """An E.164 number, or a SIP address with or without sip: (e.g. an app's sip_address)."""
+    text_value = value.strip() if isinstance(value, str) else value
+    if isinstance(text_value, str) and text_value.startswith("+"):
+        return e164(field, text_value)
+    if isinstance(text_value, str) and "@" in text_value and len(text_value) <= 300:
+        uri = (
+            text_value if text_value.lower().startswith(("sip:", "sips:")) else "sip:" + text_value
+        )
+        if SIP_URI.match(uri):
+            return text_value
+    raise FieldError(
+        field,
+        "must be an E.164 number like +46812345678 or a SIP address like "
+        f"VAabc123@openivr.local, got {value!r}",
+    )
+
+
 def timezone(field: str, value: Any) -> str:
     """An IANA time zone name."""
     name = text(field, value, 64)

@@ -124,8 +124,10 @@ def validate_action(name: str, raw: Any, refs: AccountRefs, self_id: str | None)
                 raise FieldError(
                     f"{name}.id", f"no team {target!r} in this account", "unknown_reference"
                 )
-        elif to in ("phnum", "other"):
+        elif to == "phnum":
             target = v.e164(f"{name}.id", target)
+        elif to == "other":
+            target = v.number_or_sip_address(f"{name}.id", target)
         else:
             target = v.sip_uri(f"{name}.id", target)
     elif action == "connect":

@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from openivr.calls.driver import CallDriver, TransferRequest, Transferring
 from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
 from openivr.delivery.deposit import deposit_voicemail
+from openivr.engine.call import Reachability, route_transfer
+from openivr.engine.config import UserConfig
 from openivr.guard.flood import FloodGate
 from openivr.settings import Settings
 from openivr.sip import call as sip
@@ -26,7 +29,7 @@ from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.srtp import parse_mode as parse_srtp_mode
 from openivr.sip.tls import TlsConfig, TlsSettingError
-from openivr.sip.transfer import TransferTarget
+from openivr.sip.transfer import LegStatus, TransferLeg, TransferTarget
 from openivr.store.models import Account, User
 from openivr.store.registrations import purge_expired
 from openivr.store.snapshot import SnapshotCache
@@ -68,7 +71,8 @@ def tls_of(settings: Settings) -> TlsConfig:
 
 
 class TransferService:
-    """Engine transfers through the connector: users, numbers and SIP addresses."""
+    """Engine transfers through the connector: users, numbers and SIP addresses, rung where
+    the engine's rule (`route_transfer`) says with the facts of this moment."""
 
     def __init__(self, ctx: ServerContext, connector: Connector):
         self.ctx = ctx
@@ -79,17 +83,34 @@ class TransferService:
     ) -> dict[str, Any]:
         """Ring the target; the leg as a dict for the call record."""
         if request.kind == "user" and request.user_id:
-            async with self.ctx.sessions() as db:
-                user = await db.get(User, request.user_id)
-            target = TransferTarget(
-                "user",
-                request.user_id,
-                user_sip_uri=user.sip_uri if user else "",
-                user_phnum=user.phnum if user else "",
-            )
+            kind, value = "user", request.user_id
+        elif request.kind in ("phnum", "other"):
+            kind, value = "phnum", request.target
         else:
-            kind = "phnum" if request.kind in ("phnum", "other") else "sip"
-            target = TransferTarget(kind, request.target)  # type: ignore[arg-type]
+            kind, value = "sip", request.target
+        user: UserConfig | None = None
+        registered: frozenset[str] = frozenset()
+        if kind == "user":
+            async with self.ctx.sessions() as db:
+                row = await db.get(User, value)
+            if row is not None:
+                user = UserConfig(row.user_id, row.account_id, sip_uri=row.sip_uri, phnum=row.phnum)
+                registrar = self.connector.registrar
+                if registrar is not None and await registrar.bindings(row.user_id):
+                    registered = frozenset([row.user_id])
+        facts = Reachability(trunk=self.connector.trunk is not None, registered=registered)
+        route = route_transfer(kind, value, user, facts)
+        if not route.reachable:
+            log.info("transfer to %s:%s: %s", kind, value, route.detail)
+            status: LegStatus = "no_trunk" if route.failure == "no_trunk" else "unreachable"
+            leg = TransferLeg(f"{kind}:{value}", "", status, started_at=datetime.now(UTC))
+            return leg.finish(status).to_dict() | {"detail": route.detail}
+        if route.via == "phones":
+            target = TransferTarget("user", value)  # its registered phones, nothing else
+        elif route.via == "trunk":
+            target = TransferTarget("phnum", route.uri)
+        else:
+            target = TransferTarget("sip", route.uri)
         leg = await self.connector.connect(call, target, request.caller_id, on_answer)
         return leg.to_dict()
 
@@ -104,8 +125,8 @@ class CallService:
         self.server: SipServer | None = None
         self.drivers: dict[str, CallDriver] = {}
         self.stop_now = asyncio.Event()  # a second stop signal: end the calls now
-        # Users with only a registered phone are reached at their address on our registrar.
-        self.snapshots = SnapshotCache(aor_domain=ctx.settings.sip_domain)
+        # Apps know their own sip_address: a call to it enters the app without leaving the node.
+        self.snapshots = SnapshotCache(sip_domain=ctx.settings.sip_domain)
 
     async def route(self, invite: Invite) -> Accept | Reject:
         """A number, app id or shortcode → its app; anything else → 404."""

@@ -19,8 +19,13 @@ Rules worth knowing (the README of the engine repeats them for users):
   `timeout` entry once (a second time, or without one: sysprompt goodbye and hang up); wrong
   keys end with goodbye and hang up. A valid key resets the count.
 - Before a transfer from an ivr app its please_wait prompt plays (no barge-in).
-- A failure (transfer busy/no answer/unreachable, a reference that no longer resolves, a user
-  with neither sip_uri nor phnum) plays sysprompt "unavailable"; a menu then plays again; an
+- Where a transfer goes is `route_transfer`, which real calls, the simulator and validate all
+  ask with the facts of the moment (`Reachability`: trunk, registered phones): a user rings
+  their registered phones, else their sip_uri, else their phnum through the trunk; a number
+  needs the trunk. `call` to `other` takes a number or a SIP address; an address that is an app's
+  own `sip_address` enters that app like `connect` (nothing leaves the node).
+- A failure (transfer busy/no answer/unreachable, a reference that no longer resolves) plays
+  sysprompt "unavailable"; a menu then plays again; an
   announcement runs its menu `timeout` entry once if set (never when that entry is what
   failed), else hangs up.
 - `connect` may chain at most `max_hops` (10) times per call; past that: unavailable, hang up.
@@ -158,6 +163,95 @@ def describe(action: MenuAction) -> str:
 
 def _nothing() -> None:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """What the node knows now about reaching people (the driver or simulation supplies it):
+    whether a SIP trunk carries calls to numbers, and which users have a phone registered."""
+
+    trunk: bool = True
+    registered: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How a transfer target is reached now: `via` phones | sip | trunk with `uri` (the SIP URI
+    or the number); or `via` "" with `failure` no_trunk | no_phone and `detail` in words."""
+
+    via: str
+    uri: str = ""
+    failure: str = ""
+    detail: str = ""
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the target can be rung now."""
+        return self.via != ""
+
+
+def route_transfer(kind: str, target: str, user: UserConfig | None, facts: Reachability) -> Route:
+    """Where a Transfer(kind, target) rings now: a user's registered phones, else their sip_uri,
+    else their phnum through the trunk; a number through the trunk; a SIP address directly."""
+    if kind == "user":
+        if user is None:
+            return Route("", failure="no_phone", detail="no such user")
+        if user.user_id in facts.registered:
+            return Route("phones")
+        if user.sip_uri:
+            return Route("sip", user.sip_uri)
+        if user.phnum and facts.trunk:
+            return Route("trunk", user.phnum)
+        if user.phnum:
+            return Route(
+                "",
+                failure="no_trunk",
+                detail=f"no phone registered, and their number {user.phnum} needs a SIP trunk "
+                "(--sip-trunk), which this node has not",
+            )
+        return Route("", failure="no_phone", detail="no phone registered, no sip_uri, no phnum")
+    if kind == "phnum":
+        if facts.trunk:
+            return Route("trunk", target)
+        return Route(
+            "",
+            failure="no_trunk",
+            detail=f"calls to numbers ({target}) need a SIP trunk (--sip-trunk), "
+            "which this node has not",
+        )
+    return Route("sip", target)
+
+
+def is_number(target: str) -> bool:
+    """Whether a `call` target is a phone number (+ and digits), not a SIP address."""
+    digits = target[1:] if target.startswith("+") else ""
+    return digits.isdigit()
+
+
+def sip_address(target: str) -> str:
+    """A SIP address as a sip: URI ("VA...@openivr.local" → "sip:VA...@openivr.local")."""
+    return target if target.lower().startswith(("sip:", "sips:")) else "sip:" + target
+
+
+def local_app(config: CallConfig, account_id: str, address: str) -> AppConfig | None:
+    """The app of `account_id` whose own sip_address `address` is (a call to it enters it)."""
+    wanted = _user_at_host(address)
+    app = config.app(wanted.split("@", 1)[0])
+    if app is None or app.account_id != account_id or not app.sip_address:
+        return None
+    return app if _user_at_host(app.sip_address) == wanted else None
+
+
+def _user_at_host(uri: str) -> str:
+    """'user@host' of a SIP URI, lower-cased host, without scheme, port or parameters."""
+    bare = uri.split(":", 1)[1] if ":" in uri.split("@", 1)[0] else uri
+    user, _, rest = bare.partition("@")
+    host = rest.split(";", 1)[0].split("?", 1)[0]
+    if host.startswith("["):
+        host = host[: host.find("]") + 1]  # an IPv6 address, with or without a port
+    elif ":" in host:
+        host = host.rsplit(":", 1)[0]
+    return f"{user}@{host.lower()}"
 
 
 class Call:
@@ -568,17 +662,27 @@ class Call:
         elif to in ("phnum", "other", "sip"):
             if not target:
                 self._fail(f"call {to} without a number or address")
+            elif to == "phnum" or (to == "other" and is_number(target)):
+                self._start_transfer(target, "phnum", None)
             else:
-                self._start_transfer(target, "sip" if to == "sip" else "phnum", None)
+                address = sip_address(target)
+                app = self._local_app(address)
+                if app is None:
+                    self._start_transfer(address, "sip", None)
+                elif app.app_type == "sysprompt":
+                    self._fail(f"{target} is a sysprompt app and cannot take calls")
+                else:
+                    self._log("note", f"{target} is app {app.app_id} here: entering it")
+                    self._enter_app(app)
         else:
             self._fail(f"cannot call {to!r}")
 
+    def _local_app(self, address: str) -> AppConfig | None:
+        return local_app(self._config, self.account_id, address)
+
     def _call_user(self, user: UserConfig) -> None:
-        target = user.call_target
-        if not target:
-            self._fail(f"user {user.user_id} has neither sip_uri nor phnum")
-        else:
-            self._start_transfer(target, "user", user.user_id)
+        # Whether the user can be reached is known when the transfer rings (route_transfer).
+        self._start_transfer(user.call_target, "user", user.user_id)
 
     def _start_transfer(self, target: str, kind: str, user_id: str | None) -> None:
         app = self._current()

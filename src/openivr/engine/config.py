@@ -170,6 +170,8 @@ class AppConfig:
     error_voice: str = ""
     error_repeat_voice: str = ""
     usermailbox_voice: str = ""
+    # "<app_id>@<sip domain>": a `call` to this address enters the app (no SIP leaves the node)
+    sip_address: str = ""
     # ivr: outside these hours callers get the closed action instead (None: always open)
     open_hours: OpenHours | None = None
 
@@ -231,13 +233,15 @@ class AppConfig:
             error_voice=_text(payload, "error_voice"),
             error_repeat_voice=_text(payload, "error_repeat_voice"),
             usermailbox_voice=_text(payload, "usermailbox_voice"),
+            sip_address=_text(payload, "sip_address"),
             open_hours=OpenHours.from_api(payload.get("open_hours")) if app_type == "ivr" else None,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class UserConfig:
-    """A user a call can ring: by SIP URI if set, else by phone number."""
+    """A user a call can ring: their registered phones, else SIP URI, else phone number (the
+    rule is `route_transfer` in engine/call.py)."""
 
     user_id: str
     account_id: str
@@ -248,8 +252,9 @@ class UserConfig:
 
     @property
     def call_target(self) -> str:
-        """Where a call to this user goes, or "" when it cannot reach anyone."""
-        return self.sip_uri or self.phnum
+        """How a call to this user is named: sip_uri, else phnum, else user:<id> (their
+        registered phones, if any)."""
+        return self.sip_uri or self.phnum or f"user:{self.user_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from openivr.engine.call import is_number, local_app, sip_address
 from openivr.engine.config import DIGIT_SLOTS, AppConfig, CallConfig, MenuAction
 
 _KEY_OF_SLOT = {slot: key for key, slot in DIGIT_SLOTS.items()}
@@ -128,8 +129,8 @@ def graph(config: CallConfig, app_id: str) -> Graph:
         for label, action in _outgoing(app):
             target = _target(config, result, account, app, action)
             result.edges.append(Edge(source, target, label))
-            if action.action == "connect" and target.startswith("app:"):
-                nxt = config.app(action.id)
+            if target.startswith("app:") and action.action in ("connect", "call"):
+                nxt = config.app(target[len("app:") :])
                 if nxt is not None and nxt.app_id not in seen:
                     seen.add(nxt.app_id)
                     queue.append(nxt)
@@ -175,13 +176,15 @@ def _target(
         user = config.user(account, ref)
         if user is None or user.account_id != account:
             return _add(result, f"missing:user:{ref}", "missing", f"missing user {ref}")
-        if not user.call_target:
-            label = f"user {user.name or ref} (unreachable)"
-            return _add(result, f"user:{ref}", "missing", label)
-        return _add(result, f"user:{ref}", "user", f"user {user.name or ref}\n{user.call_target}")
-    if kind == "call" and to in ("phnum", "other"):
+        where = user.sip_uri or user.phnum or "their registered phones"
+        return _add(result, f"user:{ref}", "user", f"user {user.name or ref}\n{where}")
+    if kind == "call" and (to == "phnum" or (to == "other" and is_number(ref))):
         return _add(result, f"number:{ref}", "number", ref)
-    if kind == "call" and to == "sip":
+    if kind == "call" and to in ("sip", "other"):
+        local = local_app(config, account, sip_address(ref))
+        if local is not None and local.app_type != "sysprompt":
+            _add_app(result, local)  # the app's own address: the call enters it here
+            return f"app:{local.app_id}"
         return _add(result, f"sip:{ref}", "sip", ref)
     if kind == "play":
         prompt = config.prompt(account, ref)

@@ -20,7 +20,9 @@ A step is one object with exactly one of these (schema: `TIMELINE_SCHEMA`):
   recorder trims that tail), or hangs up. Without a record step a caller says nothing.
 - `{"transfer": "answered"|"busy"|"no_answer"|"unreachable", "after": 4}`: the result of the
   next transfer, `after` seconds of ringing (defaults in `RING_SECONDS`). Transfers without a
-  step are answered after 4 s.
+  step are answered after 4 s. A target that cannot be rung now (`route_transfer` with the
+  `reachability` given: no trunk for a number, a user with no phone) fails at once, as a real
+  call would, and leaves the step for the next transfer.
 
 When the timeline runs out the caller stays silent and timers run: timeouts, retries,
 goodbye. The run stops after `max_events` events at the latest (`truncated` is then true).
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from math import isfinite
 from typing import Any
 
-from openivr.engine.call import Call, LogEntry, Outcome
+from openivr.engine.call import Call, LogEntry, Outcome, Reachability, route_transfer
 from openivr.engine.commands import (
     CancelTimer,
     DiscardRecording,
@@ -364,15 +366,19 @@ def simulate(
     *,
     account_id: str | None = None,
     max_events: int = MAX_EVENTS,
+    reachability: Reachability | None = None,
 ) -> Transcript:
-    """Drive a call through the engine with simulated time and return its transcript."""
+    """Drive a call through the engine with simulated time and return its transcript.
+
+    `reachability` is what the node knows now (trunk, registered phones); by default a trunk
+    exists and no phone is registered."""
     steps = timeline if _is_steps(timeline) else parse_timeline(timeline)
     app = config.app(app_id)
     if app is None or (account_id is not None and app.account_id != account_id):
         raise SimulationError(f"app_id: no voice app {app_id!r}")
     if app.app_type == "sysprompt":
         raise SimulationError(f"app_id: {app_id} is a sysprompt app and cannot take calls")
-    run = _Simulation(config, app_id, account_id, steps, prompt_duration, max_events)
+    run = _Simulation(config, app_id, account_id, steps, prompt_duration, max_events, reachability)
     run.run(caller, dialed)
     return Transcript(
         app_id=app_id,
@@ -433,7 +439,10 @@ class _Simulation:
         steps: list[Step],
         prompt_duration: PromptDuration,
         max_events: int,
+        reachability: Reachability | None = None,
     ) -> None:
+        self.config = config
+        self.reach = reachability or Reachability()
         self.call = Call(config, app_id, account_id=account_id)
         self.steps = steps
         self.prompt_duration = prompt_duration
@@ -698,6 +707,21 @@ class _Simulation:
         self.recording = _Recording(start, ends_at, duration, reason)
 
     def start_transfer(self, command: Transfer) -> None:
+        user = self.config.user(self.call.account_id, command.user_id) if command.user_id else None
+        route = route_transfer(command.kind, command.target, user, self.reach)
+        if not route.reachable:
+            # Nothing rings: the real call fails here too, before any ringback.
+            self.silence_until(self.now)
+            self.add(
+                "transfer",
+                f"cannot ring {command.target}: {route.detail}",
+                target=command.target,
+                target_kind=command.kind,
+                user_id=command.user_id,
+                result=route.failure,
+            )
+            self.feed(TransferFailed(self.now, "unreachable"))
+            return
         step = self.next_step("transfer")
         result = step.result if step is not None else "answered"
         ring = step.after if step is not None and step.after is not None else RING_SECONDS[result]

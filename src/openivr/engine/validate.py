@@ -6,6 +6,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from openivr.engine.call import (
+    Reachability,
+    is_number,
+    local_app,
+    route_transfer,
+    sip_address,
+)
 from openivr.engine.config import DIGIT_SLOTS, AppConfig, CallConfig, MenuAction
 
 _E164 = re.compile(r"^\+[1-9][0-9]{5,14}$")
@@ -30,8 +37,13 @@ class Problem:
         }
 
 
-def validate(config: CallConfig, app_id: str) -> list[Problem]:
-    """Check one app: dangling references, silent prompts, loops, menus that lead nowhere."""
+def validate(
+    config: CallConfig, app_id: str, reachability: Reachability | None = None
+) -> list[Problem]:
+    """Check one app: dangling references, silent prompts, loops, menus that lead nowhere, and
+    transfer targets a call could not ring now (`reachability`: the node's trunk and the phones
+    registered now; by default a trunk and no phone)."""
+    reach = reachability or Reachability()
     app = config.app(app_id)
     if app is None:
         return [Problem("error", "app_not_found", "app_id", f"no voice app {app_id!r}")]
@@ -58,11 +70,11 @@ def validate(config: CallConfig, app_id: str) -> list[Problem]:
                 )
             )
     elif app.app_type == "ivr":
-        problems.extend(_check_ivr(config, app))
+        problems.extend(_check_ivr(config, app, reach))
     return problems
 
 
-def _check_ivr(config: CallConfig, app: AppConfig) -> list[Problem]:
+def _check_ivr(config: CallConfig, app: AppConfig, reach: Reachability) -> list[Problem]:
     problems: list[Problem] = []
     if app.play_menu:
         usable = app.get_extension
@@ -70,7 +82,7 @@ def _check_ivr(config: CallConfig, app: AppConfig) -> list[Problem]:
             action = app.action(slot)
             if not action.in_use:
                 continue
-            found = _check_action(config, app, f"menu.{slot}", action)
+            found = _check_action(config, app, reach, f"menu.{slot}", action)
             problems.extend(found)
             if slot.startswith("digit_") and not any(p.severity == "error" for p in found):
                 usable = True
@@ -85,7 +97,7 @@ def _check_ivr(config: CallConfig, app: AppConfig) -> list[Problem]:
             )
         return problems
     if app.final_action.in_use:
-        problems.extend(_check_action(config, app, "final_action", app.final_action))
+        problems.extend(_check_action(config, app, reach, "final_action", app.final_action))
     elif not app.play_welcome:
         problems.append(
             Problem(
@@ -96,7 +108,7 @@ def _check_ivr(config: CallConfig, app: AppConfig) -> list[Problem]:
             )
         )
     if app.action("timeout").in_use:
-        problems.extend(_check_action(config, app, "menu.timeout", app.action("timeout")))
+        problems.extend(_check_action(config, app, reach, "menu.timeout", app.action("timeout")))
     cycle = _announcement_cycle(config, app)
     if cycle:
         problems.append(
@@ -111,7 +123,7 @@ def _check_ivr(config: CallConfig, app: AppConfig) -> list[Problem]:
 
 
 def _check_action(
-    config: CallConfig, app: AppConfig, field: str, action: MenuAction
+    config: CallConfig, app: AppConfig, reach: Reachability, field: str, action: MenuAction
 ) -> list[Problem]:
     account = app.account_id
     kind, to, target = action.action, action.to, action.id
@@ -122,22 +134,35 @@ def _check_action(
             user = config.user(account, target)
             if user is None or user.account_id != account:
                 return [_error("user_not_found", field, f"no user {target!r} in this account")]
-            if not user.call_target:
+            route = route_transfer("user", target, user, reach)
+            if not route.reachable:
+                # Phones register and unregister: true now, perhaps not in a minute.
                 return [
-                    _error(
+                    Problem(
+                        "warning",
                         "user_unreachable",
                         field,
-                        f"user {target} has neither sip_uri nor phnum: calls to them fail",
+                        f"user {target} is not reachable now: {route.detail}; "
+                        "callers hear 'unavailable'",
                     )
                 ]
             return []
-        if to in ("phnum", "other"):
+        if to == "phnum" or (to == "other" and is_number(target)):
             if not _E164.match(target):
                 return [_error("bad_number", field, f"{target!r} is not an E.164 number (+...)")]
+            route = route_transfer("phnum", target, None, reach)
+            if not route.reachable:
+                return [_error("no_trunk", field, f"{route.detail}: callers hear 'unavailable'")]
             return []
-        if to == "sip":
-            if not target.startswith(("sip:", "sips:")) or "@" not in target:
-                return [_error("bad_sip_uri", field, f"{target!r} is not a sip: URI")]
+        if to in ("other", "sip"):
+            address = sip_address(target)
+            if "@" not in address:
+                return [
+                    _error("bad_sip_uri", field, f"{target!r} is not a SIP address (user@host)")
+                ]
+            local = local_app(config, account, address)
+            if local is not None and local.app_type == "sysprompt":
+                return [_error("connect_to_sysprompt", field, "a sysprompt app cannot take calls")]
             return []
         return [_error("bad_action", field, f"call to {to!r}; use user, phnum, other or sip")]
     if kind == "connect":

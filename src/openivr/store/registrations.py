@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, dele
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openivr.store.models import Base, UtcDateTime, utcnow
+from openivr.store.models import Base, User, UtcDateTime, utcnow
 
 
 class Registration(Base):
@@ -45,6 +45,19 @@ async def live_registrations(
         .order_by(Registration.registration_id)
     )
     return list(rows.all())
+
+
+async def registered_users(
+    db: AsyncSession, account_id: str, now: datetime | None = None
+) -> frozenset[str]:
+    """The users of an account with at least one phone registered now."""
+    rows = await db.scalars(
+        select(Registration.user_id)
+        .join(User, User.user_id == Registration.user_id)
+        .where(User.account_id == account_id, Registration.expires_at > (now or utcnow()))
+        .distinct()
+    )
+    return frozenset(rows.all())
 
 
 async def save_registration(

@@ -56,34 +56,38 @@ async def count_messages(db: AsyncSession, app_ids: list[str]) -> dict[str, int]
     return {app_id: int(n) for app_id, n in rows.all()}
 
 
-def _view(app: VoiceApp) -> dict[str, object]:
-    return {"app_id": app.app_id, "app_type": app.app_type, "name": app.name, **app.config}
+def _view(app: VoiceApp, sip_domain: str | None) -> dict[str, object]:
+    view: dict[str, object] = {
+        "app_id": app.app_id,
+        "app_type": app.app_type,
+        "name": app.name,
+        **app.config,
+    }
+    if sip_domain:
+        view["sip_address"] = f"{app.app_id}@{sip_domain}"
+    return view
 
 
 async def load_snapshot(
     db: AsyncSession,
     account_id: str,
     counter: MessageCounter | None = count_messages,
-    aor_domain: str | None = None,
+    sip_domain: str | None = None,
 ) -> AccountSnapshot:
-    """Read the account and its apps, users, prompts and mailbox counts.
-
-    With `aor_domain`, a user with neither sip_uri nor phnum is reachable at
-    sip:<user_id>@<aor_domain>, where the registrar finds the phones they registered.
-    """
+    """Read the account and its apps, users, prompts and mailbox counts; with `sip_domain`
+    each app knows its own sip_address (a call to it enters the app)."""
     account = await db.get(Account, account_id)
     apps = (await db.scalars(select(VoiceApp).where(VoiceApp.account_id == account_id))).all()
     users = (await db.scalars(select(User).where(User.account_id == account_id))).all()
     prompts = (await db.scalars(select(Prompt).where(Prompt.account_id == account_id))).all()
-    engine_apps = [AppConfig.from_api(_view(a), account_id=account_id) for a in apps]
+    engine_apps = [AppConfig.from_api(_view(a, sip_domain), account_id=account_id) for a in apps]
     engine_users = [
         UserConfig(
             user_id=u.user_id,
             account_id=account_id,
             name=f"{u.fname} {u.lname}".strip() or u.email,
             extension=u.extension,
-            sip_uri=u.sip_uri
-            or (f"sip:{u.user_id}@{aor_domain}" if aor_domain and not u.phnum else ""),
+            sip_uri=u.sip_uri,
             phnum=u.phnum,
         )
         for u in users
@@ -127,9 +131,9 @@ class SnapshotCache:
     the same transaction (store/revision.py), so no call runs on a stale menu.
     """
 
-    def __init__(self, size: int = 1000, aor_domain: str | None = None):
+    def __init__(self, size: int = 1000, sip_domain: str | None = None):
         self.size = size
-        self.aor_domain = aor_domain
+        self.sip_domain = sip_domain
         self._entries: OrderedDict[str, AccountSnapshot] = OrderedDict()
 
     async def get(self, db: AsyncSession, account_id: str) -> AccountSnapshot:
@@ -156,7 +160,7 @@ class SnapshotCache:
             self._entries.move_to_end(account_id)
             hit.config.message_counts = {m: int(n) for m, n in zip(mailboxes, row[1:], strict=True)}
             return hit
-        snapshot = await load_snapshot(db, account_id, aor_domain=self.aor_domain)
+        snapshot = await load_snapshot(db, account_id, sip_domain=self.sip_domain)
         self._entries[account_id] = snapshot
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
