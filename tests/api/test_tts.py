@@ -164,3 +164,59 @@ def test_prompt_message_from_text(server: RunningServer) -> None:
         "response"
     ]
     assert still["record_id"] == shown["record_id"]
+
+
+def test_the_spoken_menu_names_people_by_name_and_numbers_in_words(
+    any_server: RunningServer,
+) -> None:
+    server = any_server
+    acc = server.account()  # its admin has no name but the e-mail's local part
+    base = f"/account/{acc.account_id}"
+    r = server.client.post(
+        f"{base}/user",
+        headers=acc.headers,
+        json={
+            "user_fname": "Anna",
+            "user_lname": "Berg",
+            "email": f"anna-{acc.account_id}@example.com",
+            "password": "password1",
+            "phnum": "+46701112233",
+        },
+    )
+    anna = r.json()["response"]["user_id"]
+    apps = server.client.get(f"{base}/voiceapp", headers=acc.headers).json()["response"]
+    menu_app = next(a for a in apps if a["app_type"] == "ivr")
+    box = next(a for a in apps if a["app_type"] == "mailbox")
+    menu = {
+        "digit_1": {"action": "call", "to": "user", "id": anna},
+        "digit_2": {"action": "call", "to": "user", "id": acc.user_id},
+        "digit_3": {"action": "call", "to": "phnum", "id": "+46701234567"},
+        "digit_4": {"action": "call", "to": "phnum", "id": "+46701112233"},  # Anna's number
+        "digit_5": {"action": "call", "to": "other", "id": box["sip_address"]},
+    }
+
+    def spoken(voice: str) -> str:
+        r = server.client.put(
+            f"{base}/voiceapp/{menu_app['app_id']}",
+            headers=acc.headers,
+            json={"voice": voice, "menu": menu},
+        )
+        assert r.status_code == 200, r.text
+        prompts = server.client.get(
+            f"{base}/voiceapp/{menu_app['app_id']}/prompt", headers=acc.headers
+        ).json()["response"]
+        return str(next(p for p in prompts if p["key"] == "menu")["default_text"])
+
+    assert spoken("en") == (
+        "For Anna Berg, press 1. For the operator, press 2. "
+        "For an external number, press 3. For Anna Berg, press 4. For Voice Mail, press 5."
+    )
+    assert spoken("swe") == (
+        "För Anna Berg, tryck 1. För växeln, tryck 2. "
+        "För ett externt nummer, tryck 3. För Anna Berg, tryck 4. För Voice Mail, tryck 5."
+    )
+    # A name the user gives themselves is said as given.
+    server.client.put(
+        f"{base}/user/{acc.user_id}", headers=acc.headers, json={"user_fname": "Rita"}
+    )
+    assert "For Rita, press 2." in spoken("en")

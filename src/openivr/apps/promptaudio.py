@@ -12,9 +12,11 @@ from openivr.apps.catalogue import STANDARD_PROMPTS
 from openivr.apps.voiceapp import MENU_DIGITS
 from openivr.audio.cache import RenderCache
 from openivr.audio.prepared import PreparedAudio
-from openivr.audio.texts import default_text, menu_text
+from openivr.audio.texts import default_text, menu_phrase, menu_text
+from openivr.engine.call import is_number
 from openivr.engine.config import PromptRef
 from openivr.store.audiostore import AudioStore
+from openivr.store.models import User
 from openivr.store.snapshot import AccountSnapshot, load_snapshot
 
 log = logging.getLogger(__name__)
@@ -31,15 +33,38 @@ class PromptSound:
     cache_key: str = ""  # for defaults: the render cache entry
 
 
-def _spoken_name(snapshot: AccountSnapshot, action: dict[str, str]) -> str | None:
+def person_name(user: User) -> str | None:
+    """A user's name as a menu says it; None when they have none. A first name that is just the
+    local part of their e-mail address (how accounts used to be created) is not a name."""
+    first, last = user.fname.strip(), user.lname.strip()
+    if not last and first.lower() == user.email.split("@", 1)[0].lower():
+        first = ""
+    return f"{first} {last}".strip() or None
+
+
+def _spoken_name(snapshot: AccountSnapshot, action: dict[str, str], voice: str) -> str | None:
+    """What a menu calls the place a key leads to: people by name ("the operator" without
+    one), an app by its name, a number as "an external number" unless it is a user's."""
     kind, to, ident = action.get("action"), action.get("to"), action.get("id", "")
     if kind == "call" and to == "user":
         user = snapshot.users.get(ident)
-        return (f"{user.fname} {user.lname}".strip() or None) if user else None
-    if kind == "call" and to in ("phnum", "other"):
-        return " ".join(ident.lstrip("+"))
-    if kind == "call" and to == "sip":
-        return ident.split(":", 1)[-1].split("@", 1)[0]
+        if user is None:
+            return None
+        return person_name(user) or menu_phrase(voice, "name_operator")
+    if kind == "call" and to in ("phnum", "other", "sip"):
+        if to == "sip" or not is_number(ident):
+            who = ident.split(":", 1)[-1].split("@", 1)[0]
+            app = snapshot.apps.get(who)
+            if app is not None:
+                return app.name or None  # an app's own address: the call enters it
+            if not is_number(who) and not who.isdigit():
+                return who  # sip:sales@pbx → "sales"
+            ident = who
+        digits = ident.lstrip("+")
+        for user in snapshot.users.values():
+            if user.phnum and user.phnum.lstrip("+") == digits:
+                return person_name(user) or menu_phrase(voice, "name_number")
+        return menu_phrase(voice, "name_number")
     if kind == "connect":
         app = snapshot.apps.get(ident)
         return app.name if app else None
@@ -53,7 +78,7 @@ def menu_prompt_text(snapshot: AccountSnapshot, app_id: str, voice: str) -> str:
     app = snapshot.apps[app_id]
     options: list[tuple[str, str]] = []
     for slot, key in MENU_DIGITS.items():
-        name = _spoken_name(snapshot, app.config.get("menu", {}).get(slot, {}))
+        name = _spoken_name(snapshot, app.config.get("menu", {}).get(slot, {}), voice)
         if name:
             options.append((key, name))
     return menu_text(voice, options, app.config.get("get_extension") == "yes")

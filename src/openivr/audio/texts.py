@@ -14,7 +14,16 @@ from typing import Any
 
 from openivr.apps.catalogue import STANDARD_PROMPTS, VOICE_LANGUAGE
 
-MENU_PHRASES = ("menu_option", "key_star", "key_hash", "menu_extension", "menu_empty")
+# name_operator: a user without a name; name_number: a number no one of the account owns.
+MENU_PHRASES = (
+    "menu_option",
+    "key_star",
+    "key_hash",
+    "menu_extension",
+    "menu_empty",
+    "name_operator",
+    "name_number",
+)
 MENU_KEYS = frozenset("0123456789*#")
 
 
