@@ -257,3 +257,67 @@ async def test_a_late_tick_is_counted_and_warned_about_naming_the_request_that_r
     clock.remove(session)
     session.close()
     peer.close()
+
+
+async def test_a_paced_session_is_read_by_the_clock_in_order_and_by_the_loop_once_off_it() -> None:
+    peer = Peer()
+    got: list[int] = []
+
+    def on_audio(packet: RtpPacket) -> None:
+        got.append(packet.sequence)
+
+    session = RtpSession("PCMA", 8, 101, peer.addr, on_audio, on_audio)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    await session.open(sock)
+    clock = MediaClock()
+    clock.add(session)
+    # A burst (a phone catching up, or a loop that was busy): every packet arrives, in order.
+    for seq in range(20):
+        peer.send(session, seq)
+    for _ in range(50):
+        if len(got) == 20:
+            break
+        await asyncio.sleep(0.02)
+    assert got == list(range(20))
+    # Off the clock (a bridge takes the call), the loop reads the socket again.
+    clock.remove(session)
+    peer.send(session, 20)
+    for _ in range(50):
+        if len(got) == 21:
+            break
+        await asyncio.sleep(0.01)
+    assert got[-1] == 20
+    # Back on the clock, and the session still hears its caller.
+    clock.add(session)
+    peer.send(session, 21)
+    for _ in range(50):
+        if len(got) == 22:
+            break
+        await asyncio.sleep(0.02)
+    assert got[-1] == 21
+    clock.remove(session)
+    session.close()
+    peer.close()
+
+
+async def test_audio_nobody_looks_at_is_counted_and_latched_but_not_handed_on() -> None:
+    peer, moved = Peer(), Peer()
+    heard: list[RtpPacket] = []
+    session = RtpSession("PCMA", 8, 101, ("127.0.0.1", 9), heard.append, heard.append)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    await session.open(sock)
+    session.audio_wanted = False
+    peer.send(session, 1)
+    moved.send(session, 2, pt=101)  # an RFC 4733 event is always handed on
+    for _ in range(50):
+        if session.stats.packets_received == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert session.stats.packets_received == 2
+    assert [p.payload_type for p in heard] == [101]
+    assert session.remote == moved.addr  # symmetric RTP follows the newest source
+    session.close()
+    peer.close()
+    moved.close()
