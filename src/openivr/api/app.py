@@ -32,6 +32,7 @@ from openivr.api import (
     voiceapps,
 )
 from openivr.api.context import ServerContext
+from openivr.api.docs import install_docs
 from openivr.api.envelope import failure
 from openivr.api.errors import status_of
 from openivr.api.gate import RequestGate, token_refusal
@@ -198,8 +199,11 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
             "{resource, status, response}; errors carry {code, detail} and a real HTTP status."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from the node itself
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     # A late media tick names the requests that were on the loop (loopwatch).
     app.add_middleware(RequestActivity)
     # Each request counted by route template and status for /metrics.

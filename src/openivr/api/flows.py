@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from openivr.api.deps import AccountAuth, Ctx, Db
 from openivr.api.docs import Loose, answers
@@ -19,7 +19,7 @@ from openivr.apps import voiceapp as va
 from openivr.apps.validation import FieldError
 from openivr.engine.config import AppConfig
 from openivr.engine.graph import graph
-from openivr.engine.simulator import SimulationError, TimelineError
+from openivr.engine.simulator import TIMELINE_SCHEMA, SimulationError, TimelineError
 from openivr.engine.validate import validate
 from openivr.store.snapshot import AccountSnapshot, load_snapshot
 from openivr.store.voiceapps import account_refs
@@ -27,14 +27,38 @@ from openivr.store.voiceapps import account_refs
 router = APIRouter(tags=["voiceapp"])
 
 
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its local `$ref`s replaced by their definitions (for OpenAPI)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items() if k not in ("$schema", "$defs")}
+    if isinstance(schema, list):
+        return [_inlined(v, defs) for v in schema]
+    return schema
+
+
+_TIMELINE = _inlined(TIMELINE_SCHEMA, TIMELINE_SCHEMA["$defs"])
+_TIMELINE_DOC = (
+    'What the caller does, in order: a string of keys (`"12#"`), or a list of steps, each one '
+    'of `{"key": "1", "after": 2.5}` (press 2.5 s after the line went quiet), '
+    '`{"key": "1", "during": "menu", "after": 0.5}` (while a prompt plays), '
+    '`{"hangup": true, "after": 3}`, `{"record": 12, "end": "key"|"silence"|"hangup"}` '
+    '(speak 12 s into a mailbox) or `{"transfer": "answered"|"busy"|"no_answer"|'
+    '"unreachable", "after": 4}` (how the next transfer ends); also `{"keys"}` or '
+    '`{"steps"}`. When it runs out the caller is silent and the app\'s timers run.'
+)
+
+
 class SimulateIn(BaseModel):
-    """A simulated call: who calls, and what they press when."""
+    """A simulated call: who calls, and what they press when (`keys` or `timeline`)."""
 
     model_config = ConfigDict(extra="forbid")
-    caller: str | None = None
-    dialed: str | None = None
-    keys: str | None = None
-    timeline: list[dict[str, Any] | str] | None = None
+    caller: str | None = Field(None, description="The caller's number (default anonymous)")
+    dialed: str | None = Field(None, description="What was dialled (default the app's shortcode)")
+    keys: str | None = Field(None, description="Keys pressed one after another, e.g. 1#")
+    timeline: Annotated[Any, WithJsonSchema({**_TIMELINE, "description": _TIMELINE_DOC})] = None
 
 
 @router.post(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,12 +37,40 @@ Num = Annotated[Any, WithJsonSchema({"type": "number"})]
 
 
 class ActionIn(BaseModel):
-    """What a menu key or final action does."""
+    """What a menu key, the timeout, a final action or a closed action does:
+    `{"action", "to", "id"}`. `null` for `to` or `id` means empty.
+
+    | action | to | id | effect |
+    |---|---|---|---|
+    | `call` | `user` | user id | ring the user's registered phones, else their `sip_uri`, else their `phnum` |
+    | `call` | `phnum` | E.164 number (`+46...`) | call the number out through the trunk |
+    | `call` | `other` | a number, as `phnum` | the hosted service's clients' name for an outside number |
+    | `call` | `sip` | SIP URI (`sip:anna@pbx.example.com`) | call that SIP address |
+    | `call` | `csg` | team id | ring a team |
+    | `connect` | `app` | voice app id | hand the call to another app (menu, announcement, mailbox) |
+    | `play` | `prompt` | prompt id | play the prompt, then the menu again |
+    | `repeat` | `""` | `""` | play the menu again |
+    | `hangup` | `""` | `""` | end the call |
+    | `disconnect` | `null` or `""` | `null` or `""` | take the key out of use (stored as `""`) |
+    | `""` | `""` | `""` | the key is not in use |
+    """
 
     model_config = ConfigDict(extra="allow")
-    action: str | None = None
-    to: str | None = None
-    id: str | int | None = None
+    action: str | None = Field(
+        None,
+        description="call, connect, play, repeat, hangup, disconnect or empty",
+        json_schema_extra={
+            "enum": ["", "call", "connect", "play", "repeat", "hangup", "disconnect", None]
+        },
+    )
+    to: str | None = Field(
+        None,
+        description="For call: user, phnum, other, sip or csg; connect: app; play: prompt",
+        json_schema_extra={
+            "enum": ["", "user", "phnum", "other", "sip", "csg", "app", "prompt", None]
+        },
+    )
+    id: str | int | None = Field(None, description="The user, number, address, app, prompt or team")
 
 
 class OpenHoursIn(BaseModel):
