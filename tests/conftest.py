@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -28,10 +29,44 @@ PG_URL = os.environ.get(
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for UDP and TCP alike right now, picked at random below the kernel's
+    ephemeral range (32768 and up): a port the kernel hands out (bind to 0) is soon handed to
+    some client socket again, and with several suites running at once that races the test's
+    own bind. `kind` is kept for callers that name it; every port is checked for both."""
+    del kind
+    for _ in range(200):
+        port = random.randrange(10000, 20000)
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+            ):
+                udp.bind(("127.0.0.1", port))
+                tcp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port for UDP and TCP in 10000-19999")
+
+
+def free_port_block(count: int = 4) -> int:
+    """The first of `count` consecutive free UDP ports (even), below the ephemeral range: SIPp
+    binds its media port and the next three (RTCP, video RTP and RTCP)."""
+    for _ in range(200):
+        base = random.randrange(10000, 20000 - count, 2)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return base
+    raise RuntimeError(f"no {count} consecutive free UDP ports in 10000-19999")
 
 
 def require_binary(name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,28 +15,22 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import RunningServer, base_settings, free_port, require_binary, run_server
+from tests.conftest import (
+    RunningServer,
+    base_settings,
+    free_port,
+    free_port_block,
+    require_binary,
+    run_server,
+)
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
 
 
 def free_udp_port() -> int:
-    """A port free for UDP and TCP alike (a node listens on both), picked below the kernel's
-    ephemeral range (32768 and up) so no client socket takes it before the node binds it."""
-    for _ in range(200):
-        port = random.randrange(10000, 20000)
-        try:
-            with (
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
-            ):
-                udp.bind(("127.0.0.1", port))
-                tcp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port for UDP and TCP in 10000-19999")
+    """A port free for UDP and TCP alike (a node listens on both), below the ephemeral range."""
+    return free_port()
 
 
 def rtp_range() -> str:
@@ -125,7 +118,7 @@ def run_sipp(
         "-mi",
         "127.0.0.1",
         "-mp",
-        str(free_udp_port()),
+        str(free_port_block()),
         "-timeout",
         f"{int(timeout)}s",
         "-timeout_error",
@@ -202,7 +195,7 @@ def start_target(
         "-mi",
         "127.0.0.1",
         "-mp",
-        str(free_udp_port()),
+        str(free_port_block()),
         "-timeout",
         "40s",
         "-timeout_error",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from openivr.sip.call import Dtmf, HungUp
 from openivr.sip.server import SipServer
+from tests.conftest import free_port, free_port_block
 
 from .conftest import DemoIvr, need_binary, pcm_rms
 
@@ -18,12 +18,6 @@ pytestmark = pytest.mark.peer
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pcap(name: str) -> str:
@@ -69,7 +63,7 @@ async def run_sipp(
         "-mi",
         "127.0.0.1",
         "-mp",
-        str(free_port()),
+        str(free_port_block()),
         "-timeout",
         "30s",
         "-timeout_error",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,18 +14,13 @@ from openivr.sip.call import MediaCall
 from openivr.sip.connect import Connector
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.transfer import TransferLeg, TransferTarget
+from tests.conftest import free_port, free_port_block
 
 from .conftest import need_binary
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
 CALLER_ID = "+46700000001"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pcap(name: str) -> str:
@@ -100,7 +94,7 @@ async def start_sipp(
         "-mi",
         "127.0.0.1",
         "-mp",
-        str(free_port()),
+        str(free_port_block()),
         "-timeout",
         "40s",
         "-timeout_error",
