@@ -6,7 +6,12 @@ until every packet is relayed. Reported: the process's CPU time per relayed pack
 system, µs) and its user part, best and median of the rounds. The kernel's loopback delivery
 to the sink sockets is part of the system time, as it is in service.
 
-Run by hand:  taskset -c 0 .venv/bin/python bench/sip/relay_cpu.py
+With --srtp both legs are SRTP (each peer sends SRTP under its own key; every relayed packet is
+unprotected on one socket and protected on the other): the difference to a plain run is what
+SRTP costs per packet received plus one sent, so ×50 per second what it costs a call (an IVR
+call receives and sends 50 packets a second too).
+
+Run by hand:  taskset -c 0 .venv/bin/python bench/sip/relay_cpu.py [--srtp]
 (OPENIVR_BENCH_LOOP=asyncio for the standard loop instead of uvloop.)
 """
 
@@ -21,9 +26,23 @@ import statistics
 import struct
 import time
 
+import pylibsrtp
+
 from openivr.sip.bridge import MediaBridge
 from openivr.sip.media import PortRange, RtpSession
 from openivr.sip.rtp import RtpPacket
+from openivr.sip.srtp import SdesKey, secure
+
+
+def protector(key: SdesKey) -> pylibsrtp.Session:
+    """What a far end encrypts its packets with."""
+    return pylibsrtp.Session(
+        pylibsrtp.Policy(
+            key=key.key,
+            ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+        )
+    )
 
 
 def plain_socket() -> socket.socket:
@@ -48,15 +67,22 @@ def ignore(packet: RtpPacket) -> None:
     """Drop a packet."""
 
 
-async def run(bridges: int, packets: int, rounds: int) -> dict[str, float]:
+async def run(bridges: int, packets: int, rounds: int, srtp: bool = False) -> dict[str, float]:
     ports = PortRange(40000, 49999)
     caller_peer, target_peer = plain_socket(), plain_socket()
     pairs: list[tuple[RtpSession, RtpSession, MediaBridge]] = []
+    # Per session, what its far end encrypts with (SRTP only).
+    far_ends: dict[RtpSession, pylibsrtp.Session] = {}
     for _ in range(bridges):
         caller = RtpSession("PCMA", 8, 101, caller_peer.getsockname(), ignore, ignore)
         target = RtpSession("PCMA", 8, 101, target_peer.getsockname(), ignore, ignore)
         await caller.open(ports.bind("127.0.0.1"))
         await target.open(ports.bind("127.0.0.1"))
+        if srtp:
+            for session in (caller, target):
+                theirs = SdesKey.new()
+                secure(session, SdesKey.new(), theirs)
+                far_ends[session] = protector(theirs)
         bridge = MediaBridge(caller, target)
         bridge.connect()
         pairs.append((caller, target, bridge))
@@ -69,7 +95,10 @@ async def run(bridges: int, packets: int, rounds: int) -> dict[str, float]:
             for caller, target, _ in pairs:
                 for peer, session in ((caller_peer, caller), (target_peer, target)):
                     header = struct.pack("!BBHII", 0x80, 8, seq & 0xFFFF, seq * 160, 0x1234)
-                    peer.sendto(header + payload, ("127.0.0.1", session.local_port))
+                    packet = header + payload
+                    if srtp:
+                        packet = far_ends[session].protect(packet)
+                    peer.sendto(packet, ("127.0.0.1", session.local_port))
         expected += 2 * bridges * packets
         cpu, user = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_utime
         while sum(b.to_target.relayed + b.to_caller.relayed for _, _, b in pairs) < expected:
@@ -86,6 +115,7 @@ async def run(bridges: int, packets: int, rounds: int) -> dict[str, float]:
     caller_peer.close()
     target_peer.close()
     return {
+        "srtp": float(srtp),
         "bridges": float(bridges),
         "packets": float(2 * bridges * packets * rounds),
         "cpu_us_best": min(per_call),
@@ -99,8 +129,9 @@ async def main() -> None:
     parser.add_argument("--bridges", type=int, default=250)
     parser.add_argument("--packets", type=int, default=20, help="per socket and round")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--srtp", action="store_true", help="both legs SRTP")
     args = parser.parse_args()
-    result = await run(args.bridges, args.packets, args.rounds)
+    result = await run(args.bridges, args.packets, args.rounds, args.srtp)
     print(" ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
 
 
