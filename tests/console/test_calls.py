@@ -75,10 +75,18 @@ def test_play_a_voicemail_left_by_a_sip_caller(console: Console, tmp_path: Path)
     card_css = f"li[data-message-id='{message['message_id']}']"
     card = find(driver, card_css)
     assert "+46701234567" in card.text and "New" in card.text
+    by_text(driver, "header nav a[href='#/voicemail'] .count", "1")  # one new message
     duration = console.plays(f"{card_css} audio")
     assert abs(duration - message["duration"]) < 0.3
     # Playing it marks it heard, for every client of the API.
     console.wait(lambda: console.api("GET", f"{url}/{message['message_id']}")["read"] is True)
+    console.wait(
+        lambda: (
+            not driver.find_element(
+                "css selector", "header nav a[href='#/voicemail'] .count"
+            ).is_displayed()
+        )
+    )
     download = find(driver, f"{card_css} a[download]")
     assert str(download.get_attribute("href")).startswith(console.server.base_url + url)
     find(driver, f"{card_css} button[name=details]").click()

@@ -1,7 +1,7 @@
 // The console's shell: sign-in, the navigation, and which page a #/route shows.
 
 import { h, put } from "./dom.js";
-import { api, acct } from "./api.js";
+import { api, acct, list } from "./api.js";
 import { session, signIn, endSession, onSessionEnd } from "./session.js";
 import { serverFeatures, forgetFeatures } from "./data.js";
 import { describe } from "./ui.js";
@@ -33,6 +33,23 @@ const ROUTES = [
   [/^#\/teams$/, "./views/teams.js"],
   [/^#\/schedules$/, "./views/schedules.js"],
 ];
+
+/** The number of new voicemails, shown beside "Voicemail" in the navigation. */
+export async function refreshUnread() {
+  if (!shell) return;
+  const badge = shell.nav.querySelector("a[href='#/voicemail'] .count");
+  if (!badge) return;
+  try {
+    const boxes = (await list(acct("/voiceapp"))).filter((a) => a.app_type === "mailbox");
+    const answers = await Promise.all(boxes.map((b) => api("GET", acct(`/voiceapp/${encodeURIComponent(b.app_id)}/voicemail`), { query: { unread: "true", limit: 1 } })));
+    const unread = answers.reduce((n, a) => n + Number(a.total || 0), 0);
+    badge.textContent = unread ? String(unread) : "";
+    badge.hidden = !unread;
+    badge.setAttribute("aria-label", `${unread} new`);
+  } catch {
+    badge.hidden = true;
+  }
+}
 
 /** A page that has unsaved changes asks before it is left. */
 export function guardLeaving(fn) {
@@ -90,7 +107,8 @@ function buildShell(features) {
   const links = NAV.slice();
   if (features.teams) links.splice(5, 0, ["#/teams", "Teams"]);
   if (features.schedules) links.splice(links.length, 0, ["#/schedules", "Opening hours"]);
-  const navList = h("ul", { id: "nav-list" }, links.map(([href, label]) => h("li", {}, h("a", { href }, label))));
+  const navList = h("ul", { id: "nav-list" }, links.map(([href, label]) => h("li", {}, h("a", { href }, label,
+    href === "#/voicemail" ? h("span", { class: "count", hidden: true }) : null))));
   const toggle = h("button", { type: "button", class: "nav-toggle", "aria-expanded": "false", "aria-controls": "nav-list" }, "Menu");
   toggle.addEventListener("click", () => {
     const open = toggle.getAttribute("aria-expanded") !== "true";
@@ -167,6 +185,7 @@ async function start() {
   if (!window.location.hash || window.location.hash === "#main") history.replaceState(null, "", "#/apps");
   lastHash = "";
   await render();
+  refreshUnread();
 }
 
 onSessionEnd((reason) => {

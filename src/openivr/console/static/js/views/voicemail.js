@@ -4,6 +4,7 @@
 import { h, put, field, select, checkbox, seconds, when, localPath } from "../dom.js";
 import { api, acct, list } from "../api.js";
 import { toast, showError, confirmAction, heading, busy, describe } from "../ui.js";
+import { refreshUnread } from "../main.js";
 
 const PAGE = 20;
 const STATE_WORDS = {
@@ -28,6 +29,7 @@ export async function show(main, mailboxId, page = 1, filters = {}) {
     query: { limit: PAGE, page, unread: filters.unread ? "true" : undefined, caller: filters.caller || undefined },
   });
   const messages = Array.isArray(data) ? data : [];
+  refreshUnread();
   const count = Number(total || messages.length);
   const problems = h("div", { hidden: true });
   const reload = () => show(main, box.app_id, page, filters);
@@ -74,6 +76,7 @@ function messageCard(m, base, problems, reload) {
     read = value;
     readBadge.hidden = value;
     toggle.textContent = value ? "Mark as new" : "Mark as heard";
+    refreshUnread();
   };
   audio.addEventListener("play", () => { if (!read) setRead(true).catch(() => {}); });
   toggle.addEventListener("click", busy(toggle, async () => {
@@ -89,6 +92,7 @@ function messageCard(m, base, problems, reload) {
     try {
       await api("DELETE", path);
       toast("Message deleted.");
+      refreshUnread();
       await reload();
     } catch (error) {
       showError(problems, error, "Not deleted:");
