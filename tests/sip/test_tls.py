@@ -87,6 +87,7 @@ def test_tls_settings_are_checked_before_start(tmp_path: Path, certs: Certificat
         "--sip-tls-port: needs --tls-cert": replace(good, tls_cert="", tls_key=""),
         "--tls-key: needed with --tls-cert": replace(good, tls_key=""),
         "--sip-tls-port: 5060 is --sip-port's": replace(good, sip_tls_port=5060),
+        "--sip-tls-port: 5061..5062 overlap": replace(good, workers=2),
         "--tls-cert: '/nowhere.pem' is not a file": replace(good, tls_cert="/nowhere.pem"),
         "--tls-key: ": replace(good, tls_key=str(other.key)),  # another certificate's key
         "--tls-cert/--tls-key: cannot load": replace(good, tls_cert=str(tmp_path / "garbage.pem")),

@@ -60,10 +60,17 @@ def tls_of(settings: Settings) -> TlsConfig:
     port = settings.sip_tls_port
     if port and not 0 < port < 65536:
         raise TlsSettingError(f"--sip-tls-port: {port} is not a port from 1 to 65535")
-    if port and port == settings.sip_port:
+    # With --workers N, worker i listens on --sip-port + i and --sip-tls-port + i.
+    count = max(1, settings.workers)
+    if port and abs(port - settings.sip_port) < count:
+        taken = (
+            f"{port} is --sip-port's already"
+            if count == 1
+            else f"{port}..{port + count - 1} overlap the --workers' SIP ports "
+            f"{settings.sip_port}..{settings.sip_port + count - 1}"
+        )
         raise TlsSettingError(
-            f"--sip-tls-port: {port} is --sip-port's already (SIP over TCP listens there); "
-            "TLS needs a port of its own, usually 5061"
+            f"--sip-tls-port: {taken} (SIP over TCP listens there); TLS needs ports of its own"
         )
     if port and not settings.tls_cert:
         raise TlsSettingError("--sip-tls-port: needs --tls-cert and --tls-key (PEM files)")
