@@ -277,6 +277,7 @@ async def main() -> None:
         "--no-timestamps", action="store_true", help="no kernel receive timestamps (as served)"
     )
     args = parser.parse_args()
+    RtpSession.keep_send_intervals = True  # the bench reports them
     RtpSession.receive_timestamps = not args.no_timestamps
     for n in args.calls:
         result = await run_level(n, args.rate)

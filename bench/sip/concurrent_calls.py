@@ -19,6 +19,7 @@ import numpy as np
 
 from openivr.audio import g711, tones
 from openivr.sip.call import Dtmf, HungUp, MediaCall
+from openivr.sip.media import RtpSession
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 
 HERE = Path(__file__).parent
@@ -115,6 +116,7 @@ async def main() -> None:
     parser.add_argument("--hold", type=float, default=15.0, help="seconds each call listens")
     parser.add_argument("--rate", type=int, default=50, help="new calls per second")
     args = parser.parse_args()
+    RtpSession.keep_send_intervals = True  # the bench reports them
     for n in args.calls:
         result = await run_level(n, int(args.hold * 1000), args.rate)
         print(" ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)

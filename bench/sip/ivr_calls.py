@@ -64,6 +64,7 @@ from openivr.delivery.deposit import deposit_voicemail
 from openivr.processes import API_NICE
 from openivr.server import EXTENSIONS, MEDIA_EXTENSIONS
 from openivr.settings import Settings
+from openivr.sip.media import RtpSession
 from openivr.store.accounts import create_account
 from openivr.store.db import open_database
 from openivr.store.models import CallRecord
@@ -548,6 +549,7 @@ def main() -> None:
         help="split: the API in its own process, as `openivr serve`; one: --workers 0",
     )
     args = parser.parse_args()
+    RtpSession.keep_send_intervals = True  # the bench reports them
     with tempfile.TemporaryDirectory() as tmp:
         node = Node(Path(tmp) / "data", args.database_url, args.processes, args.loop_debug)
         try:

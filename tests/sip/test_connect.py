@@ -9,6 +9,7 @@ import pytest
 
 from openivr.sip.call import Dtmf, HungUp, MediaCall
 from openivr.sip.connect import Connector
+from openivr.sip.media import RtpSession
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.transfer import TransferLeg, TransferTarget
 
@@ -425,8 +426,13 @@ async def test_a_target_that_only_talks_is_sent_no_audio(
 
 @pytest.mark.parametrize(("hold", "answer"), [("sendonly", "recvonly"), ("inactive", "inactive")])
 async def test_a_target_that_holds_is_sent_no_audio_until_it_resumes(
-    desk: tuple[SipServer, TransferDesk], tmp_path: Path, hold: str, answer: str
+    desk: tuple[SipServer, TransferDesk],
+    tmp_path: Path,
+    hold: str,
+    answer: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(RtpSession, "keep_send_intervals", True)
     server, handler = desk
     values = {
         **TARGET_VALUES,
