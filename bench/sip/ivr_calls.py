@@ -364,6 +364,10 @@ def scenario(tmp: Path, args: argparse.Namespace, seconds: float) -> Path:
     text = text.replace("[info_key]", INFO_KEY if args.keys == "info" else "")
     text = text.replace("[hold_ms]", str(hold_ms))
     text = text.replace("[bye_timeout_ms]", str(hold_ms + 15_000))
+    inband = args.keys == "inband"
+    text = text.replace("[formats]", "8" if inband else "8 101")
+    events = "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n"
+    text = text.replace("[event_lines]\n", "" if inband else events)
     path.write_text(text)
     return path
 
