@@ -84,9 +84,13 @@ class ToneDetector:
         n = np.arange(self.WINDOW)
         freqs = np.array(ROW_HZ + COL_HZ)
         # A Goertzel filter's output power equals the DFT power at its frequency; evaluating
-        # the eight filters as one matrix product is the same sum, done in vectorised form.
+        # the eight filters as one matrix product is the same sum, done in vectorised form:
+        # one real matrix (cosines then sines, WINDOW x 16), so the loud windows a packet
+        # completes (up to four of 160 samples) go through in one product.
         phase = 2.0 * np.pi * np.outer(freqs, n) / sample_rate
-        self._basis: npt.NDArray[np.complex128] = np.exp(-1j * phase)
+        self._real_basis: npt.NDArray[np.float64] = np.ascontiguousarray(
+            np.concatenate([np.cos(phase), -np.sin(phase)]).T
+        )
         self._min_energy = (min_level**2) * self.WINDOW
         self._concentration = concentration
         self._neighbour = 10 ** (neighbour_db / 10)
@@ -99,36 +103,55 @@ class ToneDetector:
 
     def feed(self, samples: npt.NDArray[np.int16] | npt.NDArray[np.float64]) -> list[str]:
         """Analyse more samples; returns the keys that started in them."""
-        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float64)])
+        buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float64)])
+        window, hop = self.WINDOW, self.HOP
+        count = (len(buffer) - window) // hop + 1 if len(buffer) >= window else 0
+        if count <= 0:
+            self._buffer = buffer
+            return []
+        span = buffer[: (count - 1) * hop + window]
+        if float(np.dot(span, span)) < self._min_energy:
+            # Quiet (a caller listening): no window can be loud when all of them together
+            # are not; one product decides it.
+            for _ in range(count):
+                self._track(None)
+            self._buffer = buffer[count * hop :]
+            return []
+        # Each window's energy from one running sum of squares; only loud windows go through
+        # the filters, all of them in one product (a packet completes up to four windows).
+        sums = np.concatenate([[0.0], np.cumsum(span**2)])
+        starts = np.arange(count) * hop
+        energies = (sums[starts + window] - sums[starts]).tolist()
+        loud = [i for i, energy in enumerate(energies) if energy >= self._min_energy]
+        powers: dict[int, list[float]] = {}
+        if loud:
+            windows = np.stack([buffer[i * hop : i * hop + window] for i in loud])
+            parts = windows @ self._real_basis
+            # Normalised so a pure tone at a bin frequency gives its own energy.
+            power = (parts[:, :8] ** 2 + parts[:, 8:] ** 2) * (2.0 / window)
+            powers = dict(zip(loud, power.tolist(), strict=True))
         keys: list[str] = []
-        while len(self._buffer) >= self.WINDOW:
-            key = self._classify(self._buffer[: self.WINDOW])
-            self._buffer = self._buffer[self.HOP :]
-            reported = self._track(key)
+        for i in range(count):
+            p = powers.get(i)
+            reported = self._track(self._key_of(p, energies[i]) if p is not None else None)
             if reported:
                 keys.append(reported)
+        self._buffer = buffer[count * hop :]
         return keys
 
-    def _classify(self, window: npt.NDArray[np.float64]) -> str | None:
-        energy = float(np.dot(window, window))
-        if energy < self._min_energy:
-            return None
-        spectrum = self._basis @ window
-        # Normalised so a pure tone at a bin frequency gives its own energy.
-        power = (spectrum.real**2 + spectrum.imag**2) * (2.0 / self.WINDOW)
+    def _key_of(self, power: list[float], energy: float) -> str | None:
+        """The key a loud window holds, from its eight filter powers, or None."""
         rows, cols = power[:4], power[4:]
-        r = int(np.argmax(rows))
-        c = int(np.argmax(cols))
-        row_p, col_p = float(rows[r]), float(cols[c])
+        row_p, col_p = max(rows), max(cols)
         if row_p + col_p < self._concentration * energy:
             return None
-        if np.sort(rows)[-2] * self._neighbour > row_p:
+        if sorted(rows)[-2] * self._neighbour > row_p:
             return None
-        if np.sort(cols)[-2] * self._neighbour > col_p:
+        if sorted(cols)[-2] * self._neighbour > col_p:
             return None
         if row_p > col_p * self._twist or col_p > row_p * self._twist:
             return None
-        return KEYPAD[r][c]
+        return KEYPAD[rows.index(row_p)][cols.index(col_p)]
 
     def _track(self, key: str | None) -> str | None:
         if key is None or key != self._reported:
