@@ -56,6 +56,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "metrics_token": "Bearer token that /metrics requires (default: /metrics answers this machine only)",
     "metrics_networks": "Comma-separated networks that may read /metrics without the token",
     "log_format": "text (default) or json: one JSON object per line with call ids, for log collectors",
+    "access_log": "One INFO line per HTTP request: client, method, path, status, time (true/false; default true)",
     "sip_rate_burst": "How many such requests one address may send at once before the rate applies (default 100)",
 }
 

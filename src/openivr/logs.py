@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The Call-ID of the call the running code works for, if any.
 call_id: ContextVar[str | None] = ContextVar("openivr_call_id", default=None)
@@ -74,3 +77,45 @@ def configure(log_format: str, node: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+access = logging.getLogger("openivr.access")
+# Probes that balancers and monitors send every few seconds: logged only when they fail.
+_PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+class AccessLog:
+    """One INFO line per HTTP request: client, method, path, status and time taken. The query
+    string is left out: signed audio links carry their signature there."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and log how it went."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = str(scope.get("path", ""))
+            if status >= 400 or path not in _PROBES:
+                client = scope.get("client") or ("-", 0)
+                access.info(
+                    '%s "%s %s" %s %.1f ms',
+                    client[0],
+                    scope.get("method", ""),
+                    path,
+                    status or "-",
+                    (time.perf_counter() - started) * 1000,
+                )

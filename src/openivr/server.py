@@ -25,7 +25,7 @@ from openivr.guard import extension as guard
 from openivr.guard.addresses import Networks
 from openivr.guard.flood import FloodGate
 from openivr.guard.guessing import GuessPolicy
-from openivr.logs import FORMATS
+from openivr.logs import FORMATS, AccessLog
 from openivr.settings import Settings
 from openivr.sip import srtp
 from openivr.sip.connect import parse_trunk
@@ -118,7 +118,8 @@ def check_settings(settings: Settings) -> None:
 def build_asgi(settings: Settings) -> ASGIApp:
     """The node's ASGI application: with media processes (--workers N) or all in one."""
     split = settings.workers > 0 and settings.sip_port != 0
-    return asgi(settings, API_EXTENSIONS if split else EXTENSIONS)
+    app = asgi(settings, API_EXTENSIONS if split else EXTENSIONS)
+    return AccessLog(app) if settings.access_log else app
 
 
 def node_context(app: ASGIApp) -> ServerContext | None:

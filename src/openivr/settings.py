@@ -62,6 +62,7 @@ class Settings:
     metrics_token: str = ""
     metrics_networks: tuple[str, ...] = ()
     log_format: str = "text"
+    access_log: bool = True
     workers: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 

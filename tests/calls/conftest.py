@@ -135,6 +135,12 @@ def run_sipp(
     return proc.stdout
 
 
+def ended(response: Any) -> list[dict[str, Any]]:
+    """The calls of a GET .../call answer that have ended (calls in progress are listed too)."""
+    rows: list[dict[str, Any]] = response.json()["response"]
+    return [row for row in rows if row["end_time"] is not None]
+
+
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
     """Poll until predicate() is truthy; return its value or fail."""
     deadline = time.time() + timeout

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from openivr.audio import tones
-from tests.calls.conftest import wait_for
+from tests.calls.conftest import ended, wait_for
 from tests.conftest import RunningServer, require_binary
 
 
@@ -89,8 +89,8 @@ def test_baresip_leaves_a_message(phone_server: RunningServer, tmp_path: Path) -
         samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     assert abs(_dominant_hz(samples, 8000) - 600) < 10
     calls = wait_for(
-        lambda: phone_server.client.get(
-            f"/account/{acc.account_id}/call", headers=acc.headers
-        ).json()["response"]
+        lambda: ended(
+            phone_server.client.get(f"/account/{acc.account_id}/call", headers=acc.headers)
+        )
     )
     assert calls[0]["outcome"] == "voicemail" and calls[0]["ended_by"] == "us"

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 
 from openivr.audio import tones
-from tests.calls.conftest import wait_for
+from tests.calls.conftest import ended, wait_for
 from tests.conftest import Account, RunningServer, require_binary
 
 
@@ -125,15 +125,15 @@ def test_a_silent_caller_hears_no_message_was_recorded_not_thank_you(
     )
     calls = f"/account/{acc.account_id}/call"
 
-    def ended() -> Any:
-        return node.client.get(calls, headers=acc.headers).json()["response"]
+    def finished() -> Any:
+        return ended(node.client.get(calls, headers=acc.headers))
 
-    heard = call_and_listen(node, box["app_id"], tones.silence(20 * 8000), tmp_path, ended)
+    heard = call_and_listen(node, box["app_id"], tones.silence(20 * 8000), tmp_path, finished)
     no_message = _prompt_audio(node, acc, "sysprompt", "no_message")
     thank_you = _prompt_audio(node, acc, "mailbox", "goodbye")
     assert _likeness(heard, no_message) > 0.8
     assert _likeness(heard, thank_you) < 0.5
-    [call] = ended()
+    [call] = finished()
     assert call["outcome"] == "hangup" and call["detail"]["hangup_reason"] == "no message left"
     assert (
         node.client.get(

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.calls.conftest import PCAPS, SmtpSink, free_udp_port, rtp_range, run_sipp, wait_for
+from tests.calls.conftest import (
+    PCAPS,
+    SmtpSink,
+    ended,
+    free_udp_port,
+    rtp_range,
+    run_sipp,
+    wait_for,
+)
 from tests.conftest import Account, RunningServer, base_settings, run_server
 
 
@@ -21,8 +29,7 @@ def _apps(server: RunningServer, acc: Account) -> dict[str, dict[str, Any]]:
 
 def _calls(server: RunningServer, acc: Account, count: int = 1) -> list[dict[str, Any]]:
     def ready() -> list[dict[str, Any]] | None:
-        r = server.client.get(f"/account/{acc.account_id}/call", headers=acc.headers)
-        rows: list[dict[str, Any]] = r.json()["response"]
+        rows = ended(server.client.get(f"/account/{acc.account_id}/call", headers=acc.headers))
         return rows if len(rows) >= count else None
 
     return list(wait_for(ready))

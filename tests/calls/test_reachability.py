@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.calls.conftest import (
+    ended,
     free_udp_port,
     rtp_range,
     run_sipp,
@@ -72,9 +73,7 @@ def _transfers(transcript: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _last_call(node: RunningServer, acc: Account) -> dict[str, Any]:
     rows = wait_for(
-        lambda: node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers).json()[
-            "response"
-        ]
+        lambda: ended(node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers))
     )
     return dict(rows[0])
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from openivr.audio import tones
-from tests.calls.conftest import SmtpSink, free_udp_port, rtp_range, wait_for
+from tests.calls.conftest import SmtpSink, ended, free_udp_port, rtp_range, wait_for
 from tests.conftest import RunningServer, base_settings, free_port, run_server
 from tests.sip.softphone import Certificates, Softphone
 
@@ -87,9 +87,7 @@ def test_a_tls_srtp_caller_presses_1_and_leaves_a_voicemail(
         samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     assert abs(dominant_hz(samples, 8000) - 600) < 10  # the caller's voice, decrypted
     [record] = wait_for(
-        lambda: node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers).json()[
-            "response"
-        ]
+        lambda: ended(node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers))
     )
     assert record["keys"] == "1" and record["outcome"] == "voicemail", record
     assert record["detail"]["signalling"] == "TLS" and record["detail"]["media"] == "SRTP"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.calls.conftest import run_sipp, start_target, wait_for
+from tests.calls.conftest import ended, run_sipp, start_target, wait_for
 from tests.conftest import Account, RunningServer
 
 
@@ -28,9 +28,7 @@ def _set_digit_3(server: RunningServer, acc: Account, uri: str) -> str:
 
 def _last_call(server: RunningServer, acc: Account) -> dict[str, Any]:
     rows = wait_for(
-        lambda: server.client.get(f"/account/{acc.account_id}/call", headers=acc.headers).json()[
-            "response"
-        ]
+        lambda: ended(server.client.get(f"/account/{acc.account_id}/call", headers=acc.headers))
     )
     return dict(rows[0])
 

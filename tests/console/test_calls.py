@@ -111,7 +111,9 @@ def test_the_call_log_shows_a_real_call_and_its_detail(console: Console, tmp_pat
         box["app_id"],
         values={"audio_ms": "2000", "bye_timeout": "8000"},
     )
-    call = console.wait(lambda: console.api("GET", console.acct("/call")))[0]
+    call = console.wait(
+        lambda: [c for c in console.api("GET", console.acct("/call")) if c["end_time"]]
+    )[0]
     console.go("#/calls")
     driver = console.driver
     row = find(driver, f"tr[data-call-id='{call['call_id']}']")

@@ -63,10 +63,21 @@ async def list_calls(
     app_id: Annotated[str | None, Query(description="An app the call visited")] = None,
     since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
+    outcome: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="How calls ended: voicemail, transferred, hangup, caller_hangup, ...;"
+            " in_progress for calls still up",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> JSONResponse:
-    """The account's calls, newest first, filtered by caller, number, app and time."""
+    """The account's calls, newest first, filtered by caller, number, app, time and outcome.
+
+    Calls still up are listed too, on whichever node carries them: outcome `in_progress`,
+    `end_time` and `duration` empty; they get their outcome when they end."""
     query = select(CallRecord).where(CallRecord.account_id == account_id)
     if from_:
         query = query.where(CallRecord.from_number == from_)
@@ -74,6 +85,8 @@ async def list_calls(
         query = query.where(CallRecord.to_number == to)
     if app_id:
         query = query.where(cast(CallRecord.apps, String).like(f'%"{app_id}"%'))
+    if outcome:
+        query = query.where(CallRecord.outcome == outcome)
     if since:
         query = query.where(CallRecord.started_at >= since)
     if until:

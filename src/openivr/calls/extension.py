@@ -155,6 +155,9 @@ class CallService:
 
     async def run_app(self, call: sip.MediaCall, dest: Destination) -> None:
         """Run the engine for a call routed to a voice app."""
+        self.calls.call_started(
+            call.call_id, call.caller, call.dialed, dest.account_id, dest.app_id
+        )
         async with self.ctx.sessions() as db:
             snapshot = await self.snapshots.get(db, dest.account_id)
 
@@ -263,6 +266,7 @@ class CallService:
         """A number connected straight to a user, number or SIP address: ring it, bridge."""
         transfer = self.transfer
         assert transfer is not None
+        self.calls.call_started(call.call_id, call.caller, call.dialed, dest.account_id, "")
         notes = self.calls.notes_for(call.call_id)
         await call.answer()
         request = TransferRequest(
@@ -303,6 +307,8 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         return
     calls = CallLog(ctx.sessions, ctx.settings.node_name or None)
     calls.observers.append(ctx.metrics.observe_call)
+    # Calls this node had up when it was last killed are over: the log must not show them live.
+    await calls.close_interrupted()
     registrar = Registrar(
         ctx.sessions,
         settings.sip_domain,

@@ -1,4 +1,9 @@
-"""Call records: what each driver learned, merged with the SIP layer's timing, then stored."""
+"""Call records: what each driver learned, merged with the SIP layer's timing, then stored.
+
+A call's row is written when it starts (outcome `in_progress`, no end time: the call log shows
+calls in progress on every node) and completed when it ends; both writes are batched. Each start
+and end is also one INFO log line.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openivr.sip.call import SipCallRecord
@@ -16,6 +23,7 @@ from openivr.store.models import CallRecord
 
 log = logging.getLogger(__name__)
 FLUSH_DELAY = 0.2  # seconds a finished call's record may wait to be written with others
+IN_PROGRESS = "in_progress"  # the outcome of a call that has not ended yet
 
 
 @dataclass
@@ -32,6 +40,7 @@ class CallNotes:
     # caller's BYE, and the record must say so); `ended` holds the SIP layer's account meanwhile.
     held: bool = False
     ended: SipCallRecord | None = None
+    row: CallRecord | None = None  # written when the call started
 
 
 def _security(record: SipCallRecord) -> dict[str, str]:
@@ -49,6 +58,8 @@ class CallLog:
         self.node = node or socket.gethostname()
         self.notes: dict[str, CallNotes] = {}
         self._pending: list[CallRecord] = []
+        # Ends of calls whose start row was already handed to a write: (that row, the end).
+        self._ends: list[tuple[CallRecord, dict[str, Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         # Told of every record before it is stored (the node's metrics).
         self.observers: list[Callable[[CallRecord], None]] = []
@@ -72,6 +83,40 @@ class CallLog:
         if notes.ended is not None:
             self.call_ended(notes.ended)
 
+    def call_started(
+        self, call_id: str, caller: str, dialed: str, account_id: str, app_id: str
+    ) -> None:
+        """A routed call begins: log it and write its row as in progress (within FLUSH_DELAY)."""
+        notes = self.notes_for(call_id)
+        notes.account_id = account_id
+        row = CallRecord(
+            call_id=call_id,
+            account_id=account_id,
+            from_number=caller,
+            to_number=dialed,
+            node=self.node,
+            apps=[app_id] if app_id else [],
+            keys="",
+            outcome=IN_PROGRESS,
+            detail={},
+            transfers=[],
+            sip_status=0,
+            ended_by="",
+            started_at=datetime.now(UTC),
+            answered_at=None,
+            ended_at=None,
+        )
+        notes.row = row
+        log.info(
+            "call %s started: from %s to %s, app %s",
+            call_id,
+            caller or "?",
+            dialed or "?",
+            app_id or "-",
+            extra={"call_id": call_id},
+        )
+        self._write(row)
+
     def call_ended(self, record: SipCallRecord) -> None:
         """SipServer's on_call_end hook: the record is written within FLUSH_DELAY, with others
         (once the call's driver is done with it)."""
@@ -84,40 +129,98 @@ class CallLog:
             notes.outcome = "rejected" if record.answered_at is None else "hangup"
             if record.ended_by == "caller":
                 notes.outcome = "caller_hangup" if record.answered_at else "cancelled"
-        row = CallRecord(
-            call_id=record.call_id,
-            account_id=notes.account_id,
-            from_number=record.caller,
-            to_number=record.dialed,
-            node=self.node,
-            apps=notes.apps,
-            keys=notes.keys[:500],
-            outcome=notes.outcome,
-            detail=notes.detail | {"reason": record.reason} | _security(record),
-            transfers=notes.transfers,
-            sip_status=record.status,
-            ended_by=record.ended_by,
-            started_at=record.started_at,
-            answered_at=record.answered_at,
-            ended_at=record.ended_at,
+        end: dict[str, Any] = {
+            "call_id": record.call_id,
+            "account_id": notes.account_id,
+            "from_number": record.caller,
+            "to_number": record.dialed,
+            "node": self.node,
+            "apps": notes.apps,
+            "keys": notes.keys[:500],
+            "outcome": notes.outcome,
+            "detail": notes.detail | {"reason": record.reason} | _security(record),
+            "transfers": notes.transfers,
+            "sip_status": record.status,
+            "ended_by": record.ended_by,
+            "started_at": record.started_at,
+            "answered_at": record.answered_at,
+            "ended_at": record.ended_at,
+        }
+        seconds = (record.ended_at - record.started_at).total_seconds()
+        log.info(
+            "call %s ended: %s, from %s to %s, app %s, ended by %s after %.1f s",
+            record.call_id,
+            notes.outcome,
+            record.caller or "?",
+            record.dialed or "?",
+            notes.apps[-1] if notes.apps else "-",
+            record.ended_by,
+            seconds,
+            extra={"call_id": record.call_id},
         )
+        started = notes.row
+        if started is None:
+            row = CallRecord(**end)
+            self._write(row)
+        elif any(pending is started for pending in self._pending):
+            # Not written yet: the one write carries the whole call.
+            for name, value in end.items():
+                setattr(started, name, value)
+            row = started
+        else:
+            # Its start is being or was written: the end is an UPDATE of that row. The row object
+            # is not touched, since a write in flight may still hold it.
+            row = CallRecord(**end)
+            self._ends.append((started, end))
+            self._write(None)
         for observe in self.observers:
             observe(row)
-        self._pending.append(row)
+
+    def _write(self, row: CallRecord | None) -> None:
+        if row is not None:
+            self._pending.append(row)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        # Records of calls ending close together share one transaction.
-        while self._pending:
+        # Records of calls starting and ending close together share one transaction.
+        while self._pending or self._ends:
             await asyncio.sleep(FLUSH_DELAY)
             rows, self._pending = self._pending, []
+            ends, self._ends = self._ends, []
             try:
                 async with self.sessions() as db:
                     db.add_all(rows)
+                    for started, end in ends:
+                        if started.record_id is None:  # its start was never stored
+                            db.add(CallRecord(**end))
+                        else:
+                            await db.execute(
+                                update(CallRecord)
+                                .where(CallRecord.record_id == started.record_id)
+                                .values(**end)
+                                .execution_options(synchronize_session=False)
+                            )
                     await db.commit()
             except Exception:  # a lost record must not take the node down; it is logged
-                log.exception("could not store %d call records", len(rows))
+                log.exception("could not store %d call records", len(rows) + len(ends))
+
+    async def close_interrupted(self) -> int:
+        """At start-up: calls this node left in progress (it was killed) are ended as
+        `interrupted`, so the call log does not show them in progress for ever."""
+        now = datetime.now(UTC)
+        async with self.sessions() as db:
+            result = await db.execute(
+                update(CallRecord)
+                .where(CallRecord.node == self.node, CallRecord.ended_at.is_(None))
+                .values(outcome="interrupted", ended_at=now, ended_by="us")
+                .execution_options(synchronize_session=False)
+            )
+            await db.commit()
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            log.warning("%d calls were in progress when this node last stopped: interrupted", count)
+        return count
 
     async def drain(self) -> None:
         """Write the records still waiting (at shutdown)."""
