@@ -191,16 +191,13 @@ class CallLog:
             try:
                 async with self.sessions() as db:
                     db.add_all(rows)
-                    for started, end in ends:
-                        if started.record_id is None:  # its start was never stored
-                            db.add(CallRecord(**end))
-                        else:
-                            await db.execute(
-                                update(CallRecord)
-                                .where(CallRecord.record_id == started.record_id)
-                                .values(**end)
-                                .execution_options(synchronize_session=False)
-                            )
+                    # Its start never stored (that write failed): the whole call in one row.
+                    db.add_all(CallRecord(**end) for started, end in ends if not started.record_id)
+                    by_id = [
+                        end | {"record_id": row.record_id} for row, end in ends if row.record_id
+                    ]
+                    if by_id:  # one executemany for all the calls that ended meanwhile
+                        await db.execute(update(CallRecord), by_id)
                     await db.commit()
             except Exception:  # a lost record must not take the node down; it is logged
                 log.exception("could not store %d call records", len(rows) + len(ends))
