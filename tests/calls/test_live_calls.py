@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from openivr.engine import call as engine_call
+from openivr.engine.call import Call
+from openivr.engine.events import RecordingFinished
 from tests.calls.conftest import (
     PCAPS,
     SmtpSink,
@@ -302,3 +305,30 @@ def test_a_caller_who_speaks_and_hangs_up_left_a_voicemail_says_the_record(
     # Someone looking for who left a message finds this call by its outcome.
     listed = node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers).json()
     assert [c["outcome"] for c in listed["response"]] == ["voicemail"]
+
+
+def test_a_message_survives_a_failure_of_the_call_flow(
+    phone_server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in the flow when the message ends (no real input reaches this; it is injected):
+    # what the caller said is kept all the same.
+    def broken(self: Call, event: object) -> None:
+        raise RuntimeError("a bug in the call flow")
+
+    monkeypatch.setitem(engine_call._HANDLERS, RecordingFinished, broken)
+    acc = phone_server.account()
+    box = _apps(phone_server, acc)["Voice Mail"]
+    url = f"/account/{acc.account_id}/voiceapp/{box['app_id']}"
+    phone_server.client.put(url, headers=acc.headers, json={"greeting_prompt": "no"})
+    run_sipp(
+        phone_server,
+        "mailbox_message.xml",
+        tmp_path,
+        box["app_id"],
+        values={"audio_ms": "3000", "bye_timeout": "8000"},
+    )
+    [call] = _calls(phone_server, acc)
+    [msg] = phone_server.client.get(f"{url}/voicemail", headers=acc.headers).json()["response"]
+    assert 2.0 <= msg["duration"] <= 4.5
+    assert call["outcome"] == "voicemail" and call["detail"]["voicemail_id"] == msg["message_id"]
+    assert call["detail"]["hangup_reason"] == "error"
