@@ -67,6 +67,8 @@ def test_unknown_fields_are_refused_naming_them(server: RunningServer) -> None:
         ("POST", f"/prompt/{prompt_id}/message", {"text": "Hi", "speed": 2}, "speed"),
         ("POST", "/tts/prompt/convert", {"text": "Hi", "language": "en_GB", "pitch": 1}, "pitch"),
         ("POST", f"{base}/voiceapp/{ivr}/simulate", {"keys": "1", "kyes": "2"}, "kyes"),
+        # A draft checked before it is saved is judged as its PUT would be.
+        ("POST", f"{base}/voiceapp/{ivr}/validate", {"menu_timout": 9}, "menu_timout"),
     ]:
         detail = _failed(c.request(method, path, headers=h, json=body), 400, "invalid_field", names)
         assert "unknown field" in detail

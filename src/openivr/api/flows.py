@@ -13,7 +13,7 @@ from openivr.api.deps import AccountAuth, Ctx, Db
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError
-from openivr.api.voiceapps import VoiceAppIn, load_app, put_body
+from openivr.api.voiceapps import VoiceAppIn, load_app, put_body, put_fields
 from openivr.apps import simulation
 from openivr.apps import voiceapp as va
 from openivr.apps.validation import FieldError
@@ -161,9 +161,10 @@ async def _draft(
 ) -> AccountSnapshot:
     """The account as it would be after a PUT of `body` to the app (nothing is saved)."""
     app = await load_app(db, account_id, app_id)
-    data = put_body(body)
-    if data.get("app_type") not in (None, app.app_type):
+    body_data = put_body(body)
+    if body_data.get("app_type") not in (None, app.app_type):
         raise ApiError("immutable_field", f"app_type: is {app.app_type} and cannot change")
+    data = put_fields(app, body_data, ctx.settings)
     refs = await account_refs(db, account_id)
     name, cfg = va.build_config(app.app_type, data, refs, current=app.config, app_id=app_id)
     domain = ctx.settings.sip_domain

@@ -154,6 +154,13 @@ def put_body(body: VoiceAppIn) -> dict[str, Any]:
     return data
 
 
+def put_fields(app: VoiceApp, body: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The fields of a PUT body that change the app; unknown fields refused, what a GET shows
+    (settings of older versions included) accepted back unchanged."""
+    shown = (*va.READ_ONLY, *app.config)
+    return known_fields(body, va.writable_fields(app.app_type), shown, app_view(app, settings))
+
+
 async def _check_webhook(data: dict[str, Any], settings: Settings) -> None:
     """Refuse a webhook_url this node may not post to (see delivery/webhook.py)."""
     url = data.get("webhook_url")
@@ -291,9 +298,7 @@ async def _apply_put(
             )
         if body.get("app_type") not in (None, app.app_type):
             raise ApiError("immutable_field", f"app_type: is {app.app_type} and cannot change")
-        # Whatever a GET shows may come back unchanged (settings of older versions included).
-        shown = (*va.READ_ONLY, *app.config)
-        data = known_fields(body, va.writable_fields(app.app_type), shown, app_view(app, settings))
+        data = put_fields(app, body, settings)
         refs = await account_refs(db, account_id)
         name, cfg = va.build_config(app.app_type, data, refs, current=app.config, app_id=app_id)
         version = app.version
