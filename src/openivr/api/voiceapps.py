@@ -44,7 +44,7 @@ class ActionIn(BaseModel):
     |---|---|---|---|
     | `call` | `user` | user id | ring the user's registered phones, else their `sip_uri`, else their `phnum` |
     | `call` | `phnum` | E.164 number (`+46...`) | call the number out through the trunk |
-    | `call` | `other` | a number, as `phnum` | the hosted service's clients' name for an outside number |
+    | `call` | `other` | a SIP address (`user@host`, with or without `sip:`) or an E.164 number | a SIP address is called as `sip` (an app's own `sip_address` enters that app without leaving the node); a number as `phnum` |
     | `call` | `sip` | SIP URI (`sip:anna@pbx.example.com`) | call that SIP address |
     | `call` | `csg` | team id | ring a team |
     | `connect` | `app` | voice app id | hand the call to another app (menu, announcement, mailbox) |

@@ -72,7 +72,7 @@ export async function api(method, path, options = {}) {
     endSession("Your session has ended. Please sign in again.");
     throw error;
   }
-  // Any 2xx is success (creates answer 200 or 201), unless the envelope says it failed
+  // Any 2xx is success (every success answers 200; any other 2xx is taken as success too), unless the envelope says it failed
   // (the hosted API answers some failures with HTTP 200).
   if (!res.ok || (parsed && parsed.status === "failed")) throw failureOf(res.status, parsed);
   return {
