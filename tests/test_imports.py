@@ -110,3 +110,39 @@ def test_the_graph_sees_the_imports_that_run() -> None:
 
 def test_no_module_imports_itself_back() -> None:
     assert cycles(import_graph()) == []
+
+
+# The layers below HTTP: none of them may reach up into the API.
+BELOW_API = ("engine", "audio", "store", "apps", "sip", "context", "security", "settings")
+
+
+def _imports_of(graph: dict[str, set[str]], prefix: str) -> dict[str, set[str]]:
+    """What each module of a package (or a single module) imports, by importing module."""
+    return {
+        name: deps
+        for name, deps in graph.items()
+        if name == f"openivr.{prefix}" or name.startswith(f"openivr.{prefix}.")
+    }
+
+
+def test_the_layers_below_the_api_never_import_it() -> None:
+    graph = import_graph()
+    reaching_up = {
+        name: sorted(dep for dep in deps if dep.startswith("openivr.api"))
+        for layer in BELOW_API
+        for name, deps in _imports_of(graph, layer).items()
+    }
+    assert {name: deps for name, deps in reaching_up.items() if deps} == {}
+
+
+def test_delivery_and_calls_reach_the_api_only_to_add_their_routes() -> None:
+    graph = import_graph()
+    reaching_up = {
+        name: sorted(dep for dep in deps if dep.startswith("openivr.api"))
+        for layer in ("delivery", "calls")
+        for name, deps in _imports_of(graph, layer).items()
+    }
+    # A layer's installer adds its routers to the API (delivery: the voicemail API).
+    assert {name: deps for name, deps in reaching_up.items() if deps} == {
+        "openivr.delivery.extension": ["openivr.api", "openivr.api.voicemail"]
+    }

@@ -58,7 +58,7 @@ from fastapi import FastAPI
 
 from openivr import loopwatch
 from openivr.api.app import SlashTolerance, create_app
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.audio import tones
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.processes import API_NICE
@@ -229,7 +229,7 @@ class Node:
 
     @property
     def sip(self) -> Any:
-        return self.ctx.services["sip_server"]
+        return self.ctx.sip_server
 
     def api_cpu(self) -> float:
         """CPU seconds of the API process (0 when the API runs in this process)."""

@@ -104,7 +104,7 @@ class Node:
 
     @property
     def sip(self) -> Any:
-        return self.app.state.ctx.services["sip_server"]
+        return self.app.state.ctx.sip_server
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -32,7 +32,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.delivery.policy import DeliveryPolicy
 from openivr.delivery.worker import DeliveryWorker
@@ -93,7 +93,7 @@ async def main(args: argparse.Namespace) -> None:
     policy = replace(DeliveryPolicy(), concurrency=args.concurrency)
     async with open_database(settings.effective_database_url) as (engine, sessions):
         ctx = ServerContext.build(settings, engine, sessions)
-        ctx.services["delivery_policy"] = policy
+        ctx.delivery_policy = policy
         acc = await create_account(sessions, f"bench{port}@example.com", "benchpass")
         async with sessions() as db, db.begin():
             box = (
@@ -105,7 +105,7 @@ async def main(args: argparse.Namespace) -> None:
             ).one()
             box.config = dict(box.config, deliver_to="email", deliver_to_details="b@example.com")
         worker = DeliveryWorker(ctx, policy)
-        ctx.services["delivery_worker"] = worker
+        ctx.delivery_worker = worker
         await worker.start()
         pcm = (np.sin(np.arange(16000) / 5) * 3000).astype(np.int16)
         t0 = time.perf_counter()

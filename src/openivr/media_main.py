@@ -35,7 +35,7 @@ async def _serve_media(settings: Settings) -> None:
         if signals[0] == 1:
             stop.set()
         elif signals[0] == 2:
-            calls = getattr(app.state, "ctx", None) and app.state.ctx.services.get("calls")
+            calls = getattr(app.state, "ctx", None) and app.state.ctx.calls
             if calls is not None:
                 calls.stop_now.set()
         else:

@@ -31,7 +31,7 @@ from openivr import __version__, security
 from openivr.sip.media import LAG_BOUNDS
 
 if TYPE_CHECKING:
-    from openivr.api.context import ServerContext
+    from openivr.context import ServerContext
     from openivr.store.models import CallRecord
 
 _LABEL = re.compile(r"^[a-z_]{1,32}$")
@@ -126,7 +126,7 @@ class _NodeCollector(Collector):
         info.add_metric([metrics.node, __version__], 1)
         yield info
         ctx = metrics.ctx
-        sip = ctx.services.get("sip_server") if ctx is not None else None
+        sip = ctx.sip_server if ctx is not None else None
         yield GaugeMetricFamily(
             "openivr_calls_up",
             "Calls being routed, ringing or up on this node",

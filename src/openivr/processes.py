@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.settings import Settings
 
 log = logging.getLogger("openivr.processes")  # also when run as __main__

@@ -17,8 +17,9 @@ from starlette.types import ASGIApp
 
 from openivr import loopwatch, processes
 from openivr.api.app import Extension, asgi
-from openivr.api.context import ServerContext
 from openivr.calls import extension as calls
+from openivr.calls.extension import CallService
+from openivr.context import ServerContext
 from openivr.delivery import extension as delivery
 from openivr.delivery.email import SmtpServer
 from openivr.guard import extension as guard
@@ -156,7 +157,7 @@ class NodeServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """A stop signal: drain first, end calls now second, uvicorn's own handling after."""
         ctx = node_context(self.node)
-        calls = ctx.services.get("calls") if ctx is not None else None
+        calls = ctx.calls if ctx is not None else None
         loop = self._loop
         if ctx is None or calls is None or loop is None or not self.started or self.should_exit:
             super().handle_exit(sig, frame)
@@ -171,7 +172,7 @@ class NodeServer(uvicorn.Server):
         else:
             super().handle_exit(sig, frame)
 
-    def _begin_drain(self, ctx: ServerContext, calls: Any) -> None:
+    def _begin_drain(self, ctx: ServerContext, calls: CallService) -> None:
         ctx.stopping = True
 
         async def drain() -> None:

@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
 
 from openivr.api.app import asgi
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.delivery.extension import install
 from openivr.settings import Settings

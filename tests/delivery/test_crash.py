@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.settings import from_environment
 from openivr.store.db import open_database

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from openivr.api.context import ServerContext
 from openivr.audio.wav import write_wav
+from openivr.context import ServerContext
 from openivr.delivery.deposit import VoicemailError, deposit_voicemail, message_count
 from openivr.delivery.messagefiles import MessageFiles, Sidecar
 from openivr.store.voicemail import remove_message

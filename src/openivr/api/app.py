@@ -31,19 +31,16 @@ from openivr.api import (
     users,
     voiceapps,
 )
-from openivr.api.context import ServerContext
 from openivr.api.docs import install_docs
 from openivr.api.envelope import failure
 from openivr.api.errors import status_of
 from openivr.api.gate import RequestGate, token_refusal
-from openivr.apps.promptaudio import PromptSounds
+from openivr.api.viewcache import ViewCache
 from openivr.apps.validation import FieldError, Refusal
-from openivr.audio.cache import RenderCache
-from openivr.audio.tts import SpeechEngine
+from openivr.context import ServerContext
 from openivr.loopwatch import RequestActivity
 from openivr.metrics import RequestMetrics
 from openivr.settings import Settings
-from openivr.store.audiostore import AudioStore
 from openivr.store.db import make_engine, make_sessionmaker, migrate
 
 log = logging.getLogger(__name__)
@@ -176,16 +173,8 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
             await migrate(engine)
             ctx = ServerContext.build(settings, engine, make_sessionmaker(engine))
             stack.push_async_callback(ctx.standing.close)
-            store = AudioStore(settings.audio_dir)
-            speech = SpeechEngine()
-            cache = RenderCache(settings.audio_dir / "rendered", speech)
-            ctx.services.update(
-                audio_store=store,
-                speech=speech,
-                render_cache=cache,
-                sounds=PromptSounds(store, cache),
-            )
             app.state.ctx = ctx
+            app.state.voiceapp_views = ViewCache()
             for extend in extensions:
                 await extend(app, ctx, stack)
             yield
@@ -219,8 +208,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
         "draining" while it stops (its calls finish, new ones go to other nodes)."""
         ctx: ServerContext = request.app.state.ctx
         if ctx.stopping:
-            sip = ctx.services.get("sip_server")
-            calls = sip.active_calls if sip is not None else 0
+            calls = ctx.sip_server.active_calls if ctx.sip_server is not None else 0
             return JSONResponse(
                 {"status": "draining", "calls": calls, "version": __version__}, status_code=503
             )

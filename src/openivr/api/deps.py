@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openivr.api.context import ServerContext
 from openivr.api.errors import ApiError
+from openivr.context import ServerContext
 from openivr.security import TokenError
 
 

@@ -86,7 +86,7 @@ async def simulate_call(
     timeline: Any = body.timeline if body.timeline is not None else (body.keys or "")
     snapshot = await load_snapshot(db, account_id, sip_domain=ctx.settings.sip_domain)
     reach = await simulation.reachability_now(db, ctx.settings, account_id)
-    sounds = ctx.services["sounds"]
+    sounds = ctx.sounds
     dialed = body.dialed or app.shortcode
     caller = body.caller or "anonymous"
     try:

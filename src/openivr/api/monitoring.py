@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
 from openivr import __version__
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.guard.addresses import LOOPBACK
 from openivr.store.registrations import Registration
 from openivr.store.voicemail import DELIVERED, Delivery
@@ -32,7 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure means this node cannot serve
         problems.append(f"database: {str(exc)[:200]}")
-    sip = ctx.services.get("sip_server")
+    sip = ctx.sip_server
     if ctx.settings.sip_port and (sip is None or not (sip.udp_port or sip.tcp_port)):
         problems.append("sip: not listening")
     if ctx.stopping or (sip is not None and sip.draining):

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from openivr.api.context import ServerContext
 from openivr.api.deps import AccountAuth, Auth, Ctx, Db, Principal
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
@@ -23,6 +22,7 @@ from openivr.apps import validation as v
 from openivr.apps.catalogue import VOICES
 from openivr.apps.promptaudio import PromptSounds
 from openivr.audio.wav import MAX_UPLOAD_BYTES, AudioFormatError, parse_wav
+from openivr.context import ServerContext
 from openivr.store import ids
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import clear_referrers, referrers
@@ -142,7 +142,7 @@ async def defaults_of(
     if not need:
         return {}
     snapshot = await load_snapshot(db, need[0].account_id)
-    sounds: PromptSounds = ctx.services["sounds"]
+    sounds: PromptSounds = ctx.sounds
     found: dict[str, dict[str, Any]] = {}
     for p in need:
         ref = snapshot.config.prompt(p.account_id, p.prompt_id)
@@ -307,7 +307,7 @@ async def _delete(
     view = prompt_view(prompt, ctx)
     await db.delete(prompt)
     await db.commit()
-    ctx.services["audio_store"].remove_prompt(prompt_id)
+    ctx.audio_store.remove_prompt(prompt_id)
     return success(request, view, resource="prompt")
 
 
@@ -470,7 +470,7 @@ async def _set_message(
 ) -> JSONResponse:
     prompt = await _prompt(db, who, prompt_id, app_id)
     ctype = request.headers.get("content-type", "")
-    store = ctx.services["audio_store"]
+    store = ctx.audio_store
     if ctype.startswith("multipart/form-data"):
         file_name, data = await _upload(request)
         try:
@@ -522,7 +522,7 @@ async def _clear_message(
     prompt.size_bytes = 0
     await db.commit()
     if old:
-        ctx.services["audio_store"].remove_prompt_message(old)
+        ctx.audio_store.remove_prompt_message(old)
     return await _one(request, ctx, db, prompt)
 
 
@@ -603,7 +603,7 @@ async def prompt_audio(
     if not ctx.urls.verify(path, expires, sig):
         raise ApiError("bad_signature", "the link's signature is wrong or has expired")
     record_id = record_file.removesuffix(".wav")
-    store = ctx.services["audio_store"]
+    store = ctx.audio_store
     key = f"{prompt_id}/{record_id}"
     file = store.original_path(key) if original else store.wav_path(key)
     if not file.exists():

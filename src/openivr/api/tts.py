@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from openivr.api.context import ServerContext
 from openivr.api.deps import Auth, Ctx
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
@@ -19,6 +18,7 @@ from openivr.apps.validation import FieldError
 from openivr.audio.prepared import PreparedAudio
 from openivr.audio.tts import TtsError, TtsVoice
 from openivr.audio.wav import AudioFormatError
+from openivr.context import ServerContext
 
 router = APIRouter(tags=["tts"])
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -53,7 +53,7 @@ def rendered_link(ctx: ServerContext, key: str) -> tuple[str, str]:
 
 def pick_voice(ctx: ServerContext, language: str | None, voice: str | None) -> str:
     """The app voice code for a (language, voice) request; FieldError naming what is unknown."""
-    voices: list[TtsVoice] = ctx.services["speech"].voices()
+    voices: list[TtsVoice] = ctx.speech.voices()
     by_code = {v.voice: v for v in voices}
     languages = {v.language for v in voices}
     if language is not None and language not in languages:
@@ -79,7 +79,7 @@ async def render_text(ctx: ServerContext, text: Any, voice: str) -> PreparedAudi
     if not isinstance(text, str):
         raise FieldError("text", "is required and must be a string")
     try:
-        audio: PreparedAudio = await ctx.services["render_cache"].render_async(voice, text)
+        audio: PreparedAudio = await ctx.render_cache.render_async(voice, text)
     except TtsError as exc:
         raise FieldError(exc.field, exc.detail) from None
     except AudioFormatError as exc:  # e.g. punctuation only: eSpeak says nothing
@@ -90,7 +90,7 @@ async def render_text(ctx: ServerContext, text: Any, voice: str) -> PreparedAudi
 @router.get("/tts/prompt/voice", responses=answers(list[VoiceOut]))
 async def list_voices(request: Request, who: Auth, ctx: Ctx) -> JSONResponse:
     """The voices the speech engine really has; one default_voice per language."""
-    return success(request, [asdict(v) for v in ctx.services["speech"].voices()], resource="tts")
+    return success(request, [asdict(v) for v in ctx.speech.voices()], resource="tts")
 
 
 @router.post("/tts/prompt/convert", responses=answers(Loose))
@@ -100,7 +100,8 @@ async def convert(request: Request, body: ConvertIn, who: Auth, ctx: Ctx) -> JSO
         raise ApiError("missing_field", "text: is required")
     voice = pick_voice(ctx, body.language, body.voice)
     audio = await render_text(ctx, body.text, voice)
-    key = ctx.services["render_cache"].key(voice, body.text)
+    assert body.text is not None  # render_text refused anything but a string
+    key = ctx.render_cache.key(voice, body.text)
     path, url = rendered_link(ctx, key)
     return success(
         request,
@@ -121,7 +122,7 @@ async def rendered_audio(
     if not ctx.urls.verify(f"/audio/render/{file}", expires, sig):
         raise ApiError("bad_signature", "the link's signature is wrong or has expired")
     key = file.removesuffix(".wav")
-    stem = ctx.services["render_cache"].stem(key) if _KEY.match(key) else None
+    stem = ctx.render_cache.stem(key) if _KEY.match(key) else None
     if stem is None or not stem.with_name(stem.name + ".wav").exists():
         raise ApiError("not_found", "no such rendering")
     return FileResponse(stem.with_name(stem.name + ".wav"), media_type="audio/wav")

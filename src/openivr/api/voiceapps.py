@@ -17,6 +17,7 @@ from openivr.api.deps import AccountAuth, Ctx, Db
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success, success_rendered
 from openivr.api.errors import ApiError, not_found
+from openivr.api.viewcache import ViewCache
 from openivr.apps import voiceapp as va
 from openivr.apps.promptaudio import warm_in_background
 from openivr.apps.validation import FieldError, known_fields
@@ -224,7 +225,7 @@ async def create_voiceapp(
     name, cfg = va.build_config(app_type, data, refs)
     app = await create_app(db, account_id, app_type, name or "", cfg)
     await db.commit()
-    warm_in_background(ctx.sessions, ctx.services["sounds"], account_id, app.app_id)
+    warm_in_background(ctx.sessions, ctx.sounds, account_id, app.app_id)
     return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
 
 
@@ -234,12 +235,13 @@ async def get_voiceapp(
 ) -> Response:
     """One voice app, with its ETag."""
     # The hottest read of the API: kept rendered while the account's revision holds.
-    found = ctx.voiceapp_views.get(app_id, account_id, who.config_revision)
+    views: ViewCache = request.app.state.voiceapp_views
+    found = views.get(app_id, account_id, who.config_revision)
     if found is None:
         async with ctx.sessions() as db:
             app = await load_app(db, account_id, app_id)
         view = app_view(app, ctx.settings)
-        found = ctx.voiceapp_views.put(app_id, account_id, who.config_revision, view, etag(app))
+        found = views.put(app_id, account_id, who.config_revision, view, etag(app))
     headers = {"ETag": found.etag}
     if request.query_params.get("fields"):
         return success(request, found.view, headers=headers)
@@ -265,7 +267,7 @@ async def put_voiceapp(
     db.expunge_all()
     app = await load_app(db, account_id, app_id)
     # Menus name what their digits lead to: re-render while the change is fresh.
-    warm_in_background(ctx.sessions, ctx.services["sounds"], account_id, app_id)
+    warm_in_background(ctx.sessions, ctx.sounds, account_id, app_id)
     return success(request, app_view(app, ctx.settings), headers={"ETag": etag(app)})
 
 

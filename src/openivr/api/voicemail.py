@@ -11,12 +11,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictBool
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openivr.api.context import ServerContext
 from openivr.api.deps import AccountAuth, Ctx, Db, principal
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
 from openivr.apps.validation import MAX_INT, known_fields
+from openivr.context import ServerContext
 from openivr.delivery.deposit import files_of
 from openivr.delivery.metadata import audio_path, message_view
 from openivr.store import voicemail as vm

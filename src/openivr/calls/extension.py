@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from openivr.api.context import ServerContext
 from openivr.calls.driver import CallDriver, TransferRequest, Transferring
 from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
+from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.engine.call import Reachability, route_transfer
 from openivr.engine.config import UserConfig
@@ -176,7 +176,7 @@ class CallService:
             call,
             snapshot,
             dest.app_id,
-            self.ctx.services["sounds"],
+            self.ctx.sounds,
             self.calls.hold(call.call_id),
             voicemail=keep,
             transfer=self.transfer,
@@ -343,7 +343,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         mode="refer" if settings.transfer_mode == "refer" else "bridge",
         registrar=registrar,
     )
-    ctx.services["transfer"] = service.transfer = TransferService(ctx, connector)
+    ctx.transfer = service.transfer = TransferService(ctx, connector)
     service.server = server
     try:
         await server.start()
@@ -356,7 +356,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         ) from None
     purger = asyncio.get_running_loop().create_task(_purge_registrations(ctx))
     stack.callback(purger.cancel)
-    ctx.services.update(sip_server=server, call_log=calls, calls=service)
+    ctx.sip_server, ctx.call_log, ctx.calls = server, calls, service
     stack.push_async_callback(calls.drain)
     stack.push_async_callback(server.stop)
     # Runs first when the node stops (unless `openivr serve` drained already): calls in

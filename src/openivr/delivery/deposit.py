@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from openivr.api.context import ServerContext
 from openivr.audio.wav import write_wav
+from openivr.context import ServerContext
 from openivr.delivery.messagefiles import MessageFiles, Sidecar
 from openivr.delivery.policy import DeliveryPolicy
 from openivr.store import voicemail as vm
@@ -34,10 +34,7 @@ async def message_count(sessions: async_sessionmaker[AsyncSession], app_id: str)
 
 def policy_of(ctx: ServerContext) -> DeliveryPolicy:
     """The node's delivery policy (the running worker's, else from the settings)."""
-    policy = ctx.services.get("delivery_policy")
-    if isinstance(policy, DeliveryPolicy):
-        return policy
-    return DeliveryPolicy.from_settings(ctx.settings)
+    return ctx.delivery_policy or DeliveryPolicy.from_settings(ctx.settings)
 
 
 def files_of(ctx: ServerContext) -> MessageFiles:
@@ -185,9 +182,8 @@ async def _insert(ctx: ServerContext, app: VoiceApp, meta: Sidecar, key: str) ->
 
 def wake(ctx: ServerContext) -> None:
     """Tell this node's delivery worker that new work may be due."""
-    worker = ctx.services.get("delivery_worker")
-    if worker is not None:
-        worker.wake()
+    if ctx.delivery_worker is not None:
+        ctx.delivery_worker.wake()
 
 
 async def adopt_orphans(ctx: ServerContext, older_than: float) -> int:

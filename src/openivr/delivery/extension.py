@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 from fastapi import FastAPI
 
 from openivr.api import voicemail as voicemail_api
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.delivery.policy import DeliveryPolicy
 from openivr.delivery.worker import DeliveryWorker
 
@@ -17,7 +17,7 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
     app.include_router(voicemail_api.router)
     policy = DeliveryPolicy.from_settings(ctx.settings)
     worker = DeliveryWorker(ctx, policy)
-    ctx.services["delivery_policy"] = policy
-    ctx.services["delivery_worker"] = worker
+    ctx.delivery_policy = policy
+    ctx.delivery_worker = worker
     await worker.start()
     stack.push_async_callback(worker.stop)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.store.voicemail import (
     DELIVERED,
     FAILED,

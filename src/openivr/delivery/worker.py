@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.delivery import email, webhook
 from openivr.delivery.deposit import adopt_orphans, files_of
 from openivr.delivery.email import SendError, SmtpServer

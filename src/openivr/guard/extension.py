@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 
-from openivr.api.context import ServerContext
+from openivr.context import ServerContext
 from openivr.security import prepare_unknown_user_hash
 
 

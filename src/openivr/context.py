@@ -1,21 +1,37 @@
-"""What every request handler of one node shares: settings, database, signers."""
+"""What the layers of one node share: settings, database, signers, audio and speech services.
+
+Built once at start-up by the API's lifespan; the layers installed after it (delivery, calls)
+fill in their own handles. It sits above the engine, audio and store, and below every layer
+that serves (api, delivery, calls), none of which it imports when it runs.
+"""
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from openivr.api.viewcache import ViewCache
+from openivr.apps.promptaudio import PromptSounds
+from openivr.audio.cache import RenderCache
+from openivr.audio.tts import SpeechEngine
 from openivr.guard.addresses import Networks
 from openivr.guard.events import SecurityLog
 from openivr.guard.guessing import GuessingGuard, GuessPolicy
 from openivr.metrics import NodeMetrics
 from openivr.security import TokenSigner, UrlSigner
 from openivr.settings import Settings
+from openivr.store.audiostore import AudioStore
 from openivr.store.standing import StandingReader
+
+if TYPE_CHECKING:
+    from openivr.calls.driver import Transferring
+    from openivr.calls.extension import CallService
+    from openivr.calls.records import CallLog
+    from openivr.delivery.policy import DeliveryPolicy
+    from openivr.delivery.worker import DeliveryWorker
+    from openivr.sip.server import SipServer
 
 
 @dataclass
@@ -33,8 +49,17 @@ class ServerContext:
     trusted: Networks
     metrics: NodeMetrics
     metrics_networks: Networks
-    services: dict[str, Any] = field(default_factory=dict)
-    voiceapp_views: ViewCache = field(default_factory=ViewCache)
+    audio_store: AudioStore
+    speech: SpeechEngine
+    render_cache: RenderCache
+    sounds: PromptSounds  # what a prompt sounds like: custom message or default in a voice
+    # Filled in by the layers that run them; None while a layer is off (e.g. --sip-port 0).
+    delivery_policy: DeliveryPolicy | None = None
+    delivery_worker: DeliveryWorker | None = None
+    transfer: Transferring | None = None
+    sip_server: SipServer | None = None
+    call_log: CallLog | None = None
+    calls: CallService | None = None
     # Set when the node was told to stop: calls drain, /healthz says so, the API still answers.
     stopping: bool = False
 
@@ -42,7 +67,7 @@ class ServerContext:
     def build(
         cls, settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
     ) -> ServerContext:
-        """Context with signers keyed from the node's secret."""
+        """Context with signers keyed from the node's secret and the node's audio services."""
         secret = settings.signing_secret()
         policy = GuessPolicy(
             failures=settings.auth_failures,
@@ -56,6 +81,9 @@ class ServerContext:
             retention_days=settings.security_event_days,
             ban_memory=policy.memory,
         )
+        store = AudioStore(settings.audio_dir)
+        speech = SpeechEngine()
+        cache = RenderCache(settings.audio_dir / "rendered", speech)
         node = settings.node_name or socket.gethostname()
         context = cls(
             settings=settings,
@@ -74,6 +102,10 @@ class ServerContext:
             trusted=Networks.parse(settings.trusted_networks),
             metrics=NodeMetrics(node),
             metrics_networks=Networks.parse(settings.metrics_networks, "metrics_networks"),
+            audio_store=store,
+            speech=speech,
+            render_cache=cache,
+            sounds=PromptSounds(store, cache),
         )
         context.metrics.ctx = context
         return context
