@@ -125,6 +125,15 @@ def _imports_of(graph: dict[str, set[str]], prefix: str) -> dict[str, set[str]]:
     }
 
 
+def test_the_engine_imports_nothing_of_the_rest_of_the_project() -> None:
+    graph = import_graph()
+    outside = {
+        name: sorted(dep for dep in deps if not dep.startswith("openivr.engine"))
+        for name, deps in _imports_of(graph, "engine").items()
+    }
+    assert {name: deps for name, deps in outside.items() if deps} == {}
+
+
 def test_the_layers_below_the_api_never_import_it() -> None:
     graph = import_graph()
     reaching_up = {

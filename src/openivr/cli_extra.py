@@ -15,11 +15,11 @@ from openivr.settings import Settings
 async def _build_prompts(settings: Settings) -> dict[str, int]:
     from sqlalchemy import select
 
-    from openivr.apps.catalogue import STANDARD_PROMPTS, VOICES
     from openivr.apps.promptaudio import PromptSounds, warm_app
     from openivr.audio.cache import RenderCache
     from openivr.audio.texts import default_text
     from openivr.audio.tts import SpeechEngine
+    from openivr.engine.vocabulary import STANDARD_PROMPTS, VOICES
     from openivr.store.audiostore import AudioStore
     from openivr.store.db import open_database
     from openivr.store.models import VoiceApp

@@ -8,7 +8,6 @@ from importlib import resources
 
 import pytest
 
-from openivr.apps.catalogue import STANDARD_PROMPTS, VOICE_LANGUAGE, VOICES
 from openivr.audio.texts import (
     MENU_PHRASES,
     PromptTextError,
@@ -16,6 +15,7 @@ from openivr.audio.texts import (
     menu_phrase,
     menu_text,
 )
+from openivr.engine.vocabulary import STANDARD_PROMPTS, VOICE_LANGUAGE, VOICES
 
 LANGUAGES = sorted(set(VOICE_LANGUAGE.values()))
 

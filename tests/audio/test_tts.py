@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from openivr.apps.catalogue import STANDARD_PROMPTS, VOICES, voice_is_female
 from openivr.audio.cache import RenderCache
 from openivr.audio.normalise import TARGET_ACTIVE_DBFS, active_level_dbfs
 from openivr.audio.texts import default_text, menu_text
 from openivr.audio.tts import ENGINE_VERSION, MAX_TEXT_CHARS, SpeechEngine, TtsError
+from openivr.engine.vocabulary import STANDARD_PROMPTS, VOICES, voice_is_female
 
 ENGINE = SpeechEngine()
 

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openivr.engine import AppConfig, MenuAction, PromptRef, StaticConfig, UserConfig, simulate
-from openivr.engine.config import MENU_SLOTS
 from openivr.engine.graph import graph
 from openivr.engine.validate import validate
+from openivr.engine.vocabulary import MENU_SLOTS
 
 ACCOUNTS = ("A", "B")
 APP_IDS = [f"VA{acc}{i}" for acc in ACCOUNTS for i in range(4)] + ["VAmissing"]

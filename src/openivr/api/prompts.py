@@ -19,10 +19,10 @@ from openivr.api.envelope import success
 from openivr.api.errors import ApiError, not_found
 from openivr.api.tts import render_text, rendered_link
 from openivr.apps import validation as v
-from openivr.apps.catalogue import VOICES
 from openivr.apps.promptaudio import PromptSounds
 from openivr.audio.wav import MAX_UPLOAD_BYTES, AudioFormatError, parse_wav
 from openivr.context import ServerContext
+from openivr.engine.vocabulary import VOICES
 from openivr.store import ids
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import clear_referrers, referrers

@@ -22,6 +22,7 @@ from openivr.apps import voiceapp as va
 from openivr.apps.promptaudio import warm_in_background
 from openivr.apps.validation import FieldError, known_fields
 from openivr.delivery import webhook
+from openivr.engine.vocabulary import APP_TYPES
 from openivr.settings import Settings
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import clear_referrers, referrers
@@ -209,8 +210,8 @@ async def create_voiceapp(
     app_type = data.get("app_type")
     if not app_type:
         raise ApiError("missing_field", "app_type: is required (ivr, mailbox or sysprompt)")
-    if app_type not in va.APP_TYPES:
-        raise FieldError("app_type", f"must be one of {', '.join(va.APP_TYPES)}; got {app_type!r}")
+    if app_type not in APP_TYPES:
+        raise FieldError("app_type", f"must be one of {', '.join(APP_TYPES)}; got {app_type!r}")
     if "name" not in data:
         raise ApiError("missing_field", "name: is required")
     data = known_fields(data, va.writable_fields(app_type), va.READ_ONLY)

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from openivr.apps.catalogue import STANDARD_PROMPTS
-from openivr.apps.voiceapp import MENU_DIGITS
 from openivr.audio.cache import RenderCache
 from openivr.audio.prepared import PreparedAudio
 from openivr.audio.texts import default_text, menu_phrase, menu_text
 from openivr.engine.call import is_number
 from openivr.engine.config import PromptRef
+from openivr.engine.vocabulary import SLOT_DIGITS, STANDARD_PROMPTS
 from openivr.store.audiostore import AudioStore
 from openivr.store.models import User
 from openivr.store.snapshot import AccountSnapshot, load_snapshot
@@ -77,7 +76,7 @@ def menu_prompt_text(snapshot: AccountSnapshot, app_id: str, voice: str) -> str:
     """The default menu prompt built from where each digit leads."""
     app = snapshot.apps[app_id]
     options: list[tuple[str, str]] = []
-    for slot, key in MENU_DIGITS.items():
+    for slot, key in SLOT_DIGITS.items():
         name = _spoken_name(snapshot, app.config.get("menu", {}).get(slot, {}), voice)
         if name:
             options.append((key, name))

@@ -8,24 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openivr.apps import validation as v
-from openivr.apps.catalogue import VOICES
 from openivr.apps.validation import FieldError
+from openivr.engine.vocabulary import ACTIONS, CALL_TARGETS, MENU_SLOTS, VOICES
 
-APP_TYPES = ("ivr", "mailbox", "sysprompt")
-MENU_KEYS: tuple[str, ...] = tuple(f"digit_{d}" for d in range(10)) + (
-    "digit_star",
-    "digit_hash",
-    "timeout",
-    "invalid",
-)
-# Which keypad key each menu entry answers to.
-MENU_DIGITS: dict[str, str] = {f"digit_{d}": str(d) for d in range(10)} | {
-    "digit_star": "*",
-    "digit_hash": "#",
-}
 # `disconnect` is how the hosted service's clients take a digit out of use: stored as empty.
-ACTIONS = ("", "call", "connect", "play", "hangup", "repeat", "disconnect")
-CALL_TARGETS = ("user", "phnum", "other", "sip", "csg")
+ACCEPTED_ACTIONS = (*ACTIONS, "disconnect")
 _ACTION_LIST = "call, connect, play, hangup, repeat, disconnect or an empty string"
 EMPTY_ACTION: dict[str, str] = {"action": "", "to": "", "id": ""}
 # An IVR without a schedule is always open.
@@ -37,7 +24,7 @@ IVR_DEFAULTS: dict[str, Any] = {
     "play_welcome": "yes",
     "play_menu": "yes",
     "get_extension": "no",
-    "menu": {key: dict(EMPTY_ACTION) for key in MENU_KEYS},
+    "menu": {key: dict(EMPTY_ACTION) for key in MENU_SLOTS},
     "final_action": dict(EMPTY_ACTION),
     "menu_timeout": 5,
     "interdigit_timeout": 2,
@@ -105,7 +92,7 @@ def validate_action(name: str, raw: Any, refs: AccountRefs, self_id: str | None)
         if not isinstance(val, str | int) or isinstance(val, bool):
             raise FieldError(f"{name}.{part}", "must be a string")
     action, to, target = str(action).strip(), str(to).strip(), str(target).strip()
-    if action not in ACTIONS:
+    if action not in ACCEPTED_ACTIONS:
         raise FieldError(f"{name}.action", f"must be one of {_ACTION_LIST}")
     if action == "disconnect":
         return dict(EMPTY_ACTION)
@@ -160,9 +147,9 @@ def _apply_ivr(
         cfg["voice"] = _voice("voice", body["voice"])
     if "menu" in body and body["menu"] is not None:
         menu = v.expect_object("menu", body["menu"])
-        unknown = set(menu) - set(MENU_KEYS)
+        unknown = set(menu) - set(MENU_SLOTS)
         if unknown:
-            raise FieldError("menu", f"unknown keys {sorted(unknown)}; use {', '.join(MENU_KEYS)}")
+            raise FieldError("menu", f"unknown keys {sorted(unknown)}; use {', '.join(MENU_SLOTS)}")
         for key, raw in menu.items():
             cfg["menu"][key] = validate_action(f"menu.{key}", raw, refs, app_id)
     if "final_action" in body:
@@ -277,7 +264,7 @@ def build_config(
     for key, default in DEFAULTS[app_type].items():
         cfg.setdefault(key, copy.deepcopy(default))
     if app_type == "ivr":
-        for key in MENU_KEYS:
+        for key in MENU_SLOTS:
             cfg["menu"].setdefault(key, dict(EMPTY_ACTION))
         _apply_ivr(cfg, body, refs, app_id)
     elif app_type == "mailbox":

@@ -1,7 +1,7 @@
 """Default prompt texts in each app voice's language, and the spoken menu built from options.
 
 The texts live in openivr/apps/prompt_texts/<language>.json (language from
-catalogue.VOICE_LANGUAGE): "prompts" maps app type -> prompt key -> text, "menu_phrases" holds
+vocabulary.VOICE_LANGUAGE): "prompts" maps app type -> prompt key -> text, "menu_phrases" holds
 the templates a default menu is built from.
 """
 
@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from openivr.apps.catalogue import STANDARD_PROMPTS, VOICE_LANGUAGE
+from openivr.engine.vocabulary import DIGIT_SLOTS, STANDARD_PROMPTS, VOICE_LANGUAGE
 
 # name_operator: a user without a name; name_number: a number no one of the account owns.
 MENU_PHRASES = (
@@ -24,7 +24,6 @@ MENU_PHRASES = (
     "name_operator",
     "name_number",
 )
-MENU_KEYS = frozenset("0123456789*#")
 
 
 class PromptTextError(LookupError):
@@ -80,7 +79,7 @@ def menu_phrase(voice: str, phrase: str) -> str:
 
 
 def _spoken_key(voice: str, key: str) -> str:
-    if key not in MENU_KEYS:
+    if key not in DIGIT_SLOTS:
         raise PromptTextError(f"{key!r} is not a phone key; use 0-9, * or #")
     if key == "*":
         return menu_phrase(voice, "key_star")

@@ -12,7 +12,7 @@ import espeakng_loader
 import numpy as np
 from numpy.typing import NDArray
 
-from openivr.apps.catalogue import VOICES, voice_is_female
+from openivr.engine.vocabulary import VOICES, voice_is_female
 
 # Bump when anything here changes what a given text sounds like (rate, variants, text cleaning):
 # it is part of ENGINE_VERSION and so of every render cache key.
@@ -41,7 +41,7 @@ class _VoiceChoice:
     speaker: str
 
 
-# Every app voice of catalogue.VOICES. Female codes get a female variant; f3 sounds the least
+# Every app voice of vocabulary.VOICES. Female codes get a female variant; f3 sounds the least
 # buzzy for English, f2 keeps the other languages' own formants better.
 _VOICE_CHOICES: dict[str, _VoiceChoice] = {
     "en": _VoiceChoice("en-us", "", "en_US", "English (US)", "Michael"),

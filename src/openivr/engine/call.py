@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from math import isfinite
 from typing import Any
 
-from openivr.apps.catalogue import STANDARD_PROMPTS
 from openivr.engine.commands import (
     CancelTimer,
     CollectDigits,
@@ -62,7 +61,6 @@ from openivr.engine.commands import (
     Transfer,
 )
 from openivr.engine.config import (
-    DIGIT_SLOTS,
     AppConfig,
     CallConfig,
     MenuAction,
@@ -84,6 +82,7 @@ from openivr.engine.events import (
     TransferAnswered,
     TransferFailed,
 )
+from openivr.engine.vocabulary import DIGIT_SLOTS, STANDARD_PROMPTS
 
 MAX_HOPS = 10
 MIN_MESSAGE_SECONDS = 1.0

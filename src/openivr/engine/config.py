@@ -11,21 +11,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from openivr.apps.catalogue import STANDARD_PROMPTS
+from openivr.engine.vocabulary import (
+    ACTIONS,
+    APP_TYPES,
+    MENU_SLOTS,
+    STANDARD_PROMPTS,
+    STRATEGIES,
+    Action,
+    AppType,
+    Strategy,
+    one_of,
+)
 
 if TYPE_CHECKING:
     from openivr.engine.hours import ScheduleConfig
-
-# Menu slots in the order of the compatible API, plus OpenIVR's additions.
-DIGIT_SLOTS: dict[str, str] = {str(d): f"digit_{d}" for d in range(10)} | {
-    "*": "digit_star",
-    "#": "digit_hash",
-}
-MENU_SLOTS: tuple[str, ...] = (*DIGIT_SLOTS.values(), "timeout", "invalid")
-APP_TYPES = ("ivr", "mailbox", "sysprompt")
-ACTIONS = ("", "call", "connect", "play", "hangup", "repeat")
-# How a team rings its members (see TeamConfig).
-STRATEGIES = ("all", "order", "rotate")
 
 
 class ConfigError(ValueError):
@@ -41,7 +40,7 @@ class ConfigError(ValueError):
 class MenuAction:
     """One menu entry or final action: `action` / `to` / `id` as in the compatible API."""
 
-    action: str = ""
+    action: Action = ""
     to: str = ""
     id: str = ""
 
@@ -61,7 +60,7 @@ class MenuAction:
             return UNUSED
         if not isinstance(raw, Mapping):
             raise ConfigError(field_name, "must be an object with action, to and id")
-        parts = []
+        parts: list[str] = []
         for part in ("action", "to", "id"):
             value = raw.get(part, "")
             if value is None:
@@ -69,9 +68,10 @@ class MenuAction:
             if not isinstance(value, str | int) or isinstance(value, bool):
                 raise ConfigError(f"{field_name}.{part}", "must be a string")
             parts.append(str(value).strip())
-        if parts[0] not in ACTIONS:
+        action = one_of(parts[0], ACTIONS)
+        if action is None:
             raise ConfigError(f"{field_name}.action", f"unknown action {parts[0]!r}")
-        return cls(parts[0], parts[1], parts[2])
+        return cls(action, parts[1], parts[2])
 
 
 UNUSED = MenuAction()
@@ -113,7 +113,7 @@ class TeamConfig:
     account_id: str
     name: str = ""
     members: tuple[str, ...] = ()  # user ids, in ringing order
-    strategy: str = "all"
+    strategy: Strategy = "all"
     ring_seconds: float = 20.0
     max_seconds: float = 60.0
     no_answer: MenuAction = UNUSED
@@ -128,8 +128,8 @@ class TeamConfig:
             isinstance(m, str | int) and not isinstance(m, bool) for m in members
         ):
             raise ConfigError("members", "must be a list of user ids")
-        strategy = _text(payload, "strategy") or "all"
-        if strategy not in STRATEGIES:
+        strategy = one_of(_text(payload, "strategy") or "all", STRATEGIES)
+        if strategy is None:
             raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)}")
         return cls(
             team_id=_text(payload, "team_id", required=True),
@@ -149,7 +149,7 @@ class AppConfig:
 
     app_id: str
     account_id: str
-    app_type: str  # ivr | mailbox | sysprompt
+    app_type: AppType
     name: str = ""
     voice: str = "en"
     # ivr
@@ -198,8 +198,8 @@ class AppConfig:
         account = account_id if account_id is not None else _text(payload, "account_id")
         if not account:
             raise ConfigError("account_id", "is required")
-        app_type = _text(payload, "app_type", required=True)
-        if app_type not in APP_TYPES:
+        app_type = one_of(_text(payload, "app_type", required=True), APP_TYPES)
+        if app_type is None:
             raise ConfigError("app_type", f"must be one of {', '.join(APP_TYPES)}")
         raw_menu = payload.get("menu") or {}
         if not isinstance(raw_menu, Mapping):

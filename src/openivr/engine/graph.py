@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openivr.engine.call import is_number, local_app, sip_address
-from openivr.engine.config import DIGIT_SLOTS, AppConfig, CallConfig, MenuAction
+from openivr.engine.config import AppConfig, CallConfig, MenuAction
+from openivr.engine.vocabulary import DIGIT_SLOTS, SLOT_DIGITS
 
-_KEY_OF_SLOT = {slot: key for key, slot in DIGIT_SLOTS.items()}
 HANGUP_NODE = "hangup"
 
 
@@ -154,7 +154,7 @@ def _outgoing(app: AppConfig) -> list[tuple[str, MenuAction]]:
     for slot in (*DIGIT_SLOTS.values(), "timeout", "invalid"):
         action = app.action(slot)
         if action.in_use:
-            out.append((_KEY_OF_SLOT.get(slot, slot), action))
+            out.append((SLOT_DIGITS.get(slot, slot), action))
     return out
 
 

@@ -13,7 +13,8 @@ from openivr.engine.call import (
     route_transfer,
     sip_address,
 )
-from openivr.engine.config import DIGIT_SLOTS, AppConfig, CallConfig, MenuAction
+from openivr.engine.config import AppConfig, CallConfig, MenuAction
+from openivr.engine.vocabulary import DIGIT_SLOTS
 
 _E164 = re.compile(r"^\+[1-9][0-9]{5,14}$")
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openivr.apps.catalogue import STANDARD_PROMPTS
 from openivr.apps.voiceapp import AccountRefs
+from openivr.engine.vocabulary import STANDARD_PROMPTS
 from openivr.store import ids
 from openivr.store.models import Prompt, Schedule, Team, User, VoiceApp, utcnow
 

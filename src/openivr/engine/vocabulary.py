@@ -1,8 +1,40 @@
-"""The standard prompt catalogue and the voices every app can speak in."""
+"""The words a voice app is made of, defined once for every layer: app types, menu slots and
+the keys they answer to, actions and where they go, how a team rings, the voices and the
+standard prompt catalogue.
+
+The engine is the bottom layer, so the API's validation (apps/), the store, speech and the
+engine itself all read these from here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, TypeVar, get_args
+
+Word = TypeVar("Word", bound=str)
+
+AppType = Literal["ivr", "mailbox", "sysprompt"]
+APP_TYPES: tuple[AppType, ...] = get_args(AppType)
+
+# Menu slots in the order of the compatible API, and the keypad key each one answers to.
+DIGIT_SLOTS: dict[str, str] = {str(d): f"digit_{d}" for d in range(10)} | {
+    "*": "digit_star",
+    "#": "digit_hash",
+}
+SLOT_DIGITS: dict[str, str] = {slot: key for key, slot in DIGIT_SLOTS.items()}
+MENU_SLOTS: tuple[str, ...] = (*DIGIT_SLOTS.values(), "timeout", "invalid")
+
+# What a menu entry or final action does; "" means the entry is not in use.
+Action = Literal["", "call", "connect", "play", "hangup", "repeat"]
+ACTIONS: tuple[Action, ...] = get_args(Action)
+# Where a `call` goes: a user, a phone number, a SIP address or a team ("csg", the hosted
+# API's call service group).
+CallTarget = Literal["user", "phnum", "other", "sip", "csg"]
+CALL_TARGETS: tuple[CallTarget, ...] = get_args(CallTarget)
+
+# How a team rings its members (see engine.config.TeamConfig).
+Strategy = Literal["all", "order", "rotate"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 
 # App voices of the compatible API: language code, "-fe" marks a female voice.
 VOICES: tuple[str, ...] = (
@@ -33,6 +65,11 @@ VOICE_LANGUAGE: dict[str, str] = {
     "fr-fe": "fr",
     "ara-fe": "ar",
 }
+
+
+def one_of(text: str, words: tuple[Word, ...]) -> Word | None:
+    """The word of a fixed set that `text` is, or None (so a checked string keeps its type)."""
+    return next((word for word in words if word == text), None)
 
 
 def voice_is_female(voice: str) -> bool:
