@@ -6,8 +6,8 @@ Each call: welcome + menu at level 1, key 1 (barge-in) → connect to level 2, a
 invalid-option + menu, key 2 → level 3, a timeout with its retry, key 3 → call a user,
 please-wait, transfer answered.
 
-Two numbers: "engine" replays the recorded events of one call into fresh Call objects (only
-the engine's work: Call creation plus handle()); "with driver" also runs a minimal driver that
+Two numbers: "engine" replays the recorded events of one call into fresh CallFlow objects (only
+the engine's work: CallFlow creation plus handle()); "with driver" also runs a minimal driver that
 reacts to each command and builds the next event. Times are CPU time of this process (the
 machine may be shared), best of 5 rounds.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from openivr.engine import AppConfig, Call, MenuAction, StaticConfig, UserConfig
+from openivr.engine import AppConfig, CallFlow, MenuAction, StaticConfig, UserConfig
 from openivr.engine.commands import PlayPrompt, StartTimer, Transfer
 from openivr.engine.events import (
     CallStarted,
@@ -50,7 +50,7 @@ KEYS = {0: "1", 1: "9", 2: "2", 3: None, 4: "3"}
 
 def one_call(config: StaticConfig, record: list[Event] | None = None) -> int:
     """Run one call to its end; return how many events the engine handled."""
-    call = Call(config, "L1")
+    call = CallFlow(config, "L1")
     now = 0.0
     waits = 0
     events = 0
@@ -93,7 +93,7 @@ def main() -> None:
     for _ in range(5):
         start = time.process_time()
         for _ in range(args.calls):
-            call = Call(config, "L1")
+            call = CallFlow(config, "L1")
             for event in script:
                 call.handle(event)
         engine = max(engine, per_call * args.calls / (time.process_time() - start))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from openivr.engine import call as engine_call
-from openivr.engine.call import Call
+from openivr.engine.call import CallFlow
 from openivr.engine.events import RecordingFinished
 from tests.calls.conftest import (
     PCAPS,
@@ -312,7 +312,7 @@ def test_a_message_survives_a_failure_of_the_call_flow(
 ) -> None:
     # A bug in the flow when the message ends (no real input reaches this; it is injected):
     # what the caller said is kept all the same.
-    def broken(self: Call, event: object) -> None:
+    def broken(self: CallFlow, event: object) -> None:
         raise RuntimeError("a bug in the call flow")
 
     monkeypatch.setitem(engine_call._HANDLERS, RecordingFinished, broken)

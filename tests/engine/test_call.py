@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openivr.engine import Call, CallStateError
+from openivr.engine import CallFlow, CallFlowError
 from openivr.engine.commands import (
     CancelTimer,
     CollectDigits,
@@ -39,7 +39,7 @@ def _plays(commands: list[object]) -> list[PlayPrompt]:
 
 
 def test_call_start_enters_the_app_and_plays_welcome_with_barge_in() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
     out = call.handle(CallStarted(0.0, "+4611", "+4622"))
     assert isinstance(out[0], EnterApp) and out[0].app_id == "VAmain"
     assert any(isinstance(c, CollectDigits) for c in out)
@@ -49,7 +49,7 @@ def test_call_start_enters_the_app_and_plays_welcome_with_barge_in() -> None:
 
 
 def test_barge_in_stops_the_prompt_and_a_stale_prompt_end_is_ignored() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
     (welcome,) = _plays(call.handle(CallStarted(0.0)))
     out = call.handle(DigitPressed(0.7, "1"))
     assert out[0] == StopPrompt(welcome.play_id)
@@ -65,7 +65,7 @@ def test_barge_in_stops_the_prompt_and_a_stale_prompt_end_is_ignored() -> None:
 
 
 def test_menu_waits_with_a_timer_and_a_key_cancels_it() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
     (menu,) = _plays(call.handle(CallStarted(0.0)))
     out = call.handle(PromptFinished(3.0, menu.play_id))
     (timer,) = [c for c in out if isinstance(c, StartTimer)]
@@ -77,7 +77,7 @@ def test_menu_waits_with_a_timer_and_a_key_cancels_it() -> None:
 
 
 def test_timeout_plays_no_input_in_the_error_voice_then_the_repeat_voice() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
     voices = []
     (menu,) = _plays(call.handle(CallStarted(0.0)))
     now = 0.0
@@ -95,7 +95,7 @@ def test_timeout_plays_no_input_in_the_error_voice_then_the_repeat_voice() -> No
 
 
 def test_transfer_failure_returns_to_the_menu_with_unavailable() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
     call.handle(CallStarted(0.0))
     (wait,) = _plays(call.handle(DigitPressed(1.0, "1")))
     call.handle(PromptFinished(3.0, wait.play_id))
@@ -109,7 +109,7 @@ def test_transfer_failure_returns_to_the_menu_with_unavailable() -> None:
 
 
 def test_mailbox_records_with_limits_and_keeps_the_message() -> None:
-    call = Call(build(), "VAvm")
+    call = CallFlow(build(), "VAvm")
     (greeting,) = _plays(call.handle(CallStarted(0.0)))
     assert greeting.voice == "swe" and not greeting.barge_in
     (record,) = call.handle(PromptFinished(2.0, greeting.play_id))
@@ -123,7 +123,7 @@ def test_mailbox_records_with_limits_and_keeps_the_message() -> None:
 
 
 def test_hangup_while_recording_keeps_the_message_even_without_a_length() -> None:
-    call = Call(build(), "VAvm")
+    call = CallFlow(build(), "VAvm")
     (greeting,) = _plays(call.handle(CallStarted(0.0)))
     call.handle(PromptFinished(2.0, greeting.play_id))
     assert call.handle(CallerHungUp(11.0)) == [KeepVoicemail("VAvm", 9.0)]
@@ -131,7 +131,7 @@ def test_hangup_while_recording_keeps_the_message_even_without_a_length() -> Non
 
 
 def test_short_recording_is_discarded_and_the_caller_is_told_no_message_was_recorded() -> None:
-    call = Call(build(), "VAvm")
+    call = CallFlow(build(), "VAvm")
     (greeting,) = _plays(call.handle(CallStarted(0.0)))
     call.handle(PromptFinished(2.0, greeting.play_id))
     out = call.handle(RecordingFinished(2.9, 0.4, "stop_key"))
@@ -144,7 +144,7 @@ def test_short_recording_is_discarded_and_the_caller_is_told_no_message_was_reco
 
 
 def test_ending_a_recording_keeps_the_message_and_says_goodbye_when_there_is_time() -> None:
-    call = Call(build(), "VAvm")
+    call = CallFlow(build(), "VAvm")
     (greeting,) = _plays(call.handle(CallStarted(0.0)))
     call.handle(PromptFinished(2.0, greeting.play_id))
     assert call.handle(EndRequested(30.0, "node stopping")) == [StopRecording("VAvm")]
@@ -158,7 +158,7 @@ def test_ending_a_recording_keeps_the_message_and_says_goodbye_when_there_is_tim
 
 
 def test_ending_a_recording_at_once_keeps_the_message_without_a_word() -> None:
-    call = Call(build(), "VAvm")
+    call = CallFlow(build(), "VAvm")
     (greeting,) = _plays(call.handle(CallStarted(0.0)))
     call.handle(PromptFinished(2.0, greeting.play_id))
     assert call.handle(EndRequested(9.0, "node stopping", at_once=True)) == [StopRecording("VAvm")]
@@ -168,7 +168,7 @@ def test_ending_a_recording_at_once_keeps_the_message_without_a_word() -> None:
 
 
 def test_a_second_request_to_end_at_once_cuts_the_goodbye() -> None:
-    call = Call(build(), "VAvm")
+    call = CallFlow(build(), "VAvm")
     (greeting,) = _plays(call.handle(CallStarted(0.0)))
     call.handle(PromptFinished(2.0, greeting.play_id))
     call.handle(EndRequested(5.0, "node stopping"))
@@ -180,7 +180,7 @@ def test_a_second_request_to_end_at_once_cuts_the_goodbye() -> None:
 
 
 def test_ending_a_call_in_a_menu_says_the_system_goodbye() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
     (welcome,) = _plays(call.handle(CallStarted(0.0)))
     out = call.handle(EndRequested(1.0, "node stopping"))
     assert out[0] == StopPrompt(welcome.play_id)
@@ -192,7 +192,7 @@ def test_ending_a_call_in_a_menu_says_the_system_goodbye() -> None:
 
 
 def test_a_ringing_transfer_may_still_answer_but_a_failure_no_longer_returns_to_the_menu() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}, "play_welcome": "no"}), "VAmain")
     call.handle(CallStarted(0.0))
     (wait,) = _plays(call.handle(DigitPressed(1.0, "1")))
     call.handle(PromptFinished(3.0, wait.play_id))
@@ -203,7 +203,7 @@ def test_a_ringing_transfer_may_still_answer_but_a_failure_no_longer_returns_to_
 
 
 def test_caller_hangup_stops_prompt_and_timer_and_later_events_are_ignored() -> None:
-    call = Call(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
+    call = CallFlow(build({"menu": {"digit_1": call_user("7")}}), "VAmain")
     (welcome,) = _plays(call.handle(CallStarted(0.0)))
     assert call.handle(CallerHungUp(1.0)) == [StopPrompt(welcome.play_id)]
     assert call.outcome is not None and call.outcome.kind == "caller_hangup"
@@ -211,8 +211,8 @@ def test_caller_hangup_stops_prompt_and_timer_and_later_events_are_ignored() -> 
 
 
 def test_bad_events_get_clear_errors() -> None:
-    call = Call(build(), "VAmain")
-    with pytest.raises(CallStateError, match="CallStarted"):
+    call = CallFlow(build(), "VAmain")
+    with pytest.raises(CallFlowError, match="CallStarted"):
         call.handle(DigitPressed(0.0, "1"))
     call.handle(CallStarted(1.0))
     with pytest.raises(ValueError, match="keypad"):
@@ -228,14 +228,14 @@ def test_bad_events_get_clear_errors() -> None:
 
 
 def test_unknown_entry_app_says_unavailable_and_hangs_up() -> None:
-    call = Call(build(), "VAnothing", account_id="100")
+    call = CallFlow(build(), "VAnothing", account_id="100")
     (unavailable,) = _plays(call.handle(CallStarted(0.0)))
     assert unavailable.prompt.prompt_id == "VAsys.unavailable"
     assert call.handle(PromptFinished(2.0, unavailable.play_id)) == [HangUp("no such app")]
 
 
 def test_entry_app_of_another_account_is_refused() -> None:
-    call = Call(build(), "VAother", account_id="100")
+    call = CallFlow(build(), "VAother", account_id="100")
     (unavailable,) = _plays(call.handle(CallStarted(0.0)))
     assert unavailable.prompt.account_id == "100"
     assert [e.kind for e in call.log] == ["failure"]

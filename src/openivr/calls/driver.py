@@ -17,8 +17,7 @@ from openivr.audio import tones
 from openivr.calls.records import CallNotes
 from openivr.engine import commands as cmd
 from openivr.engine import events as ev
-from openivr.engine.call import MIN_MESSAGE_SECONDS
-from openivr.engine.call import Call as EngineCall
+from openivr.engine.call import MIN_MESSAGE_SECONDS, CallFlow
 from openivr.sip import call as sip
 from openivr.store.snapshot import AccountSnapshot
 
@@ -88,7 +87,7 @@ class CallDriver:
         self.voicemail = voicemail
         self.transfer = transfer
         self.caller_id = caller_id
-        self.engine = EngineCall(snapshot.config, app_id, account_id=snapshot.account_id)
+        self.engine = CallFlow(snapshot.config, app_id, account_id=snapshot.account_id)
         self.inbox: asyncio.Queue[object] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
         self.t0 = self.loop.time()

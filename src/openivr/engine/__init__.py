@@ -1,6 +1,6 @@
 """The call flow: a pure state machine (events in, commands out), its simulator and checks."""
 
-from openivr.engine.call import Call, CallStateError, LogEntry, Outcome
+from openivr.engine.call import CallFlow, CallFlowError, LogEntry, Outcome
 from openivr.engine.config import (
     AppConfig,
     CallConfig,
@@ -14,9 +14,9 @@ from openivr.engine.simulator import TimelineError, Transcript, parse_timeline, 
 
 __all__ = [
     "AppConfig",
-    "Call",
+    "CallFlow",
     "CallConfig",
-    "CallStateError",
+    "CallFlowError",
     "ConfigError",
     "LogEntry",
     "MenuAction",

@@ -1,6 +1,6 @@
 """One call's flow through the voice apps: a pure, deterministic state machine.
 
-`Call.handle(event)` takes an event (see events.py) and returns the commands (see commands.py)
+`CallFlow.handle(event)` takes an event (see events.py) and returns the commands (see commands.py)
 the driver must run, in order. The call keeps no clock: time comes in with each event.
 
 Rules worth knowing (the README of the engine repeats them for users):
@@ -96,7 +96,7 @@ _IDLE, _PLAYING, _LISTENING, _RECORDING, _TRANSFERRING, _ENDED = range(6)
 Play = tuple[PromptRef, str]  # a prompt and the voice its default recording speaks in
 
 
-class CallStateError(RuntimeError):
+class CallFlowError(RuntimeError):
     """An event that makes no sense in the call's state (a driver bug)."""
 
 
@@ -253,7 +253,7 @@ def _user_at_host(uri: str) -> str:
     return f"{user}@{host.lower()}"
 
 
-class Call:
+class CallFlow:
     """The state machine of one call: feed events to `handle`, run the commands it returns."""
 
     def __init__(
@@ -340,7 +340,7 @@ class Call:
         if self._phase == _ENDED:
             return []
         if self._phase == _IDLE and type(event) is not CallStarted:
-            raise CallStateError(f"the call has not started; send CallStarted before {event!r}")
+            raise CallFlowError(f"the call has not started; send CallStarted before {event!r}")
         now = event.now
         if not self._now <= now < _INFINITY:  # also refuses NaN
             raise ValueError(f"event time must be finite and not go back: {now!r} < {self._now}")
@@ -904,14 +904,14 @@ def _builtin_sys_prompt(key: str, account_id: str) -> PromptRef:
     return PromptRef(f"default.{key}", "", account_id, name, key, None, True)
 
 
-_HANDLERS: dict[type, Callable[[Call, Any], None]] = {
-    CallStarted: Call._on_started,
-    PromptFinished: Call._on_prompt_finished,
-    DigitPressed: Call._on_digit,
-    TimerFired: Call._on_timer,
-    RecordingFinished: Call._on_recording_finished,
-    TransferAnswered: Call._on_transfer_answered,
-    TransferFailed: Call._on_transfer_failed,
-    CallerHungUp: Call._on_hangup,
-    EndRequested: Call._on_end_requested,
+_HANDLERS: dict[type, Callable[[CallFlow, Any], None]] = {
+    CallStarted: CallFlow._on_started,
+    PromptFinished: CallFlow._on_prompt_finished,
+    DigitPressed: CallFlow._on_digit,
+    TimerFired: CallFlow._on_timer,
+    RecordingFinished: CallFlow._on_recording_finished,
+    TransferAnswered: CallFlow._on_transfer_answered,
+    TransferFailed: CallFlow._on_transfer_failed,
+    CallerHungUp: CallFlow._on_hangup,
+    EndRequested: CallFlow._on_end_requested,
 }

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from math import isfinite
 from typing import Any
 
-from openivr.engine.call import Call, LogEntry, Outcome, Reachability, route_transfer
+from openivr.engine.call import CallFlow, LogEntry, Outcome, Reachability, route_transfer
 from openivr.engine.commands import (
     CancelTimer,
     DiscardRecording,
@@ -443,7 +443,7 @@ class _Simulation:
     ) -> None:
         self.config = config
         self.reach = reachability or Reachability()
-        self.call = Call(config, app_id, account_id=account_id)
+        self.call = CallFlow(config, app_id, account_id=account_id)
         self.steps = steps
         self.prompt_duration = prompt_duration
         self.max_events = max_events
