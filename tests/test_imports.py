@@ -153,5 +153,5 @@ def test_delivery_and_calls_reach_the_api_only_to_add_their_routes() -> None:
     }
     # A layer's installer adds its routers to the API (delivery: the voicemail API).
     assert {name: deps for name, deps in reaching_up.items() if deps} == {
-        "openivr.delivery.extension": ["openivr.api", "openivr.api.voicemail"]
+        "openivr.delivery.layer": ["openivr.api", "openivr.api.voicemail"]
     }

@@ -58,11 +58,11 @@ from fastapi import FastAPI
 
 from openivr import loopwatch
 from openivr.api.app import SlashTolerance, create_app
-from openivr.context import ServerContext
 from openivr.audio import tones
+from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.processes import API_NICE
-from openivr.server import EXTENSIONS, MEDIA_EXTENSIONS
+from openivr.server import LAYERS, MEDIA_LAYERS
 from openivr.settings import Settings
 from openivr.sip.media import RtpSession
 from openivr.store.accounts import create_account
@@ -162,7 +162,7 @@ class Node:
             self.loop = asyncio.get_running_loop()
 
         if processes == "one":
-            self.app = create_app(self.settings, (keep_loop, *EXTENSIONS))
+            self.app = create_app(self.settings, (keep_loop, *LAYERS))
             config = uvicorn.Config(
                 SlashTolerance(self.app),
                 host="127.0.0.1",
@@ -178,7 +178,7 @@ class Node:
                 time.sleep(0.05)
             return
         self.server = None
-        self.app = create_app(self.settings, (keep_loop, *MEDIA_EXTENSIONS))
+        self.app = create_app(self.settings, (keep_loop, *MEDIA_LAYERS))
         self._stop: asyncio.Event | None = None
         ready = threading.Event()
 

@@ -42,7 +42,7 @@ import uvicorn
 
 from openivr.api.app import SlashTolerance, create_app
 from openivr.audio import tones
-from openivr.server import EXTENSIONS
+from openivr.server import LAYERS
 from openivr.settings import Settings
 from openivr.sip.media import RtpSession
 from openivr.store.accounts import create_account
@@ -86,7 +86,7 @@ class Node:
             secret=secrets.token_hex(16),
             trusted_networks=("127.0.0.1",),
         )
-        self.app = create_app(self.settings, EXTENSIONS)
+        self.app = create_app(self.settings, LAYERS)
         config = uvicorn.Config(
             SlashTolerance(self.app),
             host="127.0.0.1",

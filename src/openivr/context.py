@@ -27,7 +27,7 @@ from openivr.store.standing import StandingReader
 
 if TYPE_CHECKING:
     from openivr.calls.driver import Transferring
-    from openivr.calls.extension import CallService
+    from openivr.calls.layer import CallService
     from openivr.calls.records import CallLog
     from openivr.delivery.policy import DeliveryPolicy
     from openivr.delivery.worker import DeliveryWorker

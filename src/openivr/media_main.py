@@ -16,14 +16,14 @@ import sys
 from openivr import logs
 from openivr.api.app import create_app
 from openivr.processes import READY
-from openivr.server import MEDIA_EXTENSIONS
+from openivr.server import MEDIA_LAYERS
 from openivr.settings import Settings, from_environment
 
 log = logging.getLogger("openivr.processes")
 
 
 async def _serve_media(settings: Settings) -> None:
-    app = create_app(settings, MEDIA_EXTENSIONS)
+    app = create_app(settings, MEDIA_LAYERS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = [0]

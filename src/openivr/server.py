@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from openivr import loopwatch, processes
-from openivr.api.app import Extension, asgi
-from openivr.calls import extension as calls
-from openivr.calls.extension import CallService
+from openivr.api.app import NodeLayer, asgi
+from openivr.calls import layer as calls
+from openivr.calls.layer import CallService
 from openivr.context import ServerContext
-from openivr.delivery import extension as delivery
+from openivr.delivery import layer as delivery
 from openivr.delivery.email import SmtpServer
-from openivr.guard import extension as guard
+from openivr.guard import layer as guard
 from openivr.guard.addresses import Networks
 from openivr.guard.flood import FloodGate
 from openivr.guard.guessing import GuessPolicy
@@ -66,7 +66,7 @@ async def watch_loop(_app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -
 # benches). Order matters: the loop's debug mode first (--loop-debug), the security log's upkeep,
 # then delivery (voicemail hand-off), then the SIP server that uses it, then the heap is settled
 # once everything has started.
-EXTENSIONS: tuple[Extension, ...] = (
+LAYERS: tuple[NodeLayer, ...] = (
     watch_loop,
     guard.install,
     delivery.install,
@@ -75,14 +75,14 @@ EXTENSIONS: tuple[Extension, ...] = (
 )
 # `openivr serve --workers N`: the API process delivers voicemail and starts the media processes
 # once its migrations ran; each media process runs SIP (both keep the security log's upkeep).
-API_EXTENSIONS: tuple[Extension, ...] = (
+API_LAYERS: tuple[NodeLayer, ...] = (
     watch_loop,
     guard.install,
     delivery.install,
     processes.start_media_processes,
     settle_heap,
 )
-MEDIA_EXTENSIONS: tuple[Extension, ...] = (watch_loop, guard.install, calls.install, settle_heap)
+MEDIA_LAYERS: tuple[NodeLayer, ...] = (watch_loop, guard.install, calls.install, settle_heap)
 
 
 def check_settings(settings: Settings) -> None:
@@ -119,7 +119,7 @@ def check_settings(settings: Settings) -> None:
 def build_asgi(settings: Settings) -> ASGIApp:
     """The node's ASGI application: with media processes (--workers N) or all in one."""
     split = settings.workers > 0 and settings.sip_port != 0
-    app = asgi(settings, API_EXTENSIONS if split else EXTENSIONS)
+    app = asgi(settings, API_LAYERS if split else LAYERS)
     return AccessLog(app) if settings.access_log else app
 
 

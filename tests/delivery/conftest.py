@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from openivr.api.app import asgi
 from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
-from openivr.delivery.extension import install
+from openivr.delivery.layer import install
 from openivr.settings import Settings
 from tests.conftest import RunningServer, base_settings, free_port
 
@@ -161,7 +161,7 @@ class _ThreadedServer(uvicorn.Server):
 
 @dataclass
 class VoicemailNode(RunningServer):
-    """A node with the voicemail extension; runs coroutines on the node's own event loop."""
+    """A node with the voicemail layer; runs coroutines on the node's own event loop."""
 
     ctx: ServerContext | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -228,7 +228,7 @@ class VoicemailNode(RunningServer):
 
 
 def run_node(settings: Settings) -> Iterator[VoicemailNode]:
-    """A node with the voicemail extension in a background thread."""
+    """A node with the voicemail layer in a background thread."""
     port = free_port()
     settings = replace(settings, http_port=port)
     captured: dict[str, Any] = {}

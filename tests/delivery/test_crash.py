@@ -23,11 +23,11 @@ from openivr.store.db import open_database
 from tests.conftest import RunningServer, free_port
 from tests.delivery.conftest import MailServer
 
-# The node as `openivr serve` runs it, with the voicemail extension installed.
+# The node as `openivr serve` runs it, with the voicemail layer installed.
 LAUNCHER = """
 import uvicorn
 from openivr.api.app import asgi
-from openivr.delivery.extension import install
+from openivr.delivery.layer import install
 from openivr.settings import from_environment
 s = from_environment()
 uvicorn.run(asgi(s, (install,)), host="127.0.0.1", port=s.http_port, log_level="warning")

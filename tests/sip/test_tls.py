@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import trustme
 
-from openivr.calls.extension import tls_of
+from openivr.calls.layer import tls_of
 from openivr.settings import Settings
 from openivr.sip.call import Dtmf, HungUp, PlaybackFinished
 from openivr.sip.connect import Connector, parse_trunk

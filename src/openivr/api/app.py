@@ -64,7 +64,7 @@ ROUTED = (
 )
 
 # Extra routers and start-up hooks added by later layers (TTS, simulator, SIP, delivery).
-Extension = Callable[[FastAPI, ServerContext, AsyncExitStack], Awaitable[None]]
+NodeLayer = Callable[[FastAPI, ServerContext, AsyncExitStack], Awaitable[None]]
 
 
 class SlashTolerance:
@@ -162,7 +162,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return failure(request.url.path, "internal_error", "an unexpected error; it is logged", 500)
 
 
-def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> FastAPI:
+def create_app(settings: Settings, layers: tuple[NodeLayer, ...] = ()) -> FastAPI:
     """The API of one node; the database is opened and migrated at start-up."""
 
     @asynccontextmanager
@@ -175,7 +175,7 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
             stack.push_async_callback(ctx.standing.close)
             app.state.ctx = ctx
             app.state.voiceapp_views = ViewCache()
-            for extend in extensions:
+            for extend in layers:
                 await extend(app, ctx, stack)
             yield
 
@@ -224,8 +224,8 @@ def create_app(settings: Settings, extensions: tuple[Extension, ...] = ()) -> Fa
     return app
 
 
-def asgi(settings: Settings, extensions: tuple[Extension, ...] = ()) -> ASGIApp:
+def asgi(settings: Settings, layers: tuple[NodeLayer, ...] = ()) -> ASGIApp:
     """The application behind the path-normalising middleware and the request gate."""
-    app = create_app(settings, extensions)
+    app = create_app(settings, layers)
     routes = [route for module in ROUTED for route in module.router.routes]
     return SlashTolerance(RequestGate(app, routes, lambda: app.state.ctx.tokens))
