@@ -25,7 +25,7 @@ from openivr.context import ServerContext
 from openivr.engine.vocabulary import VOICES
 from openivr.store import ids
 from openivr.store.models import Prompt, VoiceApp, utcnow
-from openivr.store.references import clear_referrers, referrers
+from openivr.store.references import release
 from openivr.store.snapshot import load_snapshot
 from openivr.store.voiceapps import format_date
 
@@ -299,11 +299,13 @@ async def _delete(
             "required",
             "standard prompts cannot be deleted; DELETE its message to restore the default",
         )
-    refs = await referrers(db, who.account_id, "prompt", prompt_id)
-    if refs and not force:
-        raise ApiError("in_use", "the prompt is still played by: " + "; ".join(refs))
-    if refs:
-        await clear_referrers(db, who.account_id, "prompt", prompt_id)
+    await release(
+        db,
+        who.account_id,
+        [("prompt", prompt_id)],
+        force=force,
+        in_use="the prompt is still played by",
+    )
     view = prompt_view(prompt, ctx)
     await db.delete(prompt)
     await db.commit()

@@ -21,7 +21,7 @@ from openivr.sip.digest import stored_sip_password
 from openivr.store import ids
 from openivr.store.accounts import email_taken, next_extension
 from openivr.store.models import User
-from openivr.store.references import clear_referrers, leave_teams, referrers
+from openivr.store.references import leave_teams, release
 from openivr.store.voiceapps import format_date
 
 router = APIRouter(tags=["user"])
@@ -240,11 +240,9 @@ async def delete_user(
     user = await _load(db, account_id, user_id)
     if user.user_type == "admin" and await _admin_count(db, account_id) <= 1:
         raise ApiError("required", "the account's last admin cannot be deleted")
-    refs = await referrers(db, account_id, "user", user_id)
-    if refs and not force:
-        raise ApiError("in_use", "the user is still used by: " + "; ".join(refs))
-    if refs:
-        await clear_referrers(db, account_id, "user", user_id)
+    await release(
+        db, account_id, [("user", user_id)], force=force, in_use="the user is still used by"
+    )
     await leave_teams(db, account_id, user_id)  # membership is not a reference: they leave
     view = user_view(user)
     await db.delete(user)

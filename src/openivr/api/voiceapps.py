@@ -25,7 +25,7 @@ from openivr.delivery import webhook
 from openivr.engine.vocabulary import APP_TYPES
 from openivr.settings import Settings
 from openivr.store.models import Prompt, VoiceApp, utcnow
-from openivr.store.references import clear_referrers, referrers
+from openivr.store.references import release
 from openivr.store.revision import bump_statement
 from openivr.store.voiceapps import account_apps, account_refs, create_app, format_date
 
@@ -347,16 +347,16 @@ async def delete_voiceapp(
             "required",
             "the sysprompt app speaks the account's system messages; it cannot be deleted",
         )
-    refs = await referrers(db, account_id, "app", app_id)
     prompt_ids = (await db.scalars(select(Prompt.prompt_id).where(Prompt.app_id == app_id))).all()
-    for pid in prompt_ids:
-        refs += [r for r in await referrers(db, account_id, "prompt", pid) if app_id not in r]
-    if refs and not force:
-        raise ApiError("in_use", "the app is still used by: " + "; ".join(refs))
-    if refs:
-        await clear_referrers(db, account_id, "app", app_id)
-        for pid in prompt_ids:
-            await clear_referrers(db, account_id, "prompt", pid)
+    # Its own menus playing its own prompts go with it.
+    await release(
+        db,
+        account_id,
+        [("app", app_id), *(("prompt", pid) for pid in prompt_ids)],
+        force=force,
+        in_use="the app is still used by",
+        owner=app_id,
+    )
     view = app_view(app, ctx.settings)
     await db.delete(app)
     await db.commit()

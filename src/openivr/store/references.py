@@ -1,17 +1,43 @@
 """Who points at a user, app, prompt, team or schedule: checked before deletes, cleared on
-forced deletes. A deleted user also leaves every team (membership is not a reference)."""
+forced deletes. A deleted user also leaves every team (membership is not a reference).
+
+Every delete goes through `release`: 409 `in_use` naming the referrers unless `?force=true`,
+which clears them instead.
+"""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.apps import voiceapp as va
+from openivr.apps.validation import Refusal
 from openivr.store.models import PhoneNumber, Team, utcnow
 from openivr.store.voiceapps import account_apps, touch
+
+# What a setting may point at.
+Kind = Literal["user", "app", "prompt", "team", "schedule"]
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    """A setting that points at an object: the resource holding it and the field."""
+
+    resource: Literal["voiceapp", "team", "phonenumbersubscription"]
+    id: str
+    name: str = ""
+    field: str = ""
+
+    def __str__(self) -> str:
+        if self.resource == "phonenumbersubscription":
+            return f"phonenumbersubscription {self.id}"
+        return f"{self.resource} {self.id} ({self.name}) {self.field}"
+
 
 # What a phone number's connect_to_type is when it connects to each kind of object.
 _NUMBER_KINDS = {"user": "user", "team": "csg"}
@@ -42,38 +68,65 @@ def _touch_team(team: Team) -> None:
     team.updated_at = utcnow()
 
 
-async def referrers(db: AsyncSession, account_id: str, kind: str, target: str) -> list[str]:
-    """Human-readable list of the settings that point at the object."""
-    found: list[str] = []
+async def referrers(db: AsyncSession, account_id: str, kind: Kind, target: str) -> list[Referrer]:
+    """The settings that point at the object (an object's own settings aside)."""
+    found: list[Referrer] = []
     for app in await account_apps(db, account_id):
         if app.app_id == target and kind == "app":
             continue
         for field, act in va.references(app.app_type, app.config):
             if va.points_to(act, kind, target):
-                found.append(f"voiceapp {app.app_id} ({app.name}) {field}")
+                found.append(Referrer("voiceapp", app.app_id, app.name, field))
         if (
             kind == "user"
             and app.app_type == "mailbox"
             and va.mailbox_user_reference(app.config, target)
         ):
-            found.append(f"voiceapp {app.app_id} ({app.name}) deliver_to")
+            found.append(Referrer("voiceapp", app.app_id, app.name, "deliver_to"))
         if kind == "schedule" and app.app_type == "ivr" and va.uses_schedule(app.config, target):
-            found.append(f"voiceapp {app.app_id} ({app.name}) open_hours")
+            found.append(Referrer("voiceapp", app.app_id, app.name, "open_hours"))
     for team in await account_teams(db, account_id):
         if kind == "team" and team.team_id == target:
             continue
         if va.points_to(team.config.get("no_answer") or {}, kind, target):
-            found.append(f"team {team.team_id} ({team.name}) no_answer")
+            found.append(Referrer("team", team.team_id, team.name, "no_answer"))
     numbers = (
         await db.scalars(select(PhoneNumber).where(PhoneNumber.account_id == account_id))
     ).all()
     for num in numbers:
         if _number_points_to(num, kind, target):
-            found.append(f"phonenumbersubscription {num.phnum}")
+            found.append(Referrer("phonenumbersubscription", num.phnum))
     return found
 
 
-async def clear_referrers(db: AsyncSession, account_id: str, kind: str, target: str) -> None:
+async def release(
+    db: AsyncSession,
+    account_id: str,
+    targets: Sequence[tuple[Kind, str]],
+    *,
+    force: bool,
+    in_use: str,
+    owner: str | None = None,
+) -> list[Referrer]:
+    """Free objects about to be deleted: Refusal `in_use` ("<in_use>: <referrers>") while
+    settings point at any of them, unless `force`, which clears those settings (no commit).
+    Settings of the voice app `owner` (itself being deleted) do not count. The referrers."""
+    found: list[Referrer] = []
+    for kind, target in targets:
+        found += [
+            ref
+            for ref in await referrers(db, account_id, kind, target)
+            if not (ref.resource == "voiceapp" and ref.id == owner)
+        ]
+    if found and not force:
+        raise Refusal("in_use", f"{in_use}: " + "; ".join(str(ref) for ref in found))
+    if found:
+        for kind, target in targets:
+            await clear_referrers(db, account_id, kind, target)
+    return found
+
+
+async def clear_referrers(db: AsyncSession, account_id: str, kind: Kind, target: str) -> None:
     """Reset every setting that points at the object (no commit)."""
     for app in await account_apps(db, account_id):
         cfg = copy.deepcopy(app.config)

@@ -19,7 +19,7 @@ from openivr.apps.schedules import schema
 from openivr.apps.validation import Refusal
 from openivr.store import ids
 from openivr.store.models import Account, Schedule
-from openivr.store.references import clear_referrers, referrers
+from openivr.store.references import release
 from openivr.store.versioned import ATTEMPTS, etag, if_match_holds, swap
 from openivr.store.voiceapps import format_date
 
@@ -116,11 +116,13 @@ class ScheduleService:
     async def remove(self, schedule_id: str, *, force: bool) -> dict[str, Any]:
         """Delete a schedule; in_use while menus follow it, unless force (they become always open)."""
         schedule = await self.one(schedule_id)
-        found = await referrers(self.db, self.account_id, "schedule", schedule_id)
-        if found and not force:
-            raise Refusal("in_use", "the schedule is still used by: " + "; ".join(found))
-        if found:
-            await clear_referrers(self.db, self.account_id, "schedule", schedule_id)
+        await release(
+            self.db,
+            self.account_id,
+            [("schedule", schedule_id)],
+            force=force,
+            in_use="the schedule is still used by",
+        )
         shown = view(schedule)
         await self.db.delete(schedule)
         await self.db.commit()

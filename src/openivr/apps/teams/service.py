@@ -19,7 +19,7 @@ from openivr.apps.teams import schema
 from openivr.apps.validation import Refusal
 from openivr.store import ids
 from openivr.store.models import Team
-from openivr.store.references import account_teams, clear_referrers, referrers
+from openivr.store.references import account_teams, release
 from openivr.store.versioned import ATTEMPTS, etag, if_match_holds, swap
 from openivr.store.voiceapps import account_refs, format_date
 
@@ -107,11 +107,13 @@ class TeamService:
     async def remove(self, team_id: str, *, force: bool) -> dict[str, Any]:
         """Delete a team; in_use while menus, numbers or other teams point at it, unless force."""
         team = await self.one(team_id)
-        found = await referrers(self.db, self.account_id, "team", team_id)
-        if found and not force:
-            raise Refusal("in_use", "the team is still used by: " + "; ".join(found))
-        if found:
-            await clear_referrers(self.db, self.account_id, "team", team_id)
+        await release(
+            self.db,
+            self.account_id,
+            [("team", team_id)],
+            force=force,
+            in_use="the team is still used by",
+        )
         shown = view(team)
         await self.db.delete(team)
         await self.db.commit()
