@@ -8,11 +8,10 @@ from pydantic import BaseModel, ConfigDict
 
 from openivr.api.deps import AccountAuth, Db, require_admin
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
+from openivr.api.envelope import format_date, success
 from openivr.api.errors import not_found
 from openivr.apps import validation as v
 from openivr.store.models import Account
-from openivr.store.voiceapps import format_date
 
 router = APIRouter(tags=["account"])
 

@@ -1,8 +1,10 @@
-"""The response envelope, partial responses (?fields=) and the resource names of paths."""
+"""The response envelope, partial responses (?fields=), the resource names of paths and the
+API's date format."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -46,6 +48,11 @@ class Failed(BaseModel):
     resource: str
     status: str = Field(description="Always 'failed'")
     response: FailedBody
+
+
+def format_date(value: datetime) -> str:
+    """The API's date format: YYYYMMDDTHH:MM:SSZ."""
+    return value.strftime("%Y%m%dT%H:%M:%SZ")
 
 
 def resource_of(path: str) -> str:

@@ -12,11 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.api.deps import AccountAuth, Db
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
+from openivr.api.envelope import format_date, success
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import validation as v
 from openivr.store.models import PhoneNumber, Team, User, VoiceApp
-from openivr.store.voiceapps import format_date
 
 router = APIRouter(tags=["phonenumbersubscription"])
 CONNECT_TYPES = ("user", "phnum", "sip", "app", "csg", "")

@@ -1,41 +1,31 @@
-"""Prompts of voice apps and their messages (uploaded WAV or text to speech)."""
+"""Prompts of voice apps and their messages (uploaded WAV or text to speech): HTTP only; the
+logic is in apps/prompts/service.py."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from typing import Annotated, Any
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, get_type_hints
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from openivr.api.deps import AccountAuth, Auth, Ctx, Db, Principal
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
-from openivr.api.errors import ApiError, not_found
-from openivr.api.tts import render_text, rendered_link
+from openivr.api.envelope import format_date, success
+from openivr.api.errors import ApiError
+from openivr.api.tts import rendered_link
 from openivr.apps import validation as v
-from openivr.apps.promptaudio import PromptSounds
-from openivr.audio.wav import MAX_UPLOAD_BYTES, AudioFormatError, parse_wav
+from openivr.apps.prompts.service import DefaultRecording, PromptService
+from openivr.audio.wav import MAX_UPLOAD_BYTES
 from openivr.context import ServerContext
-from openivr.engine.vocabulary import VOICES
-from openivr.store import ids
-from openivr.store.models import Prompt, VoiceApp, utcnow
-from openivr.store.references import release
-from openivr.store.snapshot import load_snapshot
-from openivr.store.voiceapps import format_date
+from openivr.store.models import Prompt
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["prompt"])
-_AUDIO_STATUS = {
-    "file_too_large": 413,
-    "not_wav": 415,
-    "compressed_format": 415,
-}
 
 
 class PromptIn(BaseModel):
@@ -43,28 +33,6 @@ class PromptIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str | None = None
-
-
-# What a GET shows: the identity must come back unchanged; the message details (signed links,
-# sizes) are derived and ignored.
-IDENTITY = ("prompt_id", "type", "key", "app_id", "account_id")
-SHOWN = (
-    *IDENTITY,
-    "create_date",
-    "record_path",
-    "exists",
-    "record_id",
-    "file_name",
-    "file_details",
-    "play_path",
-    "audio_length",
-    "size",
-    "message_url",
-    "message_text",
-    "message_voice",
-    "default_text",
-    "default_voice",
-)
 
 
 class PromptOut(Loose):
@@ -79,15 +47,8 @@ class PromptOut(Loose):
     message_url: str | None = None
 
 
-def audio_error(exc: AudioFormatError) -> ApiError:
-    """The API error of an upload the audio layer refused."""
-    status = _AUDIO_STATUS.get(exc.code, 415 if exc.code.startswith("unsupported") else 400)
-    code = {413: "too_large", 415: "unsupported_media_type"}.get(status, "invalid_audio")
-    return ApiError(code, f"file: {exc.detail}", status)
-
-
 def prompt_view(
-    p: Prompt, ctx: ServerContext, default: dict[str, Any] | None = None
+    p: Prompt, ctx: ServerContext, default: DefaultRecording | None = None
 ) -> dict[str, Any]:
     """The public shape of a prompt, with its message details (or its default's)."""
     view: dict[str, Any] = {
@@ -119,7 +80,20 @@ def prompt_view(
         if p.message_source == "tts":
             view.update(message_text=p.message_text, message_voice=p.message_voice)
     elif default is not None:
-        view.update(exists=False, record_id="", **default)
+        sound, voice = default.sound, default.voice
+        path, url = rendered_link(ctx, sound.cache_key)
+        view.update(
+            exists=False,
+            record_id="",
+            file_name=f"default-{p.key}-{voice}.wav",
+            file_details=f"default recording in voice {voice} (eSpeak NG): {sound.text}",
+            default_text=sound.text,
+            default_voice=voice,
+            play_path=path,
+            audio_length=round(sound.audio.duration, 3),
+            size=round((len(sound.audio.pcm) * 2 + 44) / 1024, 1),
+            message_url=url,
+        )
     else:
         view.update(
             exists=False,
@@ -134,66 +108,17 @@ def prompt_view(
     return view
 
 
-async def defaults_of(
-    ctx: ServerContext, db: AsyncSession, prompts: list[Prompt]
-) -> dict[str, dict[str, Any]]:
-    """Details of the default recordings of standard prompts without a custom message."""
-    need = [p for p in prompts if not p.message_key and p.prompt_type == "standard"]
-    if not need:
-        return {}
-    snapshot = await load_snapshot(db, need[0].account_id)
-    sounds: PromptSounds = ctx.sounds
-    found: dict[str, dict[str, Any]] = {}
-    for p in need:
-        ref = snapshot.config.prompt(p.account_id, p.prompt_id)
-        app = snapshot.apps.get(p.app_id)
-        if ref is None or app is None:
-            continue
-        voice = app.config.get("voice", "en")
-        sound = await sounds.resolve_async(snapshot, ref, voice)
-        if sound is None:
-            continue
-        path, url = rendered_link(ctx, sound.cache_key)
-        found[p.prompt_id] = {
-            "file_name": f"default-{p.key}-{voice}.wav",
-            "file_details": f"default recording in voice {voice} (eSpeak NG): {sound.text}",
-            "default_text": sound.text,
-            "default_voice": voice,
-            "play_path": path,
-            "audio_length": round(sound.audio.duration, 3),
-            "size": round((len(sound.audio.pcm) * 2 + 44) / 1024, 1),
-            "message_url": url,
-        }
-    return found
+def _service(ctx: ServerContext, db: AsyncSession, account_id: str) -> PromptService:
+    return PromptService(db, account_id, ctx.sounds)
 
 
-async def _one(
-    request: Request, ctx: ServerContext, db: AsyncSession, prompt: Prompt, status: int = 200
+async def _answer(
+    request: Request, ctx: ServerContext, service: PromptService, prompt: Prompt, status: int = 200
 ) -> JSONResponse:
     """The answer about one prompt, with its default recording's details when it plays one."""
-    defaults = await defaults_of(ctx, db, [prompt])
+    defaults = await service.defaults([prompt])
     view = prompt_view(prompt, ctx, defaults.get(prompt.prompt_id))
     return success(request, view, status=status, resource="prompt")
-
-
-async def _app(db: AsyncSession, account_id: str, app_id: str) -> VoiceApp:
-    app = await db.get(VoiceApp, app_id)
-    if app is None or app.account_id != account_id:
-        raise not_found("voice app", app_id)
-    return app
-
-
-async def _prompt(
-    db: AsyncSession, who: Principal, prompt_id: str, app_id: str | None = None
-) -> Prompt:
-    prompt = await db.get(Prompt, prompt_id)
-    if (
-        prompt is None
-        or prompt.account_id != who.account_id
-        or (app_id and prompt.app_id != app_id)
-    ):
-        raise not_found("prompt", prompt_id)
-    return prompt
 
 
 # --- collection ---------------------------------------------------------------------------
@@ -204,19 +129,16 @@ async def list_prompts(
     request: Request, account_id: str, app_id: str, who: AccountAuth, ctx: Ctx, db: Db
 ) -> JSONResponse:
     """The app's standard prompts, then its custom prompts."""
-    await _app(db, account_id, app_id)
-    prompts = (
-        await db.scalars(
-            select(Prompt)
-            .where(Prompt.app_id == app_id)
-            .order_by(Prompt.prompt_type.desc(), Prompt.created_at)
-        )
-    ).all()
-    defaults = await defaults_of(ctx, db, list(prompts))
+    service = _service(ctx, db, account_id)
+    prompts = await service.all(app_id)
+    defaults = await service.defaults(prompts)
     return success(request, [prompt_view(p, ctx, defaults.get(p.prompt_id)) for p in prompts])
 
 
-@router.post("/account/{account_id}/voiceapp/{app_id}/prompt", responses=answers(PromptOut))
+@router.post(
+    "/account/{account_id}/voiceapp/{app_id}/prompt",
+    responses=answers(PromptOut),
+)
 async def create_prompt(
     request: Request,
     account_id: str,
@@ -230,164 +152,105 @@ async def create_prompt(
     ] = None,
 ) -> JSONResponse:
     """Create a custom prompt by name."""
-    await _app(db, account_id, app_id)
-    if body is not None:
-        v.known_fields(body.model_dump(exclude_unset=True), ("name",), SHOWN)
-    given = (body.name if body else None) or name
-    if given is None:
-        raise ApiError("missing_field", 'name: is required (JSON {"name": ...} or ?name=)')
-    prompt = Prompt(
-        prompt_id=ids.prompt_id(),
-        account_id=account_id,
-        app_id=app_id,
-        prompt_type="custom",
-        key="",
-        name=v.text("name", given),
-    )
-    db.add(prompt)
-    await db.commit()
-    return await _one(request, ctx, db, prompt)
+    service = _service(ctx, db, account_id)
+    fields = body.model_dump(exclude_unset=True) if body is not None else None
+    prompt = await service.create(app_id, fields, name)
+    return await _answer(request, ctx, service, prompt)
 
 
-# --- one prompt: long and short forms --------------------------------------------------------
+# --- one prompt, at both of its paths -------------------------------------------------------
 
 
-async def _get(
-    request: Request,
-    who: Principal,
-    ctx: ServerContext,
-    db: AsyncSession,
-    prompt_id: str,
-    app_id: str | None,
-) -> JSONResponse:
-    prompt = await _prompt(db, who, prompt_id, app_id)
-    return await _one(request, ctx, db, prompt)
+@dataclass(frozen=True)
+class PromptAt:
+    """The prompt a request names: by id, and under its app when the long path is used."""
+
+    who: Principal
+    prompt_id: str
+    app_id: str | None
 
 
-async def _put(
-    request: Request,
-    who: Principal,
-    ctx: ServerContext,
-    db: AsyncSession,
-    prompt_id: str,
-    app_id: str | None,
-    body: PromptIn,
-) -> JSONResponse:
-    prompt = await _prompt(db, who, prompt_id, app_id)
-    identity = {k: val for k, val in prompt_view(prompt, ctx).items() if k in IDENTITY}
-    v.known_fields(body.model_dump(exclude_unset=True), ("name",), SHOWN, identity)
-    if body.name is not None:
-        if prompt.prompt_type == "standard":
-            raise ApiError("immutable_field", "name: standard prompts keep their names")
-        prompt.name = v.text("name", body.name)
-        await db.commit()
-    return await _one(request, ctx, db, prompt)
+async def _under_app(app_id: str, prompt_id: str, who: AccountAuth) -> PromptAt:
+    return PromptAt(who, prompt_id, app_id)
 
 
-async def _delete(
-    request: Request,
-    who: Principal,
-    ctx: ServerContext,
-    db: AsyncSession,
-    prompt_id: str,
-    app_id: str | None,
-    force: bool,
-) -> JSONResponse:
-    prompt = await _prompt(db, who, prompt_id, app_id)
-    if prompt.prompt_type == "standard":
-        raise ApiError(
-            "required",
-            "standard prompts cannot be deleted; DELETE its message to restore the default",
-        )
-    await release(
-        db,
-        who.account_id,
-        [("prompt", prompt_id)],
-        force=force,
-        in_use="the prompt is still played by",
-    )
-    view = prompt_view(prompt, ctx)
-    await db.delete(prompt)
-    await db.commit()
-    ctx.audio_store.remove_prompt(prompt_id)
-    return success(request, view, resource="prompt")
+async def _by_id(prompt_id: str, who: Auth) -> PromptAt:
+    return PromptAt(who, prompt_id, None)
 
 
-Force = Annotated[bool, Query(description="Clear menus that play this prompt")]
-
-
-@router.get(
-    "/account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}", responses=answers(PromptOut)
+# Each route on one prompt answers at both paths the compatible API has: under its app (the
+# path's account must be the token's) and by id alone.
+_PATHS = (
+    ("/account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}", _under_app, ""),
+    ("/prompt/{prompt_id}", _by_id, "_short"),
 )
-async def get_prompt(
-    request: Request,
-    account_id: str,
-    app_id: str,
-    prompt_id: str,
-    who: AccountAuth,
-    ctx: Ctx,
-    db: Db,
-) -> JSONResponse:
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[JSONResponse]])
+
+
+def one_prompt(method: str, tail: str = "", **route: Any) -> Callable[[Handler], Handler]:
+    """Declare a handler taking `at: PromptAt` once, routed at both paths of a prompt (+ tail)."""
+
+    def declare(handler: Handler) -> Handler:
+        hints = get_type_hints(handler, include_extras=True)
+        signature = inspect.signature(handler)
+        for base, locate, suffix in _PATHS:
+            params = [
+                param.replace(
+                    annotation=Annotated[PromptAt, Depends(locate)] if name == "at" else hints[name]
+                )
+                for name, param in signature.parameters.items()
+            ]
+
+            async def endpoint(*args: Any, **kwargs: Any) -> JSONResponse:
+                return await handler(*args, **kwargs)
+
+            endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=params, return_annotation=hints["return"]
+            )
+            endpoint.__name__ = endpoint.__qualname__ = handler.__name__ + suffix
+            endpoint.__doc__ = handler.__doc__
+            router.add_api_route(base + tail, endpoint, methods=[method], **route)
+        return handler
+
+    return declare
+
+
+async def _located(
+    ctx: ServerContext, db: AsyncSession, at: PromptAt
+) -> tuple[PromptService, Prompt]:
+    service = _service(ctx, db, at.who.account_id)
+    return service, await service.one(at.prompt_id, at.app_id)
+
+
+@one_prompt("GET", responses=answers(PromptOut))
+async def get_prompt(request: Request, at: PromptAt, ctx: Ctx, db: Db) -> JSONResponse:
     """One prompt with its message details (?fields=message asks for them, as the hosted API)."""
-    return await _get(request, who, ctx, db, prompt_id, app_id)
+    service, prompt = await _located(ctx, db, at)
+    return await _answer(request, ctx, service, prompt)
 
 
-@router.put(
-    "/account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}", responses=answers(PromptOut)
-)
+@one_prompt("PUT", responses=answers(PromptOut))
 async def put_prompt(
-    request: Request,
-    account_id: str,
-    app_id: str,
-    prompt_id: str,
-    body: PromptIn,
-    who: AccountAuth,
-    ctx: Ctx,
-    db: Db,
+    request: Request, at: PromptAt, body: PromptIn, ctx: Ctx, db: Db
 ) -> JSONResponse:
     """Rename a custom prompt."""
-    return await _put(request, who, ctx, db, prompt_id, app_id, body)
+    service, prompt = await _located(ctx, db, at)
+    renamed = await service.rename(prompt, body.model_dump(exclude_unset=True))
+    return await _answer(request, ctx, service, renamed)
 
 
-@router.delete(
-    "/account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}", responses=answers(PromptOut, 409)
-)
+@one_prompt("DELETE", responses=answers(PromptOut, 409))
 async def delete_prompt(
     request: Request,
-    account_id: str,
-    app_id: str,
-    prompt_id: str,
-    who: AccountAuth,
+    at: PromptAt,
     ctx: Ctx,
     db: Db,
-    force: Force = False,
+    force: Annotated[bool, Query(description="Clear menus that play this prompt")] = False,
 ) -> JSONResponse:
     """Delete a custom prompt (409 while a menu plays it, unless force=true)."""
-    return await _delete(request, who, ctx, db, prompt_id, app_id, force)
-
-
-@router.get("/prompt/{prompt_id}", responses=answers(PromptOut))
-async def get_prompt_short(
-    request: Request, prompt_id: str, who: Auth, ctx: Ctx, db: Db
-) -> JSONResponse:
-    """One prompt, by id alone."""
-    return await _get(request, who, ctx, db, prompt_id, None)
-
-
-@router.put("/prompt/{prompt_id}", responses=answers(PromptOut))
-async def put_prompt_short(
-    request: Request, prompt_id: str, body: PromptIn, who: Auth, ctx: Ctx, db: Db
-) -> JSONResponse:
-    """Rename a custom prompt, by id alone."""
-    return await _put(request, who, ctx, db, prompt_id, None, body)
-
-
-@router.delete("/prompt/{prompt_id}", responses=answers(PromptOut, 409))
-async def delete_prompt_short(
-    request: Request, prompt_id: str, who: Auth, ctx: Ctx, db: Db, force: Force = False
-) -> JSONResponse:
-    """Delete a custom prompt, by id alone."""
-    return await _delete(request, who, ctx, db, prompt_id, None, force)
+    service, prompt = await _located(ctx, db, at)
+    removed = await service.remove(prompt, force=force)
+    return success(request, prompt_view(removed, ctx), resource="prompt")
 
 
 # --- messages -----------------------------------------------------------------------------
@@ -440,147 +303,40 @@ async def _upload(request: Request) -> tuple[str, bytes]:
     return name, data
 
 
-async def _text_request(request: Request, db: AsyncSession, prompt: Prompt) -> tuple[str, str]:
+async def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
         raise ApiError("malformed_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise v.FieldError("body", 'must be an object {"text", "voice"}')
-    v.known_fields(body, ("text", "voice"), ())
-    text = body.get("text")
-    if text is None:
-        raise ApiError("missing_field", "text: is required")
-    if not isinstance(text, str):
-        raise v.FieldError("text", "must be a string")
-    voice = body.get("voice")
-    if voice is None:
-        app = await db.get(VoiceApp, prompt.app_id)
-        voice = (app.config.get("voice") if app else None) or "en"
-    if not isinstance(voice, str) or voice not in VOICES:
-        raise v.FieldError("voice", f"must be one of {', '.join(VOICES)}")
-    return text, voice
+    return body
 
 
-async def _set_message(
-    request: Request,
-    who: Principal,
-    ctx: ServerContext,
-    db: AsyncSession,
-    prompt_id: str,
-    app_id: str | None,
-) -> JSONResponse:
-    prompt = await _prompt(db, who, prompt_id, app_id)
+@one_prompt("POST", "/message", responses=answers(PromptOut, 413, 415), openapi_extra=MESSAGE_BODY)
+async def set_message(request: Request, at: PromptAt, ctx: Ctx, db: Db) -> JSONResponse:
+    """Set the prompt's message: a WAV upload (field `file`) or JSON {"text", "voice"}."""
+    service, prompt = await _located(ctx, db, at)
     ctype = request.headers.get("content-type", "")
-    store = ctx.audio_store
     if ctype.startswith("multipart/form-data"):
         file_name, data = await _upload(request)
-        try:
-            audio = parse_wav(data)
-            key, prepared = await asyncio.to_thread(
-                store.save_prompt_message, prompt_id, data, audio
-            )
-        except AudioFormatError as exc:
-            raise audio_error(exc) from None
-        source, text, voice, size = "upload", "", "", len(data)
+        prompt = await service.record(prompt, file_name, data)
     elif ctype.startswith("application/json"):
-        text, voice = await _text_request(request, db, prompt)
-        rendered = await render_text(ctx, text, voice)
-        key, prepared = await asyncio.to_thread(store.save_prepared_message, prompt_id, rendered)
-        file_name, source, size = "tts.wav", "tts", len(prepared.pcm) * 2 + 44
+        body = await _json_object(request)
+        prompt = await service.speak(prompt, body)
     else:
         raise ApiError(
             "unsupported_media_type",
             'send multipart/form-data with a \'file\' field, or JSON {"text", "voice"}',
         )
-    old = prompt.message_key
-    prompt.message_key = key
-    prompt.message_source = source
-    prompt.message_text = text
-    prompt.message_voice = voice
-    prompt.file_name = file_name[:300]
-    prompt.audio_length = prepared.duration
-    prompt.size_bytes = size
-    prompt.message_updated_at = utcnow()
-    await db.commit()
-    if old:
-        store.remove_prompt_message(old)
-    return await _one(request, ctx, db, prompt)
+    return await _answer(request, ctx, service, prompt)
 
 
-async def _clear_message(
-    request: Request,
-    who: Principal,
-    ctx: ServerContext,
-    db: AsyncSession,
-    prompt_id: str,
-    app_id: str | None,
-) -> JSONResponse:
-    prompt = await _prompt(db, who, prompt_id, app_id)
-    old = prompt.message_key
-    prompt.message_key = ""
-    prompt.message_source = prompt.message_text = prompt.message_voice = prompt.file_name = ""
-    prompt.audio_length = 0.0
-    prompt.size_bytes = 0
-    await db.commit()
-    if old:
-        ctx.audio_store.remove_prompt_message(old)
-    return await _one(request, ctx, db, prompt)
-
-
-@router.post(
-    "/prompt/{prompt_id}/message",
-    responses=answers(PromptOut, 413, 415),
-    openapi_extra=MESSAGE_BODY,
-)
-async def set_message_short(
-    request: Request, prompt_id: str, who: Auth, ctx: Ctx, db: Db
-) -> JSONResponse:
-    """Set the prompt's message: a WAV upload (field `file`) or JSON {"text", "voice"}."""
-    return await _set_message(request, who, ctx, db, prompt_id, None)
-
-
-@router.post(
-    "/account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}/message",
-    responses=answers(PromptOut, 413, 415),
-    openapi_extra=MESSAGE_BODY,
-)
-async def set_message(
-    request: Request,
-    account_id: str,
-    app_id: str,
-    prompt_id: str,
-    who: AccountAuth,
-    ctx: Ctx,
-    db: Db,
-) -> JSONResponse:
-    """Set the prompt's message: a WAV upload (field `file`) or JSON {"text", "voice"}."""
-    return await _set_message(request, who, ctx, db, prompt_id, app_id)
-
-
-@router.delete("/prompt/{prompt_id}/message", responses=answers(PromptOut))
-async def clear_message_short(
-    request: Request, prompt_id: str, who: Auth, ctx: Ctx, db: Db
-) -> JSONResponse:
+@one_prompt("DELETE", "/message", responses=answers(PromptOut))
+async def clear_message(request: Request, at: PromptAt, ctx: Ctx, db: Db) -> JSONResponse:
     """Remove the custom message: the prompt plays its default again."""
-    return await _clear_message(request, who, ctx, db, prompt_id, None)
-
-
-@router.delete(
-    "/account/{account_id}/voiceapp/{app_id}/prompt/{prompt_id}/message",
-    responses=answers(PromptOut),
-)
-async def clear_message(
-    request: Request,
-    account_id: str,
-    app_id: str,
-    prompt_id: str,
-    who: AccountAuth,
-    ctx: Ctx,
-    db: Db,
-) -> JSONResponse:
-    """Remove the custom message: the prompt plays its default again."""
-    return await _clear_message(request, who, ctx, db, prompt_id, app_id)
+    service, prompt = await _located(ctx, db, at)
+    return await _answer(request, ctx, service, await service.clear_message(prompt))
 
 
 # --- signed audio ---------------------------------------------------------------------------

@@ -11,10 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from openivr.api.deps import AccountAuth, Db
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
-from openivr.apps.schedules.service import ScheduleService, schedule_etag, view
+from openivr.api.envelope import format_date, success
+from openivr.apps.schedules import schema
+from openivr.apps.schedules.service import ScheduleService, schedule_etag
+from openivr.store.models import Schedule
 
 router = APIRouter(tags=["schedule"])
+
+
+def view(schedule: Schedule) -> dict[str, Any]:
+    """The public shape of a stored schedule."""
+    return schema.schedule_view(
+        schedule.schedule_id,
+        schedule.account_id,
+        schedule.name,
+        schedule.config,
+        format_date(schedule.created_at),
+    )
 
 
 class WeeklyDoc(BaseModel):
@@ -65,7 +78,7 @@ async def list_schedules(
     request: Request, account_id: str, who: AccountAuth, db: Db
 ) -> JSONResponse:
     """All schedules of the account."""
-    schedules = await ScheduleService(db, account_id).all()
+    schedules = await ScheduleService(db, account_id, view).all()
     return success(request, [view(s) for s in schedules])
 
 
@@ -74,7 +87,7 @@ async def create_schedule(
     request: Request, account_id: str, body: ScheduleIn, who: AccountAuth, db: Db
 ) -> JSONResponse:
     """Create a schedule (HTTP 200, as every success of the hosted API)."""
-    schedule = await ScheduleService(db, account_id).create(_body(body))
+    schedule = await ScheduleService(db, account_id, view).create(_body(body))
     return success(request, view(schedule), headers={"ETag": schedule_etag(schedule)})
 
 
@@ -83,7 +96,7 @@ async def get_schedule(
     request: Request, account_id: str, schedule_id: str, who: AccountAuth, db: Db
 ) -> JSONResponse:
     """One schedule, with its ETag."""
-    schedule = await ScheduleService(db, account_id).one(schedule_id)
+    schedule = await ScheduleService(db, account_id, view).one(schedule_id)
     return success(request, view(schedule), headers={"ETag": schedule_etag(schedule)})
 
 
@@ -98,7 +111,9 @@ async def put_schedule(
     if_match: Annotated[str | None, Header(description="ETag from a GET: 412 if stale")] = None,
 ) -> JSONResponse:
     """Change the fields the body carries; others keep their values."""
-    schedule = await ScheduleService(db, account_id).change(schedule_id, _body(body), if_match)
+    schedule = await ScheduleService(db, account_id, view).change(
+        schedule_id, _body(body), if_match
+    )
     return success(request, view(schedule), headers={"ETag": schedule_etag(schedule)})
 
 
@@ -114,4 +129,5 @@ async def delete_schedule(
     ] = False,
 ) -> JSONResponse:
     """Delete a schedule; 409 while menus follow it, unless force=true."""
-    return success(request, await ScheduleService(db, account_id).remove(schedule_id, force=force))
+    removed = await ScheduleService(db, account_id, view).remove(schedule_id, force=force)
+    return success(request, view(removed))

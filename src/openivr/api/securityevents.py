@@ -11,10 +11,9 @@ from sqlalchemy import select
 
 from openivr.api.deps import AccountAuth, Db, require_admin
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
+from openivr.api.envelope import format_date, success
 from openivr.apps.validation import MAX_INT
 from openivr.store.models import SecurityEvent
-from openivr.store.voiceapps import format_date
 
 router = APIRouter(tags=["security_event"])
 

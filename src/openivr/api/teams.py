@@ -10,10 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from openivr.api.deps import AccountAuth, Db
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
-from openivr.apps.teams.service import TeamService, team_etag, view
+from openivr.api.envelope import format_date, success
+from openivr.apps.teams import schema
+from openivr.apps.teams.service import TeamService, team_etag
+from openivr.store.models import Team
 
 router = APIRouter(tags=["team"])
+
+
+def view(team: Team) -> dict[str, Any]:
+    """The public shape of a stored team."""
+    return schema.team_view(
+        team.team_id, team.account_id, team.name, team.config, format_date(team.created_at)
+    )
 
 
 class ActionDoc(BaseModel):
@@ -58,7 +67,7 @@ def _body(body: TeamIn) -> dict[str, Any]:
 @router.get("/account/{account_id}/team", responses=answers(list[TeamOut]))
 async def list_teams(request: Request, account_id: str, who: AccountAuth, db: Db) -> JSONResponse:
     """All teams of the account."""
-    teams = await TeamService(db, account_id).all()
+    teams = await TeamService(db, account_id, view).all()
     return success(request, [view(t) for t in teams])
 
 
@@ -67,7 +76,7 @@ async def create_team(
     request: Request, account_id: str, body: TeamIn, who: AccountAuth, db: Db
 ) -> JSONResponse:
     """Create a team (HTTP 200, as every success of the hosted API)."""
-    team = await TeamService(db, account_id).create(_body(body))
+    team = await TeamService(db, account_id, view).create(_body(body))
     return success(request, view(team), headers={"ETag": team_etag(team)})
 
 
@@ -76,7 +85,7 @@ async def get_team(
     request: Request, account_id: str, team_id: str, who: AccountAuth, db: Db
 ) -> JSONResponse:
     """One team, with its ETag."""
-    team = await TeamService(db, account_id).one(team_id)
+    team = await TeamService(db, account_id, view).one(team_id)
     return success(request, view(team), headers={"ETag": team_etag(team)})
 
 
@@ -91,7 +100,7 @@ async def put_team(
     if_match: Annotated[str | None, Header(description="ETag from a GET: 412 if stale")] = None,
 ) -> JSONResponse:
     """Change the fields the body carries; others keep their values."""
-    team = await TeamService(db, account_id).change(team_id, _body(body), if_match)
+    team = await TeamService(db, account_id, view).change(team_id, _body(body), if_match)
     return success(request, view(team), headers={"ETag": team_etag(team)})
 
 
@@ -107,4 +116,5 @@ async def delete_team(
     ] = False,
 ) -> JSONResponse:
     """Delete a team; 409 while menus, numbers or other teams point at it, unless force=true."""
-    return success(request, await TeamService(db, account_id).remove(team_id, force=force))
+    removed = await TeamService(db, account_id, view).remove(team_id, force=force)
+    return success(request, view(removed))

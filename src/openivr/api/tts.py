@@ -16,8 +16,7 @@ from openivr.api.envelope import success
 from openivr.api.errors import ApiError
 from openivr.apps.validation import FieldError
 from openivr.audio.prepared import PreparedAudio
-from openivr.audio.tts import TtsError, TtsVoice
-from openivr.audio.wav import AudioFormatError
+from openivr.audio.tts import TtsVoice
 from openivr.context import ServerContext
 
 router = APIRouter(tags=["tts"])
@@ -78,13 +77,7 @@ async def render_text(ctx: ServerContext, text: Any, voice: str) -> PreparedAudi
     """Render text in a voice through the cache; TtsError → FieldError naming the field."""
     if not isinstance(text, str):
         raise FieldError("text", "is required and must be a string")
-    try:
-        audio: PreparedAudio = await ctx.render_cache.render_async(voice, text)
-    except TtsError as exc:
-        raise FieldError(exc.field, exc.detail) from None
-    except AudioFormatError as exc:  # e.g. punctuation only: eSpeak says nothing
-        raise FieldError("text", f"speaks as no audible sound ({exc.detail})") from None
-    return audio
+    return await ctx.sounds.speak(text, voice)
 
 
 @router.get("/tts/prompt/voice", responses=answers(list[VoiceOut]))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.api.deps import AccountAuth, Db, Principal, require_admin
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success
+from openivr.api.envelope import format_date, success
 from openivr.api.errors import ApiError, not_found
 from openivr.apps import validation as v
 from openivr.security import PasswordWorkBusy, hash_password_off_loop
@@ -22,7 +22,6 @@ from openivr.store import ids
 from openivr.store.accounts import email_taken, next_extension
 from openivr.store.models import User
 from openivr.store.references import leave_teams, release
-from openivr.store.voiceapps import format_date
 
 router = APIRouter(tags=["user"])
 EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")

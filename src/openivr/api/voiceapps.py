@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.api.deps import AccountAuth, Ctx, Db
 from openivr.api.docs import Loose, answers
-from openivr.api.envelope import success, success_rendered
+from openivr.api.envelope import format_date, success, success_rendered
 from openivr.api.errors import ApiError, not_found
 from openivr.api.viewcache import ViewCache
 from openivr.apps import voiceapp as va
@@ -27,7 +27,7 @@ from openivr.settings import Settings
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import release
 from openivr.store.revision import bump_statement
-from openivr.store.voiceapps import account_apps, account_refs, create_app, format_date
+from openivr.store.voiceapps import account_apps, account_refs, create_app
 
 router = APIRouter(tags=["voiceapp"])
 

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from openivr.apps.validation import FieldError
 from openivr.audio.cache import RenderCache
 from openivr.audio.prepared import PreparedAudio
 from openivr.audio.texts import default_text, menu_phrase, menu_text
+from openivr.audio.tts import TtsError
+from openivr.audio.wav import AudioFormatError
 from openivr.engine.call import is_number
 from openivr.engine.config import PromptRef
 from openivr.engine.vocabulary import SLOT_DIGITS, STANDARD_PROMPTS
@@ -89,6 +92,16 @@ class PromptSounds:
     def __init__(self, store: AudioStore, cache: RenderCache):
         self.store = store
         self.cache = cache
+
+    async def speak(self, text: str, voice: str) -> PreparedAudio:
+        """Text spoken in a voice, through the render cache; FieldError naming what is wrong."""
+        try:
+            audio: PreparedAudio = await self.cache.render_async(voice, text)
+        except TtsError as exc:
+            raise FieldError(exc.field, exc.detail) from None
+        except AudioFormatError as exc:  # e.g. punctuation only: eSpeak says nothing
+            raise FieldError("text", f"speaks as no audible sound ({exc.detail})") from None
+        return audio
 
     def default_text(self, snapshot: AccountSnapshot, prompt: PromptRef, voice: str) -> str:
         """The words of a standard prompt's default recording in a voice."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,11 +12,6 @@ from openivr.apps.voiceapp import AccountRefs
 from openivr.engine.vocabulary import STANDARD_PROMPTS
 from openivr.store import ids
 from openivr.store.models import Prompt, Schedule, Team, User, VoiceApp, utcnow
-
-
-def format_date(value: datetime) -> str:
-    """The API's date format: YYYYMMDDTHH:MM:SSZ."""
-    return value.strftime("%Y%m%dT%H:%M:%SZ")
 
 
 async def next_shortcode(db: AsyncSession, account_id: str) -> str:

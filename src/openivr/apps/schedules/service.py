@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,18 +21,6 @@ from openivr.store import ids
 from openivr.store.models import Account, Schedule
 from openivr.store.references import release
 from openivr.store.versioned import ATTEMPTS, etag, if_match_holds, swap
-from openivr.store.voiceapps import format_date
-
-
-def view(schedule: Schedule) -> dict[str, Any]:
-    """The public shape of a stored schedule."""
-    return schema.schedule_view(
-        schedule.schedule_id,
-        schedule.account_id,
-        schedule.name,
-        schedule.config,
-        format_date(schedule.created_at),
-    )
 
 
 def schedule_etag(schedule: Schedule) -> str:
@@ -43,9 +31,13 @@ def schedule_etag(schedule: Schedule) -> str:
 class ScheduleService:
     """The schedules of one account, through one database session."""
 
-    def __init__(self, db: AsyncSession, account_id: str):
+    def __init__(
+        self, db: AsyncSession, account_id: str, view: Callable[[Schedule], dict[str, Any]]
+    ):
         self.db = db
         self.account_id = account_id
+        # How the API shows a schedule: a PUT may send back its read-only fields unchanged.
+        self.view = view
 
     async def all(self) -> Sequence[Schedule]:
         """Every schedule, oldest first."""
@@ -96,7 +88,7 @@ class ScheduleService:
                     "precondition_failed",
                     f"If-Match {if_match} is stale; current ETag is {schedule_etag(schedule)}",
                 )
-            data = v.known_fields(body, schema.WRITABLE, schema.READ_ONLY, view(schedule))
+            data = v.known_fields(body, schema.WRITABLE, schema.READ_ONLY, self.view(schedule))
             name, cfg = schema.build_schedule(data, "UTC", current=schedule.config)
             values = {"config": cfg, "name": name if name is not None else schedule.name}
             key = Schedule.schedule_id == schedule_id
@@ -113,7 +105,7 @@ class ScheduleService:
             await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
         raise Refusal("precondition_failed", "the schedule is changing too often; retry")
 
-    async def remove(self, schedule_id: str, *, force: bool) -> dict[str, Any]:
+    async def remove(self, schedule_id: str, *, force: bool) -> Schedule:
         """Delete a schedule; in_use while menus follow it, unless force (they become always open)."""
         schedule = await self.one(schedule_id)
         await release(
@@ -123,7 +115,6 @@ class ScheduleService:
             force=force,
             in_use="the schedule is still used by",
         )
-        shown = view(schedule)
         await self.db.delete(schedule)
         await self.db.commit()
-        return shown
+        return schedule

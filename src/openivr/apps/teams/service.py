@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,14 +21,7 @@ from openivr.store import ids
 from openivr.store.models import Team
 from openivr.store.references import account_teams, release
 from openivr.store.versioned import ATTEMPTS, etag, if_match_holds, swap
-from openivr.store.voiceapps import account_refs, format_date
-
-
-def view(team: Team) -> dict[str, Any]:
-    """The public shape of a stored team."""
-    return schema.team_view(
-        team.team_id, team.account_id, team.name, team.config, format_date(team.created_at)
-    )
+from openivr.store.voiceapps import account_refs
 
 
 def team_etag(team: Team) -> str:
@@ -39,9 +32,11 @@ def team_etag(team: Team) -> str:
 class TeamService:
     """The teams of one account, through one database session."""
 
-    def __init__(self, db: AsyncSession, account_id: str):
+    def __init__(self, db: AsyncSession, account_id: str, view: Callable[[Team], dict[str, Any]]):
         self.db = db
         self.account_id = account_id
+        # How the API shows a team: a PUT may send back its read-only fields unchanged.
+        self.view = view
 
     async def all(self) -> Sequence[Team]:
         """Every team, oldest first."""
@@ -85,7 +80,7 @@ class TeamService:
                     "precondition_failed",
                     f"If-Match {if_match} is stale; current ETag is {team_etag(team)}",
                 )
-            data = v.known_fields(body, schema.WRITABLE, schema.READ_ONLY, view(team))
+            data = v.known_fields(body, schema.WRITABLE, schema.READ_ONLY, self.view(team))
             refs = await account_refs(self.db, self.account_id)
             name, cfg = schema.build_team(data, refs, current=team.config)
             values = {"config": cfg, "name": name if name is not None else team.name}
@@ -104,7 +99,7 @@ class TeamService:
             await asyncio.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
         raise Refusal("precondition_failed", "the team is changing too often; retry")
 
-    async def remove(self, team_id: str, *, force: bool) -> dict[str, Any]:
+    async def remove(self, team_id: str, *, force: bool) -> Team:
         """Delete a team; in_use while menus, numbers or other teams point at it, unless force."""
         team = await self.one(team_id)
         await release(
@@ -114,7 +109,6 @@ class TeamService:
             force=force,
             in_use="the team is still used by",
         )
-        shown = view(team)
         await self.db.delete(team)
         await self.db.commit()
-        return shown
+        return team

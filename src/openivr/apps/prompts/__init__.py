@@ -1,0 +1,1 @@
+"""Prompts of voice apps: the prompt service (its router is api/prompts.py)."""
