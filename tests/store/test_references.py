@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from openivr.apps.validation import Refusal
-from openivr.apps.voiceapp import DEFAULTS
+from openivr.apps.voiceapps.schema import DEFAULTS
 from openivr.store.accounts import create_account
 from openivr.store.db import open_database
 from openivr.store.models import PhoneNumber, Prompt, VoiceApp

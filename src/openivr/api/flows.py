@@ -13,16 +13,15 @@ from openivr.api.deps import AccountAuth, Ctx, Db
 from openivr.api.docs import Loose, answers
 from openivr.api.envelope import success
 from openivr.api.errors import ApiError
-from openivr.api.voiceapps import VoiceAppIn, load_app, put_body, put_fields
+from openivr.api.voiceapps import VoiceAppIn, put_body, service_for
 from openivr.apps import simulation
-from openivr.apps import voiceapp as va
 from openivr.apps.validation import FieldError
+from openivr.apps.voiceapps.service import load_app
 from openivr.engine.config import AppConfig
 from openivr.engine.graph import graph
 from openivr.engine.simulator import TIMELINE_SCHEMA, SimulationError, TimelineError
 from openivr.engine.validate import validate
 from openivr.store.snapshot import AccountSnapshot, load_snapshot
-from openivr.store.voiceapps import account_refs
 
 router = APIRouter(tags=["voiceapp"])
 
@@ -160,13 +159,9 @@ async def _draft(
     ctx: Ctx, db: Db, account_id: str, app_id: str, body: VoiceAppIn
 ) -> AccountSnapshot:
     """The account as it would be after a PUT of `body` to the app (nothing is saved)."""
-    app = await load_app(db, account_id, app_id)
-    body_data = put_body(body)
-    if body_data.get("app_type") not in (None, app.app_type):
-        raise ApiError("immutable_field", f"app_type: is {app.app_type} and cannot change")
-    data = put_fields(app, body_data, ctx.settings)
-    refs = await account_refs(db, account_id)
-    name, cfg = va.build_config(app.app_type, data, refs, current=app.config, app_id=app_id)
+    service = service_for(ctx, db, account_id)
+    app = await service.one(app_id)
+    name, cfg = await service.proposed(app, put_body(body))
     domain = ctx.settings.sip_domain
     snapshot = await load_snapshot(db, account_id, sip_domain=domain)
     view = {"app_id": app_id, "app_type": app.app_type, "name": name or app.name, **cfg}

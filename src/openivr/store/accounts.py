@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openivr.apps import validation as v
-from openivr.apps.voiceapp import DEFAULTS
+from openivr.apps.voiceapps.schema import DEFAULTS
 from openivr.security import hash_password_off_loop
 from openivr.store import ids
 from openivr.store.models import Account, User

@@ -15,8 +15,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openivr.apps import voiceapp as va
 from openivr.apps.validation import Refusal
+from openivr.apps.voiceapps import schema as va
 from openivr.store.models import PhoneNumber, Team, utcnow
 from openivr.store.voiceapps import account_apps, touch
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openivr.apps.voiceapp import AccountRefs
+from openivr.apps.voiceapps.schema import AccountRefs
 from openivr.engine.vocabulary import STANDARD_PROMPTS
 from openivr.store import ids
 from openivr.store.models import Prompt, Schedule, Team, User, VoiceApp, utcnow

@@ -12,7 +12,7 @@ from typing import Any
 
 from openivr.apps import validation as v
 from openivr.apps.validation import FieldError
-from openivr.apps.voiceapp import EMPTY_ACTION, AccountRefs, validate_action
+from openivr.apps.voiceapps.schema import EMPTY_ACTION, AccountRefs, validate_action
 from openivr.engine.vocabulary import STRATEGIES
 
 WRITABLE = ("name", "members", "strategy", "ring_seconds", "max_seconds", "no_answer")

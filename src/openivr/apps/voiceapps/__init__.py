@@ -1,0 +1,1 @@
+"""Voice apps: their schema (fields, defaults, validation, references) and service."""
