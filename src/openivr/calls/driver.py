@@ -8,7 +8,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 import numpy as np
 
@@ -227,35 +227,39 @@ class CallDriver:
 
     # commands out ---------------------------------------------------------------------------
 
-    async def _execute(self, command: object) -> None:
-        if isinstance(command, cmd.PlayPrompt):
-            await self._play(command)
-        elif isinstance(command, cmd.StopPrompt):
-            if self.call.playing:
-                self.call.stop_playing()
-        elif isinstance(command, cmd.StartTimer):
-            self._start_timer(command)
-        elif isinstance(command, cmd.CancelTimer):
-            timer = self.timers.pop(command.timer_id, None)
-            if timer is not None:
-                timer.handle.cancel()
-        elif isinstance(command, cmd.Record):
-            self._record(command)
-        elif isinstance(command, cmd.StopRecording):
-            self._stop_recording()
-        elif isinstance(command, cmd.KeepVoicemail):
-            await self._keep(command)
-        elif isinstance(command, cmd.DiscardRecording):
-            self.recorded = None
-            self.recording_for = ""
-        elif isinstance(command, cmd.Transfer):
-            self._transfer(command)
-        elif isinstance(command, cmd.EnterApp):
-            self.notes.apps.append(command.app_id)
-        elif isinstance(command, cmd.HangUp):
-            self.notes.detail["hangup_reason"] = command.reason
-            await self.call.hangup()
-        # CollectDigits is informational: keys always arrive as events.
+    async def _execute(self, command: cmd.Command) -> None:
+        match command:
+            case cmd.PlayPrompt():
+                await self._play(command)
+            case cmd.StopPrompt():
+                if self.call.playing:
+                    self.call.stop_playing()
+            case cmd.StartTimer():
+                self._start_timer(command)
+            case cmd.CancelTimer():
+                timer = self.timers.pop(command.timer_id, None)
+                if timer is not None:
+                    timer.handle.cancel()
+            case cmd.CollectDigits():
+                pass  # informational: keys always arrive as events
+            case cmd.Record():
+                self._record(command)
+            case cmd.StopRecording():
+                self._stop_recording()
+            case cmd.KeepVoicemail():
+                await self._keep(command)
+            case cmd.DiscardRecording():
+                self.recorded = None
+                self.recording_for = ""
+            case cmd.Transfer():
+                self._transfer(command)
+            case cmd.EnterApp():
+                self.notes.apps.append(command.app_id)
+            case cmd.HangUp():
+                self.notes.detail["hangup_reason"] = command.reason
+                await self.call.hangup()
+            case _:
+                assert_never(command)
 
     async def _play(self, command: cmd.PlayPrompt) -> None:
         sound = None

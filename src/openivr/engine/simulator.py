@@ -33,17 +33,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
-from typing import Any
+from typing import Any, assert_never
 
 from openivr.engine.call import CallFlow, LogEntry, Outcome, Reachability, route_transfer
 from openivr.engine.commands import (
     CancelTimer,
+    CollectDigits,
     DiscardRecording,
+    EnterApp,
+    HangUp,
     KeepVoicemail,
     PlayPrompt,
     Record,
     StartTimer,
     StopPrompt,
+    StopRecording,
     Transfer,
 )
 from openivr.engine.config import CallConfig, PromptRef
@@ -616,22 +620,27 @@ class _Simulation:
             self.entries.append(TranscriptEntry(entry.at, entry.kind, entry.text, data))
         self.logged = len(log)
         for command in commands:
-            if isinstance(command, PlayPrompt):
-                self.start_prompt(command)
-            elif isinstance(command, StopPrompt):
-                self.stop_prompt(command)
-            elif isinstance(command, StartTimer):
-                self.timers[command.timer_id] = self.now + command.seconds
-            elif isinstance(command, CancelTimer):
-                self.timers.pop(command.timer_id, None)
-            elif isinstance(command, Record):
-                self.start_recording(command)
-            elif isinstance(command, Transfer):
-                self.start_transfer(command)
-            elif isinstance(command, KeepVoicemail | DiscardRecording):
-                recorded = self.of_kind("recording")
-                if recorded is not None:
-                    recorded.data["kept"] = isinstance(command, KeepVoicemail)
+            match command:
+                case PlayPrompt():
+                    self.start_prompt(command)
+                case StopPrompt():
+                    self.stop_prompt(command)
+                case StartTimer():
+                    self.timers[command.timer_id] = self.now + command.seconds
+                case CancelTimer():
+                    self.timers.pop(command.timer_id, None)
+                case Record():
+                    self.start_recording(command)
+                case Transfer():
+                    self.start_transfer(command)
+                case KeepVoicemail() | DiscardRecording():
+                    recorded = self.of_kind("recording")
+                    if recorded is not None:
+                        recorded.data["kept"] = isinstance(command, KeepVoicemail)
+                case CollectDigits() | StopRecording() | EnterApp() | HangUp():
+                    pass  # the engine's own log entries and its ended state tell these
+                case _:
+                    assert_never(command)
         if self.call.ended:
             if self.ringing is not None:
                 self.stop_ringback(self.ringing)
