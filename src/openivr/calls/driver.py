@@ -23,14 +23,14 @@ from openivr.store.snapshot import AccountSnapshot
 
 log = logging.getLogger(__name__)
 
-_RECORDING_REASONS = {
+_RECORDING_REASONS: dict[str, ev.RecordingEnd] = {
     "key": "stop_key",
     "silence": "silence",
     "max_length": "max_length",
     "hangup": "hangup",
     "stopped": "ended",  # only StopRecording stops a recording of ours
 }
-_TRANSFER_FAILURES = {"busy": "busy", "no_answer": "no_answer"}
+_TRANSFER_FAILURES: dict[str, ev.TransferFailure] = {"busy": "busy", "no_answer": "no_answer"}
 _BEEP = -1  # the play id of the beep before a recording
 
 

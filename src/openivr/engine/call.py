@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import isfinite
-from typing import Any
+from typing import Any, Literal
 
 from openivr.engine.commands import (
     CancelTimer,
@@ -100,12 +100,20 @@ class CallFlowError(RuntimeError):
     """An event that makes no sense in the call's state (a driver bug)."""
 
 
+# What a log entry tells of (LogEntry.kind).
+LogKind = Literal[
+    "app", "key", "input", "timeout", "action", "failure", "note", "transfer", "hangup"
+]
+# How a call ended (Outcome.kind).
+OutcomeKind = Literal["transferred", "voicemail", "hangup", "caller_hangup"]
+
+
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     """Something that happened in the call, for transcripts and call records."""
 
     at: float
-    kind: str  # app | key | input | timeout | action | failure | note | transfer | hangup
+    kind: LogKind
     app_id: str
     text: str
     digit: str | None = None
@@ -125,7 +133,7 @@ class LogEntry:
 class Outcome:
     """How the call ended: transferred (target), voicemail (seconds), hangup, caller_hangup."""
 
-    kind: str
+    kind: OutcomeKind
     app_id: str
     target: str | None = None
     voicemail_seconds: float | None = None
@@ -270,7 +278,7 @@ class CallFlow:
         self._max_hops = max_hops
         # Rows, not LogEntry objects: building frozen dataclasses on the hot path costs more
         # than the rest of an event; `log` turns new rows into entries when someone reads it.
-        self._rows: list[tuple[float, str, str, str, str | None]] = []
+        self._rows: list[tuple[float, LogKind, str, str, str | None]] = []
         self._entries: list[LogEntry] = []
         self.outcome: Outcome | None = None
         self.caller = ""
@@ -816,7 +824,7 @@ class CallFlow:
         self._log("hangup", f"hung up: {self._hangup_reason}")
         self._finish("hangup")
 
-    def _finish(self, kind: str, target: str | None = None) -> None:
+    def _finish(self, kind: OutcomeKind, target: str | None = None) -> None:
         self._phase = _ENDED
         self._queue = []
         self._then = _nothing
@@ -891,7 +899,7 @@ class CallFlow:
             voice = (sys_app.error_repeat_voice if repeated else sys_app.error_voice) or voice
         return prompt, voice or "en"
 
-    def _log(self, kind: str, text: str) -> None:
+    def _log(self, kind: LogKind, text: str) -> None:
         self._rows.append((self._now, kind, self.app_id, text, None))
 
     def _log_key(self, digit: str, meaning: str) -> None:

@@ -7,11 +7,14 @@ Like commands, events are slotted, not frozen (cheaper to build); treat them as 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 # Why a recording ended (RecordingFinished.reason); "ended": stopped by StopRecording.
-RECORDING_END_REASONS = ("stop_key", "silence", "max_length", "hangup", "ended")
+RecordingEnd = Literal["stop_key", "silence", "max_length", "hangup", "ended"]
+RECORDING_END_REASONS: tuple[RecordingEnd, ...] = get_args(RecordingEnd)
 # Why a transfer failed (TransferFailed.reason).
-TRANSFER_FAILURES = ("busy", "no_answer", "unreachable")
+TransferFailure = Literal["busy", "no_answer", "unreachable"]
+TRANSFER_FAILURES: tuple[TransferFailure, ...] = get_args(TransferFailure)
 
 
 @dataclass(slots=True)
@@ -53,7 +56,7 @@ class RecordingFinished:
 
     now: float
     duration: float
-    reason: str  # one of RECORDING_END_REASONS
+    reason: RecordingEnd
 
 
 @dataclass(slots=True)
@@ -68,7 +71,7 @@ class TransferFailed:
     """The transfer target could not be reached."""
 
     now: float
-    reason: str  # one of TRANSFER_FAILURES
+    reason: TransferFailure
 
 
 @dataclass(slots=True)

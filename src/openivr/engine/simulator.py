@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
-from typing import Any, assert_never
+from typing import Any, Literal, assert_never, get_args
 
 from openivr.engine.call import CallFlow, LogEntry, Outcome, Reachability, route_transfer
 from openivr.engine.commands import (
@@ -57,17 +57,28 @@ from openivr.engine.events import (
     DigitPressed,
     Event,
     PromptFinished,
+    RecordingEnd,
     RecordingFinished,
     TimerFired,
     TransferAnswered,
     TransferFailed,
 )
+from openivr.engine.vocabulary import one_of
 
 PromptDuration = Callable[[PromptRef, str], float]
 
 KEYS = "0123456789*#"
-TRANSFER_RESULTS = ("answered", "busy", "no_answer", "unreachable")
-RECORD_ENDS = ("key", "silence", "hangup")
+# How a simulated transfer ends, and how a simulated caller ends a recording.
+TransferResult = Literal["answered", "busy", "no_answer", "unreachable"]
+TRANSFER_RESULTS: tuple[TransferResult, ...] = get_args(TransferResult)
+RecordEnd = Literal["key", "silence", "hangup"]
+RECORD_ENDS: tuple[RecordEnd, ...] = get_args(RecordEnd)
+# The engine's reason for each way a caller ends a recording.
+_RECORDING_ENDS: dict[RecordEnd, RecordingEnd] = {
+    "key": "stop_key",
+    "silence": "silence",
+    "hangup": "hangup",
+}
 # Seconds of ringing before each transfer result when the timeline does not say.
 RING_SECONDS: dict[str, float] = {
     "answered": 4.0,
@@ -167,8 +178,8 @@ class Step:
     after: float | None = None
     during: str | None = None
     seconds: float = 0.0
-    end: str = "key"
-    result: str = "answered"
+    end: RecordEnd = "key"
+    result: TransferResult = "answered"
 
 
 @dataclass(slots=True)
@@ -334,12 +345,12 @@ def _parse_step(item: Mapping[str, Any], where: str) -> Step:
             raise TimelineError(f"{where}.hangup: must be true")
         return Step("hangup", after=after, during=during)
     if kind == "record":
-        end = item.get("end", "key")
-        if end not in RECORD_ENDS:
+        end = one_of(item.get("end", "key"), RECORD_ENDS)
+        if end is None:
             raise TimelineError(f"{where}.end: must be one of {', '.join(RECORD_ENDS)}")
         return Step("record", seconds=_seconds(item, "record", where), end=end)
-    result = item["transfer"]
-    if result not in TRANSFER_RESULTS:
+    result = one_of(item["transfer"], TRANSFER_RESULTS)
+    if result is None:
         raise TimelineError(f"{where}.transfer: must be one of {', '.join(TRANSFER_RESULTS)}")
     return Step("transfer", after=after, result=result)
 
@@ -423,14 +434,14 @@ class _Recording:
     start: float  # after the beep
     ends_at: float
     duration: float
-    reason: str
+    reason: RecordingEnd
 
 
 @dataclass(slots=True)
 class _Ringing:
     start: float
     ends_at: float
-    result: str
+    result: TransferResult
     entry: TranscriptEntry
 
 
@@ -543,7 +554,7 @@ class _Simulation:
             # The recorder stops on '#' or hang-up by itself and reports the length.
             self.recording = None
             elapsed = max(0.0, self.now - recording.start)
-            reason = "hangup" if step.kind == "hangup" else "stop_key"
+            reason: RecordingEnd = "hangup" if step.kind == "hangup" else "stop_key"
             if step.kind == "key":
                 self.add("key", "ends the message", digit="#")
             self.end_recording(recording, elapsed, reason)
@@ -568,7 +579,7 @@ class _Simulation:
         self.recording = None
         self.end_recording(recording, recording.duration, recording.reason)
 
-    def end_recording(self, recording: _Recording, duration: float, reason: str) -> None:
+    def end_recording(self, recording: _Recording, duration: float, reason: RecordingEnd) -> None:
         self.audio.append(AudioSegment("recording", recording.start, self.now - recording.start))
         self.cursor = self.now
         self.add(
@@ -703,12 +714,13 @@ class _Simulation:
         self.cursor = start
         limit = command.max_seconds
         step = self.next_step("record")
+        reason: RecordingEnd
         if step is None:  # a silent caller
             ends_at, duration, reason = start + command.max_silence, 0.0, "silence"
         else:
             duration = step.seconds
             tail = command.max_silence if step.end == "silence" else 0.0
-            reason = {"key": "stop_key", "silence": "silence", "hangup": "hangup"}[step.end]
+            reason = _RECORDING_ENDS[step.end]
             ends_at = start + duration + tail
         if ends_at - start > limit:
             ends_at, duration, reason = start + limit, limit, "max_length"
@@ -732,7 +744,7 @@ class _Simulation:
             self.feed(TransferFailed(self.now, "unreachable"))
             return
         step = self.next_step("transfer")
-        result = step.result if step is not None else "answered"
+        result: TransferResult = step.result if step is not None else "answered"
         ring = step.after if step is not None and step.after is not None else RING_SECONDS[result]
         self.silence_until(self.now)
         entry = self.add(
