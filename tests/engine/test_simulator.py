@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from openivr.engine import PromptRef, StaticConfig, TimelineError, parse_timeline, simulate
-from openivr.engine.call import Reachability
 from openivr.engine.graph import graph
-from openivr.engine.simulator import TIMELINE_SCHEMA, SimulationError, Step, Transcript
+from openivr.engine.routing import Reachability
+from openivr.engine.simulator import SimulationError, Transcript
+from openivr.engine.timeline import TIMELINE_SCHEMA, Step
 from openivr.engine.validate import validate
 
 from .accounts import action, build, call_user, play

@@ -19,7 +19,8 @@ from openivr.apps.validation import FieldError
 from openivr.apps.voiceapps.service import load_app
 from openivr.engine.config import AppConfig
 from openivr.engine.graph import graph
-from openivr.engine.simulator import TIMELINE_SCHEMA, SimulationError, TimelineError
+from openivr.engine.simulator import SimulationError
+from openivr.engine.timeline import TIMELINE_SCHEMA, TimelineError
 from openivr.engine.validate import validate
 from openivr.store.snapshot import AccountSnapshot, load_snapshot
 

@@ -14,8 +14,8 @@ from openivr.audio.prepared import PreparedAudio
 from openivr.audio.texts import default_text, menu_phrase, menu_text
 from openivr.audio.tts import TtsError
 from openivr.audio.wav import AudioFormatError
-from openivr.engine.call import is_number
 from openivr.engine.config import PromptRef
+from openivr.engine.routing import is_number
 from openivr.engine.vocabulary import SLOT_DIGITS, STANDARD_PROMPTS
 from openivr.store.audiostore import AudioStore
 from openivr.store.models import User

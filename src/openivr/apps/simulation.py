@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openivr.apps.promptaudio import PromptSounds
 from openivr.audio import tones
 from openivr.audio.wav import write_wav
-from openivr.engine.call import Reachability
 from openivr.engine.config import PromptRef, StaticConfig
-from openivr.engine.simulator import Transcript, parse_timeline, simulate
+from openivr.engine.routing import Reachability
+from openivr.engine.simulator import Transcript, simulate
+from openivr.engine.timeline import parse_timeline
 from openivr.settings import Settings
 from openivr.store.registrations import registered_users
 from openivr.store.snapshot import AccountSnapshot

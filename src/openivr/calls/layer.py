@@ -18,8 +18,8 @@ from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
 from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
-from openivr.engine.call import Reachability, route_transfer
 from openivr.engine.config import UserConfig
+from openivr.engine.routing import Reachability, route_transfer
 from openivr.guard.flood import FloodGate
 from openivr.settings import Settings
 from openivr.sip import call as sip

@@ -1,6 +1,6 @@
 """The call flow: a pure state machine (events in, commands out), its simulator and checks."""
 
-from openivr.engine.call import CallFlow, CallFlowError, LogEntry, Outcome
+from openivr.engine.call import CallFlow, CallFlowError
 from openivr.engine.config import (
     AppConfig,
     CallConfig,
@@ -10,7 +10,9 @@ from openivr.engine.config import (
     StaticConfig,
     UserConfig,
 )
-from openivr.engine.simulator import TimelineError, Transcript, parse_timeline, simulate
+from openivr.engine.log import LogEntry, Outcome
+from openivr.engine.simulator import Transcript, simulate
+from openivr.engine.timeline import TimelineError, parse_timeline
 
 __all__ = [
     "AppConfig",

@@ -3,6 +3,11 @@
 `CallFlow.handle(event)` takes an event (see events.py) and returns the commands (see commands.py)
 the driver must run, in order. The call keeps no clock: time comes in with each event.
 
+Longer than our other modules on purpose: every rule of a call lives here and nowhere else
+(ARCHITECTURE.md), in one state machine whose handlers share the call's state. What is not a
+rule sits beside it: the log and outcome in log.py, where a transfer rings in routing.py, the
+words of a voice app in vocabulary.py.
+
 Rules worth knowing (the README of the engine repeats them for users):
 
 - Menu prompts (welcome, menu, and the system messages said inside a menu) take barge-in: a
@@ -19,7 +24,7 @@ Rules worth knowing (the README of the engine repeats them for users):
   `timeout` entry once (a second time, or without one: sysprompt goodbye and hang up); wrong
   keys end with goodbye and hang up. A valid key resets the count.
 - Before a transfer from an ivr app its please_wait prompt plays (no barge-in).
-- Where a transfer goes is `route_transfer`, which real calls, the simulator and validate all
+- Where a transfer goes is `route_transfer` (routing.py), which real calls, the simulator and validate all
   ask with the facts of the moment (`Reachability`: trunk, registered phones): a user rings
   their registered phones, else their sip_uri, else their phnum through the trunk; a number
   needs the trunk. `call` to `other` takes a number or a SIP address; an address that is an app's
@@ -41,9 +46,8 @@ Rules worth knowing (the README of the engine repeats them for users):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from math import isfinite
-from typing import Any, Literal
+from typing import Any
 
 from openivr.engine.commands import (
     CancelTimer,
@@ -82,11 +86,12 @@ from openivr.engine.events import (
     TransferAnswered,
     TransferFailed,
 )
+from openivr.engine.log import LogEntry, LogKind, Outcome, OutcomeKind, describe
+from openivr.engine.routing import is_number, local_app, sip_address
 from openivr.engine.vocabulary import DIGIT_SLOTS, STANDARD_PROMPTS
 
 MAX_HOPS = 10
 MIN_MESSAGE_SECONDS = 1.0
-OUTCOMES = ("transferred", "voicemail", "hangup", "caller_hangup")
 # DTMF events a keypad can send that no menu uses (RFC 4733 A-D); ignored, not an error.
 _UNUSED_DTMF = frozenset("ABCDabcd")
 
@@ -100,165 +105,8 @@ class CallFlowError(RuntimeError):
     """An event that makes no sense in the call's state (a driver bug)."""
 
 
-# What a log entry tells of (LogEntry.kind).
-LogKind = Literal[
-    "app", "key", "input", "timeout", "action", "failure", "note", "transfer", "hangup"
-]
-# How a call ended (Outcome.kind).
-OutcomeKind = Literal["transferred", "voicemail", "hangup", "caller_hangup"]
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """Something that happened in the call, for transcripts and call records."""
-
-    at: float
-    kind: LogKind
-    app_id: str
-    text: str
-    digit: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape."""
-        return {
-            "at": self.at,
-            "kind": self.kind,
-            "app_id": self.app_id,
-            "text": self.text,
-            "digit": self.digit,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How the call ended: transferred (target), voicemail (seconds), hangup, caller_hangup."""
-
-    kind: OutcomeKind
-    app_id: str
-    target: str | None = None
-    voicemail_seconds: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape."""
-        return {
-            "kind": self.kind,
-            "app_id": self.app_id,
-            "target": self.target,
-            "voicemail_seconds": self.voicemail_seconds,
-        }
-
-
-def describe(action: MenuAction) -> str:
-    """What an action does, in words."""
-    kind = action.action
-    if kind == "call":
-        if action.to == "user":
-            return f"call user {action.id}"
-        return f"call {action.id}"
-    if kind == "connect":
-        return f"connect to app {action.id}"
-    if kind == "play":
-        return f"play prompt {action.id}"
-    if kind == "hangup":
-        return "hang up"
-    if kind == "repeat":
-        return "repeat the menu"
-    if kind == "":
-        return "nothing"
-    return f"unknown action {kind!r}"
-
-
 def _nothing() -> None:
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Reachability:
-    """What the node knows now about reaching people (the driver or simulation supplies it):
-    whether a SIP trunk carries calls to numbers, and which users have a phone registered."""
-
-    trunk: bool = True
-    registered: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """How a transfer target is reached now: `via` phones | sip | trunk with `uri` (the SIP URI
-    or the number); or `via` "" with `failure` no_trunk | no_phone and `detail` in words."""
-
-    via: str
-    uri: str = ""
-    failure: str = ""
-    detail: str = ""
-
-    @property
-    def reachable(self) -> bool:
-        """Whether the target can be rung now."""
-        return self.via != ""
-
-
-def route_transfer(kind: str, target: str, user: UserConfig | None, facts: Reachability) -> Route:
-    """Where a Transfer(kind, target) rings now: a user's registered phones, else their sip_uri,
-    else their phnum through the trunk; a number through the trunk; a SIP address directly."""
-    if kind == "user":
-        if user is None:
-            return Route("", failure="no_phone", detail="no such user")
-        if user.user_id in facts.registered:
-            return Route("phones")
-        if user.sip_uri:
-            return Route("sip", user.sip_uri)
-        if user.phnum and facts.trunk:
-            return Route("trunk", user.phnum)
-        if user.phnum:
-            return Route(
-                "",
-                failure="no_trunk",
-                detail=f"no phone registered, and their number {user.phnum} needs a SIP trunk "
-                "(--sip-trunk), which this node has not",
-            )
-        return Route("", failure="no_phone", detail="no phone registered, no sip_uri, no phnum")
-    if kind == "phnum":
-        if facts.trunk:
-            return Route("trunk", target)
-        return Route(
-            "",
-            failure="no_trunk",
-            detail=f"calls to numbers ({target}) need a SIP trunk (--sip-trunk), "
-            "which this node has not",
-        )
-    return Route("sip", target)
-
-
-def is_number(target: str) -> bool:
-    """Whether a `call` target is a phone number (+ and digits), not a SIP address."""
-    digits = target[1:] if target.startswith("+") else ""
-    return digits.isdigit()
-
-
-def sip_address(target: str) -> str:
-    """A SIP address as a sip: URI ("VA...@openivr.local" → "sip:VA...@openivr.local")."""
-    return target if target.lower().startswith(("sip:", "sips:")) else "sip:" + target
-
-
-def local_app(config: CallConfig, account_id: str, address: str) -> AppConfig | None:
-    """The app of `account_id` whose own sip_address `address` is (a call to it enters it)."""
-    wanted = _user_at_host(address)
-    app = config.app(wanted.split("@", 1)[0])
-    if app is None or app.account_id != account_id or not app.sip_address:
-        return None
-    return app if _user_at_host(app.sip_address) == wanted else None
-
-
-def _user_at_host(uri: str) -> str:
-    """'user@host' of a SIP URI, lower-cased host, without scheme, port or parameters."""
-    bare = uri.split(":", 1)[1] if ":" in uri.split("@", 1)[0] else uri
-    user, _, rest = bare.partition("@")
-    host = rest.split(";", 1)[0].split("?", 1)[0]
-    if host.startswith("["):
-        host = host[: host.find("]") + 1]  # an IPv6 address, with or without a port
-    elif ":" in host:
-        host = host.rsplit(":", 1)[0]
-    return f"{user}@{host.lower()}"
 
 
 class CallFlow:

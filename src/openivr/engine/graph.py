@@ -7,8 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from openivr.engine.call import is_number, local_app, sip_address
 from openivr.engine.config import AppConfig, CallConfig, MenuAction
+from openivr.engine.routing import is_number, local_app, sip_address
 from openivr.engine.vocabulary import DIGIT_SLOTS, SLOT_DIGITS
 
 HANGUP_NODE = "hangup"

@@ -1,41 +1,18 @@
 """Run a call through the engine in simulated time: what a caller would hear, key by key.
 
-A timeline is what the caller does, in order. JSON forms accepted by `parse_timeline`:
-
-- `"12#"` or `{"keys": "12#"}`: each key pressed as soon as nothing is playing any more
-  (right after the current prompt ends; at once when the engine is already waiting).
-- `{"steps": [step, ...]}` or a bare list of steps (a string in the list is shorthand keys).
-
-A step is one object with exactly one of these (schema: `TIMELINE_SCHEMA`):
-
-- `{"key": "1", "after": 2.5}`: press a key `after` seconds (default 0) after nothing is playing
-  or ringing any more following the previous step. The time is fixed then: if the engine starts a prompt
-  meanwhile (a timeout), the key lands in that prompt.
-- `{"key": "1", "during": "menu", "after": 0.5}`: press it while the prompt named `during` (a
-  standard key such as menu/welcome/invalid_option, a prompt name, or a prompt id) plays,
-  `after` seconds into it (default: half way; at most its end). It waits for that prompt.
-- `{"hangup": true, "after": 3}` (or with `during`): the caller hangs up.
-- `{"record": 12, "end": "key"|"silence"|"hangup"}`: when the mailbox records, the caller
-  speaks 12 s and then presses '#' (default), stays silent until the silence limit (5 s; the
-  recorder trims that tail), or hangs up. Without a record step a caller says nothing.
-- `{"transfer": "answered"|"busy"|"no_answer"|"unreachable", "after": 4}`: the result of the
-  next transfer, `after` seconds of ringing (defaults in `RING_SECONDS`). Transfers without a
-  step are answered after 4 s. A target that cannot be rung now (`route_transfer` with the
-  `reachability` given: no trunk for a number, a user with no phone) fails at once, as a real
-  call would, and leaves the step for the next transfer.
-
-When the timeline runs out the caller stays silent and timers run: timeouts, retries,
-goodbye. The run stops after `max_events` events at the latest (`truncated` is then true).
+What the caller does is a timeline (see engine/timeline.py). When the timeline runs out the
+caller stays silent and timers run: timeouts, retries, goodbye. The run stops after
+`max_events` events at the latest (`truncated` is then true).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import isfinite
-from typing import Any, Literal, assert_never, get_args
+from typing import Any, assert_never
 
-from openivr.engine.call import CallFlow, LogEntry, Outcome, Reachability, route_transfer
+from openivr.engine.call import CallFlow
 from openivr.engine.commands import (
     CancelTimer,
     CollectDigits,
@@ -63,16 +40,17 @@ from openivr.engine.events import (
     TransferAnswered,
     TransferFailed,
 )
-from openivr.engine.vocabulary import one_of
+from openivr.engine.log import LogEntry, Outcome
+from openivr.engine.routing import Reachability, route_transfer
+from openivr.engine.timeline import (
+    RecordEnd,
+    Step,
+    TransferResult,
+    parse_timeline,
+)
 
 PromptDuration = Callable[[PromptRef, str], float]
 
-KEYS = "0123456789*#"
-# How a simulated transfer ends, and how a simulated caller ends a recording.
-TransferResult = Literal["answered", "busy", "no_answer", "unreachable"]
-TRANSFER_RESULTS: tuple[TransferResult, ...] = get_args(TransferResult)
-RecordEnd = Literal["key", "silence", "hangup"]
-RECORD_ENDS: tuple[RecordEnd, ...] = get_args(RecordEnd)
 # The engine's reason for each way a caller ends a recording.
 _RECORDING_ENDS: dict[RecordEnd, RecordingEnd] = {
     "key": "stop_key",
@@ -89,97 +67,9 @@ RING_SECONDS: dict[str, float] = {
 BEEP_SECONDS = 0.5
 MAX_EVENTS = 10_000
 
-TIMELINE_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "OpenIVR simulated caller timeline",
-    "$defs": {
-        "keys": {"type": "string", "pattern": "^[0-9*#]*$"},
-        "when": {
-            "after": {"type": "number", "minimum": 0},
-            "during": {"type": "string", "minLength": 1},
-        },
-        "step": {
-            "oneOf": [
-                {
-                    "type": "object",
-                    "properties": {
-                        "key": {"type": "string", "pattern": "^[0-9*#]$"},
-                        "after": {"type": "number", "minimum": 0},
-                        "during": {"type": "string", "minLength": 1},
-                    },
-                    "required": ["key"],
-                    "additionalProperties": False,
-                },
-                {
-                    "type": "object",
-                    "properties": {
-                        "hangup": {"const": True},
-                        "after": {"type": "number", "minimum": 0},
-                        "during": {"type": "string", "minLength": 1},
-                    },
-                    "required": ["hangup"],
-                    "additionalProperties": False,
-                },
-                {
-                    "type": "object",
-                    "properties": {
-                        "record": {"type": "number", "minimum": 0},
-                        "end": {"enum": list(RECORD_ENDS)},
-                    },
-                    "required": ["record"],
-                    "additionalProperties": False,
-                },
-                {
-                    "type": "object",
-                    "properties": {
-                        "transfer": {"enum": list(TRANSFER_RESULTS)},
-                        "after": {"type": "number", "minimum": 0},
-                    },
-                    "required": ["transfer"],
-                    "additionalProperties": False,
-                },
-                {"$ref": "#/$defs/keys"},
-            ]
-        },
-    },
-    "oneOf": [
-        {"$ref": "#/$defs/keys"},
-        {"type": "array", "items": {"$ref": "#/$defs/step"}},
-        {
-            "type": "object",
-            "properties": {"keys": {"$ref": "#/$defs/keys"}},
-            "required": ["keys"],
-            "additionalProperties": False,
-        },
-        {
-            "type": "object",
-            "properties": {"steps": {"type": "array", "items": {"$ref": "#/$defs/step"}}},
-            "required": ["steps"],
-            "additionalProperties": False,
-        },
-    ],
-}
-
-
-class TimelineError(ValueError):
-    """A timeline the simulator cannot follow; names the step and the field."""
-
 
 class SimulationError(ValueError):
     """Bad input to `simulate` (unknown app, a prompt duration that is not a number)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One thing the caller does (see the module docstring)."""
-
-    kind: str  # key | hangup | record | transfer
-    key: str = ""
-    after: float | None = None
-    during: str | None = None
-    seconds: float = 0.0
-    end: RecordEnd = "key"
-    result: TransferResult = "answered"
 
 
 @dataclass(slots=True)
@@ -279,89 +169,6 @@ class Transcript:
         if self.unused_steps:
             lines.append(f"({self.unused_steps} timeline steps not used)")
         return "\n".join(lines)
-
-
-def parse_timeline(raw: Any) -> list[Step]:
-    """Check a timeline (see the module docstring) and turn it into steps."""
-    if isinstance(raw, str):
-        return _key_steps(raw, "timeline")
-    if isinstance(raw, Mapping):
-        extra = set(raw) - {"keys", "steps"}
-        if extra or len(raw) != 1:
-            raise TimelineError(
-                "timeline: give exactly one of 'keys' (a string) or 'steps' (a list)"
-            )
-        if "keys" in raw:
-            if not isinstance(raw["keys"], str):
-                raise TimelineError("timeline.keys: must be a string of 0-9, * and #")
-            return _key_steps(raw["keys"], "timeline.keys")
-        raw = raw["steps"]
-    if not isinstance(raw, Sequence) or isinstance(raw, bytes):
-        raise TimelineError("timeline: must be a string of keys, a list of steps or an object")
-    steps: list[Step] = []
-    for index, item in enumerate(raw):
-        where = f"timeline[{index}]"
-        if isinstance(item, str):
-            steps.extend(_key_steps(item, where))
-        elif isinstance(item, Mapping):
-            steps.append(_parse_step(item, where))
-        else:
-            raise TimelineError(f"{where}: must be an object or a string of keys")
-    return steps
-
-
-def _key_steps(keys: str, where: str) -> list[Step]:
-    for key in keys:
-        if key not in KEYS:
-            raise TimelineError(f"{where}: {key!r} is not a key; use 0-9, * and #")
-    return [Step("key", key=key) for key in keys]
-
-
-def _parse_step(item: Mapping[str, Any], where: str) -> Step:
-    kinds = [kind for kind in ("key", "hangup", "record", "transfer") if kind in item]
-    if len(kinds) != 1:
-        raise TimelineError(f"{where}: give exactly one of key, hangup, record or transfer")
-    kind = kinds[0]
-    allowed = {
-        "key": {"key", "after", "during"},
-        "hangup": {"hangup", "after", "during"},
-        "record": {"record", "end"},
-        "transfer": {"transfer", "after"},
-    }[kind]
-    extra = set(item) - allowed
-    if extra:
-        raise TimelineError(f"{where}: {sorted(extra)} not allowed in a {kind} step")
-    after = _seconds(item, "after", where) if "after" in item else None
-    during = item.get("during")
-    if during is not None and (not isinstance(during, str) or not during.strip()):
-        raise TimelineError(f"{where}.during: must name a prompt")
-    if kind == "key":
-        key = item["key"]
-        if not isinstance(key, str | int) or isinstance(key, bool) or str(key) not in KEYS:
-            raise TimelineError(f"{where}.key: must be one of 0-9, * or #; got {key!r}")
-        return Step("key", key=str(key), after=after, during=during)
-    if kind == "hangup":
-        if item["hangup"] is not True:
-            raise TimelineError(f"{where}.hangup: must be true")
-        return Step("hangup", after=after, during=during)
-    if kind == "record":
-        end = one_of(item.get("end", "key"), RECORD_ENDS)
-        if end is None:
-            raise TimelineError(f"{where}.end: must be one of {', '.join(RECORD_ENDS)}")
-        return Step("record", seconds=_seconds(item, "record", where), end=end)
-    result = one_of(item["transfer"], TRANSFER_RESULTS)
-    if result is None:
-        raise TimelineError(f"{where}.transfer: must be one of {', '.join(TRANSFER_RESULTS)}")
-    return Step("transfer", after=after, result=result)
-
-
-def _seconds(item: Mapping[str, Any], name: str, where: str) -> float:
-    value = item[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
-        raise TimelineError(f"{where}.{name}: must be a number of seconds")
-    if value < 0:
-        raise TimelineError(f"{where}.{name}: must not be negative")
-    return float(value)
 
 
 def estimate_prompt_duration(prompt: PromptRef, voice: str) -> float:

@@ -6,14 +6,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from openivr.engine.call import (
+from openivr.engine.config import AppConfig, CallConfig, MenuAction
+from openivr.engine.routing import (
     Reachability,
     is_number,
     local_app,
     route_transfer,
     sip_address,
 )
-from openivr.engine.config import AppConfig, CallConfig, MenuAction
 from openivr.engine.vocabulary import DIGIT_SLOTS
 
 _E164 = re.compile(r"^\+[1-9][0-9]{5,14}$")
