@@ -26,7 +26,8 @@ import sys
 import time
 
 from openivr.audio import g711, tones
-from openivr.sip.media import MediaClock, RtpSession
+from openivr.sip.clock import MediaClock
+from openivr.sip.media import RtpSession
 from openivr.sip.rtp import RtpPacket
 
 SENDER = r"""

@@ -2,7 +2,7 @@
 
 The API, the SIP server and every call's RTP share one event loop, so anything slow a request
 does on it is heard on every call. The media clock measures how late its ticks run
-(`sip.media.MediaClock`); when one is late this module tells it which API requests were on
+(`sip.clock.MediaClock`); when one is late this module tells it which API requests were on
 the loop meanwhile and which garbage collections ran. Cheap enough to be always on: a dict
 entry per request in flight and a short ring of the ones that ended.
 """

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openivr import __version__, security
-from openivr.sip.media import LAG_BOUNDS
+from openivr.sip.clock import LAG_BOUNDS
 
 if TYPE_CHECKING:
     from openivr.context import ServerContext

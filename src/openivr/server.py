@@ -29,8 +29,8 @@ from openivr.guard.guessing import GuessPolicy
 from openivr.logs import FORMATS, AccessLog
 from openivr.settings import Settings
 from openivr.sip import srtp
+from openivr.sip.clock import LATE_TICK
 from openivr.sip.connect import parse_trunk
-from openivr.sip.media import LATE_TICK
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import pytest
 from openivr import loopwatch
 from openivr.audio import g711
 from openivr.sip.bridge import MediaBridge
-from openivr.sip.media import MediaClock, RtpSession
+from openivr.sip.clock import MediaClock
+from openivr.sip.media import RtpSession
 from openivr.sip.rtp import RtpPacket
 
 Addr = tuple[str, int]

@@ -14,9 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from openivr.audio import g711
+from openivr.sip.clock import MediaClock
 from openivr.sip.dtmf import EventDeduplicator, ToneDetector
 from openivr.sip.jitterbuffer import JitterBuffer
-from openivr.sip.media import MediaClock, RtpSession, RtpStats
+from openivr.sip.media import RtpSession, RtpStats
 from openivr.sip.message import SipRequest
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, TelephoneEvent, silence_frame
 from openivr.sip.sdp import MediaAgreement

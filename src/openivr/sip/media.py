@@ -14,7 +14,6 @@ import errno
 import logging
 import math
 import secrets
-import select
 import socket
 import struct
 import sys
@@ -23,13 +22,11 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from openivr import loopwatch
 from openivr.audio.g711 import Codec
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, silence_frame
 
 log = logging.getLogger(__name__)
 
-PTIME = 0.020
 _RTP_HEADER = struct.Struct("!BBHII")
 # Big enough for any RTP packet we take (G.711 at up to 120 ms ptime, plus header extensions).
 _MAX_DATAGRAM = 2048
@@ -104,210 +101,6 @@ class RtpStats:
             "p99": p99 * 1000,
             "max": values[-1] * 1000,
         }
-
-
-# Upper bounds (seconds) of the tick-lateness histogram; the last bucket takes the rest.
-LAG_BOUNDS = (0.001, 0.002, 0.005, 0.010, 0.020, 0.050, 0.100)
-# A tick this late is a stall every call hears (half a packet): warned about, naming what ran.
-LATE_TICK = 0.010
-# At most one such warning per this many seconds (the rest are counted in the next one), and
-# a summary line of the lateness this often while calls are up.
-_WARN_EVERY = 1.0
-_SUMMARY_EVERY = 60.0
-# Read rounds per tick for paced sessions: a socket holding more packets than this (a loop
-# stalled for that many ticks) is caught up over the next ticks.
-_POLL_ROUNDS = 8
-
-
-class MediaClock:
-    """One timer that serves every call: each tick, every active session sends one packet.
-
-    Ticks are scheduled at absolute deadlines (start + n * ptime) so lateness of one tick
-    never accumulates; if the loop stalls for more than a tick, the missed ticks are skipped
-    and sessions advance their RTP timestamps by the tick count, not by packets sent.
-
-    The clock is also the loop's lag monitor: how late each tick starts after its deadline is
-    what every call's audio is delayed by. Plain counters (`lag_*`, `late_ticks`,
-    `skipped_ticks`) are kept for metrics; a tick later than 10 ms logs a warning naming what
-    was on the loop meanwhile (API requests, GC pauses; in asyncio debug mode the loop itself
-    also names the slow callback), and a summary line is logged every minute while calls run.
-    """
-
-    def __init__(self, ptime: float = PTIME) -> None:
-        self.ptime = ptime
-        self._sessions: set[RtpSession] = set()
-        self._handle: asyncio.TimerHandle | None = None
-        self._start = 0.0
-        self._deadline = 0.0
-        self.tick_count = 0
-        self.skipped_ticks = 0
-        # Lag monitor: ticks measured, their lateness summed and binned (cumulative counts
-        # per LAG_BOUNDS, the last one all of them), the worst, and those over LATE_TICK.
-        self.lag_count = 0
-        self.lag_sum = 0.0
-        self.lag_max = 0.0
-        self.lag_buckets = [0] * (len(LAG_BOUNDS) + 1)
-        self.late_ticks = 0
-        self._warned_at = -_WARN_EVERY
-        self._unwarned = 0
-        self._summary_at = 0.0
-        self._summary_base: tuple[int, float, int, int] = (0, 0.0, 0, 0)
-        self._summary_max = 0.0
-        # Paced sessions' sockets are read in the tick, from one epoll set, rather than each
-        # waking the loop per packet (see tick's docstring); created with the first session.
-        self._poller: select.epoll | None = None
-        self._polled: dict[int, RtpSession] = {}
-
-    def add(self, session: RtpSession) -> None:
-        """Start pacing a session (starts the clock if idle); its socket is read in the tick."""
-        self._sessions.add(session)
-        session.attach(self.tick_count)
-        fd = session.take_reading()
-        if fd is not None and hasattr(select, "epoll"):
-            if self._poller is None:
-                self._poller = select.epoll()
-            try:
-                self._poller.register(fd, select.EPOLLIN)
-            except FileExistsError:  # a closed socket's number, reused: epoll forgot it
-                self._poller.modify(fd, select.EPOLLIN)
-            self._polled[fd] = session
-        elif fd is not None:
-            session.give_reading()
-        if self._handle is None:
-            loop = asyncio.get_running_loop()
-            self._start = loop.time() - self.tick_count * self.ptime
-            self._deadline = loop.time()
-            self._handle = loop.call_at(self._deadline, self._tick)
-
-    def remove(self, session: RtpSession) -> None:
-        """Stop pacing a session (the clock stops when none is left); the loop reads it again."""
-        self._sessions.discard(session)
-        for fd, polled in list(self._polled.items()):
-            if polled is session:
-                del self._polled[fd]
-                if self._poller is not None:
-                    try:
-                        self._poller.unregister(fd)
-                    except (OSError, ValueError):  # closed already: epoll dropped it
-                        pass
-                session.give_reading()
-        if not self._sessions and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    @property
-    def session_count(self) -> int:
-        """How many sessions are paced now."""
-        return len(self._sessions)
-
-    def lag_percentile(self, fraction: float) -> float:
-        """An upper bound (seconds) of the given fraction of ticks' lateness, from the bins."""
-        if not self.lag_count:
-            return 0.0
-        want = fraction * self.lag_count
-        for bound, count in zip(LAG_BOUNDS, self.lag_buckets, strict=False):
-            if count >= want:
-                return bound
-        return self.lag_max
-
-    def _receive(self) -> None:
-        # Reading every paced socket here, from one epoll set, instead of a loop callback per
-        # packet: at 1,000 talking calls the loop was woken ~50,000 times a second, each wake
-        # costing an epoll_wait and a callback dispatch; now it is two epoll_waits per tick.
-        # Packets wait up to one tick (20 ms) in their socket, which a menu or a recording does
-        # not notice; bridged sessions are off the clock and still read the moment they arrive.
-        poller = self._poller
-        if poller is None or not self._polled:
-            return
-        polled = self._polled
-        # Each round reads one packet from every socket that has one; the next round's poll
-        # finds only those that hold more (a burst, or a loop that was busy). No read ever
-        # fails with EAGAIN this way, which a drain-until-empty pays for on every socket.
-        for _round in range(_POLL_ROUNDS):
-            events = poller.poll(0)
-            if not events:
-                return
-            for fd, _mask in events:
-                session = polled.get(fd)
-                if session is not None:
-                    session.read_now()
-
-    def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        self._note_lag(loop.time() - self._deadline, now)
-        try:
-            self._receive()
-        except Exception:  # never stop every call's audio over one bad read
-            log.exception("reading paced RTP sockets failed")
-        for session in list(self._sessions):
-            try:
-                session.tick(self.tick_count, now)
-            except Exception:  # one broken call must not stop the others' audio
-                log.exception("RTP tick failed for session on port %s", session.local_port)
-        self.tick_count += 1
-        deadline = self._start + self.tick_count * self.ptime
-        behind = loop.time() - deadline
-        if behind > self.ptime:
-            skip = int(behind / self.ptime)
-            self.skipped_ticks += skip
-            self.tick_count += skip
-            deadline = self._start + self.tick_count * self.ptime
-        self._deadline = deadline
-        self._handle = loop.call_at(deadline, self._tick)
-
-    def _note_lag(self, lag: float, now: float) -> None:
-        lag = max(0.0, lag)
-        self.lag_count += 1
-        self.lag_sum += lag
-        if lag > self.lag_max:
-            self.lag_max = lag
-        if lag > self._summary_max:
-            self._summary_max = lag
-        buckets = self.lag_buckets
-        for i, bound in enumerate(LAG_BOUNDS):
-            if lag <= bound:
-                for j in range(i, len(buckets)):
-                    buckets[j] += 1
-                break
-        else:
-            buckets[-1] += 1
-        if lag > LATE_TICK:
-            self.late_ticks += 1
-            if now - self._warned_at >= _WARN_EVERY:
-                also = f" ({self._unwarned} more late ticks since the last warning)"
-                log.warning(
-                    "media clock tick %.1f ms late, %d calls' audio delayed; on the loop "
-                    "meanwhile: %s%s",
-                    lag * 1000,
-                    len(self._sessions),
-                    loopwatch.activity.during(now - lag - self.ptime),
-                    also if self._unwarned else "",
-                )
-                self._warned_at, self._unwarned = now, 0
-            else:
-                self._unwarned += 1
-        if now - self._summary_at >= _SUMMARY_EVERY:
-            self._log_summary(now)
-
-    def _log_summary(self, now: float) -> None:
-        count, total, late, skipped = self._summary_base
-        ticks = self.lag_count - count
-        if self._summary_at and ticks:
-            log.info(
-                "media clock: %d ticks, %d calls, lateness mean %.2f ms, max %.1f ms, "
-                "%d over %.0f ms, %d skipped",
-                ticks,
-                len(self._sessions),
-                (self.lag_sum - total) / ticks * 1000,
-                self._summary_max * 1000,
-                self.late_ticks - late,
-                LATE_TICK * 1000,
-                self.skipped_ticks - skipped,
-            )
-        self._summary_at = now
-        self._summary_base = (self.lag_count, self.lag_sum, self.late_ticks, self.skipped_ticks)
-        self._summary_max = 0.0
 
 
 class PortRange:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from openivr import logs
 from openivr.sip.call import MediaCall, SipCallRecord
+from openivr.sip.clock import MediaClock
 from openivr.sip.dialog import (
     ALLOWED,
     DialogTable,
@@ -25,7 +26,7 @@ from openivr.sip.dialog import (
     UserAgentCore,
     not_served,
 )
-from openivr.sip.media import MediaClock, PortRange, RtpSession
+from openivr.sip.media import PortRange, RtpSession
 from openivr.sip.message import (
     SipParseError,
     SipRequest,
