@@ -203,6 +203,7 @@ class CallService:
         if server is None:
             return
         server.draining = True
+        self.ctx.stopping = True  # /healthz and /readyz say so (when the API still answers)
         if not server.active_calls:
             return
         log.info(
