@@ -75,7 +75,7 @@ def long_prompt(seconds: int) -> bytes:
 class Node:
     """An OpenIVR node in a background thread, its callers' address trusted like a trunk's."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, rate_limit: float) -> None:
         self.settings = replace(
             Settings(),
             data_dir=data_dir,
@@ -85,6 +85,7 @@ class Node:
             max_calls=5000,
             secret=secrets.token_hex(16),
             trusted_networks=("127.0.0.1",),
+            sip_rate_limit=rate_limit,
         )
         self.app = create_app(self.settings, LAYERS)
         config = uvicorn.Config(
@@ -284,11 +285,17 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=40.0, help="seconds each caller talks")
     parser.add_argument("--rate", type=int, default=20, help="new calls per second")
     parser.add_argument("--scan-rate", type=int, default=1000, help="scanner OPTIONS per second")
+    parser.add_argument(
+        "--sip-rate-limit",
+        type=float,
+        default=Settings().sip_rate_limit,
+        help="the node's flood limit per address (a huge number: no limit, for comparison)",
+    )
     args = parser.parse_args()
     RtpSession.keep_send_intervals = True  # the bench reports them
     os.sched_setaffinity(0, {0})  # the node (this process and its threads) on core 0
     with tempfile.TemporaryDirectory() as tmp:
-        node = Node(Path(tmp))
+        node = Node(Path(tmp), args.sip_rate_limit)
         try:
             app_id = prepare(node)
             print(
