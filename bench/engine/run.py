@@ -2,9 +2,10 @@
 
 Run: .venv/bin/python bench/engine/run.py [--calls N]
 
-Each call: welcome + menu at level 1, key 1 (barge-in) → connect to level 2, a wrong key,
-invalid-option + menu, key 2 → level 3, a timeout with its retry, key 3 → call a user,
-please-wait, transfer answered.
+Each call: level 1 follows opening hours (decided at the call's instant, open), welcome + menu,
+key 1 (barge-in) → connect to level 2, a wrong key, invalid-option + menu, key 2 → level 3, a
+timeout with its retry, key 3 → ring a team in order: please-wait, the first member rings out,
+the second answers.
 
 Two numbers: "engine" replays the recorded events of one call into fresh CallFlow objects (only
 the engine's work: CallFlow creation plus handle()); "with driver" also runs a minimal driver that
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import datetime
 
 from openivr.engine import AppConfig, CallFlow, MenuAction, StaticConfig, UserConfig
 from openivr.engine.commands import PlayPrompt, StartTimer, Transfer
+from openivr.engine.config import OpenHours, TeamConfig
 from openivr.engine.events import (
     CallStarted,
     DigitPressed,
@@ -26,22 +29,48 @@ from openivr.engine.events import (
     PromptFinished,
     TimerFired,
     TransferAnswered,
+    TransferFailed,
 )
+from openivr.engine.hours import ScheduleConfig
+
+# A Monday at 10:00 in Stockholm: open.
+AT = datetime.fromisoformat("2026-03-30T10:00:00+02:00")
 
 
 def three_levels() -> StaticConfig:
-    """Account 1: level 1 → 2 → 3 → user 7."""
+    """Account 1: level 1 (with opening hours) → 2 → 3 → team Sales (Alice, then Bob)."""
     apps = [
         AppConfig(
-            "L1", "1", "ivr", "Level 1", menu={"digit_1": MenuAction("connect", "app", "L2")}
+            "L1",
+            "1",
+            "ivr",
+            "Level 1",
+            menu={"digit_1": MenuAction("connect", "app", "L2")},
+            open_hours=OpenHours("SC1", MenuAction("hangup")),
         ),
         AppConfig(
             "L2", "1", "ivr", "Level 2", menu={"digit_2": MenuAction("connect", "app", "L3")}
         ),
-        AppConfig("L3", "1", "ivr", "Level 3", menu={"digit_3": MenuAction("call", "user", "7")}),
+        AppConfig("L3", "1", "ivr", "Level 3", menu={"digit_3": MenuAction("call", "csg", "T1")}),
         AppConfig("SYS", "1", "sysprompt", "System"),
     ]
-    return StaticConfig(apps, [UserConfig("7", "1", "Alice", "101", "sip:alice@127.0.0.1")])
+    users = [
+        UserConfig("7", "1", "Alice", "101", "sip:alice@127.0.0.1"),
+        UserConfig("8", "1", "Bob", "102", "sip:bob@127.0.0.1"),
+    ]
+    team = TeamConfig("T1", "1", "Sales", ("7", "8"), "order", 15.0, 60.0)
+    office = ScheduleConfig.from_api(
+        {
+            "schedule_id": "SC1",
+            "timezone": "Europe/Stockholm",
+            "weekly": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "17:00"}
+            ],
+            "closed_dates": ["2026-12-24", "2026-12-25"],
+        },
+        account_id="1",
+    )
+    return StaticConfig(apps, users, teams=[team], schedules=[office])
 
 
 # What the caller does when the engine waits for a key, by how many waits came before.
@@ -54,7 +83,7 @@ def one_call(config: StaticConfig, record: list[Event] | None = None) -> int:
     now = 0.0
     waits = 0
     events = 0
-    pending: list[Event] = [CallStarted(now, "+4611", "+4622")]
+    pending: list[Event] = [CallStarted(now, "+4611", "+4622", AT)]
     while pending:
         event = pending.pop()
         events += 1
@@ -76,7 +105,11 @@ def one_call(config: StaticConfig, record: list[Event] | None = None) -> int:
                 else:
                     pending.append(DigitPressed(now, key))
             elif isinstance(command, Transfer):
-                pending.append(TransferAnswered(now))
+                # The team's first member rings out; the second answers.
+                if command.attempt == 1:
+                    pending.append(TransferFailed(now, "no_answer"))
+                else:
+                    pending.append(TransferAnswered(now))
     assert call.outcome is not None and call.outcome.kind == "transferred", call.outcome
     return events
 
@@ -101,7 +134,10 @@ def main() -> None:
         for _ in range(args.calls):
             one_call(config)
         driven = max(driven, per_call * args.calls / (time.process_time() - start))
-    print(f"{args.calls} calls x {per_call} events, 3-level menu, best of 5 (CPU time)")
+    print(
+        f"{args.calls} calls x {per_call} events, 3-level menu with opening hours and a team, "
+        "best of 5 (CPU time)"
+    )
     print(f"engine:      {engine:,.0f} events/s ({engine / per_call:,.0f} calls/s)")
     print(f"with driver: {driven:,.0f} events/s")
 

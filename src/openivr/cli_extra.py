@@ -69,13 +69,20 @@ def register(
     sim.add_argument("--keys", default="", help="keys pressed in order, e.g. 12#")
     sim.add_argument("--account", help="account id (default: the app's own)")
     sim.add_argument("--caller", default="+10000000000")
+    sim.add_argument(
+        "--at",
+        help="the instant of the call, e.g. 2026-12-24T10:00:00+01:00 (default: now); "
+        "opening hours are decided from it",
+    )
     sim.add_argument("--json", action="store_true", help="print the transcript as JSON")
     add_store_flags(sim)
 
     def _simulate(args: argparse.Namespace) -> int:
         try:
             transcript = asyncio.run(
-                _simulate_call(settings_of(args), args.app_id, args.keys, args.account, args.caller)
+                _simulate_call(
+                    settings_of(args), args.app_id, args.keys, args.account, args.caller, args.at
+                )
             )
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -87,17 +94,27 @@ def register(
 
 
 async def _simulate_call(
-    settings: Settings, app_id: str, keys: str, account_id: str | None, caller: str
+    settings: Settings,
+    app_id: str,
+    keys: str,
+    account_id: str | None,
+    caller: str,
+    at: str | None = None,
 ) -> Any:
+    from datetime import UTC, datetime
+
     from openivr.apps import simulation
     from openivr.apps.promptaudio import PromptSounds
     from openivr.audio.cache import RenderCache
     from openivr.audio.tts import SpeechEngine
+    from openivr.engine.hours import instant
     from openivr.store.audiostore import AudioStore
     from openivr.store.db import open_database
     from openivr.store.models import VoiceApp
     from openivr.store.snapshot import load_snapshot
 
+    # The command is the driver here: it gives the engine the time (now, unless told).
+    when = instant(at, "--at") if at else datetime.now(UTC)
     sounds = PromptSounds(
         AudioStore(settings.audio_dir),
         RenderCache(settings.audio_dir / "rendered", SpeechEngine()),
@@ -112,5 +129,5 @@ async def _simulate_call(
             snapshot = await load_snapshot(db, app.account_id, sip_domain=settings.sip_domain)
             reach = await simulation.reachability_now(db, settings, app.account_id)
     return await asyncio.to_thread(
-        simulation.run, snapshot, sounds, app_id, caller, app.shortcode, keys, reach
+        simulation.run, snapshot, sounds, app_id, caller, app.shortcode, keys, reach, when
     )

@@ -180,3 +180,87 @@ def test_a_menu_follows_a_schedule_and_keeps_it_from_being_deleted(
     assert c.get(menu_url, headers=h).json()["response"]["open_hours"]["schedule_id"] == ""
     r = c.put(menu_url, headers=h, json={"open_hours": None})
     assert r.status_code == 200, r.text
+
+
+def _simulate(
+    server: RunningServer, acc: Account, app_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    r = server.client.post(
+        f"/account/{acc.account_id}/voiceapp/{app_id}/simulate", headers=acc.headers, json=body
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json()["response"])
+
+
+@pytest.mark.parametrize(
+    ("at", "branch"),
+    [
+        # Stockholm, 08:59 and 09:00 local on the Friday before and the Monday after clocks
+        # went forward (2026-03-29), and around the day they went back (2026-10-25).
+        ("2026-03-27T08:59:00+01:00", "closed"),
+        ("2026-03-27T09:00:00+01:00", "open"),
+        ("2026-03-30T08:59:00+02:00", "closed"),
+        ("2026-03-30T09:00:00+02:00", "open"),
+        ("2026-10-23T07:00:00Z", "open"),  # Fri 09:00 CEST
+        ("2026-10-26T07:59:00Z", "closed"),  # Mon 08:59 CET: the same UTC time was open
+        ("2026-10-26T08:00:00Z", "open"),
+    ],
+)
+def test_a_simulated_call_takes_the_closed_or_open_branch(
+    any_server: RunningServer, at: str, branch: str
+) -> None:
+    acc = any_server.account()
+    c, h, base = any_server.client, acc.headers, f"/account/{acc.account_id}"
+    schedule = _schedule(any_server, acc, OFFICE).json()["response"]
+    apps = c.get(f"{base}/voiceapp", headers=h).json()["response"]
+    box = next(a for a in apps if a["app_type"] == "mailbox")["app_id"]
+    menu = _menu(any_server, acc)
+    c.put(
+        f"{base}/voiceapp/{menu['app_id']}",
+        headers=h,
+        json={
+            "open_hours": {
+                "schedule_id": schedule["schedule_id"],
+                "closed_action": {"action": "connect", "to": "app", "id": box},
+            }
+        },
+    )
+    t = _simulate(any_server, acc, menu["app_id"], {"at": at, "timeline": [{"hangup": True}]})
+    [decision] = t["hours"]
+    assert decision["open"] is (branch == "open"), decision
+    assert decision["schedule_id"] == schedule["schedule_id"]
+    entered = [e["app_id"] for e in t["entries"] if e["kind"] == "app"]
+    assert entered == ([menu["app_id"]] if branch == "open" else [menu["app_id"], box])
+    [said] = [e for e in t["entries"] if e["kind"] == "hours"]
+    assert said["rule"] == decision["rule"] and "Office hours" in said["text"]
+    assert t["at"] is not None
+
+
+def test_simulate_refuses_an_instant_without_its_offset(server: RunningServer) -> None:
+    acc = server.account()
+    menu = _menu(server, acc)
+    r = server.client.post(
+        f"/account/{acc.account_id}/voiceapp/{menu['app_id']}/simulate",
+        headers=acc.headers,
+        json={"at": "2026-12-24T10:00:00"},
+    )
+    _error(r, 400, "invalid_field", "at", "offset")
+
+
+def test_validate_and_graph_see_the_opening_hours(server: RunningServer) -> None:
+    acc = server.account()
+    c, h, base = server.client, acc.headers, f"/account/{acc.account_id}"
+    never = _schedule(server, acc, {"name": "Never", "closed_dates": ["2026-01-01"]})
+    menu = _menu(server, acc)
+    c.put(
+        f"{base}/voiceapp/{menu['app_id']}",
+        headers=h,
+        json={"open_hours": {"schedule_id": never.json()["response"]["schedule_id"]}},
+    )
+    found = c.get(f"{base}/voiceapp/{menu['app_id']}/validate", headers=h).json()["response"]
+    codes = {p["code"] for p in found["problems"]}
+    assert {"schedule_never_open", "closed_action_reaches_nothing"} <= codes
+    drawn = c.get(f"{base}/voiceapp/{menu['app_id']}/graph", headers=h).json()["response"]
+    assert {"source": f"app:{menu['app_id']}", "target": "hangup", "label": "closed (Never)"} in (
+        drawn["edges"]
+    )

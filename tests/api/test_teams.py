@@ -225,3 +225,63 @@ def test_another_account_cannot_see_or_use_a_team(server: RunningServer) -> None
     _error(r, 400, "unknown_reference")
     r = server.client.get(f"/account/{mine.account_id}/team", headers=theirs.headers)
     _error(r, 403, "forbidden")
+
+
+def test_simulate_validate_and_graph_follow_a_saved_team(server: RunningServer) -> None:
+    acc = server.account()
+    c, h, base = server.client, acc.headers, f"/account/{acc.account_id}"
+    anna, bob = _user(server, acc, "Anna"), _user(server, acc, "Bob")
+    c.put(f"{base}/user/{anna}", headers=h, json={"sip_uri": "sip:anna@127.0.0.1:5099"})
+    c.put(f"{base}/user/{bob}", headers=h, json={"sip_uri": "sip:bob@127.0.0.1:5098"})
+    box = _apps(server, acc)["Voice Mail"]["app_id"]
+    team = _team(
+        server,
+        acc,
+        {
+            "name": "Sales",
+            "members": [anna, bob],
+            "strategy": "order",
+            "ring_seconds": 10,
+            "no_answer": {"action": "connect", "to": "app", "id": box},
+        },
+    ).json()["response"]
+    menu = _apps(server, acc)["Main menu"]
+    c.put(
+        f"{base}/voiceapp/{menu['app_id']}",
+        headers=h,
+        json={"menu": {"digit_2": {"action": "call", "to": "csg", "id": team["team_id"]}}},
+    )
+    r = c.post(
+        f"{base}/voiceapp/{menu['app_id']}/simulate",
+        headers=h,
+        json={"timeline": ["2", {"team": "Bob", "after": 3}]},
+    )
+    assert r.status_code == 200, r.text
+    t = r.json()["response"]
+    rung = [e for e in t["entries"] if e["kind"] == "transfer"]
+    assert [(e["user_id"], e["result"]) for e in rung] == [(anna, "no_answer"), (bob, "answered")]
+    assert rung[1]["at"] - rung[0]["at"] == pytest.approx(10)
+    assert t["outcome"]["kind"] == "transferred"
+    assert t["outcome"]["target"] == "sip:bob@127.0.0.1:5098"
+    # The default menu names the team.
+    menu_text = next(e["prompt_text"] for e in t["entries"] if e.get("key") == "menu")
+    assert "For Sales, press 2." in menu_text
+    # Nobody answers: "all busy", then the mailbox.
+    t = c.post(
+        f"{base}/voiceapp/{menu['app_id']}/simulate",
+        headers=h,
+        json={"timeline": ["2", {"team": "nobody"}, {"record": 4}]},
+    ).json()["response"]
+    keys = [e["key"] for e in t["entries"] if e["kind"] == "prompt"]
+    assert keys[-3:] == ["all_busy", "greeting", "goodbye"]
+    assert t["outcome"]["kind"] == "voicemail"
+    said = [e["prompt_text"] for e in t["entries"] if e.get("key") == "all_busy"]
+    assert said == ["Sorry, all our staff are busy at the moment."]
+    # A member who is emptied out of the team is no longer rung; validate says the team is empty.
+    c.put(f"{base}/team/{team['team_id']}", headers=h, json={"members": []})
+    found = c.get(f"{base}/voiceapp/{menu['app_id']}/validate", headers=h).json()["response"]
+    assert "team_empty" in {p["code"] for p in found["problems"]}
+    drawn = c.get(f"{base}/voiceapp/{menu['app_id']}/graph", headers=h).json()["response"]
+    assert {"source": f"team:{team['team_id']}", "target": f"app:{box}", "label": "no answer"} in (
+        drawn["edges"]
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -17,8 +18,9 @@ from openivr.api.voiceapps import VoiceAppIn, put_body, service_for
 from openivr.apps import simulation
 from openivr.apps.validation import FieldError
 from openivr.apps.voiceapps.service import load_app
-from openivr.engine.config import AppConfig
+from openivr.engine.config import AppConfig, ConfigError
 from openivr.engine.graph import graph
+from openivr.engine.hours import instant
 from openivr.engine.simulator import SimulationError
 from openivr.engine.timeline import TIMELINE_SCHEMA, TimelineError
 from openivr.engine.validate import validate
@@ -59,6 +61,11 @@ class SimulateIn(BaseModel):
     dialed: str | None = Field(None, description="What was dialled (default the app's shortcode)")
     keys: str | None = Field(None, description="Keys pressed one after another, e.g. 1#")
     timeline: Annotated[Any, WithJsonSchema({**_TIMELINE, "description": _TIMELINE_DOC})] = None
+    at: str | None = Field(
+        None,
+        description="The instant of the call with its offset, e.g. 2026-12-24T10:00:00+01:00 "
+        "(default: now); opening hours are decided from it",
+    )
 
 
 @router.post(
@@ -84,6 +91,11 @@ async def simulate_call(
     if body.keys is not None and body.timeline is not None:
         raise FieldError("timeline", "give keys or timeline, not both")
     timeline: Any = body.timeline if body.timeline is not None else (body.keys or "")
+    try:
+        # This endpoint drives the engine: it gives the time (now, unless the body says).
+        at = instant(body.at) if body.at is not None else datetime.now(UTC)
+    except ConfigError as exc:
+        raise FieldError(exc.field, exc.reason) from None
     snapshot = await load_snapshot(db, account_id, sip_domain=ctx.settings.sip_domain)
     reach = await simulation.reachability_now(db, ctx.settings, account_id)
     sounds = ctx.sounds
@@ -91,7 +103,7 @@ async def simulate_call(
     caller = body.caller or "anonymous"
     try:
         transcript = await asyncio.to_thread(
-            simulation.run, snapshot, sounds, app_id, caller, dialed, timeline, reach
+            simulation.run, snapshot, sounds, app_id, caller, dialed, timeline, reach, at
         )
     except (TimelineError, SimulationError) as exc:
         detail = str(exc)

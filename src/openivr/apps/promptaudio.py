@@ -53,6 +53,9 @@ def _spoken_name(snapshot: AccountSnapshot, action: dict[str, str], voice: str) 
         if user is None:
             return None
         return person_name(user) or menu_phrase(voice, "name_operator")
+    if kind == "call" and to == "csg":
+        team = snapshot.teams.get(ident)
+        return team.name if team else None
     if kind == "call" and to in ("phnum", "other", "sip"):
         if to == "sip" or not is_number(ident):
             who = ident.split(":", 1)[-1].split("@", 1)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,15 @@ def with_default_texts(snapshot: AccountSnapshot, sounds: PromptSounds) -> Stati
             ref = replace(ref, text=sounds.text(snapshot, ref, _voice_of(snapshot, ref)))
         prompts.append(ref)
     users = list(cfg.users.values())
-    return StaticConfig(cfg.apps.values(), users, prompts, cfg.message_counts)
+    return StaticConfig(
+        cfg.apps.values(),
+        users,
+        prompts,
+        cfg.message_counts,
+        cfg.teams.values(),
+        cfg.schedules.values(),
+        cfg.last_answered_by,
+    )
 
 
 async def reachability_now(db: AsyncSession, settings: Settings, account_id: str) -> Reachability:
@@ -55,9 +64,11 @@ def run(
     dialed: str,
     timeline: Any,
     reachability: Reachability | None = None,
+    at: datetime | None = None,
 ) -> Transcript:
     """Simulate a call with real prompt lengths (renders defaults that are not cached yet), as a
-    real call would go with `reachability` (see reachability_now)."""
+    real call would go with `reachability` (see reachability_now), at the instant `at`
+    (opening hours are decided from it)."""
     steps = parse_timeline(timeline)
 
     def duration(prompt: PromptRef, voice: str) -> float:
@@ -74,6 +85,7 @@ def run(
         duration,
         account_id=snapshot.account_id,
         reachability=reachability,
+        at=at,
     )
 
 

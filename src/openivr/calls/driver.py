@@ -8,6 +8,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, assert_never
 
 import numpy as np
@@ -36,21 +37,32 @@ _BEEP = -1  # the play id of the beep before a recording
 
 @dataclass(frozen=True)
 class TransferRequest:
-    """What the engine asked to ring, with what the account says about caller id."""
+    """What the engine asked to ring, with what the account says about caller id.
+
+    A team's ring carries the team, the member's place (`attempt`) or the `members` rung at
+    once, its ring time and whether a member already on a call here is skipped (see
+    engine.commands.Transfer).
+    """
 
     target: str
     kind: str
     user_id: str | None
     caller_id: str
+    ring_seconds: float | None = None
+    team_id: str | None = None
+    members: tuple[str, ...] = ()
+    skip_busy: bool = False
+    attempt: int = 0
 
 
 class Transferring(Protocol):
     """Connects a caller to a target (the B2BUA or REFER connector)."""
 
     async def __call__(
-        self, call: sip.MediaCall, request: TransferRequest, on_answer: Callable[[], None]
+        self, call: sip.MediaCall, request: TransferRequest, on_answer: Callable[[str], None]
     ) -> dict[str, Any]:
-        """Ring the target; call on_answer when it answers; return the leg (status, ...)."""
+        """Ring the target; call on_answer(who) when it answers (the member's user id when a
+        team rang at once, else ""); return the leg (status, ...)."""
         ...
 
 
@@ -78,6 +90,7 @@ class CallDriver:
         voicemail: VoicemailSink,
         transfer: Transferring | None,
         caller_id: str,
+        team_id: str | None = None,
     ):
         self.call = call
         self.snapshot = snapshot
@@ -87,7 +100,10 @@ class CallDriver:
         self.voicemail = voicemail
         self.transfer = transfer
         self.caller_id = caller_id
-        self.engine = CallFlow(snapshot.config, app_id, account_id=snapshot.account_id)
+        # A number connected straight to a team enters the flow at the team, not an app.
+        self.engine = CallFlow(
+            snapshot.config, app_id, account_id=snapshot.account_id, team_id=team_id
+        )
         self.inbox: asyncio.Queue[object] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
         self.t0 = self.loop.time()
@@ -111,7 +127,9 @@ class CallDriver:
             await self.call.answer()
             self.t0 = self.loop.time()
             self._start_pump()
-            await self._feed(ev.CallStarted(0.0, self.call.caller, self.call.dialed))
+            # The engine has no clock: it is told the instant the call started.
+            started = ev.CallStarted(0.0, self.call.caller, self.call.dialed, datetime.now(UTC))
+            await self._feed(started)
             while not self.engine.ended:
                 item = await self.inbox.get()
                 await self._dispatch(item)
@@ -330,7 +348,17 @@ class CallDriver:
         self.notes.detail["voicemail_seconds"] = round(len(pcm) / 8000, 2)
 
     def _transfer(self, command: cmd.Transfer) -> None:
-        request = TransferRequest(command.target, command.kind, command.user_id, self.caller_id)
+        request = TransferRequest(
+            command.target,
+            command.kind,
+            command.user_id,
+            self.caller_id,
+            command.ring_seconds,
+            command.team_id,
+            command.members,
+            command.skip_busy,
+            command.attempt,
+        )
         if self.transfer is None:
             log.info(
                 "call %s: no transfer support configured for %s", self.call.call_id, command.target
@@ -339,8 +367,8 @@ class CallDriver:
             return
         connect = self.transfer
 
-        def answered() -> None:
-            self.inbox.put_nowait(ev.TransferAnswered(self.now()))
+        def answered(by: str) -> None:
+            self.inbox.put_nowait(ev.TransferAnswered(self.now(), by))
 
         async def run() -> dict[str, Any]:
             # The connector reads the caller's events while it rings and bridges.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from openivr.calls.driver import CallDriver, TransferRequest, Transferring
 from openivr.calls.records import CallLog
@@ -30,7 +32,7 @@ from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfi
 from openivr.sip.srtp import parse_mode as parse_srtp_mode
 from openivr.sip.tls import TlsConfig, TlsSettingError
 from openivr.sip.transfer import LegStatus, TransferLeg, TransferTarget
-from openivr.store.models import Account, User
+from openivr.store.models import Account, Team, User
 from openivr.store.registrations import purge_expired
 from openivr.store.snapshot import SnapshotCache
 
@@ -78,23 +80,86 @@ def tls_of(settings: Settings) -> TlsConfig:
 
 
 class TransferService:
-    """Engine transfers through the connector: users, numbers and SIP addresses, rung where
-    the engine's rule (`route_transfer`) says with the facts of this moment."""
+    """Engine transfers through the connector: users, numbers, SIP addresses and teams, each
+    rung where the engine's rule (`route_transfer`) says with the facts of this moment.
+
+    Knows which users are on a bridged call of this node now (a team ringing in turn skips
+    them), and writes who answered a team's call to the database, where `rotate` reads it on
+    every node.
+    """
 
     def __init__(self, ctx: ServerContext, connector: Connector):
         self.ctx = ctx
         self.connector = connector
+        self.on_call: Counter[str] = Counter()  # user id -> bridged calls here now
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def __call__(
-        self, call: sip.MediaCall, request: TransferRequest, on_answer: Callable[[], None]
+        self, call: sip.MediaCall, request: TransferRequest, on_answer: Callable[[str], None]
     ) -> dict[str, Any]:
         """Ring the target; the leg as a dict for the call record."""
         if request.kind == "user" and request.user_id:
+            if request.skip_busy and self.on_call[request.user_id]:
+                return self._skipped(request)
             kind, value = "user", request.user_id
         elif request.kind in ("phnum", "other"):
             kind, value = "phnum", request.target
         else:
             kind, value = "sip", request.target
+        refused: dict[str, tuple[LegStatus, str]] = {}  # members who cannot be rung now
+        if request.kind == "team":
+            targets: list[TransferTarget] = []
+            for member in request.members:
+                target, status, detail = await self._route("user", member)
+                if target is None:
+                    refused[member] = (status, detail)
+                else:
+                    targets.append(target)
+            if not targets:
+                leg = TransferLeg(f"team:{request.team_id}", "", "unreachable")
+                entry = self._record(request, leg.finish("unreachable"), refused)
+                return entry | {"detail": "no member can be rung now"}
+        else:
+            target, status, detail = await self._route(kind, value)
+            if target is None:
+                leg = TransferLeg(f"{kind}:{value}", "", status, started_at=datetime.now(UTC))
+                return self._record(request, leg.finish(status)) | {"detail": detail}
+            targets = [target]
+        owner = ""  # whose phone answered (a team rung at once), as the connector says
+
+        def heard(who: str) -> None:
+            nonlocal owner
+            owner = who
+
+        answered_by = ""
+
+        def answered() -> None:
+            nonlocal answered_by
+            answered_by = owner or request.user_id or ""
+            if answered_by:
+                self.on_call[answered_by] += 1
+                if request.team_id:
+                    self._remember(request.team_id, answered_by)
+            on_answer(answered_by if request.kind == "team" else "")
+
+        leg = await self.connector.connect(
+            call,
+            targets if request.kind == "team" else targets[0],
+            request.caller_id,
+            answered,
+            timeout=request.ring_seconds,
+            bridge=request.team_id is not None,
+            on_winner=heard,
+        )
+        if answered_by:
+            self.on_call[answered_by] -= 1
+            if not self.on_call[answered_by]:
+                del self.on_call[answered_by]
+        return self._record(request, leg, refused)
+
+    async def _route(self, kind: str, value: str) -> tuple[TransferTarget | None, LegStatus, str]:
+        """Where a user, number or address rings now (`route_transfer` with this node's trunk
+        and the phones registered now); None, the status and why when it cannot be rung."""
         user: UserConfig | None = None
         registered: frozenset[str] = frozenset()
         if kind == "user":
@@ -107,19 +172,66 @@ class TransferService:
                     registered = frozenset([row.user_id])
         facts = Reachability(trunk=self.connector.trunk is not None, registered=registered)
         route = route_transfer(kind, value, user, facts)
+        owner = value if kind == "user" else ""
         if not route.reachable:
             log.info("transfer to %s:%s: %s", kind, value, route.detail)
             status: LegStatus = "no_trunk" if route.failure == "no_trunk" else "unreachable"
-            leg = TransferLeg(f"{kind}:{value}", "", status, started_at=datetime.now(UTC))
-            return leg.finish(status).to_dict() | {"detail": route.detail}
+            return None, status, route.detail
         if route.via == "phones":
             target = TransferTarget("user", value)  # its registered phones, nothing else
         elif route.via == "trunk":
-            target = TransferTarget("phnum", route.uri)
+            target = TransferTarget("phnum", route.uri, owner=owner)
         else:
-            target = TransferTarget("sip", route.uri)
-        leg = await self.connector.connect(call, target, request.caller_id, on_answer)
-        return leg.to_dict()
+            target = TransferTarget("sip", route.uri, owner=owner)
+        return target, "answered", ""
+
+    @staticmethod
+    def _record(
+        request: TransferRequest,
+        leg: TransferLeg,
+        refused: dict[str, tuple[LegStatus, str]] | None = None,
+    ) -> dict[str, Any]:
+        """The call record's entry for one ring: the leg, and for a team who was rung."""
+        entry = leg.to_dict()
+        if request.team_id is None:
+            return entry
+        entry.update(team_id=request.team_id, attempt=request.attempt)
+        if request.kind == "team":
+            entry["answered_by"] = leg.answered_by
+            results: dict[str, str] = {m: status for m, (status, _) in (refused or {}).items()}
+            for place in leg.rung:  # a member's best result over their phones
+                owner, status = str(place["owner"]), str(place["status"])
+                if owner and (owner not in results or status == "answered"):
+                    results[owner] = status
+            entry["members"] = [
+                {"user_id": m, "status": results.get(m, "unreachable")} for m in request.members
+            ]
+        else:
+            entry["user_id"] = request.user_id
+        return entry
+
+    def _skipped(self, request: TransferRequest) -> dict[str, Any]:
+        leg = TransferLeg(f"user:{request.user_id}", "", "busy", started_at=datetime.now(UTC))
+        entry = self._record(request, leg.finish("busy"))
+        entry["detail"] = "on another call of this node: not rung"
+        return entry
+
+    def _remember(self, team_id: str, user_id: str) -> None:
+        """Who answered the team's call, for `rotate` on every node (written in the background)."""
+
+        async def write() -> None:
+            try:
+                async with self.ctx.sessions() as db:
+                    await db.execute(
+                        update(Team).where(Team.team_id == team_id).values(last_answered=user_id)
+                    )
+                    await db.commit()
+            except Exception:  # rotation starts from an older member; the call goes on
+                log.exception("could not note who answered team %s", team_id)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
 
 class CallService:
@@ -142,7 +254,7 @@ class CallService:
             return Reject(404, "Not Found")
         notes = self.calls.notes_for(invite.call_id)
         notes.account_id = dest.account_id
-        if dest.app_id:
+        if dest.app_id or dest.direct_kind == "csg":
             return Accept(lambda call: self.run_app(call, dest))
         if self.transfer is None:
             return Reject(480, "Temporarily Unavailable")
@@ -154,7 +266,7 @@ class CallService:
         return call.dialed if mode == "dialed" else call.caller
 
     async def run_app(self, call: sip.MediaCall, dest: Destination) -> None:
-        """Run the engine for a call routed to a voice app."""
+        """Run the engine for a call routed to a voice app (or straight to a team)."""
         self.calls.call_started(
             call.call_id, call.caller, call.dialed, dest.account_id, dest.app_id
         )
@@ -181,6 +293,7 @@ class CallService:
             voicemail=keep,
             transfer=self.transfer,
             caller_id=self._caller_id(snapshot.account, call),
+            team_id=dest.direct_target if dest.direct_kind == "csg" else None,
         )
         self.drivers[call.call_id] = driver
         try:
@@ -276,7 +389,7 @@ class CallService:
             dest.direct_target if dest.direct_kind == "user" else None,
             self._caller_id(await self._account(dest.account_id), call),
         )
-        leg = await transfer(call, request, lambda: None)
+        leg = await transfer(call, request, lambda by: None)
         notes.transfers.append(leg)
         notes.outcome = "transferred" if leg.get("status") == "answered" else "hangup"
         if not call.ended:

@@ -19,7 +19,7 @@ class Destination:
 
     account_id: str
     app_id: str = ""
-    direct_kind: str = ""  # user | phnum | sip when a number connects past any app
+    direct_kind: str = ""  # user | phnum | sip | csg (a team) when a number connects past any app
     direct_target: str = ""
 
 
@@ -47,7 +47,7 @@ async def resolve(
                 if kind == "app":
                     app_id = dest.get("app_id") if isinstance(dest, dict) else dest
                     return await _app_destination(db, await db.get(VoiceApp, str(app_id)))
-                if kind in ("user", "phnum", "sip") and dest:
+                if kind in ("user", "phnum", "sip", "csg") and dest:
                     return Destination(number.account_id, direct_kind=kind, direct_target=str(dest))
                 log.info("number %s is not connected to anything", number.phnum)
                 return None

@@ -41,11 +41,25 @@ Rules worth knowing (the README of the engine repeats them for users):
   being recorded is kept as if the caller had hung up; with time for it the caller then hears
   the mailbox goodbye (or "no_message"), elsewhere the sysprompt goodbye; a transfer that is
   ringing may still be answered. With `at_once` the call ends without a word.
+- An IVR with `open_hours` decides on entering whether its schedule is open at the call's
+  instant (`CallStarted.at` plus the seconds since; engine/hours.py says how). Closed: its
+  `closed_action` runs instead of the menu or announcement, or without one the sysprompt
+  "closed" plays and the call ends. While closed, a failure never returns to the menu:
+  unavailable, hang up.
+- A team (`call` to `csg`) plays please_wait (from an ivr), then rings: `all` every reachable
+  member at once for min(ring_seconds, max_seconds); `order` each member once in turn,
+  ring_seconds each, within max_seconds from the first ring; `rotate` like order, starting after
+  the member who answered the team's last call. Members on another call of this node are skipped
+  (the driver answers busy at once); members `route_transfer` cannot reach now fail at once
+  (unreachable), without ring time. Nobody answered: sysprompt "all_busy" and the team's `no_answer` action, or without one the
+  failure path (unavailable, back to the menu).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from math import isfinite
 from typing import Any
 
@@ -69,6 +83,7 @@ from openivr.engine.config import (
     CallConfig,
     MenuAction,
     PromptRef,
+    TeamConfig,
     UserConfig,
     default_standard_prompt,
 )
@@ -86,6 +101,7 @@ from openivr.engine.events import (
     TransferAnswered,
     TransferFailed,
 )
+from openivr.engine.hours import Openness, open_at
 from openivr.engine.log import LogEntry, LogKind, Outcome, OutcomeKind, describe
 from openivr.engine.routing import is_number, local_app, sip_address
 from openivr.engine.vocabulary import DIGIT_SLOTS, STANDARD_PROMPTS
@@ -109,6 +125,25 @@ def _nothing() -> None:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class HoursDecision:
+    """An IVR's opening hours decided on entering it: which app, which schedule, the result."""
+
+    app_id: str
+    schedule_id: str
+    result: Openness
+
+
+@dataclass(slots=True)
+class _TeamRing:
+    """A team being rung: its members in ringing order and how far the ringing got."""
+
+    team: TeamConfig
+    members: list[UserConfig] = field(default_factory=list)
+    next: int = 0
+    started: float | None = None
+
+
 class CallFlow:
     """The state machine of one call: feed events to `handle`, run the commands it returns."""
 
@@ -119,9 +154,11 @@ class CallFlow:
         *,
         account_id: str | None = None,
         max_hops: int = MAX_HOPS,
+        team_id: str | None = None,
     ) -> None:
         self._config = config
         self._entry_app_id = app_id
+        self._entry_team_id = team_id  # a number connected straight to a team: no app at all
         self._account = account_id
         self._max_hops = max_hops
         # Rows, not LogEntry objects: building frozen dataclasses on the hot path costs more
@@ -157,6 +194,10 @@ class CallFlow:
         self._sys: AppConfig | None = None
         self._sys_loaded = False
         self._standard: dict[tuple[str, str], PromptRef] = {}
+        self._started_at: datetime | None = None
+        self._team: _TeamRing | None = None
+        self._closed = False  # the current IVR is outside its opening hours
+        self.hours: list[HoursDecision] = []  # opening hours decided, in order
 
     # -- public view ----------------------------------------------------------------------
 
@@ -210,6 +251,14 @@ class CallFlow:
     def _on_started(self, event: CallStarted) -> None:
         self.caller = event.caller
         self.dialed = event.dialed
+        self._started_at = event.at
+        if self._entry_team_id is not None:
+            if not self._account:
+                self._entry_failed(f"team {self._entry_team_id}: the call has no account")
+            else:
+                self._origin = "team"
+                self._call_team(self._entry_team_id)
+            return
         app = self._config.app(self._entry_app_id)
         if self._account is None and app is not None:
             self._account = app.account_id
@@ -257,10 +306,23 @@ class CallFlow:
             self._recorded(event.duration, event.reason)
 
     def _on_transfer_answered(self, event: TransferAnswered) -> None:
-        if self._phase != _TRANSFERRING or self._transfer is None:
+        transfer = self._transfer
+        if self._phase != _TRANSFERRING or transfer is None:
             return
-        self._log("transfer", f"{self._transfer.target} answered")
-        self._finish("transferred", target=self._transfer.target)
+        target = transfer.target
+        if transfer.team_id is None:
+            self._log("transfer", f"{target} answered")
+        else:
+            member_id = event.by if transfer.kind == "team" else transfer.user_id
+            member = self._config.user(self.account_id, member_id) if member_id else None
+            if member is not None and member.account_id == self._account:
+                target = member.call_target or target
+                who = f"{member.name or member.user_id} ({member.user_id})"
+            else:
+                who = member_id or "a member"
+            self._log("transfer", f"{who} answered")
+            self._team = None
+        self._finish("transferred", target=target)
 
     def _on_transfer_failed(self, event: TransferFailed) -> None:
         if event.reason not in TRANSFER_FAILURES:
@@ -270,6 +332,12 @@ class CallFlow:
             )
         if self._phase != _TRANSFERRING or self._transfer is None:
             return
+        if self._team is not None:
+            self._log("transfer", f"{self._ringing_whom()}: {event.reason.replace('_', ' ')}")
+            if self._end_reason is None:
+                self._ring_team()
+                return
+            self._team = None  # the call is being ended: no next member
         self._phase = _PLAYING
         self._fail(f"transfer to {self._transfer.target} failed: {event.reason}")
 
@@ -327,16 +395,48 @@ class CallFlow:
         self._timeout_used = False
         self._digits = ""
         self._origin = ""
+        self._closed = False
         self._out.append(EnterApp(app.app_id, app.app_type, app.name, self._hops))
         self._log("app", f"entered {app.app_type} app {app.name!r} ({app.app_id})")
         if app.app_type == "mailbox":
             self._enter_mailbox(app)
         elif app.app_type != "ivr":
             self._fail(f"a {app.app_type} app cannot take calls")
+        elif app.open_hours is not None and not self._open_now(app):
+            self._closed_now(app)
         elif app.play_menu:
             self._present_menu(app.play_welcome)
         else:
             self._announce()
+
+    # -- opening hours --------------------------------------------------------------------
+
+    def _open_now(self, app: AppConfig) -> bool:
+        """Whether the app's schedule is open at this moment of the call (logged either way)."""
+        hours = app.open_hours
+        assert hours is not None
+        schedule = self._config.schedule(self.account_id, hours.schedule_id)
+        if schedule is None or schedule.account_id != self._account:
+            self._log("failure", f"schedule {hours.schedule_id} not found: treated as open")
+            return True
+        if self._started_at is None:
+            self._log("hours", f"schedule {schedule.name!r}: time of the call unknown, open")
+            return True
+        result = open_at(schedule, self._started_at + timedelta(seconds=self._now))
+        self.hours.append(HoursDecision(app.app_id, schedule.schedule_id, result))
+        self._log("hours", f"schedule {schedule.name!r}: {result.describe()}")
+        return result.open
+
+    def _closed_now(self, app: AppConfig) -> None:
+        self._closed = True
+        assert app.open_hours is not None
+        closed = app.open_hours.closed_action
+        if closed.in_use:
+            self._log("action", f"closed → {describe(closed)}")
+            self._run(closed, "closed")
+            return
+        self._hangup_reason = "closed"
+        self._play([self._sys_prompt("closed")], False, self._hang_up)
 
     def _entry_failed(self, reason: str) -> None:
         self._log("failure", reason)
@@ -529,6 +629,8 @@ class CallFlow:
                 else:
                     self._log("note", f"{target} is app {app.app_id} here: entering it")
                     self._enter_app(app)
+        elif to == "csg":
+            self._call_team(target)
         else:
             self._fail(f"cannot call {to!r}")
 
@@ -540,10 +642,131 @@ class CallFlow:
         self._start_transfer(user.call_target, "user", user.user_id)
 
     def _start_transfer(self, target: str, kind: str, user_id: str | None) -> None:
-        app = self._current()
-        self._transfer = Transfer(target, kind, user_id, app.app_id)
-        plays = [self._app_prompt(app, "please_wait")] if app.app_type == "ivr" else []
-        self._play(plays, False, self._send_transfer)
+        app = self._app
+        self._transfer = Transfer(target, kind, user_id, app.app_id if app is not None else "")
+        self._play(self._please_wait(), False, self._send_transfer)
+
+    def _please_wait(self) -> list[Play]:
+        app = self._app
+        return [self._app_prompt(app, "please_wait")] if app and app.app_type == "ivr" else []
+
+    # -- teams ----------------------------------------------------------------------------
+
+    def _call_team(self, team_id: str) -> None:
+        team = self._config.team(self.account_id, team_id)
+        if team is None or team.account_id != self._account:
+            self._fail(f"team {team_id} not found")
+            return
+        members: list[UserConfig] = []
+        for user_id in team.members:
+            user = self._config.user(self.account_id, user_id)
+            if user is not None and user.account_id == self._account:
+                members.append(user)
+        if team.strategy == "rotate" and members:
+            last = self._config.last_answered(team.team_id)
+            ids = [member.user_id for member in members]
+            if last in ids:
+                start = ids.index(last) + 1
+                members = members[start:] + members[:start]
+        self._team = _TeamRing(team, members)
+        self._play(self._please_wait(), False, self._ring_team)
+
+    def _ring_team(self) -> None:
+        """Ring the next member (all of them at once for `all`), or give up."""
+        ring = self._team
+        assert ring is not None
+        team = ring.team
+        if ring.started is None:
+            ring.started = self._now
+        app_id = self._app.app_id if self._app is not None else ""
+        if team.strategy == "all":
+            if ring.next:
+                self._team_gave_up("every member rang out")
+                return
+            ring.next = len(ring.members)
+            reachable = ring.members  # who can be rung now, the driver says (route_transfer)
+            if not reachable:
+                self._team_gave_up("it has no members")
+                return
+            seconds = min(team.ring_seconds, team.max_seconds)
+            names = ", ".join(self._member_name(m) for m in reachable)
+            transfer = Transfer(
+                f"team:{team.team_id}",
+                "team",
+                None,
+                app_id,
+                seconds,
+                team.team_id,
+                tuple(m.user_id for m in reachable),
+                False,
+                1,
+            )
+            self._ring(transfer, f"ringing team {team.name!r} at once: {names}, {seconds:g} s")
+            return
+        left = team.max_seconds - (self._now - ring.started)
+        if ring.next >= len(ring.members):
+            self._team_gave_up("every member was tried" if ring.members else "it has no members")
+            return
+        if left <= 0:
+            self._team_gave_up(f"max_seconds {team.max_seconds:g} used up")
+            return
+        member = ring.members[ring.next]
+        ring.next += 1
+        seconds = min(team.ring_seconds, left)
+        transfer = Transfer(
+            member.call_target,
+            "user",
+            member.user_id,
+            app_id,
+            seconds,
+            team.team_id,
+            (),
+            True,
+            ring.next,
+        )
+        self._ring(
+            transfer,
+            f"ringing {self._member_name(member)}, {seconds:g} s "
+            f"(team {team.name!r}, {ring.next} of {len(ring.members)})",
+        )
+
+    def _ring(self, transfer: Transfer, text: str) -> None:
+        self._transfer = transfer
+        self._phase = _TRANSFERRING
+        self._log("transfer", text)
+        self._out.append(transfer)
+
+    def _ringing_whom(self) -> str:
+        transfer = self._transfer
+        assert transfer is not None
+        if transfer.kind == "team" or transfer.user_id is None:
+            return f"team {self._team.team.name!r}" if self._team is not None else transfer.target
+        user = self._config.user(self.account_id, transfer.user_id)
+        return self._member_name(user) if user is not None else transfer.user_id
+
+    @staticmethod
+    def _member_name(member: UserConfig) -> str:
+        return f"{member.name or 'user'} ({member.user_id})"
+
+    def _team_gave_up(self, reason: str) -> None:
+        ring = self._team
+        assert ring is not None
+        self._team = None
+        self._transfer = None
+        self._phase = _PLAYING
+        team = ring.team
+        why = f"nobody in team {team.name!r} answered ({reason})"
+        if not team.no_answer.in_use:
+            self._fail(why)
+            return
+        self._log("failure", why)
+        no_answer = team.no_answer
+
+        def run_no_answer() -> None:
+            self._log("action", f"no answer → {describe(no_answer)}")
+            self._run(no_answer, "no_answer")
+
+        self._play([self._sys_prompt("all_busy")], False, run_no_answer)
 
     def _send_transfer(self) -> None:
         assert self._transfer is not None
@@ -565,19 +788,28 @@ class CallFlow:
         if prompt is None or prompt.account_id != self._account:
             self._fail(f"prompt {action.id} not found")
             return
-        app = self._current()
-        owner = app if prompt.app_id == app.app_id else self._config.app(prompt.app_id)
-        voice = (
-            owner.voice if owner is not None and owner.account_id == self._account else app.voice
+        app = self._app
+        owner = (
+            app
+            if app is not None and prompt.app_id == app.app_id
+            else self._config.app(prompt.app_id)
         )
-        if app.is_menu:
+        if owner is not None and owner.account_id == self._account:
+            voice = owner.voice
+        else:
+            voice = app.voice if app is not None else "en"
+        if app is not None and app.is_menu and not self._closed:
             self._play([(prompt, voice)], True, self._menu_again)
         else:
             self._hangup_reason = "announcement finished"
             self._play([(prompt, voice)], False, self._hang_up)
 
     def _repeat(self) -> None:
-        app = self._current()
+        app = self._app
+        if app is None or self._closed:
+            self._hangup_reason = "nothing to repeat"
+            self._hang_up()
+            return
         if app.is_menu:
             self._present_menu(False)
             return
@@ -596,6 +828,10 @@ class CallFlow:
             self._play([unavailable], False, self._hang_up)
             return
         app = self._app
+        if self._closed:
+            self._hangup_reason = "unavailable"  # never back to a menu that is closed
+            self._play([unavailable], False, self._hang_up)
+            return
         if app is not None and app.is_menu and self._hops <= self._max_hops:
             self._play([unavailable], True, self._menu_again)
             return

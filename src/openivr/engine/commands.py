@@ -109,13 +109,23 @@ class DiscardRecording:
 class Transfer:
     """Ring `target` (SIP URI or E.164 number) and bridge the caller on answer.
 
-    Answer with TransferAnswered or TransferFailed(reason). `kind` is user | phnum | sip.
+    Answer with TransferAnswered or TransferFailed(reason). `kind` is user | phnum | sip |
+    team. A team's member is a `user` transfer with `team_id` and its place in the ringing
+    (`attempt`, from 1); kind `team` rings every user of `members` at once (first answer wins:
+    TransferAnswered(by=user id)). `ring_seconds` bounds the ringing (None: the driver's own
+    ring time). With `skip_busy` a user already on another call of this node is not rung: the
+    driver answers TransferFailed("busy") at once.
     """
 
     target: str
     kind: str
     user_id: str | None
     app_id: str
+    ring_seconds: float | None = None
+    team_id: str | None = None
+    members: tuple[str, ...] = ()
+    skip_busy: bool = False
+    attempt: int = 0
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ Like commands, events are slotted, not frozen (cheaper to build); treat them as 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, get_args
 
 # Why a recording ended (RecordingFinished.reason); "ended": stopped by StopRecording.
@@ -19,11 +20,16 @@ TRANSFER_FAILURES: tuple[TransferFailure, ...] = get_args(TransferFailure)
 
 @dataclass(slots=True)
 class CallStarted:
-    """The call was answered: `caller` and `dialed` as the driver knows them."""
+    """The call was answered: `caller` and `dialed` as the driver knows them.
+
+    `at` is the wall-clock instant of `now` (an aware datetime) from the driver's clock or the
+    simulator's chosen time; opening hours are decided from it. None: unknown (always open).
+    """
 
     now: float
     caller: str = ""
     dialed: str = ""
+    at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -61,9 +67,13 @@ class RecordingFinished:
 
 @dataclass(slots=True)
 class TransferAnswered:
-    """The transfer target answered; the call is bridged and the engine's work is done."""
+    """The transfer target answered; the call is bridged and the engine's work is done.
+
+    `by` is the member who answered when a team's phones rang at once (its user id).
+    """
 
     now: float
+    by: str = ""
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ class Node:
 
     id: str
     kind: str  # menu | announcement | mailbox | sysprompt | user | number | sip | prompt |
-    # extensions | hangup | missing
+    # team | extensions | hangup | missing
     label: str
 
 
@@ -93,8 +94,10 @@ _MERMAID_SHAPES = {
     "hangup": ("((", "))"),
     "missing": ("{{", "}}"),
     "prompt": (">", "]"),
+    "team": ("[[", "]]"),
 }
 _DOT_SHAPES = {
+    "team": "box3d",
     "menu": "box",
     "announcement": "parallelogram",
     "mailbox": "cylinder",
@@ -113,7 +116,12 @@ def _dot_id(text: str) -> str:
 
 
 def graph(config: CallConfig, app_id: str) -> Graph:
-    """The flow from `app_id` through every app of its account that it can reach."""
+    """The flow from `app_id` through every app of its account that it can reach.
+
+    An IVR with opening hours has a "closed" edge to where callers go outside them (the other
+    edges are its open branch); a team leads to its members and, labelled "no answer", to
+    where callers go when nobody answers.
+    """
     root = config.app(app_id)
     result = Graph(root=f"app:{app_id}")
     if root is None:
@@ -122,12 +130,18 @@ def graph(config: CallConfig, app_id: str) -> Graph:
     account = root.account_id
     queue: deque[AppConfig] = deque([root])
     seen = {root.app_id}
+
+    def visit(other: AppConfig) -> None:
+        if other.app_id not in seen:
+            seen.add(other.app_id)
+            queue.append(other)
+
     _add_app(result, root)
     while queue:
         app = queue.popleft()
         source = f"app:{app.app_id}"
-        for label, action in _outgoing(app):
-            target = _target(config, result, account, app, action)
+        for label, action in _outgoing(config, app):
+            target = _target(config, result, account, app, action, visit)
             result.edges.append(Edge(source, target, label))
             if target.startswith("app:") and action.action in ("connect", "call"):
                 nxt = config.app(target[len("app:") :])
@@ -140,17 +154,22 @@ def graph(config: CallConfig, app_id: str) -> Graph:
     return result
 
 
-def _outgoing(app: AppConfig) -> list[tuple[str, MenuAction]]:
+def _outgoing(config: CallConfig, app: AppConfig) -> list[tuple[str, MenuAction]]:
     """The (label, action) pairs leaving an app."""
     if app.app_type != "ivr":
         return []
+    out: list[tuple[str, MenuAction]] = []
+    if app.open_hours is not None:
+        schedule = config.schedule(app.account_id, app.open_hours.schedule_id)
+        name = schedule.name if schedule is not None else app.open_hours.schedule_id
+        closed = app.open_hours.closed_action
+        out.append((f"closed ({name})", closed if closed.in_use else MenuAction("hangup")))
     if not app.play_menu:
         final = app.final_action if app.final_action.in_use else MenuAction("hangup")
-        out = [("then", final)]
+        out.append(("then", final))
         if app.action("timeout").in_use:
             out.append(("if unavailable", app.action("timeout")))
         return out
-    out = []
     for slot in (*DIGIT_SLOTS.values(), "timeout", "invalid"):
         action = app.action(slot)
         if action.in_use:
@@ -159,7 +178,12 @@ def _outgoing(app: AppConfig) -> list[tuple[str, MenuAction]]:
 
 
 def _target(
-    config: CallConfig, result: Graph, account: str, app: AppConfig, action: MenuAction
+    config: CallConfig,
+    result: Graph,
+    account: str,
+    app: AppConfig,
+    action: MenuAction,
+    visit: Callable[[AppConfig], None],
 ) -> str:
     kind, to, ref = action.action, action.to, action.id
     if kind == "hangup":
@@ -171,13 +195,12 @@ def _target(
         if other is None or other.account_id != account or other.app_type == "sysprompt":
             return _add(result, f"missing:app:{ref}", "missing", f"missing app {ref}")
         _add_app(result, other)
+        visit(other)
         return f"app:{other.app_id}"
+    if kind == "call" and to == "csg":
+        return _team(config, result, account, app, ref, visit)
     if kind == "call" and to == "user":
-        user = config.user(account, ref)
-        if user is None or user.account_id != account:
-            return _add(result, f"missing:user:{ref}", "missing", f"missing user {ref}")
-        where = user.sip_uri or user.phnum or "their registered phones"
-        return _add(result, f"user:{ref}", "user", f"user {user.name or ref}\n{where}")
+        return _user(config, result, account, ref)
     if kind == "call" and (to == "phnum" or (to == "other" and is_number(ref))):
         return _add(result, f"number:{ref}", "number", ref)
     if kind == "call" and to in ("sip", "other"):
@@ -199,6 +222,43 @@ def _target(
             result.edges.append(edge)
         return node
     return _add(result, f"missing:action:{kind}", "missing", f"unknown action {kind!r}")
+
+
+def _user(config: CallConfig, result: Graph, account: str, ref: str) -> str:
+    user = config.user(account, ref)
+    if user is None or user.account_id != account:
+        return _add(result, f"missing:user:{ref}", "missing", f"missing user {ref}")
+    where = user.sip_uri or user.phnum or "their registered phones"
+    return _add(result, f"user:{ref}", "user", f"user {user.name or ref}\n{where}")
+
+
+def _team(
+    config: CallConfig,
+    result: Graph,
+    account: str,
+    app: AppConfig,
+    ref: str,
+    visit: Callable[[AppConfig], None],
+) -> str:
+    """A team's node, its members in ringing order and where nobody answering leads."""
+    team = config.team(account, ref)
+    if team is None or team.account_id != account:
+        return _add(result, f"missing:team:{ref}", "missing", f"missing team {ref}")
+    node = f"team:{ref}"
+    if node in result.nodes:
+        return node
+    _add(result, node, "team", f"team {team.name or ref} ({team.strategy})")
+    for place, member in enumerate(team.members, 1):
+        label = "rings" if team.strategy == "all" else f"#{place}"
+        result.edges.append(Edge(node, _user(config, result, account, member), label))
+    if team.no_answer.in_use:
+        after = _target(config, result, account, app, team.no_answer, visit)
+    elif app.is_menu:
+        after = f"app:{app.app_id}"  # unavailable, then the menu again
+    else:
+        after = _add(result, HANGUP_NODE, "hangup", "hang up")
+    result.edges.append(Edge(node, after, "no answer"))
+    return node
 
 
 def _add_app(result: Graph, app: AppConfig) -> None:

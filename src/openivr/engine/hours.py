@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -179,7 +179,7 @@ def instant(text: str, field_name: str = "at") -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise ConfigError(field_name, f"{text!r} needs its UTC offset (+01:00) or Z")
-    return parsed.astimezone(UTC)
+    return parsed
 
 
 @lru_cache(maxsize=512)

@@ -10,7 +10,7 @@ from openivr.engine.config import MenuAction
 
 # What a log entry tells of (LogEntry.kind).
 LogKind = Literal[
-    "app", "key", "input", "timeout", "action", "failure", "note", "transfer", "hangup"
+    "app", "key", "input", "timeout", "action", "failure", "note", "transfer", "hangup", "hours"
 ]
 # How a call ended (Outcome.kind).
 OutcomeKind = Literal["transferred", "voicemail", "hangup", "caller_hangup"]
@@ -63,6 +63,8 @@ def describe(action: MenuAction) -> str:
     if kind == "call":
         if action.to == "user":
             return f"call user {action.id}"
+        if action.to == "csg":
+            return f"call team {action.id}"
         return f"call {action.id}"
     if kind == "connect":
         return f"connect to app {action.id}"

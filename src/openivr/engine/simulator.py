@@ -3,16 +3,22 @@
 What the caller does is a timeline (see engine/timeline.py). When the timeline runs out the
 caller stays silent and timers run: timeouts, retries, goodbye. The run stops after
 `max_events` events at the latest (`truncated` is then true).
+
+A team's ring follows the timeline's `team` step (who answers, who is busy); without one the
+first member rung answers after 4 s. `simulate(..., at=datetime)` runs the call at that
+instant: opening hours are decided from it (the transcript's `hours` says open or closed and by
+which rule). Without it the line is open.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from math import isfinite
 from typing import Any, assert_never
 
-from openivr.engine.call import CallFlow
+from openivr.engine.call import CallFlow, HoursDecision
 from openivr.engine.commands import (
     CancelTimer,
     CollectDigits,
@@ -27,7 +33,7 @@ from openivr.engine.commands import (
     StopRecording,
     Transfer,
 )
-from openivr.engine.config import CallConfig, PromptRef
+from openivr.engine.config import CallConfig, PromptRef, UserConfig
 from openivr.engine.events import (
     CallerHungUp,
     CallStarted,
@@ -43,6 +49,7 @@ from openivr.engine.events import (
 from openivr.engine.log import LogEntry, Outcome
 from openivr.engine.routing import Reachability, route_transfer
 from openivr.engine.timeline import (
+    NOBODY,
     RecordEnd,
     Step,
     TransferResult,
@@ -64,6 +71,8 @@ RING_SECONDS: dict[str, float] = {
     "no_answer": 20.0,
     "unreachable": 1.0,
 }
+# When a team step does not say how long the member it names rings before answering.
+TEAM_ANSWER_SECONDS = 4.0
 BEEP_SECONDS = 0.5
 MAX_EVENTS = 10_000
 
@@ -126,6 +135,8 @@ class Transcript:
     unused_steps: int = 0
     truncated: bool = False
     stalled: bool = False
+    at: datetime | None = None
+    hours: list[HoursDecision] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[TranscriptEntry]:
         """The entries of one kind (prompt, key, app, transfer, recording ...)."""
@@ -144,12 +155,15 @@ class Transcript:
             "unused_steps": self.unused_steps,
             "truncated": self.truncated,
             "stalled": self.stalled,
+            "at": self.at.isoformat() if self.at is not None else None,
+            "hours": [_hours_dict(h) for h in self.hours],
         }
 
     def render_text(self) -> str:
         """The transcript for a person reading it in a terminal."""
         lines = [
             f"Call to app {self.app_id} from {self.caller or '?'} (dialed {self.dialed or '?'})"
+            + (f" at {self.at.isoformat()}" if self.at is not None else "")
         ]
         for entry in self.entries:
             label = entry.kind if entry.kind != "key" else f"key {entry.data.get('digit', '')}"
@@ -171,6 +185,16 @@ class Transcript:
         return "\n".join(lines)
 
 
+def _hours_dict(decision: HoursDecision) -> dict[str, Any]:
+    return {
+        "app_id": decision.app_id,
+        "schedule_id": decision.schedule_id,
+        "open": decision.result.open,
+        "rule": decision.result.rule,
+        "local_time": decision.result.local.isoformat(),
+    }
+
+
 def estimate_prompt_duration(prompt: PromptRef, voice: str) -> float:
     """A guess at a prompt's length from its text (2.5 words a second), 2 s without text."""
     if not prompt.text:
@@ -189,11 +213,14 @@ def simulate(
     account_id: str | None = None,
     max_events: int = MAX_EVENTS,
     reachability: Reachability | None = None,
+    at: datetime | None = None,
 ) -> Transcript:
     """Drive a call through the engine with simulated time and return its transcript.
 
     `reachability` is what the node knows now (trunk, registered phones); by default a trunk
-    exists and no phone is registered."""
+    exists and no phone is registered. `at` is the instant the call starts (opening hours)."""
+    if at is not None and at.tzinfo is None:
+        raise SimulationError("at: the instant needs its UTC offset")
     steps = timeline if _is_steps(timeline) else parse_timeline(timeline)
     app = config.app(app_id)
     if app is None or (account_id is not None and app.account_id != account_id):
@@ -201,7 +228,7 @@ def simulate(
     if app.app_type == "sysprompt":
         raise SimulationError(f"app_id: {app_id} is a sysprompt app and cannot take calls")
     run = _Simulation(config, app_id, account_id, steps, prompt_duration, max_events, reachability)
-    run.run(caller, dialed)
+    run.run(caller, dialed, at)
     return Transcript(
         app_id=app_id,
         caller=caller,
@@ -214,6 +241,8 @@ def simulate(
         unused_steps=len(steps) - run.index,
         truncated=run.truncated,
         stalled=run.stalled,
+        at=at,
+        hours=list(run.call.hours),
     )
 
 
@@ -250,6 +279,8 @@ class _Ringing:
     ends_at: float
     result: TransferResult
     entry: TranscriptEntry
+    by: str = ""  # the member who answered a team rung at once
+    note: str = ""  # said instead of the result and ring time (a member skipped as busy)
 
 
 class _Simulation:
@@ -266,6 +297,7 @@ class _Simulation:
         self.config = config
         self.reach = reachability or Reachability()
         self.call = CallFlow(config, app_id, account_id=account_id)
+        self.team_plan: Step | None = None
         self.steps = steps
         self.prompt_duration = prompt_duration
         self.max_events = max_events
@@ -284,8 +316,8 @@ class _Simulation:
         self.truncated = False
         self.stalled = False
 
-    def run(self, caller: str, dialed: str) -> None:
-        self.feed(CallStarted(0.0, caller, dialed))
+    def run(self, caller: str, dialed: str, started: datetime | None = None) -> None:
+        self.feed(CallStarted(0.0, caller, dialed, started))
         while not self.call.ended:
             if self.events >= self.max_events:
                 self.truncated = True
@@ -403,11 +435,17 @@ class _Simulation:
         self.ringing = None
         self.stop_ringback(ringing)
         ringing.entry.data["result"] = ringing.result
-        ringing.entry.text += (
-            f": {ringing.result.replace('_', ' ')} after {self.now - ringing.start:.1f} s"
-        )
+        if ringing.note:
+            ringing.entry.text += f": {ringing.note}"
+        else:
+            by = f" by {self.member_name(ringing.by)}" if ringing.by else ""
+            ringing.entry.text += (
+                f": {ringing.result.replace('_', ' ')}{by} after {self.now - ringing.start:.1f} s"
+            )
+        if ringing.by:
+            ringing.entry.data["answered_by"] = ringing.by
         if ringing.result == "answered":
-            self.feed(TransferAnswered(self.now))
+            self.feed(TransferAnswered(self.now, ringing.by))
         else:
             self.feed(TransferFailed(self.now, ringing.result))
 
@@ -429,12 +467,15 @@ class _Simulation:
             self.silence_until(self.now)
         commands = self.call.handle(event)
         log = self.call.log
+        decided = len(self.call.hours)
         for entry in log[self.logged :]:
             if entry.kind == "transfer":
                 continue  # the simulator's own transfer entry says more (result, ring time)
             data: dict[str, Any] = {"app_id": entry.app_id}
             if entry.digit is not None:
                 data["digit"] = entry.digit
+            if entry.kind == "hours" and decided:
+                data.update(_hours_dict(self.call.hours[decided - 1]))
             self.entries.append(TranscriptEntry(entry.at, entry.kind, entry.text, data))
         self.logged = len(log)
         for command in commands:
@@ -535,34 +576,125 @@ class _Simulation:
         self.recording = _Recording(start, ends_at, duration, reason)
 
     def start_transfer(self, command: Transfer) -> None:
-        user = self.config.user(self.call.account_id, command.user_id) if command.user_id else None
-        route = route_transfer(command.kind, command.target, user, self.reach)
-        if not route.reachable:
-            # Nothing rings: the real call fails here too, before any ringback.
-            self.silence_until(self.now)
-            self.add(
-                "transfer",
-                f"cannot ring {command.target}: {route.detail}",
-                target=command.target,
-                target_kind=command.kind,
-                user_id=command.user_id,
-                result=route.failure,
-            )
-            self.feed(TransferFailed(self.now, "unreachable"))
-            return
-        step = self.next_step("transfer")
-        result: TransferResult = step.result if step is not None else "answered"
-        ring = step.after if step is not None and step.after is not None else RING_SECONDS[result]
+        if command.team_id is not None and command.attempt == 1:
+            self.team_plan = self.next_step("team")
+        if command.kind == "team":
+            command = self.reachable_members(command)
+            if not command.members:
+                self.cannot_ring(command, "no member can be reached now", "no_phone")
+                return
+        else:
+            user = self.user(command.user_id) if command.user_id else None
+            route = route_transfer(command.kind, command.target, user, self.reach)
+            if not route.reachable:
+                # Nothing rings: the real call fails here too, before any ringback.
+                self.cannot_ring(command, route.detail, route.failure)
+                return
+        plan = self.team_plan if command.team_id is not None else None
+        by = note = ""
+        result: TransferResult
+        if plan is not None:
+            result, ring, by, note = self.team_answer(command, plan)
+        else:
+            step = self.next_step("transfer")
+            result = step.result if step is not None else "answered"
+            if step is not None and step.after is not None:
+                ring = step.after
+            elif result == "no_answer" and command.ring_seconds is not None:
+                ring = command.ring_seconds
+            else:
+                ring = RING_SECONDS[result]
+            if command.ring_seconds is not None and ring > command.ring_seconds:
+                result, ring = "no_answer", command.ring_seconds  # it rang out first
+            if result == "answered" and command.kind == "team" and command.members:
+                by = command.members[0]
         self.silence_until(self.now)
-        entry = self.add(
-            "transfer",
-            f"ringing {command.target}",
-            target=command.target,
-            target_kind=command.kind,
-            user_id=command.user_id,
-            result=None,
+        data: dict[str, Any] = {
+            "target": command.target,
+            "target_kind": command.kind,
+            "user_id": command.user_id,
+            "result": None,
+        }
+        if command.team_id is not None:
+            data.update(
+                team_id=command.team_id, attempt=command.attempt, members=list(command.members)
+            )
+        entry = self.add("transfer", self.ringing_text(command), **data)
+        self.ringing = _Ringing(self.now, self.now + ring, result, entry, by, note)
+
+    def cannot_ring(self, command: Transfer, detail: str, failure: str) -> None:
+        """A transfer nothing can ring now: it fails at once, as on a real call."""
+        self.silence_until(self.now)
+        data: dict[str, Any] = {
+            "target": command.target,
+            "target_kind": command.kind,
+            "user_id": command.user_id,
+            "result": failure,
+        }
+        if command.team_id is not None:
+            data.update(team_id=command.team_id, attempt=command.attempt)
+        whom = self.member_name(command.user_id) if command.user_id else command.target
+        self.add("transfer", f"cannot ring {whom}: {detail}", **data)
+        self.feed(TransferFailed(self.now, "unreachable"))
+
+    def reachable_members(self, command: Transfer) -> Transfer:
+        """A team's ring at once, left with the members who can be rung now (noted)."""
+        members = []
+        for member in command.members:
+            route = route_transfer("user", member, self.user(member), self.reach)
+            if route.reachable:
+                members.append(member)
+            else:
+                self.add("note", f"{self.member_name(member)} cannot be rung now: {route.detail}")
+        return replace(command, members=tuple(members))
+
+    def team_answer(self, command: Transfer, plan: Step) -> tuple[TransferResult, float, str, str]:
+        """(result, seconds of ringing, who answered, note) of a team's ring under a plan."""
+        limit = (
+            command.ring_seconds if command.ring_seconds is not None else RING_SECONDS["no_answer"]
         )
-        self.ringing = _Ringing(self.now, self.now + ring, result, entry)
+        after = plan.after if plan.after is not None else TEAM_ANSWER_SECONDS
+        if command.kind == "team":
+            answering = [m for m in command.members if self.is_member(plan.member, m)]
+            if answering and after < limit:
+                return "answered", after, answering[0], ""
+            return "no_answer", limit, "", ""
+        member = command.user_id or ""
+        if command.skip_busy and any(self.is_member(b, member) for b in plan.busy):
+            return "busy", 0.0, "", "busy on another call, skipped"
+        if self.is_member(plan.member, member) and after < limit:
+            return "answered", after, "", ""
+        return "no_answer", limit, "", ""
+
+    def is_member(self, wanted: str, user_id: str) -> bool:
+        """Whether a timeline's name for a member (user id, name or extension) is this user."""
+        spec = wanted.strip().lower()
+        if spec == NOBODY or not spec:
+            return False
+        user = self.user(user_id)
+        names = {user_id.lower()}
+        if user is not None:
+            names |= {user.name.lower(), user.extension.lower()}
+        return spec in names
+
+    def user(self, user_id: str) -> UserConfig | None:
+        return self.config.user(self.call.account_id, user_id)
+
+    def member_name(self, user_id: str) -> str:
+        user = self.user(user_id)
+        return f"{user.name} ({user_id})" if user is not None and user.name else user_id
+
+    def ringing_text(self, command: Transfer) -> str:
+        if command.team_id is None:
+            return f"ringing {command.target}"
+        team = self.config.team(self.call.account_id, command.team_id)
+        team_name = team.name if team is not None else command.team_id
+        if command.kind == "team":
+            names = ", ".join(self.member_name(m) for m in command.members)
+            return f"ringing team {team_name} at once: {names}"
+        member = self.member_name(command.user_id or "")
+        where = f" at {command.target}" if command.target else ""
+        return f"ringing {member}{where} (team {team_name}, #{command.attempt})"
 
     # -- transcript -------------------------------------------------------------------------
 

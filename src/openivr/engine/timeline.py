@@ -23,6 +23,11 @@ A step is one object with exactly one of these (schema: `TIMELINE_SCHEMA`):
   step are answered after 4 s. A target that cannot be rung now (`route_transfer` with the
   `reachability` given: no trunk for a number, a user with no phone) fails at once, as a real
   call would, and leaves the step for the next transfer.
+- `{"team": "Bob", "after": 6, "busy": ["Anna"]}`: when the next team rings, the member named
+  (user id, name or extension) answers `after` seconds (default 4) into their own ringing;
+  every other member rings out (`ring_seconds`); members in `busy` are on another call (skipped
+  by `order` and `rotate`). `{"team": "nobody"}`: nobody answers. Without a team step the
+  first member rung answers after 4 s.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ TransferResult = Literal["answered", "busy", "no_answer", "unreachable"]
 TRANSFER_RESULTS: tuple[TransferResult, ...] = get_args(TransferResult)
 RecordEnd = Literal["key", "silence", "hangup"]
 RECORD_ENDS: tuple[RecordEnd, ...] = get_args(RecordEnd)
+# A team step's word for "no member answers".
+NOBODY = "nobody"
 
 TIMELINE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -90,6 +97,16 @@ TIMELINE_SCHEMA: dict[str, Any] = {
                     "required": ["transfer"],
                     "additionalProperties": False,
                 },
+                {
+                    "type": "object",
+                    "properties": {
+                        "team": {"type": "string", "minLength": 1},
+                        "after": {"type": "number", "minimum": 0},
+                        "busy": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "required": ["team"],
+                    "additionalProperties": False,
+                },
                 {"$ref": "#/$defs/keys"},
             ]
         },
@@ -121,13 +138,15 @@ class TimelineError(ValueError):
 class Step:
     """One thing the caller does (see the module docstring)."""
 
-    kind: str  # key | hangup | record | transfer
+    kind: str  # key | hangup | record | transfer | team
     key: str = ""
     after: float | None = None
     during: str | None = None
     seconds: float = 0.0
     end: RecordEnd = "key"
     result: TransferResult = "answered"
+    member: str = ""  # team: who answers (user id, name or extension), or "nobody"
+    busy: tuple[str, ...] = ()  # team: members on another call
 
 
 def parse_timeline(raw: Any) -> list[Step]:
@@ -167,15 +186,16 @@ def _key_steps(keys: str, where: str) -> list[Step]:
 
 
 def _parse_step(item: Mapping[str, Any], where: str) -> Step:
-    kinds = [kind for kind in ("key", "hangup", "record", "transfer") if kind in item]
+    kinds = [kind for kind in ("key", "hangup", "record", "transfer", "team") if kind in item]
     if len(kinds) != 1:
-        raise TimelineError(f"{where}: give exactly one of key, hangup, record or transfer")
+        raise TimelineError(f"{where}: give exactly one of key, hangup, record, transfer or team")
     kind = kinds[0]
     allowed = {
         "key": {"key", "after", "during"},
         "hangup": {"hangup", "after", "during"},
         "record": {"record", "end"},
         "transfer": {"transfer", "after"},
+        "team": {"team", "after", "busy"},
     }[kind]
     extra = set(item) - allowed
     if extra:
@@ -198,10 +218,28 @@ def _parse_step(item: Mapping[str, Any], where: str) -> Step:
         if end is None:
             raise TimelineError(f"{where}.end: must be one of {', '.join(RECORD_ENDS)}")
         return Step("record", seconds=_seconds(item, "record", where), end=end)
+    if kind == "team":
+        return _team_step(item, where, after)
     result = one_of(item["transfer"], TRANSFER_RESULTS)
     if result is None:
         raise TimelineError(f"{where}.transfer: must be one of {', '.join(TRANSFER_RESULTS)}")
     return Step("transfer", after=after, result=result)
+
+
+def _team_step(item: Mapping[str, Any], where: str, after: float | None) -> Step:
+    member = item["team"]
+    if not isinstance(member, str | int) or isinstance(member, bool) or not str(member).strip():
+        raise TimelineError(
+            f"{where}.team: name the member who answers (user id, name or extension) or {NOBODY!r}"
+        )
+    busy = item.get("busy", [])
+    if not isinstance(busy, list) or not all(
+        isinstance(b, str | int) and not isinstance(b, bool) for b in busy
+    ):
+        raise TimelineError(f"{where}.busy: must be a list of members")
+    return Step(
+        "team", after=after, member=str(member).strip(), busy=tuple(str(b).strip() for b in busy)
+    )
 
 
 def _seconds(item: Mapping[str, Any], name: str, where: str) -> float:

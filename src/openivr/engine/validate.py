@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from openivr.engine.config import AppConfig, CallConfig, MenuAction
+from openivr.engine.config import AppConfig, CallConfig, MenuAction, TeamConfig
 from openivr.engine.routing import (
     Reachability,
     is_number,
@@ -76,7 +76,7 @@ def validate(
 
 
 def _check_ivr(config: CallConfig, app: AppConfig, reach: Reachability) -> list[Problem]:
-    problems: list[Problem] = []
+    problems: list[Problem] = _check_hours(config, app, reach)
     if app.play_menu:
         usable = app.get_extension
         for slot in (*DIGIT_SLOTS.values(), "timeout", "invalid"):
@@ -123,6 +123,56 @@ def _check_ivr(config: CallConfig, app: AppConfig, reach: Reachability) -> list[
     return problems
 
 
+def _check_hours(config: CallConfig, app: AppConfig, reach: Reachability) -> list[Problem]:
+    """Opening hours: a schedule that exists and opens, a closed action that leads somewhere."""
+    hours = app.open_hours
+    if hours is None:
+        return []
+    schedule = config.schedule(app.account_id, hours.schedule_id)
+    if schedule is None or schedule.account_id != app.account_id:
+        return [
+            _error(
+                "schedule_not_found",
+                "open_hours.schedule_id",
+                f"no schedule {hours.schedule_id!r} in this account: the menu is always open",
+            )
+        ]
+    problems: list[Problem] = []
+    if not schedule.ever_open:
+        problems.append(
+            Problem(
+                "warning",
+                "schedule_never_open",
+                "open_hours.schedule_id",
+                f"schedule {schedule.name!r} has no opening hours: every caller gets the closed "
+                "action",
+            )
+        )
+    closed = hours.closed_action
+    field = "open_hours.closed_action"
+    if not closed.in_use:
+        problems.append(
+            Problem(
+                "warning",
+                "closed_action_reaches_nothing",
+                field,
+                "outside opening hours callers hear 'we are closed' and are hung up; a closed "
+                "action could take a message",
+            )
+        )
+    elif closed.action == "connect" and closed.id == app.app_id:
+        problems.append(
+            _error(
+                "closed_action_reaches_nothing",
+                field,
+                "the closed action connects back to this menu, which is still closed",
+            )
+        )
+    else:
+        problems.extend(_check_action(config, app, reach, field, closed))
+    return problems
+
+
 def _check_action(
     config: CallConfig, app: AppConfig, reach: Reachability, field: str, action: MenuAction
 ) -> list[Problem]:
@@ -130,6 +180,8 @@ def _check_action(
     kind, to, target = action.action, action.to, action.id
     if kind in ("hangup", "repeat"):
         return []
+    if kind == "call" and to == "csg":
+        return _check_team(config, app, reach, field, target)
     if kind == "call":
         if to == "user":
             user = config.user(account, target)
@@ -165,7 +217,7 @@ def _check_action(
             if local is not None and local.app_type == "sysprompt":
                 return [_error("connect_to_sysprompt", field, "a sysprompt app cannot take calls")]
             return []
-        return [_error("bad_action", field, f"call to {to!r}; use user, phnum, other or sip")]
+        return [_error("bad_action", field, f"call to {to!r}; use user, phnum, other, sip or csg")]
     if kind == "connect":
         other = config.app(target)
         if other is None or other.account_id != account:
@@ -188,6 +240,95 @@ def _check_action(
             ]
         return []
     return [_error("bad_action", field, f"unknown action {kind!r}")]
+
+
+def _check_team(
+    config: CallConfig, app: AppConfig, reach: Reachability, field: str, team_id: str
+) -> list[Problem]:
+    """A team: it exists, has members who can be reached, and no_answer leads on (not back)."""
+    team = config.team(app.account_id, team_id)
+    if team is None or team.account_id != app.account_id:
+        return [_error("team_not_found", field, f"no team {team_id!r} in this account")]
+    problems: list[Problem] = []
+    members = [config.user(app.account_id, m) for m in team.members]
+    present = [u for u in members if u is not None and u.account_id == app.account_id]
+    if not present:
+        problems.append(
+            Problem(
+                "warning",
+                "team_empty",
+                field,
+                f"team {team.name!r} has no members: callers go straight to its no_answer",
+            )
+        )
+    for user in present:
+        route = route_transfer("user", user.user_id, user, reach)
+        if not route.reachable:
+            # Phones register and unregister: true now, perhaps not in a minute.
+            problems.append(
+                Problem(
+                    "warning",
+                    "member_unreachable",
+                    field,
+                    f"{user.name or user.user_id} ({user.user_id}) of team {team.name!r} is not "
+                    f"reachable now: {route.detail}; they are skipped",
+                )
+            )
+    if team.no_answer.in_use:
+        loop = _no_answer_loop(config, team)
+        if loop:
+            problems.append(
+                Problem(
+                    "warning",
+                    "no_answer_loop",
+                    f"{field} (team {team.name!r} no_answer)",
+                    "when nobody answers, the call comes back to ring again with no menu in "
+                    "between: " + " → ".join(loop),
+                )
+            )
+        elif team.no_answer.action == "call" and team.no_answer.to == "csg":
+            other = config.team(app.account_id, team.no_answer.id)
+            if other is None or other.account_id != app.account_id:
+                problems.append(
+                    _error(
+                        "team_not_found",
+                        f"{field} (team {team.name!r} no_answer)",
+                        f"no team {team.no_answer.id!r} in this account",
+                    )
+                )
+        else:
+            where = f"{field} (team {team.name!r} no_answer)"
+            problems.extend(_check_action(config, app, reach, where, team.no_answer))
+    return problems
+
+
+def _no_answer_loop(config: CallConfig, team: TeamConfig) -> list[str]:
+    """The teams and announcements a team's no_answer leads back through to itself, if any."""
+    path = [f"team {team.name or team.team_id}"]
+    seen = {("team", team.team_id)}
+    action = team.no_answer
+    for _ in range(50):
+        if action.action == "call" and action.to == "csg":
+            nxt = config.team(team.account_id, action.id)
+            if nxt is None or nxt.account_id != team.account_id:
+                return []
+            path.append(f"team {nxt.name or nxt.team_id}")
+            if ("team", nxt.team_id) in seen:
+                return path
+            seen.add(("team", nxt.team_id))
+            action = nxt.no_answer
+        elif action.action == "connect":
+            app = config.app(action.id)
+            if app is None or app.account_id != team.account_id or not app.is_announcement:
+                return []  # a menu (or a mailbox) in between: the caller is not stuck
+            path.append(f"announcement {app.name or app.app_id}")
+            if ("app", app.app_id) in seen:
+                return []
+            seen.add(("app", app.app_id))
+            action = app.final_action
+        else:
+            return []
+    return []
 
 
 def _announcement_cycle(config: CallConfig, app: AppConfig) -> list[str]:

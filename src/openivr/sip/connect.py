@@ -9,7 +9,8 @@ Two ways to transfer, chosen per Connector:
   tell how that went; on success we leave the call (BYE after the final NOTIFY, RFC 5589).
 
 Users are reached on every phone registered with the registrar (rung in parallel, first to
-answer wins), else at their SIP URI, else at their phone number through the trunk.
+answer wins), else at their SIP URI, else at their phone number through the trunk. Several
+targets (a team's members) ring at once the same way; the leg says whose phone answered.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import inspect
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -66,6 +67,7 @@ class RingTarget:
     # TCP/TLS: the URI says ;transport=tcp/tls (or is sips:), or the phone registered so.
     transport: TransportName = "UDP"
     route: list[str] = field(default_factory=list)  # a registered phone's Path
+    owner: str = ""  # the user whose phone this is (several targets rung at once)
 
 
 def _sip_uri(text: str, what: str) -> SipUri:
@@ -203,42 +205,76 @@ class Connector:
     async def ring_targets(self, target: TransferTarget) -> list[RingTarget] | None:
         """Where to ring for a target; None when it needs the trunk and there is none."""
         if target.kind == "sip":
-            return [await self._direct(target.value)]
+            return [replace(await self._direct(target.value), owner=target.owner)]
         if target.kind == "phnum":
             trunk = await self._via_trunk(target.value)
-            return None if trunk is None else [trunk]
+            return None if trunk is None else [replace(trunk, owner=target.owner)]
+        found: list[RingTarget] = []
         if self.registrar is not None:
             phones = await self.registrar.bindings(target.value)
-            if phones:
-                return [
-                    RingTarget(p.contact, p.source, route=p.route, transport=p.transport)
-                    for p in phones
-                ]
-        if target.user_sip_uri:
-            return [await self._direct(target.user_sip_uri)]
-        if target.user_phnum:
+            found = [
+                RingTarget(p.contact, p.source, route=p.route, transport=p.transport)
+                for p in phones
+            ]
+        if not found and target.user_sip_uri:
+            found = [await self._direct(target.user_sip_uri)]
+        elif not found and target.user_phnum:
             trunk = await self._via_trunk(target.user_phnum)
-            return None if trunk is None else [trunk]
-        return []
+            if trunk is None:
+                return None
+            found = [trunk]
+        return [replace(place, owner=target.value) for place in found]
+
+    async def _ring_targets_of(
+        self, targets: Sequence[TransferTarget], leg: TransferLeg
+    ) -> list[RingTarget] | None:
+        """Every place to ring for all targets; None when only the missing trunk stood between
+        them and a phone. A target that cannot be resolved is left out (logged)."""
+        found: list[RingTarget] = []
+        needed_trunk = False
+        for target in targets:
+            try:
+                places = await self.ring_targets(target)
+            except (OSError, ValueError) as exc:
+                log.warning("transfer to %s: cannot resolve %s: %s", leg.target, target.value, exc)
+                continue
+            if places is None:
+                needed_trunk = True
+            else:
+                found += places
+        return None if needed_trunk and not found else found
 
     # Connecting ---------------------------------------------------------------------------
 
     async def connect(
         self,
         call: MediaCall,
-        target: TransferTarget,
+        target: TransferTarget | Sequence[TransferTarget],
         caller_id: str,
         on_answer: OnAnswer | None = None,
+        *,
+        timeout: float | None = None,
+        bridge: bool = False,
+        on_winner: Callable[[str], None] | None = None,
     ) -> TransferLeg:
-        """Transfer `call` to `target`; returns once the transfer failed or the bridge ended."""
+        """Transfer `call` to `target` (or to several at once, first answer wins: always
+        bridged); returns once the transfer failed or the bridge ended. `timeout` is this
+        transfer's ring time (default the connector's); `bridge` bridges even in refer mode;
+        `on_winner` hears whose phone answered (a target's value) before `on_answer` runs."""
+        targets = [target] if isinstance(target, TransferTarget) else list(target)
+        name = ",".join(t.value for t in targets)
         leg = TransferLeg(
-            target=f"{target.kind}:{target.value}",
+            target=f"{targets[0].kind}:{name}" if targets else "team:",
             uri="",
             status="unreachable",
             started_at=datetime.now(UTC),
         )
+        ring_time = timeout if timeout is not None and timeout > 0 else self.timeout
         try:
-            ring_targets = await self.ring_targets(target)
+            if len(targets) == 1:
+                ring_targets = await self.ring_targets(targets[0])
+            else:
+                ring_targets = await self._ring_targets_of(targets, leg)
         except OSError as exc:
             log.warning("transfer to %s: cannot resolve: %s", leg.target, exc)
             return leg.finish("unreachable")
@@ -255,9 +291,11 @@ class Connector:
         leg.uri = ring_targets[0].uri
         if call.ended:
             return leg.finish("cancelled")
-        if self.mode == "refer":
-            return await refer(call, leg, self.timeout)
-        return await _BridgedTransfer(self, call, leg, ring_targets, caller_id).run(on_answer)
+        if self.mode == "refer" and not bridge and len(targets) == 1:
+            return await refer(call, leg, ring_time)
+        transfer = _BridgedTransfer(self, call, leg, ring_targets, caller_id, ring_time)
+        transfer.on_winner = on_winner
+        return await transfer.run(on_answer)
 
 
 @dataclass
@@ -279,8 +317,12 @@ class _BridgedTransfer:
         leg: TransferLeg,
         ring_targets: list[RingTarget],
         caller_id: str,
+        ring_time: float,
     ) -> None:
         self.connector = connector
+        self.ring_time = ring_time
+        self.winner: OutgoingCall | None = None
+        self.on_winner: Callable[[str], None] | None = None
         self.server = connector.server
         self.call = call
         self.leg = leg
@@ -463,7 +505,7 @@ class _BridgedTransfer:
         """Wait for the first answer; None when every fork failed, time ran out or caller left."""
         pending = set(self.forks)
         credentials = self.connector.trunk_user
-        async with ReplyWait(self.call, self.connector.timeout) as wait:
+        async with ReplyWait(self.call, self.ring_time) as wait:
             while pending:
                 got = await wait.next(self.queue)
                 if isinstance(got, Interrupted):
@@ -490,6 +532,10 @@ class _BridgedTransfer:
                     for other in pending - {outgoing}:
                         other.cancel()
                     self.leg.uri = outgoing.uri
+                    self.winner = outgoing
+                    self.leg.answered_by = self.forks[outgoing].ring_target.owner
+                    if self.on_winner is not None:
+                        self.on_winner(self.leg.answered_by)
                     return outgoing
                 fork = self.forks[outgoing]
                 if 300 <= response.status < 400:
@@ -593,7 +639,30 @@ class _BridgedTransfer:
         winner.bye()
         return leg.hung_up("caller")
 
+    def _places(self) -> list[dict[str, object]]:
+        """How each place rung went, in the order rung."""
+        places: list[dict[str, object]] = []
+        for outgoing, fork in self.forks.items():
+            if outgoing is self.winner and self.leg.status == "answered":
+                status: LegStatus = "answered"
+            elif fork.final:
+                status = status_for(fork.final)
+            elif self.winner is not None:
+                status = "cancelled"  # another place answered first
+            else:
+                status = self.leg.status
+            places.append(
+                {
+                    "owner": fork.ring_target.owner,
+                    "uri": outgoing.uri,
+                    "status": status,
+                    "sip_code": fork.final,
+                }
+            )
+        return places
+
     def _cleanup(self) -> None:
+        self.leg.rung = self._places()
         if self.session is not None:
             self.leg.packets_to_target = self.session.stats.packets_sent
             self.leg.packets_from_target = self.session.stats.packets_received

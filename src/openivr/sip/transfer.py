@@ -36,6 +36,7 @@ class TransferTarget:
     value: str
     user_sip_uri: str = ""
     user_phnum: str = ""
+    owner: str = ""  # whose phone this is, when a sip or phnum target stands for a user
 
     def __post_init__(self) -> None:
         if self.kind not in ("sip", "phnum", "user"):
@@ -61,6 +62,10 @@ class TransferLeg:
     media: str = ""  # the target leg's audio once answered: "RTP", or "SRTP" (encrypted)
     # RTP counters of the target leg (send intervals for pacing checks); not in to_dict().
     target_rtp: RtpStats | None = field(default=None, repr=False, compare=False)
+    # Several targets rung at once (a team): whose phone answered, and how each place went
+    # ({"owner", "uri", "status", "sip_code"}, in the order rung); not in to_dict().
+    answered_by: str = ""
+    rung: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     def answered(self, code: int) -> None:
         """The target answered (a 2xx, or a NOTIFY saying so) with `code`."""

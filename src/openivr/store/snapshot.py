@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -9,8 +10,18 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openivr.engine.config import AppConfig, PromptRef, StaticConfig, UserConfig
-from openivr.store.models import Account, Prompt, User, VoiceApp
+from openivr.engine.config import (
+    AppConfig,
+    ConfigError,
+    PromptRef,
+    StaticConfig,
+    TeamConfig,
+    UserConfig,
+)
+from openivr.engine.hours import ScheduleConfig
+from openivr.store.models import Account, Prompt, Schedule, Team, User, VoiceApp
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class AccountSnapshot:
     users: dict[str, User] = field(default_factory=dict)
     prompt_names: dict[str, str] = field(default_factory=dict)
     messages: dict[str, StoredMessage] = field(default_factory=dict)
+    teams: dict[str, Team] = field(default_factory=dict)
 
     def app_row(self, app_id: str) -> VoiceApp | None:
         """The stored app behind an engine AppConfig."""
@@ -74,13 +86,38 @@ async def load_snapshot(
     counter: MessageCounter | None = count_messages,
     sip_domain: str | None = None,
 ) -> AccountSnapshot:
-    """Read the account and its apps, users, prompts and mailbox counts; with `sip_domain`
-    each app knows its own sip_address (a call to it enters the app)."""
+    """Read the account and its apps, users, prompts, teams, schedules and mailbox counts; with
+    `sip_domain` each app knows its own sip_address (a call to it enters the app)."""
     account = await db.get(Account, account_id)
     apps = (await db.scalars(select(VoiceApp).where(VoiceApp.account_id == account_id))).all()
     users = (await db.scalars(select(User).where(User.account_id == account_id))).all()
     prompts = (await db.scalars(select(Prompt).where(Prompt.account_id == account_id))).all()
+    teams = (await db.scalars(select(Team).where(Team.account_id == account_id))).all()
+    schedules = (await db.scalars(select(Schedule).where(Schedule.account_id == account_id))).all()
     engine_apps = [AppConfig.from_api(_view(a, sip_domain), account_id=account_id) for a in apps]
+    engine_teams: list[TeamConfig] = []
+    for team in teams:
+        try:
+            engine_teams.append(
+                TeamConfig.from_api(
+                    {"team_id": team.team_id, "name": team.name, **team.config},
+                    account_id=account_id,
+                )
+            )
+        except ConfigError as exc:  # saved through the API, so never expected; calls go on
+            log.warning("team %s cannot be used: %s", team.team_id, exc)
+    engine_schedules: list[ScheduleConfig] = []
+    for schedule in schedules:
+        try:
+            engine_schedules.append(
+                ScheduleConfig.from_api(
+                    {"schedule_id": schedule.schedule_id, "name": schedule.name, **schedule.config},
+                    account_id=account_id,
+                    default_timezone=account.timezone if account else "UTC",
+                )
+            )
+        except ConfigError as exc:
+            log.warning("schedule %s cannot be used: %s", schedule.schedule_id, exc)
     engine_users = [
         UserConfig(
             user_id=u.user_id,
@@ -114,21 +151,31 @@ async def load_snapshot(
     counts = await counter(db, mailboxes) if counter and mailboxes else {}
     return AccountSnapshot(
         account_id=account_id,
-        config=StaticConfig(engine_apps, engine_users, refs, counts),
+        config=StaticConfig(
+            engine_apps,
+            engine_users,
+            refs,
+            counts,
+            engine_teams,
+            engine_schedules,
+            {t.team_id: t.last_answered for t in teams if t.last_answered},
+        ),
         account=account,
         apps={a.app_id: a for a in apps},
         users={u.user_id: u for u in users},
         prompt_names={p.prompt_id: p.name for p in prompts},
         messages=messages,
+        teams={t.team_id: t for t in teams},
     )
 
 
 class SnapshotCache:
     """Snapshots reused while the account's config revision stays the same (one node's view).
 
-    A call then costs two small queries (the revision, the mailbox counts) instead of loading
-    every app, user and prompt. Any node that changes the configuration bumps the revision in
-    the same transaction (store/revision.py), so no call runs on a stale menu.
+    A call then costs one small query (the revision, the mailbox counts, and who answered each
+    rotating team last) instead of loading every app, user, prompt, team and schedule. Any node
+    that changes the configuration bumps the revision in the same transaction
+    (store/revision.py), so no call runs on a stale menu.
     """
 
     def __init__(self, size: int = 1000, sip_domain: str | None = None):
@@ -142,13 +189,24 @@ class SnapshotCache:
 
         hit = self._entries.get(account_id)
         mailboxes = [a.app_id for a in hit.apps.values() if a.app_type == "mailbox"] if hit else []
-        # One round trip on a hit: the revision and the counts of the mailboxes we know.
+        rotating = (
+            [t.team_id for t in hit.teams.values() if t.config.get("strategy") == "rotate"]
+            if hit
+            else []
+        )
+        # One round trip on a hit: the revision, the counts of the mailboxes we know and who
+        # answered each rotating team last (written by any node, without a revision bump).
         counts = [
             select(func.count()).where(Voicemail.app_id == m).scalar_subquery() for m in mailboxes
         ]
+        turns = [
+            select(Team.last_answered).where(Team.team_id == t).scalar_subquery() for t in rotating
+        ]
         row = (
             await db.execute(
-                select(Account.config_revision, *counts).where(Account.account_id == account_id)
+                select(Account.config_revision, *counts, *turns).where(
+                    Account.account_id == account_id
+                )
             )
         ).first()
         if (
@@ -158,7 +216,12 @@ class SnapshotCache:
             and hit.account.config_revision == row[0]
         ):
             self._entries.move_to_end(account_id)
-            hit.config.message_counts = {m: int(n) for m, n in zip(mailboxes, row[1:], strict=True)}
+            held = row[1 : 1 + len(mailboxes)]
+            hit.config.message_counts = {m: int(n) for m, n in zip(mailboxes, held, strict=True)}
+            last = row[1 + len(mailboxes) :]
+            for team_id, member in zip(rotating, last, strict=True):
+                if member:
+                    hit.config.last_answered_by[team_id] = str(member)
             return hit
         snapshot = await load_snapshot(db, account_id, sip_domain=self.sip_domain)
         self._entries[account_id] = snapshot
