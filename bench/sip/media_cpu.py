@@ -124,7 +124,7 @@ async def run(calls: int, seconds: float, audio_wanted: bool) -> dict[str, float
 
 
 def main() -> None:
-    logging.getLogger("openivr.sip.media").setLevel(logging.ERROR)  # lag is reported here
+    logging.getLogger("openivr.sip.clock").setLevel(logging.ERROR)  # lag is reported here
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, nargs="+", default=[1000])
     parser.add_argument("--seconds", type=float, default=10.0)

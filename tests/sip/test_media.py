@@ -246,7 +246,7 @@ async def test_a_late_tick_is_counted_and_warned_about_naming_the_request_that_r
     assert clock.late_ticks == 0
     # A request that holds the loop for 60 ms: at least the tick due meanwhile runs 40 ms late.
     token = loopwatch.activity.request_started("POST /oauth/token")
-    with caplog.at_level(logging.WARNING, logger="openivr.sip.media"):
+    with caplog.at_level(logging.WARNING, logger="openivr.sip.clock"):
         time.sleep(0.060)
         loopwatch.activity.request_ended(token)
         await peer.receive(3)
