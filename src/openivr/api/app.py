@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -162,6 +163,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return failure(request.url.path, "internal_error", "an unexpected error; it is logged", 500)
 
 
+def prepare_routes(app: FastAPI) -> None:
+    """Have FastAPI prepare every route now: it builds an included router's routes (their
+    dependencies, parameters and validators) on the first request that reaches them, ~40 ms of
+    CPU on the event loop that also paces every call's RTP. Matching a path no route has walks
+    every router once; nothing is called."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/.openivr-prepare",
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+        "app": app,
+    }
+    for route in app.router.routes:
+        route.matches(scope)
+
+
 def create_app(settings: Settings, layers: tuple[NodeLayer, ...] = ()) -> FastAPI:
     """The API of one node; the database is opened and migrated at start-up."""
 
@@ -177,6 +196,7 @@ def create_app(settings: Settings, layers: tuple[NodeLayer, ...] = ()) -> FastAP
             app.state.voiceapp_views = ViewCache()
             for extend in layers:
                 await extend(app, ctx, stack)
+            prepare_routes(app)
             yield
 
     app = FastAPI(
