@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from openivr.calls.records import CallLog
     from openivr.delivery.policy import DeliveryPolicy
     from openivr.delivery.worker import DeliveryWorker
+    from openivr.processes import MediaWorkers
     from openivr.sip.server import SipServer
 
 
@@ -60,6 +61,8 @@ class ServerContext:
     sip_server: SipServer | None = None
     call_log: CallLog | None = None
     calls: CallService | None = None
+    # The API process of `openivr serve --workers N`: its media processes (calls run there).
+    media_workers: MediaWorkers | None = None
     # Set when the node was told to stop: calls drain, /healthz says so, the API still answers.
     stopping: bool = False
 

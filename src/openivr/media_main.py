@@ -2,6 +2,7 @@
 
 Settings come from OPENIVR_* variables; the process prints a ready line on stdout once its
 SIP server listens, and drains (new calls 503, calls in progress go on) on SIGTERM or SIGINT.
+On its control socket (from the API process) it answers `numbers` with its `MediaNumbers`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,33 @@ import signal
 import socket
 import sys
 
+from fastapi import FastAPI
+
 from openivr import logs
 from openivr.api.app import create_app
-from openivr.processes import READY
+from openivr.metrics import media_numbers
+from openivr.processes import CONTROL_FD, READY
 from openivr.server import MEDIA_LAYERS
 from openivr.settings import Settings, from_environment
 
 log = logging.getLogger("openivr.processes")
+
+
+async def _answer(app: FastAPI, control: socket.socket, stop: asyncio.Event) -> None:
+    """Answer the API process's questions (`numbers <n>`: `<n> <MediaNumbers>`); when it
+    closes the socket (or goes), the process stops."""
+    reader, writer = await asyncio.open_connection(sock=control)
+    try:
+        while line := await reader.readline():
+            word, _, ask = line.decode(errors="replace").strip().partition(" ")
+            if word == "numbers":
+                writer.write(f"{ask} {media_numbers(app.state.ctx).to_json()}\n".encode())
+                await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+        stop.set()
 
 
 async def _serve_media(settings: Settings) -> None:
@@ -27,13 +48,33 @@ async def _serve_media(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = [0]
+    control = None
+    if CONTROL_FD in os.environ:
+        control = socket.socket(fileno=int(os.environ.pop(CONTROL_FD)))
+    tasks: list[asyncio.Task[None]] = []
+
+    async def drain() -> None:
+        # New calls 503 at once, calls in progress go on (up to --drain-seconds). Started by
+        # `openivr serve`, the process then keeps answering 503 until the API process closes
+        # its control socket (when every media process of the node has drained).
+        ctx = app.state.ctx
+        ctx.stopping = True
+        try:
+            if ctx.calls is not None:
+                await ctx.calls.drain(settings.drain_seconds)
+        finally:
+            if control is None:
+                stop.set()
 
     def on_signal() -> None:
-        # As `openivr serve`: the first signal drains the calls (the lifespan's exit), the
-        # second ends them now (messages kept), a third stops without waiting.
+        # As `openivr serve`: the first signal drains the calls, the second ends them now
+        # (messages kept), a third stops without waiting.
         signals[0] += 1
         if signals[0] == 1:
-            stop.set()
+            log.info(
+                "stopping: calls in progress may go on for up to %.0f s", settings.drain_seconds
+            )
+            tasks.append(loop.create_task(drain()))
         elif signals[0] == 2:
             calls = getattr(app.state, "ctx", None) and app.state.ctx.calls
             if calls is not None:
@@ -44,10 +85,13 @@ async def _serve_media(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     async with app.router.lifespan_context(app):
+        if control is not None:
+            tasks.append(loop.create_task(_answer(app, control, stop)))
         sys.stdout.write(READY + "\n")
         sys.stdout.flush()
         await stop.wait()
-        log.info("stopping: calls in progress may go on for up to %.0f s", settings.drain_seconds)
+    for task in tasks:
+        task.cancel()
 
 
 def main() -> None:

@@ -6,18 +6,20 @@ nothing for them. What is counted here on the hot path is one histogram observat
 request (labelled by route template, method and status: a bounded set, never raw paths) and
 one counter per call that ends. Voicemail deliveries and registrations are read from the
 database at scrape time; they are the cluster's (every node shares the database), the rest
-are this node's.
+are this node's. With media processes (`--workers N`) the node's calls and media are theirs:
+the API process asks each for its `MediaNumbers` at scrape time and reports the sum.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -56,6 +58,85 @@ def reject_reason(status: int, reason: str) -> str:
 
 
 @dataclass
+class MediaNumbers:
+    """What a media side counts (calls, the media clock, SIP), summable over a node's media
+    processes and sent between them as JSON."""
+
+    calls_up: int = 0
+    lag_buckets: list[int] = field(default_factory=lambda: [0] * len(LAG_BOUNDS))
+    lag_count: int = 0
+    lag_sum: float = 0.0
+    late_ticks: int = 0
+    skipped_ticks: int = 0
+    rtp_send_errors: int = 0
+    flood_dropped: int = 0
+    # Calls that ended, by outcome; refused ones by reason; security events by kind|channel|reason.
+    calls: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    security: dict[str, int] = field(default_factory=dict)
+    listening: bool = False
+    draining: bool = False
+
+    def add(self, other: MediaNumbers) -> None:
+        """Add another process's numbers to these."""
+        self.calls_up += other.calls_up
+        self.lag_buckets = [a + b for a, b in zip(self.lag_buckets, other.lag_buckets, strict=True)]
+        self.lag_count += other.lag_count
+        self.lag_sum += other.lag_sum
+        self.late_ticks += other.late_ticks
+        self.skipped_ticks += other.skipped_ticks
+        self.rtp_send_errors += other.rtp_send_errors
+        self.flood_dropped += other.flood_dropped
+        for mine, theirs in (
+            (self.calls, other.calls),
+            (self.rejected, other.rejected),
+            (self.security, other.security),
+        ):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> MediaNumbers:
+        """The numbers `to_json` wrote (ValueError when they are not)."""
+        data = json.loads(text)
+        numbers = cls(**data)
+        if len(numbers.lag_buckets) != len(LAG_BOUNDS):
+            raise ValueError("lag buckets do not match")
+        return numbers
+
+
+def media_numbers(ctx: ServerContext) -> MediaNumbers:
+    """This process's own media numbers (nothing but its security events without SIP)."""
+    metrics = ctx.metrics
+    numbers = MediaNumbers(
+        calls=dict(metrics.call_outcomes),
+        rejected=dict(metrics.rejections),
+        security={"|".join(key): count for key, count in ctx.security.counts.items()},
+    )
+    sip = ctx.sip_server
+    if sip is None:
+        return numbers
+    clock = sip.clock
+    numbers.calls_up = sip.active_calls
+    numbers.lag_buckets = list(clock.lag_buckets[: len(LAG_BOUNDS)])
+    numbers.lag_count = clock.lag_count
+    numbers.lag_sum = clock.lag_sum
+    numbers.late_ticks = clock.late_ticks
+    numbers.skipped_ticks = clock.skipped_ticks
+    numbers.rtp_send_errors = sip.rtp_send_errors + sum(
+        call.rtp_session.stats.send_errors for call in list(sip.calls.values())
+    )
+    numbers.flood_dropped = sip.flood.dropped if sip.flood is not None else 0
+    numbers.listening = bool(sip.udp_port or sip.tcp_port)
+    numbers.draining = sip.draining
+    return numbers
+
+
+@dataclass
 class DatabaseNumbers:
     """What the last scrape read from the database (shared by the cluster)."""
 
@@ -77,19 +158,13 @@ class NodeMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
-        self.calls = Counter(
-            "openivr_calls",
-            "Calls that ended on this node (every INVITE routed or refused), by outcome",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.rejected = Counter(
-            "openivr_calls_rejected",
-            "Calls refused before they were answered, by reason",
-            ["reason"],
-            registry=self.registry,
-        )
+        # Plain counts (summed over the media processes at scrape): outcome -> calls ended,
+        # reason -> calls refused.
+        self.call_outcomes: dict[str, int] = {}
+        self.rejections: dict[str, int] = {}
         self.database = DatabaseNumbers()
+        # With media processes: what each answered at the last scrape (None: no answer).
+        self.workers: list[MediaNumbers | None] | None = None
         self.ctx: ServerContext | None = None
         self.registry.register(_NodeCollector(self))
         # (route, method, status) -> the histogram's child, so a request skips label handling.
@@ -106,10 +181,10 @@ class NodeMetrics:
     def observe_call(self, record: CallRecord) -> None:
         """One call ended (its record is about to be stored)."""
         outcome = record.outcome if _LABEL.match(record.outcome or "") else "other"
-        self.calls.labels(outcome).inc()
+        self.call_outcomes[outcome] = self.call_outcomes.get(outcome, 0) + 1
         if record.answered_at is None and record.sip_status >= 300:
-            reason = str((record.detail or {}).get("reason", ""))
-            self.rejected.labels(reject_reason(record.sip_status, reason)).inc()
+            reason = reject_reason(record.sip_status, str((record.detail or {}).get("reason", "")))
+            self.rejections[reason] = self.rejections.get(reason, 0) + 1
 
 
 class _NodeCollector(Collector):
@@ -126,23 +201,48 @@ class _NodeCollector(Collector):
         info.add_metric([metrics.node, __version__], 1)
         yield info
         ctx = metrics.ctx
-        sip = ctx.sip_server if ctx is not None else None
-        yield GaugeMetricFamily(
-            "openivr_calls_up",
-            "Calls being routed, ringing or up on this node",
-            value=sip.active_calls if sip is not None else 0,
-        )
-        if sip is not None:
-            yield from _media(sip)
-        if ctx is not None:
-            events = CounterMetricFamily(
-                "openivr_security_events",
-                "Wrong passwords, refusals without a check, bans and dropped floods on this node",
-                labels=["kind", "channel", "reason"],
+        if ctx is None:
+            return
+        numbers = media_numbers(ctx)
+        if metrics.workers is not None:
+            answering = [n for n in metrics.workers if n is not None]
+            for worker in answering:
+                numbers.add(worker)
+            yield GaugeMetricFamily(
+                "openivr_media_processes_answering",
+                "Media processes (--workers) that answered this scrape; the calls and media"
+                " numbers are their sum",
+                value=len(answering),
             )
-            for (kind, channel, reason), count in sorted(ctx.security.counts.items()):
-                events.add_metric([kind, channel, reason], count)
-            yield events
+        yield GaugeMetricFamily(
+            "openivr_calls_up", "Calls being routed, ringing or up on this node", numbers.calls_up
+        )
+        calls = CounterMetricFamily(
+            "openivr_calls",
+            "Calls that ended on this node (every INVITE routed or refused), by outcome",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(numbers.calls.items()):
+            calls.add_metric([outcome], count)
+        yield calls
+        rejected = CounterMetricFamily(
+            "openivr_calls_rejected",
+            "Calls refused before they were answered, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(numbers.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        if ctx.sip_server is not None or metrics.workers is not None:
+            yield from _media(numbers)
+        events = CounterMetricFamily(
+            "openivr_security_events",
+            "Wrong passwords, refusals without a check, bans and dropped floods on this node",
+            labels=["kind", "channel", "reason"],
+        )
+        for key, count in sorted(numbers.security.items()):
+            events.add_metric(key.split("|", 2), count)
+        yield events
         yield CounterMetricFamily(
             "openivr_logins_refused_busy",
             "Password checks refused because every password thread was busy (503)",
@@ -169,43 +269,37 @@ class _NodeCollector(Collector):
         )
 
 
-def _media(sip: Any) -> Iterator[Metric]:
-    clock = sip.clock
+def _media(numbers: MediaNumbers) -> Iterator[Metric]:
     buckets = [
         (str(bound), float(count))
-        for bound, count in zip(LAG_BOUNDS, clock.lag_buckets, strict=False)
+        for bound, count in zip(LAG_BOUNDS, numbers.lag_buckets, strict=True)
     ]
-    buckets.append(("+Inf", float(clock.lag_count)))
-    lag = HistogramMetricFamily(
+    buckets.append(("+Inf", float(numbers.lag_count)))
+    yield HistogramMetricFamily(
         "openivr_media_tick_lag_seconds",
         "How late the media clock's 20 ms ticks started: every call's audio is that late",
         buckets=buckets,
-        sum_value=clock.lag_sum,
+        sum_value=numbers.lag_sum,
     )
-    yield lag
     yield CounterMetricFamily(
         "openivr_media_late_ticks",
         "Media ticks that started more than 10 ms late (a stall callers hear)",
-        value=clock.late_ticks,
+        value=numbers.late_ticks,
     )
     yield CounterMetricFamily(
         "openivr_media_skipped_ticks",
         "Media ticks skipped because the loop was stalled longer than a tick",
-        value=clock.skipped_ticks,
-    )
-    errors = sip.rtp_send_errors + sum(
-        call.rtp_session.stats.send_errors for call in list(sip.calls.values())
+        value=numbers.skipped_ticks,
     )
     yield CounterMetricFamily(
         "openivr_rtp_send_errors",
         "RTP packets to callers that the system refused to send",
-        value=errors,
+        value=numbers.rtp_send_errors,
     )
-    flood = sip.flood
     yield CounterMetricFamily(
         "openivr_sip_flood_dropped",
         "New SIP requests dropped unanswered for going over their source's rate",
-        value=flood.dropped if flood is not None else 0,
+        value=numbers.flood_dropped,
     )
 
 

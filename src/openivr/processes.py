@@ -8,6 +8,13 @@ holds the GIL; in one process it delays the media clock, and a thread holding th
 loop wait up to the switch interval after each socket call (the convoy effect). In its own
 process the media loop competes only for the CPU, and the API process runs at nice +5 so the
 media side goes first on a busy core. `--workers 0` (the default) keeps one process.
+
+The API process keeps a control socket to each media process (a socket pair made at start):
+at each `/metrics` scrape and `/readyz` it asks for the process's `MediaNumbers` (calls,
+the media clock's lag, SIP listening and draining) and reports the node's sum. Stopping goes
+through all of them: the first stop signal drains every media process while the API answers
+(`/readyz` says draining) and the node exits when the last of them has, a second ends their
+calls at once.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,10 +35,17 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from openivr.context import ServerContext
+from openivr.metrics import MediaNumbers
 from openivr.settings import Settings
 
 log = logging.getLogger("openivr.processes")  # also when run as __main__
 READY = "openivr-media-ready"
+# The environment variable naming a media process's end of its control socket.
+CONTROL_FD = "OPENIVR_MEDIA_CONTROL_FD"
+# How long the API waits for a media process's numbers before calling it not answering.
+ASK_SECONDS = 2.0
+# How long a media process may take to exit once told to stop (its calls already drained).
+FINISH_SECONDS = 15.0
 # The API process's nice value relative to its media processes.
 API_NICE = 5
 
@@ -115,15 +130,28 @@ class MediaProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
+        self._control: socket.socket | None = None
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._asking = asyncio.Lock()
+        self._asked = 0
 
     async def start(self) -> None:
         """Start the process and wait until its SIP server listens; RuntimeError if it fails."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "openivr.media_main"],
-            env=environment(self.settings),
-            stdout=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads call Popen meanwhile)
-        )
+        self._close_control()
+        ours, theirs = socket.socketpair()
+        self._control = ours
+        env = environment(self.settings)
+        env[CONTROL_FD] = str(theirs.fileno())
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "openivr.media_main"],
+                env=env,
+                stdout=subprocess.PIPE,
+                pass_fds=(theirs.fileno(),),
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads call Popen meanwhile)
+            )
+        finally:
+            theirs.close()
         assert self.proc.stdout is not None
         line = await asyncio.to_thread(self.proc.stdout.readline)
         if line.decode(errors="replace").strip() != READY:
@@ -153,20 +181,99 @@ class MediaProcess:
                 log.exception("media process %d could not be restarted", self.index + 1)
             return  # start() began a new watch
 
-    async def stop(self) -> None:
-        """Ask it to drain and stop (SIGTERM), wait for it; kill it if it hangs."""
+    def _close_control(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+        elif self._control is not None:
+            self._control.close()
+        self._streams = None
+        self._control = None
+
+    async def numbers(self) -> MediaNumbers | None:
+        """What the process counts now (its calls, media clock, SIP); None if it does not
+        answer within ASK_SECONDS (starting again, stopped or busy)."""
+        async with self._asking:
+            if self._control is None or self.proc is None or self.proc.poll() is not None:
+                return None
+            self._asked += 1
+            try:
+                if self._streams is None:
+                    self._streams = await asyncio.open_connection(sock=self._control)
+                reader, writer = self._streams
+                writer.write(f"numbers {self._asked}\n".encode())
+                async with asyncio.timeout(ASK_SECONDS):
+                    while True:  # an answer too late for an earlier question is skipped
+                        asked, _, numbers = (await reader.readline()).partition(b" ")
+                        if not asked:
+                            raise ConnectionError("control socket closed")
+                        if asked == str(self._asked).encode():
+                            return MediaNumbers.from_json(numbers)
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                log.warning("media process %d did not answer: %r", self.index + 1, exc)
+                if isinstance(exc, OSError):
+                    self._close_control()
+                return None
+
+    def drain(self) -> None:
+        """Tell the process to drain (its first stop signal); a second call ends its calls."""
         self._stopping = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    async def drained(self, limit: float) -> None:
+        """Wait until the process has no call left while draining (or is gone), at most
+        `limit` seconds."""
+        deadline = time.monotonic() + limit
+        while self.proc is not None and self.proc.poll() is None:
+            numbers = await self.numbers()
+            if numbers is not None and numbers.draining and not numbers.calls_up:
+                return
+            if time.monotonic() > deadline:
+                log.error("media process %d still has calls; ending them", self.index + 1)
+                self.proc.send_signal(signal.SIGTERM)  # its second: calls end, messages kept
+                return
+            await asyncio.sleep(0.2)
+
+    async def finish(self) -> None:
+        """Stop the process (closing its control socket tells it to); kill it if it hangs."""
+        self._stopping = True
+        self._close_control()
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.send_signal(signal.SIGTERM)
-        limit = self.settings.drain_seconds + 15
         try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), limit)
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), FINISH_SECONDS)
         except TimeoutError:
-            log.error("media process %d did not stop in %.0f s; killing it", self.index + 1, limit)
+            log.error("media process %d did not stop; killing it", self.index + 1)
             proc.kill()
             await asyncio.to_thread(proc.wait)
+
+
+class MediaWorkers:
+    """A node's media processes as one: their numbers, their drain, their stop."""
+
+    def __init__(self, processes: list[MediaProcess]) -> None:
+        self.processes = processes
+        self.draining = False
+
+    async def numbers(self) -> list[MediaNumbers | None]:
+        """Each process's numbers, in order (None where one did not answer)."""
+        return list(await asyncio.gather(*(p.numbers() for p in self.processes)))
+
+    def drain(self) -> None:
+        """Every process drains (new calls 503, calls go on); called again, ends their calls."""
+        self.draining = True
+        for process in self.processes:
+            process.drain()
+
+    async def stop(self) -> None:
+        """Drain every process unless told already; when none has a call left, stop them all
+        (each keeps answering 503 until then, so a balancer never finds a port closed)."""
+        if not self.draining:
+            self.drain()
+        limit = max((p.settings.drain_seconds for p in self.processes), default=0) + 15
+        await asyncio.gather(*(p.drained(limit) for p in self.processes))
+        await asyncio.gather(*(p.finish() for p in self.processes))
 
 
 async def start_media_processes(_app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> None:
@@ -175,13 +282,11 @@ async def start_media_processes(_app: FastAPI, ctx: ServerContext, stack: AsyncE
     if settings.workers <= 0 or settings.sip_port == 0:
         return
     processes = [MediaProcess(settings, i) for i in range(settings.workers)]
-
-    async def stop_all() -> None:
-        await asyncio.gather(*(p.stop() for p in processes))
-
-    stack.push_async_callback(stop_all)
+    workers = MediaWorkers(processes)
+    stack.push_async_callback(workers.stop)
     started = time.monotonic()
     await asyncio.gather(*(p.start() for p in processes))
+    ctx.media_workers = workers
     _lower_priority()  # after the start: media processes must not inherit it
     if settings.workers > 1:
         path = Path(settings.data_dir) / f"dispatcher-{settings.node_name or 'node'}.list"

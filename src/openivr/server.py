@@ -27,6 +27,7 @@ from openivr.guard.addresses import Networks
 from openivr.guard.flood import FloodGate
 from openivr.guard.guessing import GuessPolicy
 from openivr.logs import FORMATS, AccessLog
+from openivr.processes import MediaWorkers
 from openivr.settings import Settings
 from openivr.sip import srtp
 from openivr.sip.clock import LATE_TICK
@@ -139,8 +140,9 @@ def node_context(app: ASGIApp) -> ServerContext | None:
 
 class NodeServer(uvicorn.Server):
     """uvicorn for `openivr serve`. The first stop signal (SIGTERM, Ctrl-C) drains the node's
-    calls while the API keeps answering (`/healthz` says draining); a second ends the calls at
-    once (BYE, messages kept) and stops; a third stops without waiting for anything."""
+    calls (in this process, or in every media process with --workers) while the API keeps
+    answering (`/healthz` and `/readyz` say draining); a second ends the calls at once (BYE,
+    messages kept) and stops; a third stops without waiting for anything."""
 
     def __init__(self, config: uvicorn.Config, node: ASGIApp):
         super().__init__(config)
@@ -158,26 +160,44 @@ class NodeServer(uvicorn.Server):
         """A stop signal: drain first, end calls now second, uvicorn's own handling after."""
         ctx = node_context(self.node)
         calls = ctx.calls if ctx is not None else None
+        workers = ctx.media_workers if ctx is not None else None
         loop = self._loop
-        if ctx is None or calls is None or loop is None or not self.started or self.should_exit:
+        if (
+            ctx is None
+            or (calls is None and workers is None)
+            or loop is None
+            or not self.started
+            or self.should_exit
+        ):
             super().handle_exit(sig, frame)
             return
         self.stops += 1
         if self.stops == 1:
             self._captured_signals.append(sig)  # re-raised after a clean stop, as uvicorn does
-            loop.call_soon_threadsafe(self._begin_drain, ctx, calls)
+            loop.call_soon_threadsafe(self._begin_drain, ctx, calls, workers)
         elif self.stops == 2:
             print("openivr: stopping now: ending calls (messages are kept)", file=sys.stderr)
-            loop.call_soon_threadsafe(calls.stop_now.set)
+            if calls is not None:
+                loop.call_soon_threadsafe(calls.stop_now.set)
+            if workers is not None:
+                loop.call_soon_threadsafe(workers.drain)  # their second signal
         else:
             super().handle_exit(sig, frame)
 
-    def _begin_drain(self, ctx: ServerContext, calls: CallService) -> None:
+    def _begin_drain(
+        self, ctx: ServerContext, calls: CallService | None, workers: MediaWorkers | None
+    ) -> None:
         ctx.stopping = True
+        if workers is not None:
+            workers.drain()  # the media processes drain at once, each on its own
 
         async def drain() -> None:
             try:
-                await calls.drain(ctx.settings.drain_seconds)
+                if calls is not None:
+                    await calls.drain(ctx.settings.drain_seconds)
+                if workers is not None:
+                    # The API answers (/readyz: draining) until the last call of the node ended.
+                    await workers.stop()
             except Exception:  # the node must stop all the same
                 log.exception("draining the calls failed")
             finally:

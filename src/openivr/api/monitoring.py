@@ -1,4 +1,7 @@
-"""What an operator's tools ask a node: `/readyz` (may it take traffic) and `/metrics`."""
+"""What an operator's tools ask a node: `/readyz` (may it take traffic) and `/metrics`.
+
+With media processes (`--workers N`) both ask each of them at the time (`processes.py`), so the
+API process answers for the whole node."""
 
 from __future__ import annotations
 
@@ -33,9 +36,19 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # any database failure means this node cannot serve
         problems.append(f"database: {str(exc)[:200]}")
     sip = ctx.sip_server
-    if ctx.settings.sip_port and (sip is None or not (sip.udp_port or sip.tcp_port)):
+    draining = ctx.stopping or (sip is not None and sip.draining)
+    if ctx.media_workers is not None:
+        # --workers: SIP is the media processes'; each must answer and listen.
+        for index, numbers in enumerate(await ctx.media_workers.numbers(), start=1):
+            if numbers is None:
+                problems.append(f"sip: media process {index} not answering")
+            elif not numbers.listening:
+                problems.append(f"sip: media process {index} not listening")
+            else:
+                draining = draining or numbers.draining
+    elif ctx.settings.sip_port and (sip is None or not (sip.udp_port or sip.tcp_port)):
         problems.append("sip: not listening")
-    if ctx.stopping or (sip is not None and sip.draining):
+    if draining:
         problems.append("draining")
     if problems:
         return JSONResponse(
@@ -97,4 +110,6 @@ async def metrics(request: Request) -> Response:
             media_type="text/plain",
         )
     await _read_database(ctx)
+    if ctx.media_workers is not None:
+        ctx.metrics.workers = await ctx.media_workers.numbers()
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
