@@ -10,8 +10,9 @@ import pytest
 from openivr.engine import PromptRef, StaticConfig, TimelineError, parse_timeline, simulate
 from openivr.engine.graph import graph
 from openivr.engine.routing import Reachability
-from openivr.engine.simulator import SimulationError, Transcript
+from openivr.engine.simulator import SimulationError
 from openivr.engine.timeline import TIMELINE_SCHEMA, Step
+from openivr.engine.transcript import Transcript
 from openivr.engine.validate import validate
 
 from .accounts import action, build, call_user, play

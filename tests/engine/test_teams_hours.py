@@ -15,7 +15,7 @@ from openivr.engine.events import CallStarted, PromptFinished, TransferAnswered,
 from openivr.engine.graph import graph
 from openivr.engine.hours import ScheduleConfig, instant
 from openivr.engine.routing import Reachability
-from openivr.engine.simulator import Transcript
+from openivr.engine.transcript import Transcript
 from openivr.engine.validate import validate
 
 from .accounts import ACCOUNT, ALICE_SIP, CAROL_PHNUM, OTHER_ACCOUNT, action, build, connect

@@ -15,8 +15,9 @@ from openivr.audio import tones
 from openivr.audio.wav import write_wav
 from openivr.engine.config import PromptRef, StaticConfig
 from openivr.engine.routing import Reachability
-from openivr.engine.simulator import Transcript, simulate
+from openivr.engine.simulator import simulate
 from openivr.engine.timeline import parse_timeline
+from openivr.engine.transcript import Transcript
 from openivr.settings import Settings
 from openivr.store.registrations import registered_users
 from openivr.store.snapshot import AccountSnapshot

@@ -11,8 +11,9 @@ from openivr.engine.config import (
     UserConfig,
 )
 from openivr.engine.log import LogEntry, Outcome
-from openivr.engine.simulator import Transcript, simulate
+from openivr.engine.simulator import simulate
 from openivr.engine.timeline import TimelineError, parse_timeline
+from openivr.engine.transcript import Transcript
 
 __all__ = [
     "AppConfig",

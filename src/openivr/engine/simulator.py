@@ -8,17 +8,21 @@ A team's ring follows the timeline's `team` step (who answers, who is busy); wit
 first member rung answers after 4 s. `simulate(..., at=datetime)` runs the call at that
 instant: opening hours are decided from it (the transcript's `hours` says open or closed and by
 which rule). Without it the line is open.
+
+A little over 600 lines on purpose: one run's simulated clock, prompts, recordings and rings
+share its state (`_Simulation`); what the caller does (engine/timeline.py) and what the run
+leaves (engine/transcript.py) are modules of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from math import isfinite
 from typing import Any, assert_never
 
-from openivr.engine.call import CallFlow, HoursDecision
+from openivr.engine.call import CallFlow
 from openivr.engine.commands import (
     CancelTimer,
     CollectDigits,
@@ -46,7 +50,6 @@ from openivr.engine.events import (
     TransferAnswered,
     TransferFailed,
 )
-from openivr.engine.log import LogEntry, Outcome
 from openivr.engine.routing import Reachability, route_transfer
 from openivr.engine.timeline import (
     NOBODY,
@@ -54,6 +57,13 @@ from openivr.engine.timeline import (
     Step,
     TransferResult,
     parse_timeline,
+)
+from openivr.engine.transcript import (
+    AudioSegment,
+    Transcript,
+    TranscriptEntry,
+    hours_view,
+    rounded,
 )
 
 PromptDuration = Callable[[PromptRef, str], float]
@@ -79,120 +89,6 @@ MAX_EVENTS = 10_000
 
 class SimulationError(ValueError):
     """Bad input to `simulate` (unknown app, a prompt duration that is not a number)."""
-
-
-@dataclass(slots=True)
-class TranscriptEntry:
-    """A line of the transcript: a prompt, a key and its meaning, a wait, an app entered ..."""
-
-    at: float
-    kind: str
-    text: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape."""
-        return {"at": _round(self.at), "kind": self.kind, "text": self.text, **self.data}
-
-
-@dataclass(slots=True)
-class AudioSegment:
-    """A stretch of what the caller hears: prompt, silence, beep, recording (silence), ringback."""
-
-    kind: str
-    start: float
-    duration: float
-    prompt: PromptRef | None = None
-    voice: str | None = None
-    full_duration: float | None = None  # of a prompt; more than `duration` when it was cut
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape."""
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "start": _round(self.start),
-            "duration": _round(self.duration),
-        }
-        if self.prompt is not None:
-            out["prompt"] = self.prompt.to_dict()
-            out["voice"] = self.voice
-            out["full_duration"] = _round(self.full_duration or 0.0)
-        return out
-
-
-@dataclass(slots=True)
-class Transcript:
-    """What happened in a simulated call, in order, and how it ended."""
-
-    app_id: str
-    caller: str
-    dialed: str
-    entries: list[TranscriptEntry]
-    audio: list[AudioSegment]
-    outcome: Outcome | None
-    total_seconds: float
-    log: list[LogEntry]
-    unused_steps: int = 0
-    truncated: bool = False
-    stalled: bool = False
-    at: datetime | None = None
-    hours: list[HoursDecision] = field(default_factory=list)
-
-    def of_kind(self, kind: str) -> list[TranscriptEntry]:
-        """The entries of one kind (prompt, key, app, transfer, recording ...)."""
-        return [entry for entry in self.entries if entry.kind == kind]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON shape (only str, number, bool, None, list and dict)."""
-        return {
-            "app_id": self.app_id,
-            "caller": self.caller,
-            "dialed": self.dialed,
-            "entries": [entry.to_dict() for entry in self.entries],
-            "audio": [segment.to_dict() for segment in self.audio],
-            "outcome": self.outcome.to_dict() if self.outcome is not None else None,
-            "total_seconds": _round(self.total_seconds),
-            "unused_steps": self.unused_steps,
-            "truncated": self.truncated,
-            "stalled": self.stalled,
-            "at": self.at.isoformat() if self.at is not None else None,
-            "hours": [_hours_dict(h) for h in self.hours],
-        }
-
-    def render_text(self) -> str:
-        """The transcript for a person reading it in a terminal."""
-        lines = [
-            f"Call to app {self.app_id} from {self.caller or '?'} (dialed {self.dialed or '?'})"
-            + (f" at {self.at.isoformat()}" if self.at is not None else "")
-        ]
-        for entry in self.entries:
-            label = entry.kind if entry.kind != "key" else f"key {entry.data.get('digit', '')}"
-            lines.append(f"{entry.at:8.2f}s  {label:<10} {entry.text}")
-        outcome = self.outcome
-        if outcome is None:
-            ending = "the call did not end"
-        elif outcome.kind == "transferred":
-            ending = f"transferred to {outcome.target}"
-        elif outcome.kind == "voicemail":
-            ending = f"voicemail of {outcome.voicemail_seconds:.1f} s"
-        else:
-            ending = outcome.kind.replace("_", " ")
-        lines.append(f"Outcome: {ending}, after {self.total_seconds:.2f} s")
-        if self.truncated:
-            lines.append("(stopped: too many events)")
-        if self.unused_steps:
-            lines.append(f"({self.unused_steps} timeline steps not used)")
-        return "\n".join(lines)
-
-
-def _hours_dict(decision: HoursDecision) -> dict[str, Any]:
-    return {
-        "app_id": decision.app_id,
-        "schedule_id": decision.schedule_id,
-        "open": decision.result.open,
-        "rule": decision.result.rule,
-        "local_time": decision.result.local.isoformat(),
-    }
 
 
 def estimate_prompt_duration(prompt: PromptRef, voice: str) -> float:
@@ -424,7 +320,7 @@ class _Simulation:
         self.add(
             "recording",
             f"caller recorded {duration:.1f} s (ended by {reason.replace('_', ' ')})",
-            duration=_round(duration),
+            duration=rounded(duration),
             reason=reason,
         )
         self.feed(RecordingFinished(self.now, duration, reason))
@@ -452,7 +348,7 @@ class _Simulation:
     def stop_ringback(self, ringing: _Ringing) -> None:
         self.audio.append(AudioSegment("ringback", ringing.start, self.now - ringing.start))
         self.cursor = self.now
-        ringing.entry.data["ring_seconds"] = _round(self.now - ringing.start)
+        ringing.entry.data["ring_seconds"] = rounded(self.now - ringing.start)
 
     def timer_fired(self) -> None:
         timer_id = min(self.timers, key=lambda key: (self.timers[key], key))
@@ -475,7 +371,7 @@ class _Simulation:
             if entry.digit is not None:
                 data["digit"] = entry.digit
             if entry.kind == "hours" and decided:
-                data.update(_hours_dict(self.call.hours[decided - 1]))
+                data.update(hours_view(self.call.hours[decided - 1]))
             self.entries.append(TranscriptEntry(entry.at, entry.kind, entry.text, data))
         self.logged = len(log)
         for command in commands:
@@ -532,8 +428,8 @@ class _Simulation:
             prompt_text=prompt.text,
             voice=command.voice,
             barge_in=command.barge_in,
-            duration=_round(duration),
-            full_duration=_round(duration),
+            duration=rounded(duration),
+            full_duration=rounded(duration),
             interrupted=False,
         )
         segment = AudioSegment("prompt", self.now, duration, prompt, command.voice, duration)
@@ -548,7 +444,7 @@ class _Simulation:
 
     def cut_prompt(self, playing: _Playing) -> None:
         played = self.now - playing.start
-        playing.entry.data["duration"] = _round(played)
+        playing.entry.data["duration"] = rounded(played)
         playing.entry.data["interrupted"] = True
         playing.entry.text += f", cut after {played:.1f} s"
         playing.segment.duration = played
@@ -703,7 +599,7 @@ class _Simulation:
         if gap > 1e-9:
             self.audio.append(AudioSegment("silence", self.cursor, gap))
             self.entries.append(
-                TranscriptEntry(self.cursor, "silence", f"{gap:.1f} s", {"duration": _round(gap)})
+                TranscriptEntry(self.cursor, "silence", f"{gap:.1f} s", {"duration": rounded(gap)})
             )
         self.cursor = max(self.cursor, at)
 
@@ -732,7 +628,3 @@ class _Simulation:
 def _matches(prompt: PromptRef, name: str) -> bool:
     wanted = name.strip().lower()
     return wanted in (prompt.key or "", prompt.name.lower(), prompt.prompt_id.lower())
-
-
-def _round(value: float) -> float:
-    return round(value, 3)
