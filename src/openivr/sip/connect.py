@@ -11,6 +11,10 @@ Two ways to transfer, chosen per Connector:
 Users are reached on every phone registered with the registrar (rung in parallel, first to
 answer wins), else at their SIP URI, else at their phone number through the trunk. Several
 targets (a team's members) ring at once the same way; the leg says whose phone answered.
+
+Over 600 lines for now: the bridged transfer (`_BridgedTransfer`: forks, redirects, early
+media, the bridge and its re-offers) shares `RingTarget`, `Ringback` and the connector with
+the rest; moving it to a module of its own means moving those to sip/transfer.py first.
 """
 
 from __future__ import annotations
