@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
-from openivr.delivery.webhook import SIGNATURE_HEADER, verify, webhook_key
+from openivr.delivery.email import SendError
+from openivr.delivery.webhook import (
+    SIGNATURE_HEADER,
+    PinnedTarget,
+    pinned_target,
+    post,
+    verify,
+    webhook_key,
+)
 from tests.delivery.conftest import VoicemailNode, WebhookReceiver, node_settings, run_node
 
 
@@ -97,3 +108,33 @@ def test_a_private_webhook_saved_earlier_is_not_posted_to(
         view = node.wait_state(acc, app_id, msg_id, lambda v: v["delivery_state"] == "failed")
         assert "loopback" in view["delivery"][0]["last_error"]
     assert webhook.requests == []
+
+
+def test_a_webhook_is_posted_to_the_address_that_was_checked(webhook: WebhookReceiver) -> None:
+    # The name below never resolves: the POST can only arrive if it goes to the checked
+    # address without a second lookup (a second lookup is what DNS rebinding exploits).
+    port = urlsplit(webhook.url).port
+    target = PinnedTarget(f"http://hook.invalid:{port}/hook", "127.0.0.1")
+
+    async def deliver() -> None:
+        async with httpx.AsyncClient() as client:
+            await post(client, target, b"k" * 32, "D1", {"event": "voicemail.new"})
+
+    asyncio.run(deliver())
+    [(headers, body)] = webhook.delivered()
+    assert headers["Host"] == f"hook.invalid:{port}"
+    assert json.loads(body) == {"event": "voicemail.new"}
+
+
+def test_the_address_a_webhook_is_pinned_to_is_checked_first() -> None:
+    async def pin(url: str, allow_private: bool) -> PinnedTarget:
+        return await pinned_target(url, allow_private)
+
+    with pytest.raises(SendError) as refused:
+        asyncio.run(pin("http://localhost:9/hook", False))
+    assert refused.value.refused and "loopback" in str(refused.value)
+    with pytest.raises(SendError) as unresolved:
+        asyncio.run(pin("http://hook.invalid/hook", False))
+    assert not unresolved.value.refused and "resolve" in str(unresolved.value)
+    pinned = asyncio.run(pin("http://localhost:9/hook", True))
+    assert pinned.address in ("127.0.0.1", "::1")

@@ -218,17 +218,12 @@ class DeliveryWorker:
             "delivery_id": delivery.delivery_id,
             "message": view,
         }
-        # Checked again at every send: a name may resolve elsewhere than when it was saved.
-        refusal = await webhook.target_refusal(
+        # Checked again at every send (a name may resolve elsewhere than when it was saved),
+        # and posted to the very address that was checked.
+        target = await webhook.pinned_target(
             delivery.target, self.ctx.settings.allow_private_webhooks
         )
-        if refusal is not None:
-            raise SendError(
-                f"webhook_url: {refusal} (--allow-private-webhooks allows it)", refused=True
-            )
-        await webhook.post(
-            self._http, delivery.target, self.webhook_key, delivery.delivery_id, event
-        )
+        await webhook.post(self._http, target, self.webhook_key, delivery.delivery_id, event)
 
     async def _close_attempt(self, db: AsyncSession, ident: str, outcome: str, error: str) -> None:
         latest = await db.scalar(
