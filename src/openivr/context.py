@@ -26,6 +26,7 @@ from openivr.store.audiostore import AudioStore
 from openivr.store.standing import StandingReader
 
 if TYPE_CHECKING:
+    from openivr.apps.callbacks.schema import CallbackPlacer
     from openivr.calls.driver import Transferring
     from openivr.calls.layer import CallService
     from openivr.calls.records import CallLog
@@ -61,6 +62,8 @@ class ServerContext:
     sip_server: SipServer | None = None
     call_log: CallLog | None = None
     calls: CallService | None = None
+    # Places callbacks: the calls layer here, or (with --workers) a media process through it.
+    callbacks: CallbackPlacer | None = None
     # The API process of `openivr serve --workers N`: its media processes (calls run there).
     media_workers: MediaWorkers | None = None
     # Set when the node was told to stop: calls drain, /healthz says so, the API still answers.

@@ -19,6 +19,7 @@ from openivr import __version__, console
 from openivr.api import (
     accounts,
     auth,
+    callbacks,
     calls,
     flows,
     globaldata,
@@ -60,6 +61,7 @@ ROUTED = (
     schedules,
     tts,
     calls,
+    callbacks,
     securityevents,
     globaldata,
 )

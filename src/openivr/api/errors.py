@@ -57,6 +57,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode("unsupported_media_type", 415, "The body or upload has a format not accepted."),
     ErrorCode("internal_error", 500, "An unexpected error; it is logged."),
     ErrorCode(
+        "unavailable",
+        503,
+        "The node cannot place a call now: it is stopping, its --max-calls are taken (a "
+        "callback holds two), or it runs no SIP; retry on another node or later.",
+        ("call",),
+        ("POST",),
+    ),
+    ErrorCode(
         "busy",
         503,
         "Too many password checks are queued on this node (a flood of logins); retry shortly.",

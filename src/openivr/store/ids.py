@@ -32,3 +32,8 @@ def team_id() -> str:
 def schedule_id() -> str:
     """A schedule id like SCp0w7d1n4ra."""
     return "SC" + "".join(secrets.choice(_ALNUM) for _ in range(10))
+
+
+def callback_session_id() -> str:
+    """A callback session id like CBm4k8s2x0qa (the call record's call_id too)."""
+    return "CB" + "".join(secrets.choice(_ALNUM) for _ in range(10))

@@ -1,0 +1,1 @@
+"""Callback calls: the request checked, the parties and caller ids it names."""
