@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from openivr import logs
 from openivr.api.app import create_app
+from openivr.apps.callbacks.schema import CallbackPlan, CallbackRefused
 from openivr.metrics import media_numbers
 from openivr.processes import CONTROL_FD, READY
 from openivr.server import MEDIA_LAYERS
@@ -26,15 +27,35 @@ from openivr.settings import Settings, from_environment
 log = logging.getLogger("openivr.processes")
 
 
+async def _callback(app: FastAPI, plan_json: str) -> str:
+    """Place a callback the API process checked: `ok`, or `refused <why>`."""
+    placer = app.state.ctx.callbacks
+    if placer is None:
+        return "refused this process runs no SIP"
+    try:
+        await placer.place(CallbackPlan.from_json(plan_json))
+    except CallbackRefused as exc:
+        return f"refused {exc}"
+    except (ValueError, KeyError, TypeError) as exc:
+        log.error("a callback the API process sent could not be read: %r", exc)
+        return "refused the callback could not be read"
+    return "ok"
+
+
 async def _answer(app: FastAPI, control: socket.socket, stop: asyncio.Event) -> None:
-    """Answer the API process's questions (`numbers <n>`: `<n> <MediaNumbers>`); when it
-    closes the socket (or goes), the process stops."""
+    """Answer the API process's questions (`numbers <n>`: `<n> <MediaNumbers>`; `callback <n>
+    <plan>`: `<n> ok` or `<n> refused <why>`); when it closes the socket (or goes), the
+    process stops."""
     reader, writer = await asyncio.open_connection(sock=control)
     try:
         while line := await reader.readline():
             word, _, ask = line.decode(errors="replace").strip().partition(" ")
             if word == "numbers":
                 writer.write(f"{ask} {media_numbers(app.state.ctx).to_json()}\n".encode())
+                await writer.drain()
+            elif word == "callback":
+                ask, _, plan = ask.partition(" ")
+                writer.write(f"{ask} {await _callback(app, plan)}\n".encode())
                 await writer.drain()
     except (ConnectionError, OSError):
         pass

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from openivr.apps.callbacks.schema import CallbackPlan, CallbackRefused
 from openivr.context import ServerContext
 from openivr.metrics import MediaNumbers
 from openivr.settings import Settings
@@ -192,6 +193,27 @@ class MediaProcess:
     async def numbers(self) -> MediaNumbers | None:
         """What the process counts now (its calls, media clock, SIP); None if it does not
         answer within ASK_SECONDS (starting again, stopped or busy)."""
+        answer = await self.ask("numbers")
+        if answer is None:
+            return None
+        try:
+            return MediaNumbers.from_json(answer)
+        except (ValueError, TypeError) as exc:
+            log.warning("media process %d answered no numbers: %r", self.index + 1, exc)
+            return None
+
+    async def place_callback(self, plan: CallbackPlan) -> str | None:
+        """Have the process place a callback: "" when it took it, else why not (None when it
+        does not answer)."""
+        answer = await self.ask("callback", plan.to_json())
+        if answer is None:
+            return None
+        word, _, reason = answer.decode(errors="replace").partition(" ")
+        return "" if word == "ok" else reason or "refused"
+
+    async def ask(self, question: str, payload: str = "") -> bytes | None:
+        """One question on the control socket (`<question> <n> [payload]`), its answer line
+        (`<n> <answer>`); None if the process does not answer within ASK_SECONDS."""
         async with self._asking:
             if self._control is None or self.proc is None or self.proc.poll() is not None:
                 return None
@@ -200,15 +222,16 @@ class MediaProcess:
                 if self._streams is None:
                     self._streams = await asyncio.open_connection(sock=self._control)
                 reader, writer = self._streams
-                writer.write(f"numbers {self._asked}\n".encode())
+                line = f"{question} {self._asked}{f' {payload}' if payload else ''}\n"
+                writer.write(line.encode())
                 async with asyncio.timeout(ASK_SECONDS):
                     while True:  # an answer too late for an earlier question is skipped
-                        asked, _, numbers = (await reader.readline()).partition(b" ")
+                        asked, _, answer = (await reader.readline()).partition(b" ")
                         if not asked:
                             raise ConnectionError("control socket closed")
                         if asked == str(self._asked).encode():
-                            return MediaNumbers.from_json(numbers)
-            except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                            return answer.rstrip(b"\n")
+            except (OSError, TimeoutError) as exc:
                 log.warning("media process %d did not answer: %r", self.index + 1, exc)
                 if isinstance(exc, OSError):
                     self._close_control()
@@ -250,11 +273,29 @@ class MediaProcess:
 
 
 class MediaWorkers:
-    """A node's media processes as one: their numbers, their drain, their stop."""
+    """A node's media processes as one: their numbers, their callbacks, their drain, their stop."""
 
     def __init__(self, processes: list[MediaProcess]) -> None:
         self.processes = processes
         self.draining = False
+        self._next = 0  # the process the next callback is offered to first
+
+    async def place(self, plan: CallbackPlan) -> None:
+        """Place a callback on one of the processes, taking turns; a process that is full or
+        does not answer passes it to the next. CallbackRefused when none takes it."""
+        if self.draining:
+            raise CallbackRefused("this node is stopping and places no new calls; retry elsewhere")
+        count = len(self.processes)
+        reason = "no media process answered"
+        for i in range(count):
+            process = self.processes[(self._next + i) % count]
+            refused = await process.place_callback(plan)
+            if refused == "":
+                self._next = (self._next + i + 1) % count
+                return
+            if refused is not None:
+                reason = refused
+        raise CallbackRefused(reason)
 
     async def numbers(self) -> list[MediaNumbers | None]:
         """Each process's numbers, in order (None where one did not answer)."""
@@ -287,6 +328,7 @@ async def start_media_processes(_app: FastAPI, ctx: ServerContext, stack: AsyncE
     started = time.monotonic()
     await asyncio.gather(*(p.start() for p in processes))
     ctx.media_workers = workers
+    ctx.callbacks = workers  # callbacks are placed by the media processes, in turn
     _lower_priority()  # after the start: media processes must not inherit it
     if settings.workers > 1:
         path = Path(settings.data_dir) / f"dispatcher-{settings.node_name or 'node'}.list"

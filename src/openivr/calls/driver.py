@@ -53,6 +53,7 @@ class TransferRequest:
     members: tuple[str, ...] = ()
     skip_busy: bool = False
     attempt: int = 0
+    bridge: bool = False  # bridged even with --transfer-mode refer (a callback's second leg)
 
 
 class Transferring(Protocol):

@@ -15,6 +15,7 @@ import numpy as np
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from openivr.calls.callback import CallbackService
 from openivr.calls.driver import CallDriver, TransferRequest, Transferring
 from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, resolve
@@ -110,7 +111,7 @@ class TransferService:
         if request.kind == "team":
             targets: list[TransferTarget] = []
             for member in request.members:
-                target, status, detail = await self._route("user", member)
+                target, status, detail = await self.route("user", member)
                 if target is None:
                     refused[member] = (status, detail)
                 else:
@@ -120,7 +121,7 @@ class TransferService:
                 entry = self._record(request, leg.finish("unreachable"), refused)
                 return entry | {"detail": "no member can be rung now"}
         else:
-            target, status, detail = await self._route(kind, value)
+            target, status, detail = await self.route(kind, value)
             if target is None:
                 leg = TransferLeg(f"{kind}:{value}", "", status, started_at=datetime.now(UTC))
                 return self._record(request, leg.finish(status)) | {"detail": detail}
@@ -148,7 +149,7 @@ class TransferService:
             request.caller_id,
             answered,
             timeout=request.ring_seconds,
-            bridge=request.team_id is not None,
+            bridge=request.team_id is not None or request.bridge,
             on_winner=heard,
         )
         if answered_by:
@@ -157,7 +158,7 @@ class TransferService:
                 del self.on_call[answered_by]
         return self._record(request, leg, refused)
 
-    async def _route(self, kind: str, value: str) -> tuple[TransferTarget | None, LegStatus, str]:
+    async def route(self, kind: str, value: str) -> tuple[TransferTarget | None, LegStatus, str]:
         """Where a user, number or address rings now (`route_transfer` with this node's trunk
         and the phones registered now); None, the status and why when it cannot be rung."""
         user: UserConfig | None = None
@@ -242,6 +243,7 @@ class CallService:
         self.calls = calls
         self.transfer: Transferring | None = None
         self.server: SipServer | None = None
+        self.callbacks: CallbackService | None = None
         self.drivers: dict[str, CallDriver] = {}
         self.stop_now = asyncio.Event()  # a second stop signal: end the calls now
         # Apps know their own sip_address: a call to it enters the app without leaving the node.
@@ -360,6 +362,8 @@ class CallService:
         drivers = list(self.drivers.values())
         for driver in drivers:
             driver.end(ENDING_REASON, at_once=True)
+        if self.callbacks is not None:
+            await self.callbacks.end_all()
         if self.server is not None:
             for call in list(self.server.calls.values()):
                 if call.call_id not in self.drivers and not call.ended:
@@ -457,8 +461,12 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         mode="refer" if settings.transfer_mode == "refer" else "bridge",
         registrar=registrar,
     )
-    ctx.transfer = service.transfer = TransferService(ctx, connector)
+    transfers = TransferService(ctx, connector)
+    ctx.transfer = service.transfer = transfers
     service.server = server
+    ctx.callbacks = service.callbacks = CallbackService(
+        ctx, calls, transfers, server, service.snapshots
+    )
     try:
         await server.start()
     except OSError as exc:

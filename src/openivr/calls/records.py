@@ -54,6 +54,7 @@ class CallNotes:
     held: bool = False
     ended: SipCallRecord | None = None
     row: dict[str, Any] | None = None  # the row written when the call started
+    ended_by: str = ""  # who ended it, when the SIP layer's side does not say (a callback)
 
 
 def _security(record: SipCallRecord) -> dict[str, str]:
@@ -170,7 +171,7 @@ class CallLog:
             "detail": notes.detail | {"reason": record.reason} | _security(record),
             "transfers": notes.transfers,
             "sip_status": record.status,
-            "ended_by": record.ended_by,
+            "ended_by": notes.ended_by or record.ended_by,
             "started_at": record.started_at,
             "answered_at": record.answered_at,
             "ended_at": record.ended_at,
@@ -183,7 +184,7 @@ class CallLog:
             record.caller or "?",
             record.dialed or "?",
             notes.apps[-1] if notes.apps else "-",
-            record.ended_by,
+            notes.ended_by or record.ended_by,
             seconds,
             extra={"call_id": record.call_id},
         )

@@ -331,6 +331,18 @@ def default_standard_prompt(app: AppConfig, key: str) -> PromptRef | None:
     return None
 
 
+def system_prompt(config: CallConfig, account_id: str, key: str) -> tuple[PromptRef, str] | None:
+    """A system message of the account (its sysprompt app's standard prompt `key`: a recorded
+    message, else the default) and the voice it is spoken in; None without a sysprompt app."""
+    app = config.sysprompt_app(account_id)
+    if app is None or app.account_id != account_id:
+        return None
+    found = config.standard_prompt(app.app_id, key)
+    if found is None or found.account_id != account_id:
+        found = default_standard_prompt(app, key)
+    return (found, app.voice or "en") if found is not None else None
+
+
 class StaticConfig:
     """An in-memory `CallConfig` holding any number of accounts (tests, simulator, bench).
 

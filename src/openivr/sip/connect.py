@@ -12,9 +12,8 @@ Users are reached on every phone registered with the registrar (rung in parallel
 answer wins), else at their SIP URI, else at their phone number through the trunk. Several
 targets (a team's members) ring at once the same way; the leg says whose phone answered.
 
-Over 600 lines for now: the bridged transfer (`_BridgedTransfer`: forks, redirects, early
-media, the bridge and its re-offers) shares `RingTarget`, `Ringback` and the connector with
-the rest; moving it to a module of its own means moving those to sip/transfer.py first.
+Where a call rings and how its places ring at once (forks, redirects, the trunk's digest)
+is forks.py's, shared with the callbacks' legs (placed.py).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import inspect
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -32,21 +31,15 @@ from typing import TYPE_CHECKING, Literal
 from openivr.audio import g711, tones
 from openivr.sip.bridge import MediaBridge
 from openivr.sip.call import MediaCall
+from openivr.sip.forks import Forks, RingTarget
 from openivr.sip.media import RtpSession
-from openivr.sip.message import NameAddress, SipParseError, SipRequest, SipResponse, SipUri
+from openivr.sip.message import SipParseError, SipRequest, SipResponse, SipUri
 from openivr.sip.refer import refer
 from openivr.sip.rtp import RtpPacket
-from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError, SessionDescription, negotiate
+from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError
 from openivr.sip.server import SipServer
-from openivr.sip.srtp import SdesKey, SrtpMode, SrtpRefused, agree, secure, unsecure
-from openivr.sip.transfer import (
-    Interrupted,
-    LegStatus,
-    ReplyWait,
-    TransferLeg,
-    TransferTarget,
-    status_for,
-)
+from openivr.sip.srtp import SdesKey, SrtpRefused, secure, unsecure
+from openivr.sip.transfer import TransferLeg, TransferTarget
 from openivr.sip.transport import TransportName
 from openivr.sip.uac import OutgoingCall
 
@@ -55,23 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# 3xx answers followed per transfer, so a redirect loop ends.
-MAX_REDIRECTS = 5
-
 OnAnswer = Callable[[], Awaitable[None] | None]
-
-
-@dataclass(frozen=True)
-class RingTarget:
-    """One place a transfer rings: the INVITE's Request-URI and the address it goes to."""
-
-    uri: str
-    address: tuple[str, int]
-    via_trunk: bool = False
-    # TCP/TLS: the URI says ;transport=tcp/tls (or is sips:), or the phone registered so.
-    transport: TransportName = "UDP"
-    route: list[str] = field(default_factory=list)  # a registered phone's Path
-    owner: str = ""  # the user whose phone this is (several targets rung at once)
 
 
 def _sip_uri(text: str, what: str) -> SipUri:
@@ -102,14 +79,6 @@ def _transport(uri: SipUri) -> TransportName:
     if uri.scheme == "sips" or asked == "tls":
         return "TLS"
     return "TCP" if asked == "tcp" else "UDP"
-
-
-def _host_of(uri: str) -> str | None:
-    """The host a URI names (a TLS peer's certificate must name it), None if unreadable."""
-    try:
-        return SipUri.parse(uri).host or None
-    except SipParseError:
-        return None
 
 
 @lru_cache(maxsize=2)
@@ -189,7 +158,8 @@ class Connector:
             raise OSError(f"{uri.host} has no IPv4 address")
         return str(infos[0][4][0]), port
 
-    async def _direct(self, text: str) -> RingTarget:
+    async def direct(self, text: str) -> RingTarget:
+        """Where a SIP address is rung (ValueError when it is no SIP URI we can call)."""
         uri = _sip_uri(text, "transfer target")
         return RingTarget(str(uri), await self._address(uri), transport=_transport(uri))
 
@@ -209,7 +179,7 @@ class Connector:
     async def ring_targets(self, target: TransferTarget) -> list[RingTarget] | None:
         """Where to ring for a target; None when it needs the trunk and there is none."""
         if target.kind == "sip":
-            return [replace(await self._direct(target.value), owner=target.owner)]
+            return [replace(await self.direct(target.value), owner=target.owner)]
         if target.kind == "phnum":
             trunk = await self._via_trunk(target.value)
             return None if trunk is None else [replace(trunk, owner=target.owner)]
@@ -221,7 +191,7 @@ class Connector:
                 for p in phones
             ]
         if not found and target.user_sip_uri:
-            found = [await self._direct(target.user_sip_uri)]
+            found = [await self.direct(target.user_sip_uri)]
         elif not found and target.user_phnum:
             trunk = await self._via_trunk(target.user_phnum)
             if trunk is None:
@@ -302,15 +272,6 @@ class Connector:
         return await transfer.run(on_answer)
 
 
-@dataclass
-class _Fork:
-    call: OutgoingCall
-    ring_target: RingTarget
-    final: int = 0
-    bye: asyncio.Event = field(default_factory=asyncio.Event)
-    srtp: SrtpMode = "off"  # what our offer to this place said about SRTP
-
-
 class _BridgedTransfer:
     """One bridged transfer from INVITE to the last BYE."""
 
@@ -325,16 +286,13 @@ class _BridgedTransfer:
     ) -> None:
         self.connector = connector
         self.ring_time = ring_time
-        self.winner: OutgoingCall | None = None
         self.on_winner: Callable[[str], None] | None = None
         self.server = connector.server
         self.call = call
         self.leg = leg
         self.ring_targets = ring_targets
         self.caller_id = caller_id
-        self.queue: asyncio.Queue[tuple[OutgoingCall, SipResponse | None]] = asyncio.Queue()
-        self.redirects = 0
-        self.forks: dict[OutgoingCall, _Fork] = {}
+        self.forks: Forks | None = None
         self.session: RtpSession | None = None
         # What the target's leg runs on now: its answer, then its re-offers (hold, resume).
         self.agreement: MediaAgreement | None = None
@@ -350,96 +308,10 @@ class _BridgedTransfer:
             self._cleanup()
 
     async def _open_media(self) -> LocalSession:
-        server = self.server
-        session = RtpSession(
-            self.call.codec, 0, 101, ("127.0.0.1", 9), on_audio=_ignore, on_event=_ignore
-        )
-        session.sending = False  # nothing to send until the target answers
-        await session.open(server.ports.bind(server.config.host))
+        session, self.local = await open_leg_media(self.server, self.call.codec, self.ring_targets)
         self.session = session
         self.bridge = MediaBridge(self.call.rtp_session, session)
-        # The first place rung decides the media address we offer (all share one session).
-        towards = self.ring_targets[0].address if self.ring_targets else ("127.0.0.1", 9)
-        key = SdesKey.new() if server.config.srtp != "off" else None
-        self.local = LocalSession(server.address_for(towards), session.local_port, key=key)
         return self.local
-
-    async def _start_forks(self, local: LocalSession) -> None:
-        for ring_target in self.ring_targets:
-            await self._start_fork(ring_target, local)
-
-    async def _start_fork(
-        self, ring_target: RingTarget, local: LocalSession, *, insist: bool = False
-    ) -> OutgoingCall | None:
-        """INVITE one place (offering only SRTP when `insist`); None when it cannot even be
-        connected to."""
-        server = self.server
-        # SRTP keys go only over TLS; with --srtp require a place reached otherwise is not rung.
-        srtp: SrtpMode = server.config.srtp if ring_target.transport == "TLS" else "off"
-        if insist and srtp != "off":
-            srtp = "require"
-        if server.config.srtp == "require" and srtp == "off":
-            log.warning(
-                "transfer to %s: not rung: SRTP is required and it is reached over %s, not TLS",
-                ring_target.uri,
-                ring_target.transport,
-            )
-            return None
-        from_host = server.address_for(ring_target.address)
-        trunk = self.connector.trunk
-        if ring_target.via_trunk and trunk is not None:
-            from_host = trunk.host  # trunks expect their own domain in From
-        try:
-            if ring_target.transport != "UDP":
-                # Over TLS the certificate must name the host we call (the trunk's, the URI's).
-                peer = await server.transports.stream_peer(
-                    ring_target.transport,
-                    ring_target.address,
-                    server_hostname=_host_of(ring_target.uri),
-                )
-            else:
-                peer = server.udp_peer(ring_target.address)
-        except OSError as exc:  # this place is unreachable; others may ring
-            log.info("transfer to %s: cannot connect: %s", ring_target.uri, exc)
-            return None
-        outgoing = OutgoingCall(
-            server.core,
-            ring_target.uri,
-            peer,
-            route=ring_target.route,
-            caller_id=self.caller_id,
-            from_host=from_host,
-            sdp=local.offer(self.call.codec, srtp=srtp),
-            listener=lambda c, r: self.queue.put_nowait((c, r)),
-        )
-        fork = _Fork(outgoing, ring_target, srtp=srtp)
-        outgoing.on_bye = fork.bye.set
-        self.forks[outgoing] = fork
-        outgoing.send_invite()
-        return outgoing
-
-    async def _follow_redirect(
-        self, response: SipResponse, local: LocalSession
-    ) -> OutgoingCall | None:
-        """A 3xx: ring the first sip: Contact it names instead (a few hops at most)."""
-        if self.redirects >= MAX_REDIRECTS:
-            log.info("transfer to %s: more than %d redirects", self.leg.uri, MAX_REDIRECTS)
-            return None
-        for contact in response.headers.get_all("Contact"):
-            try:
-                uri = NameAddress.parse(contact).uri
-                ring_target = await self.connector._direct(uri)
-            except (SipParseError, ValueError, OSError) as exc:
-                log.info(
-                    "transfer to %s: redirect to %r not followed: %s", self.leg.uri, contact, exc
-                )
-                continue
-            self.redirects += 1
-            log.info("transfer to %s: redirected (%d) to %s", self.leg.uri, response.status, uri)
-            outgoing = await self._start_fork(ring_target, local)
-            if outgoing is not None:
-                return outgoing
-        return None
 
     async def _run(self, on_answer: OnAnswer | None) -> TransferLeg:
         call, leg = self.call, self.leg
@@ -453,8 +325,13 @@ class _BridgedTransfer:
         else:
             call.stop_playing()
             self.ringback.start()
-        await self._start_forks(local)
-        winner = await self._ring(local)
+        forks = self.forks = Forks(
+            self.connector, leg, self.ring_targets, self.caller_id, call.codec, local
+        )
+        forks.on_winner = self.on_winner
+        forks.on_provisional = self._early_media
+        await forks.start()
+        winner = await forks.ring(call, self.ring_time)
         if winner is None:
             return leg
         return await self._bridged(winner, local, on_answer)
@@ -464,8 +341,9 @@ class _BridgedTransfer:
             return
         if response.status != 183 or response.content_type != "application/sdp":
             return
+        assert self.forks is not None
         try:
-            agreement = self._agreed(self._fork_of(response), response.body)
+            agreement = self.forks.agreed(self.forks.fork_of(response), response.body)
         except (SdpError, SrtpRefused):
             return
         self._apply(agreement)
@@ -478,120 +356,18 @@ class _BridgedTransfer:
             self.call.clock.remove(self.call.rtp_session)
             self.caller_unclocked = True
 
-    def _fork_of(self, response: SipResponse) -> _Fork | None:
-        return next((f for o, f in self.forks.items() if o.call_id == response.call_id), None)
-
-    def _agreed(self, fork: _Fork | None, body: bytes) -> MediaAgreement:
-        """The target's SDP as our agreement with it, SRTP decided as our offer said;
-        SdpError or SrtpRefused when it cannot be used."""
-        agreement = negotiate(SessionDescription.parse(body))
-        offered = fork.srtp if fork is not None else "off"
-        if offered == "off" and agreement.profile.startswith("RTP/S"):
-            raise SrtpRefused("SRTP answered to an offer without it")
-        theirs = agree(agreement.profile, agreement.srtp, offered, offered != "off", what="answer")
-        return replace(agreement, srtp=theirs)
-
     def _apply(self, agreement: MediaAgreement) -> None:
         assert self.session is not None
-        session = self.session
-        if agreement.srtp is not None and self.local is not None and self.local.key:
-            secure(session, self.local.key, agreement.srtp)
-        else:
-            unsecure(session)
-        session.codec = agreement.codec
-        session.payload_type = agreement.payload_type
-        session.event_payload_type = agreement.event_payload_type
-        session.remote = (agreement.remote_address, agreement.remote_port)
-        session.sending = agreement.may_send
+        apply_agreement(self.session, agreement, self.local)
         self.agreement = agreement
-
-    async def _ring(self, local: LocalSession) -> OutgoingCall | None:
-        """Wait for the first answer; None when every fork failed, time ran out or caller left."""
-        pending = set(self.forks)
-        credentials = self.connector.trunk_user
-        async with ReplyWait(self.call, self.ring_time) as wait:
-            while pending:
-                got = await wait.next(self.queue)
-                if isinstance(got, Interrupted):
-                    for outgoing in pending:
-                        outgoing.cancel()
-                    if got is Interrupted.CALLER_LEFT:
-                        log.info("transfer to %s: the caller hung up while it rang", self.leg.uri)
-                        self.leg.finish("cancelled", 487, by="caller")
-                    else:
-                        heard = any(o.responded for o in pending)
-                        status: LegStatus = "no_answer" if heard else "unreachable"
-                        self.leg.finish(status, 408 if heard else 0)
-                    return None
-                outgoing, response = got
-                if outgoing not in pending:
-                    continue
-                if response is None:
-                    pending.discard(outgoing)  # timer B: no response at all
-                    continue
-                if response.status < 200:
-                    self._early_media(response)
-                    continue
-                if response.status < 300:
-                    for other in pending - {outgoing}:
-                        other.cancel()
-                    self.leg.uri = outgoing.uri
-                    self.winner = outgoing
-                    self.leg.answered_by = self.forks[outgoing].ring_target.owner
-                    if self.on_winner is not None:
-                        self.on_winner(self.leg.answered_by)
-                    return outgoing
-                fork = self.forks[outgoing]
-                if 300 <= response.status < 400:
-                    pending.discard(outgoing)
-                    redirected = await self._follow_redirect(response, local)
-                    if redirected is not None:
-                        pending.add(redirected)
-                        continue
-                    fork.final = response.status
-                    continue
-                if (
-                    response.status in (401, 407)
-                    and credentials
-                    and fork.ring_target.via_trunk
-                    and outgoing.authenticate(response, credentials, self.connector.trunk_password)
-                ):
-                    continue
-                if response.status in (401, 407):
-                    outgoing.abandon()
-                if response.status == 488 and fork.srtp == "offer":
-                    # A phone set to SRTP only refuses SRTP proposed in RTP/AVP: ask in RTP/SAVP.
-                    pending.discard(outgoing)
-                    again = await self._start_fork(fork.ring_target, local, insist=True)
-                    if again is not None:
-                        pending.add(again)
-                        continue
-                fork.final = response.status
-                pending.discard(outgoing)
-        self._fail()
-        return None
-
-    def _fail(self) -> None:
-        codes = [f.final for f in self.forks.values() if f.final]
-        if not codes:
-            log.info("transfer to %s: no response (unreachable)", self.leg.uri)
-            self.leg.finish("unreachable")
-            return
-        statuses = [status_for(c) for c in codes]
-        for wanted in ("busy", "no_answer", "rejected"):
-            if wanted in statuses:
-                code = codes[statuses.index(wanted)]
-                log.info("transfer to %s: %s (%s)", self.leg.uri, wanted, code)
-                self.leg.finish(wanted, code)
-                return
 
     async def _bridged(
         self, winner: OutgoingCall, local: LocalSession, on_answer: OnAnswer | None
     ) -> TransferLeg:
-        call, leg = self.call, self.leg
-        assert winner.answer is not None and self.bridge is not None
+        call, leg, forks = self.call, self.leg, self.forks
+        assert winner.answer is not None and self.bridge is not None and forks is not None
         try:
-            agreement = self._agreed(self.forks[winner], winner.answer.body)
+            agreement = forks.agreed(forks.forks[winner], winner.answer.body)
         except (SdpError, SrtpRefused) as exc:
             log.warning("transfer to %s: unusable SDP answer: %s", winner.uri, exc)
             winner.bye()
@@ -611,7 +387,7 @@ class _BridgedTransfer:
             # what we now do (a=recvonly to a hold with a=sendonly).
             if request.body:
                 try:
-                    self._apply(self._agreed(self.forks[winner], request.body))
+                    self._apply(forks.agreed(forks.forks[winner], request.body))
                 except (SdpError, SrtpRefused):
                     pass  # keep what the leg runs on
             return local.answer(self.agreement or agreement)
@@ -626,7 +402,7 @@ class _BridgedTransfer:
                     await result
             except Exception:
                 log.exception("on_answer hook failed for transfer to %s", winner.uri)
-        fork = self.forks[winner]
+        fork = forks.forks[winner]
         ended = asyncio.ensure_future(call.wait_ended())
         target_bye = asyncio.ensure_future(fork.bye.wait())
         try:
@@ -643,39 +419,13 @@ class _BridgedTransfer:
         winner.bye()
         return leg.hung_up("caller")
 
-    def _places(self) -> list[dict[str, object]]:
-        """How each place rung went, in the order rung."""
-        places: list[dict[str, object]] = []
-        for outgoing, fork in self.forks.items():
-            if outgoing is self.winner and self.leg.status == "answered":
-                status: LegStatus = "answered"
-            elif fork.final:
-                status = status_for(fork.final)
-            elif self.winner is not None:
-                status = "cancelled"  # another place answered first
-            else:
-                status = self.leg.status
-            places.append(
-                {
-                    "owner": fork.ring_target.owner,
-                    "uri": outgoing.uri,
-                    "status": status,
-                    "sip_code": fork.final,
-                }
-            )
-        return places
-
     def _cleanup(self) -> None:
-        self.leg.rung = self._places()
+        if self.forks is not None:
+            self.forks.close()
         if self.session is not None:
             self.leg.packets_to_target = self.session.stats.packets_sent
             self.leg.packets_from_target = self.session.stats.packets_received
             self.leg.target_rtp = self.session.stats
-        for outgoing in self.forks:
-            if outgoing.state == "confirmed" and self.leg.status != "answered":
-                outgoing.bye()  # answered but the transfer did not go on with it
-            elif outgoing.state in ("calling", "early"):
-                outgoing.cancel()
         self.call.key_sink = None
         self.ringback.stop()
         if self.bridge is not None:
@@ -684,3 +434,32 @@ class _BridgedTransfer:
             self.session.close()
         if self.caller_unclocked and not self.call.ended:
             self.call.clock.add(self.call.rtp_session)  # back to the menu's audio
+
+
+async def open_leg_media(
+    server: SipServer, codec: g711.Codec, ring_targets: list[RingTarget]
+) -> tuple[RtpSession, LocalSession]:
+    """A media session for a call we place, silent until it is answered, and our SDP for it
+    (OSError when no RTP port is free)."""
+    session = RtpSession(codec, 0, 101, ("127.0.0.1", 9), on_audio=_ignore, on_event=_ignore)
+    session.sending = False  # nothing to send until the far end answers
+    await session.open(server.ports.bind(server.config.host))
+    # The first place rung decides the media address we offer (all share one session).
+    towards = ring_targets[0].address if ring_targets else ("127.0.0.1", 9)
+    key = SdesKey.new() if server.config.srtp != "off" else None
+    return session, LocalSession(server.address_for(towards), session.local_port, key=key)
+
+
+def apply_agreement(
+    session: RtpSession, agreement: MediaAgreement, local: LocalSession | None
+) -> None:
+    """Run a placed call's media as the far end's answer (or re-offer) says."""
+    if agreement.srtp is not None and local is not None and local.key:
+        secure(session, local.key, agreement.srtp)
+    else:
+        unsecure(session)
+    session.codec = agreement.codec
+    session.payload_type = agreement.payload_type
+    session.event_payload_type = agreement.event_payload_type
+    session.remote = (agreement.remote_address, agreement.remote_port)
+    session.sending = agreement.may_send

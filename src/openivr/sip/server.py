@@ -164,6 +164,8 @@ class SipServer:
         # RTP packets the system refused to send, of calls that have ended (for /metrics).
         self.rtp_send_errors = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Slots of --max-calls held by calls this node places on its own (a callback's legs).
+        self.placed_calls = 0
 
     @property
     def transactions(self) -> TransactionTable:
@@ -218,8 +220,20 @@ class SipServer:
 
     @property
     def active_calls(self) -> int:
-        """Calls being routed, ringing or up."""
-        return self.dialogs.calls_in_progress
+        """Calls being routed, ringing or up, and the slots of calls we place ourselves."""
+        return self.dialogs.calls_in_progress + self.placed_calls
+
+    def reserve(self, count: int) -> bool:
+        """Hold `count` of --max-calls for calls we place (False, holding none, when they are
+        not free)."""
+        if self.active_calls + count > self.config.max_calls:
+            return False
+        self.placed_calls += count
+        return True
+
+    def release(self, count: int) -> None:
+        """Give back slots `reserve` held."""
+        self.placed_calls = max(0, self.placed_calls - count)
 
     async def start(self) -> None:
         """Bind the UDP, TCP and TLS listeners (port 0 picks a free port; see udp_port,

@@ -12,12 +12,9 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from openivr.sip.media import RtpStats
-
-if TYPE_CHECKING:
-    from openivr.sip.call import MediaCall
 
 TargetKind = Literal["sip", "phnum", "user"]
 LegStatus = Literal[
@@ -26,6 +23,14 @@ LegStatus = Literal[
 EndedBy = Literal["caller", "target", ""]
 
 T = TypeVar("T")
+
+
+class Ending(Protocol):
+    """What a wait for the far end gives up for: a caller's call (it hangs up), a callback
+    session (ended by the node)."""
+
+    async def wait_ended(self) -> None:
+        """Return once it is over."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class ReplyWait:
     deadline for the whole wait, set when it starts). A message that arrives together with the
     hang-up is still taken."""
 
-    def __init__(self, call: MediaCall, timeout: float) -> None:
+    def __init__(self, call: Ending, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._deadline = loop.time() + timeout
