@@ -1,6 +1,7 @@
 """The hosted service's published Python SDK (`sonetel` on PyPI) against a real `openivr serve`,
-with only its base URL changed: every operation it offers for auth, account, users, voice apps
-and phone numbers reports success where it worked and failure where it should fail.
+with only its base URL changed: every operation it offers for auth, account, users, voice apps,
+phone numbers and callback calls reports success where it worked and failure where it should
+fail.
 
 The SDK answers `{"status": "unknown"}` for any 2xx but 200 and parses bodies only on 200, so
 these tests are also what holds the node to HTTP 200 on every success.
@@ -9,12 +10,16 @@ these tests are also what holds the node to HTTP 200 on every success.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sonetel
 from sonetel import _constants
 
+from tests.calls.conftest import rtp_range, wait_for
+from tests.calls.test_callbacks import MediaPeer, Trunk
+from tests.conftest import free_port
 from tests.node_process import Node, serving_node
 
 EMAIL = "owner-server@example.com"  # the account serving_node creates
@@ -152,3 +157,43 @@ def node_post(node: Node, path: str, body: dict[str, Any]) -> Any:
     )
     assert r.status_code == 200, r.text
     return r.json()["response"]
+
+
+def test_callback(tmp_path: Path) -> None:
+    """The SDK's callback on a node that places calls (two media processes, as `--workers 2`
+    runs them) through a SIPp trunk: both phones answer, talk, and the second hangs up."""
+    trunk_port = free_port()
+    first, second = MediaPeer(700.0), MediaPeer(1300.0)
+    flags = (
+        "--sip-port", str(free_port()), "--rtp-ports", rtp_range(), "--workers", "2",
+        "--sip-trunk", f"sip:127.0.0.1:{trunk_port}",
+    )  # fmt: skip
+    with serving_node(tmp_path, *flags, name="callback") as running:
+        patch = pytest.MonkeyPatch()
+        patch.setattr(_constants, "API_URI_BASE", running.base_url)
+        patch.setattr(
+            _constants, "API_URI_AUTH", running.base_url + "/SonetelAuth/beta/oauth/token"
+        )
+        trunk = Trunk(tmp_path, trunk_port, [(first.port, "talk"), (second.port, "hang")])
+        try:
+            token = sonetel.Auth("owner-callback@example.com", PASSWORD).get_access_token()
+            calls = sonetel.Call(token)
+            answer = calls.callback("+46701000001", "+46701000002")
+            assert answer["statusCode"] == 202 and answer["status"] == "success", answer
+            session = answer["response"]["session_id"]
+            failed(calls.callback("+46701000001", "hello"), "invalid_field")
+            failed(calls.callback("+46701000001", "+46701000002", cli1="+1555"), "invalid_field")
+            assert calls.callback("", "+46701000002")["status"] == "failed"  # the SDK's own check
+            trunk.finish()
+        finally:
+            first.stop(), second.stop()
+            patch.undo()
+
+        def record() -> Any:
+            rows = running.get(f"/account/{running.account_id}/call")
+            return next((r for r in rows if r["call_id"] == session and r["end_time"]), None)
+
+        call = wait_for(record, timeout=30)
+    assert call["outcome"] == "connected" and call["ended_by"] == "call2", call
+    assert [leg["status"] for leg in call["transfers"]] == ["answered", "answered"]
+    assert call["detail"]["app_id"].startswith("PythonSonetelPackage__")
