@@ -38,16 +38,7 @@ def with_default_texts(snapshot: AccountSnapshot, sounds: PromptSounds) -> Stati
         if ref.text is None and ref.key:
             ref = replace(ref, text=sounds.text(snapshot, ref, _voice_of(snapshot, ref)))
         prompts.append(ref)
-    users = list(cfg.users.values())
-    return StaticConfig(
-        cfg.apps.values(),
-        users,
-        prompts,
-        cfg.message_counts,
-        cfg.teams.values(),
-        cfg.schedules.values(),
-        cfg.last_answered_by,
-    )
+    return cfg.with_prompts(prompts)
 
 
 async def reachability_now(db: AsyncSession, settings: Settings, account_id: str) -> Reachability:

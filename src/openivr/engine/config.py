@@ -393,6 +393,22 @@ class StaticConfig:
         }
         self.last_answered_by: dict[str, str] = dict(last_answered or {})
 
+    def with_prompts(self, prompts: Iterable[PromptRef]) -> StaticConfig:
+        """The same configuration (apps, users, teams, schedules, counts) with other prompts.
+
+        Every field given to __init__ is passed on here, next to it, so a copy never silently
+        loses a part of the account (the simulator once lost its teams and schedules this way).
+        """
+        return StaticConfig(
+            self.apps.values(),
+            self.users.values(),
+            prompts,
+            self.message_counts,
+            self.teams.values(),
+            self.schedules.values(),
+            self.last_answered_by,
+        )
+
     def app(self, app_id: str) -> AppConfig | None:
         """The voice app with this id."""
         return self.apps.get(app_id)
