@@ -261,6 +261,13 @@ def test_validate_and_graph_see_the_opening_hours(server: RunningServer) -> None
     codes = {p["code"] for p in found["problems"]}
     assert {"schedule_never_open", "closed_action_reaches_nothing"} <= codes
     drawn = c.get(f"{base}/voiceapp/{menu['app_id']}/graph", headers=h).json()["response"]
-    assert {"source": f"app:{menu['app_id']}", "target": "hangup", "label": "closed (Never)"} in (
-        drawn["edges"]
-    )
+    closed = {
+        "source": f"app:{menu['app_id']}",
+        "target": "hangup",
+        "label": "closed (Never)",
+        "branch": "closed",
+    }
+    assert closed in drawn["edges"]
+    # The menu's keys are what callers get while it is open.
+    keys = [e for e in drawn["edges"] if e["source"] == closed["source"] and e != closed]
+    assert keys and {e["branch"] for e in keys} == {"open"}

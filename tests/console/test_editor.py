@@ -186,3 +186,89 @@ def test_leaving_with_unsaved_changes_asks_first(console: Console) -> None:
     console.wait(lambda: find(driver, "select[name=digit_5-kind]").get_attribute("value") == "")
     by_text(driver, "header nav a", "Users").click()
     find(driver, "tbody tr")  # no question once nothing is unsaved
+
+
+def test_the_flow_and_problems_show_teams_and_opening_hours(console: Console) -> None:
+    anna = _new_user(console, "Anna", sip_uri="sip:anna@127.0.0.1:5099")
+    bob = _new_user(console, "Bob")  # no phone, no address: a member nobody can reach
+    box = console.app_named("Voice Mail")["app_id"]
+    team = console.api(
+        "POST",
+        console.acct("/team"),
+        json={
+            "name": "Sales",
+            "members": [anna, bob],
+            "strategy": "order",
+            "no_answer": {"action": "connect", "to": "app", "id": box},
+        },
+    )
+    hours = console.api(
+        "POST",
+        console.acct("/schedule"),
+        json={
+            "name": "Office hours",
+            "timezone": "Europe/Stockholm",
+            "weekly": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}
+            ],
+        },
+    )
+    menu = console.app_named("Main menu")["app_id"]
+    console.api(
+        "PUT",
+        console.acct(f"/voiceapp/{menu}"),
+        json={
+            "menu": {"digit_3": {"action": "call", "to": "csg", "id": team["team_id"]}},
+            "open_hours": {
+                "schedule_id": hours["schedule_id"],
+                "closed_action": {"action": "connect", "to": "app", "id": box},
+            },
+        },
+    )
+    _open_editor(console, "Main menu")
+    driver = console.driver
+    # The drawing: the team, its members in ringing order, and the closed branch on a dashed
+    # line of its own beside the open branch's keys.
+    by_text(driver, ".flow svg g.node.team", "Sales")
+    drawn = console.text(".flow svg")
+    assert "Anna Berg" in drawn and "Bob Berg" in drawn
+    labels = [
+        el.get_attribute("textContent")
+        for el in driver.find_elements(By.CSS_SELECTOR, ".flow svg g.edge > text")
+    ]
+    assert {"#1", "#2", "no answer", "3", "1"} <= set(labels), labels
+    closed = driver.find_elements(By.CSS_SELECTOR, ".flow svg .edge-line.closed")
+    assert len(closed) == 1
+    assert [
+        el.get_attribute("textContent")
+        for el in driver.find_elements(By.CSS_SELECTOR, ".flow svg g.edge.closed title")
+    ] == ["closed (Office hours)"]
+    assert "open (Office hours)" in console.text(".flow-legend")
+    words = [
+        el.get_attribute("textContent")
+        for el in driver.find_elements(By.CSS_SELECTOR, ".flow-list li")
+    ]
+    assert "Main menu (menu): when closed (Office hours) → Voice Mail (mailbox)" in words
+    assert "Main menu (menu): when open, press 3 → team Sales (order)" in words
+    assert any(w.startswith("team Sales (order): #1 → user Anna Berg") for w in words), words
+    assert any(w.startswith("team Sales (order): #2 → user Bob Berg") for w in words), words
+    assert "team Sales (order): no answer → Voice Mail (mailbox)" in words
+    # The problems: Bob cannot be rung, named with his team under the key that rings it.
+    problem = find(driver, ".problems li[data-field='menu.digit_3']")
+    assert "Key 3" in problem.text and "Bob Berg" in problem.text and "'Sales'" in problem.text
+    # Changing the closed action on screen redraws the closed branch before saving.
+    Select(find(driver, "select[name=closed_action-kind]")).select_by_value("hangup")
+    console.wait(
+        lambda: (
+            "Main menu (menu): when closed (Office hours) → hang up"
+            in [
+                el.get_attribute("textContent")
+                for el in driver.find_elements(By.CSS_SELECTOR, ".flow-list li")
+            ]
+        )
+    )
+    # Always open again: no closed branch, no legend.
+    Select(find(driver, "select[name=schedule_id]")).select_by_value("")
+    console.wait(lambda: not driver.find_elements(By.CSS_SELECTOR, ".flow svg .edge-line.closed"))
+    assert not driver.find_elements(By.CSS_SELECTOR, ".flow-legend")
+    assert console.page_errors() == []

@@ -363,6 +363,14 @@ def test_graph_shows_teams_and_the_closed_branch() -> None:
     edges = {(e.source, e.target, e.label) for e in drawn.edges}
     assert ("app:VAmain", "app:VAvm", "closed (Office)") in edges
     assert ("app:VAmain", f"team:{SALES}", "1") in edges
+    # Which branch of the opening hours each way out of the menu is on.
+    branches = {(e.label, e.branch) for e in drawn.edges if e.source == "app:VAmain"}
+    assert branches == {("closed (Office)", "closed"), ("1", "open")}
+    assert {(e.label, e.branch) for e in drawn.edges if e.source != "app:VAmain"} <= {
+        (label, "") for label in ("#1", "#2", "no answer")
+    }
+    assert '-.->|"closed (Office)"|' in drawn.to_mermaid()
+    assert 'label="closed (Office)", style=dashed' in drawn.to_dot()
     assert (f"team:{SALES}", "user:7", "#1") in edges
     assert (f"team:{SALES}", "user:9", "#2") in edges
     assert (f"team:{SALES}", "app:VAvm", "no answer") in edges

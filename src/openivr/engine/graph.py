@@ -6,13 +6,16 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from openivr.engine.config import AppConfig, CallConfig, MenuAction
 from openivr.engine.routing import is_number, local_app, sip_address
 from openivr.engine.vocabulary import DIGIT_SLOTS, SLOT_DIGITS
 
 HANGUP_NODE = "hangup"
+
+# Which side of an app's opening hours an edge is on: "" for an app that is always open.
+Branch = Literal["", "open", "closed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +30,16 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """What leads from one node to another: a key, timeout, invalid, final, then ..."""
+    """What leads from one node to another: a key, timeout, invalid, final, then ...
+
+    `branch` says, for an edge leaving an app with opening hours, whether callers take it while
+    the line is open (its keys, its final action) or closed (its closed action).
+    """
 
     source: str
     target: str
     label: str
+    branch: Branch = ""
 
 
 @dataclass(slots=True)
@@ -50,10 +58,7 @@ class Graph:
                 {"id": node.id, "kind": node.kind, "label": node.label}
                 for node in self.nodes.values()
             ],
-            "edges": [
-                {"source": edge.source, "target": edge.target, "label": edge.label}
-                for edge in self.edges
-            ],
+            "edges": [_edge_dict(edge) for edge in self.edges],
         }
 
     def to_json(self) -> str:
@@ -68,8 +73,10 @@ class Graph:
             open_, close = _MERMAID_SHAPES.get(node.kind, ("[", "]"))
             lines.append(f'  {short[node.id]}{open_}"{_mermaid_text(node.label)}"{close}')
         for edge in self.edges:
+            arrow = "-.->" if edge.branch == "closed" else "-->"
             lines.append(
-                f'  {short[edge.source]} -->|"{_mermaid_text(edge.label)}"| {short[edge.target]}'
+                f'  {short[edge.source]} {arrow}|"{_mermaid_text(edge.label)}"| '
+                f"{short[edge.target]}"
             )
         return "\n".join(lines) + "\n"
 
@@ -80,8 +87,10 @@ class Graph:
             shape = _DOT_SHAPES.get(node.kind, "box")
             lines.append(f"  {_dot_id(node.id)} [label={_dot_id(node.label)}, shape={shape}];")
         for edge in self.edges:
+            style = ", style=dashed" if edge.branch == "closed" else ""
             lines.append(
-                f"  {_dot_id(edge.source)} -> {_dot_id(edge.target)} [label={_dot_id(edge.label)}];"
+                f"  {_dot_id(edge.source)} -> {_dot_id(edge.target)} "
+                f"[label={_dot_id(edge.label)}{style}];"
             )
         lines.append("}")
         return "\n".join(lines) + "\n"
@@ -107,6 +116,14 @@ _DOT_SHAPES = {
 }
 
 
+def _edge_dict(edge: Edge) -> dict[str, str]:
+    """An edge's JSON shape; `branch` only where the app has opening hours."""
+    shown = {"source": edge.source, "target": edge.target, "label": edge.label}
+    if edge.branch:
+        shown["branch"] = edge.branch
+    return shown
+
+
 def _mermaid_text(text: str) -> str:
     return text.replace('"', "#quot;").replace("\n", " ")
 
@@ -118,8 +135,8 @@ def _dot_id(text: str) -> str:
 def graph(config: CallConfig, app_id: str) -> Graph:
     """The flow from `app_id` through every app of its account that it can reach.
 
-    An IVR with opening hours has a "closed" edge to where callers go outside them (the other
-    edges are its open branch); a team leads to its members and, labelled "no answer", to
+    An IVR with opening hours has a "closed" edge (branch "closed") to where callers go outside
+    them; its other edges are its open branch (branch "open"). A team leads to its members and, labelled "no answer", to
     where callers go when nobody answers.
     """
     root = config.app(app_id)
@@ -140,9 +157,9 @@ def graph(config: CallConfig, app_id: str) -> Graph:
     while queue:
         app = queue.popleft()
         source = f"app:{app.app_id}"
-        for label, action in _outgoing(config, app):
+        for label, action, branch in _outgoing(config, app):
             target = _target(config, result, account, app, action, visit)
-            result.edges.append(Edge(source, target, label))
+            result.edges.append(Edge(source, target, label, branch))
             if target.startswith("app:") and action.action in ("connect", "call"):
                 nxt = config.app(target[len("app:") :])
                 if nxt is not None and nxt.app_id not in seen:
@@ -150,30 +167,35 @@ def graph(config: CallConfig, app_id: str) -> Graph:
                     queue.append(nxt)
         if app.is_menu and app.get_extension:
             _add(result, "extensions", "extensions", "a user's extension")
-            result.edges.append(Edge(source, "extensions", "extension"))
+            open_: Branch = "open" if app.open_hours is not None else ""
+            result.edges.append(Edge(source, "extensions", "extension", open_))
     return result
 
 
-def _outgoing(config: CallConfig, app: AppConfig) -> list[tuple[str, MenuAction]]:
-    """The (label, action) pairs leaving an app."""
+def _outgoing(config: CallConfig, app: AppConfig) -> list[tuple[str, MenuAction, Branch]]:
+    """The (label, action, branch) triples leaving an app."""
     if app.app_type != "ivr":
         return []
-    out: list[tuple[str, MenuAction]] = []
+    out: list[tuple[str, MenuAction, Branch]] = []
+    # With opening hours every way on from the app is the open branch, but the closed action.
+    branch: Branch = "open" if app.open_hours is not None else ""
     if app.open_hours is not None:
         schedule = config.schedule(app.account_id, app.open_hours.schedule_id)
         name = schedule.name if schedule is not None else app.open_hours.schedule_id
         closed = app.open_hours.closed_action
-        out.append((f"closed ({name})", closed if closed.in_use else MenuAction("hangup")))
+        out.append(
+            (f"closed ({name})", closed if closed.in_use else MenuAction("hangup"), "closed")
+        )
     if not app.play_menu:
         final = app.final_action if app.final_action.in_use else MenuAction("hangup")
-        out.append(("then", final))
+        out.append(("then", final, branch))
         if app.action("timeout").in_use:
-            out.append(("if unavailable", app.action("timeout")))
+            out.append(("if unavailable", app.action("timeout"), branch))
         return out
     for slot in (*DIGIT_SLOTS.values(), "timeout", "invalid"):
         action = app.action(slot)
         if action.in_use:
-            out.append((SLOT_DIGITS.get(slot, slot), action))
+            out.append((SLOT_DIGITS.get(slot, slot), action, branch))
     return out
 
 

@@ -31,6 +31,21 @@ function edgeWords(label) {
   return label;
 }
 
+/** A sentence's middle for an edge: with opening hours, which branch it is on. */
+function branchWords(edge) {
+  if (edge.branch === "closed") return `when ${edge.label}`;
+  if (edge.branch === "open") return `when open, ${edgeWords(edge.label)}`;
+  return edgeWords(edge.label);
+}
+
+/** The schedule a graph's closed branch names ("closed (Office hours)" → "Office hours"). */
+function scheduleOf(graph) {
+  const closed = graph.edges.find((e) => e.branch === "closed");
+  if (!closed) return null;
+  const named = /^closed \((.*)\)$/.exec(closed.label);
+  return named ? named[1] : "opening hours";
+}
+
 /** Layers by breadth-first distance from the root; unreachable nodes go last. */
 function layers(graph) {
   const depth = new Map([[graph.root, 0]]);
@@ -59,11 +74,13 @@ export function drawFlow(graph) {
   // boxes stays readable in the narrow panel beside the editor, however many keys are in use.
   const columns = layers(graph);
   const tallest = Math.max(1, ...columns.map((c) => c.length));
+  // The closed branch of opening hours arcs over the boxes: room for it above them.
+  const arcs = graph.edges.some((e) => e.branch === "closed") ? 30 : 0;
   const width = columns.length * (BOX_W + GAP_X) - GAP_X + 20;
-  const height = tallest * (BOX_H + GAP_Y) - GAP_Y + 20 + 30;
+  const height = tallest * (BOX_H + GAP_Y) - GAP_Y + 20 + 30 + arcs;
   const pos = new Map();
   columns.forEach((column, cx) => {
-    const top = 10 + ((tallest - column.length) * (BOX_H + GAP_Y)) / 2;
+    const top = 10 + arcs + ((tallest - column.length) * (BOX_H + GAP_Y)) / 2;
     column.forEach((node, cy) => pos.set(node.id, { x: 10 + cx * (BOX_W + GAP_X), y: top + cy * (BOX_H + GAP_Y), node }));
   });
   const byId = new Map(graph.nodes.map((n) => [n.id, n]));
@@ -77,10 +94,11 @@ export function drawFlow(graph) {
   const edgeLayer = root.appendChild(svg("g"));
   const labelLayer = root.appendChild(svg("g"));
   const nodeLayer = root.appendChild(svg("g"));
-  // Several edges between the same two nodes share one line with all their labels.
+  // Several edges between the same two nodes share one line with all their labels; the closed
+  // branch of opening hours keeps a line of its own (dashed), so the open branch stays readable.
   const merged = new Map();
   for (const e of graph.edges) {
-    const key = `${e.source}\u0000${e.target}`;
+    const key = `${e.source}\u0000${e.target}\u0000${e.branch === "closed" ? "closed" : ""}`;
     if (!merged.has(key)) merged.set(key, { ...e, labels: [] });
     merged.get(key).labels.push(e.label);
   }
@@ -89,10 +107,19 @@ export function drawFlow(graph) {
     const a = pos.get(e.source);
     const b = pos.get(e.target);
     if (!a || !b) continue;
+    const closed = e.branch === "closed";
     let d;
     let lx;
     let ly;
-    if (b.x > a.x) {
+    if (closed && b !== a) {
+      // Over the top, from the app's top to the target's, apart from the open branch's lines.
+      const x1 = a.x + BOX_W / 2;
+      const x2 = b.x + BOX_W / 2;
+      const apex = Math.min(a.y, b.y) - 26;
+      d = `M ${x1} ${a.y} C ${x1} ${apex}, ${x2} ${apex}, ${x2} ${b.y - 2}`;
+      lx = (x1 + x2) / 2;
+      ly = 0.125 * a.y + 0.75 * apex + 0.125 * b.y; // the curve's highest point
+    } else if (b.x > a.x) {
       const x1 = a.x + BOX_W;
       const y1 = a.y + BOX_H / 2;
       const x2 = b.x - 2;
@@ -111,11 +138,12 @@ export function drawFlow(graph) {
       lx = (x1 + x2) / 2;
       ly = low + 6;
     }
-    edgeLayer.appendChild(svg("path", { d, "marker-end": "url(#arrow)", class: "edge-line" }));
+    edgeLayer.appendChild(svg("path", { d, "marker-end": "url(#arrow)", class: closed ? "edge-line closed" : "edge-line" }));
     const text = e.labels.join(", ");
-    const shown = text.length > 9 ? text.slice(0, 8) + "…" : text;
+    const short = closed ? "closed" : text;
+    const shown = short.length > 9 ? short.slice(0, 8) + "…" : short;
     const w = 8 + shown.length * 6.5;
-    const g = labelLayer.appendChild(svg("g", { class: "edge" }));
+    const g = labelLayer.appendChild(svg("g", { class: closed ? "edge closed" : "edge" }));
     g.appendChild(svg("title", {}, text));
     g.appendChild(svg("rect", { class: "label-bg", x: lx - w / 2, y: ly - 9, width: w, height: 17, rx: 4 }));
     g.appendChild(svg("text", { x: lx, y: ly + 4, "text-anchor": "middle" }, shown));
@@ -127,9 +155,13 @@ export function drawFlow(graph) {
     g.appendChild(svg("text", { x: x + BOX_W / 2, y: y + 17, "text-anchor": "middle", "font-weight": "600" }, shortLabel(node.label)));
     g.appendChild(svg("text", { x: x + BOX_W / 2, y: y + 32, "text-anchor": "middle", class: "kind", fill: "#5a6675", "font-size": "10" }, KIND_WORDS[node.kind] || node.kind));
   }
-  const sentences = graph.edges.map((e) => h("li", {},
-    `${byId.get(e.source)?.label || e.source}: ${edgeWords(e.label)} → ${byId.get(e.target)?.label || e.target}`));
-  return h("div", { class: "flow" }, root,
+  const sentences = graph.edges.map((e) => h("li", { class: e.branch || null },
+    `${byId.get(e.source)?.label || e.source}: ${branchWords(e)} → ${byId.get(e.target)?.label || e.target}`));
+  const schedule = scheduleOf(graph);
+  const legend = schedule === null ? null : h("p", { class: "flow-legend" },
+    h("span", { class: "open" }, `Solid: open (${schedule})`), " ",
+    h("span", { class: "closed" }, `Dashed: closed`));
+  return h("div", { class: "flow" }, root, legend,
     h("details", {}, h("summary", {}, "The flow in words"),
       sentences.length ? h("ul", { class: "flow-list" }, sentences) : h("p", {}, "Nothing leads anywhere yet.")));
 }
