@@ -173,8 +173,11 @@ class Trunk:
 
 
 @pytest.fixture
-def trunk_node(tmp_path: Path) -> Iterator[tuple[RunningServer, int]]:
-    """A node whose --sip-trunk is a SIPp started by the test on the port given with it."""
+def trunk_node(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[RunningServer, int]]:
+    """A node whose --sip-trunk is a SIPp started by the test on the port given with it (its
+    --transfer-mode the test's parameter, bridge by default)."""
     trunk_port = free_port()
     settings = base_settings(
         tmp_path,
@@ -182,6 +185,7 @@ def trunk_node(tmp_path: Path) -> Iterator[tuple[RunningServer, int]]:
         rtp_ports=rtp_range(),
         sip_trunk=f"sip:127.0.0.1:{trunk_port}",
         transfer_timeout=10.0,
+        transfer_mode=getattr(request, "param", "bridge"),
     )
     for server in run_server(settings):
         yield server, trunk_port
@@ -212,7 +216,12 @@ def _record(server: RunningServer, acc: Account, session_id: str) -> dict[str, A
     return dict(wait_for(found, timeout=30))
 
 
-@pytest.mark.parametrize("hangs_up", ["call1", "call2"])
+@pytest.mark.parametrize(
+    ("trunk_node", "hangs_up"),
+    # A callback's second leg is bridged also when the node's transfers are REFERs.
+    [("bridge", "call1"), ("bridge", "call2"), ("refer", "call2")],
+    indirect=["trunk_node"],
+)
 def test_two_phones_behind_the_trunk_talk_both_ways(
     trunk_node: tuple[RunningServer, int], tmp_path: Path, hangs_up: str
 ) -> None:
@@ -412,3 +421,37 @@ def test_a_stopping_node_refuses_new_callbacks_and_lets_one_in_progress_finish(
     log = node.log.read_text()
     assert f"call {session} ended: connected" in log, log[-3000:]
     assert "drain time is up" not in log
+
+
+def test_call2_is_never_rung_when_call1_does_not_answer(
+    trunk_node: tuple[RunningServer, int], tmp_path: Path
+) -> None:
+    server, trunk_port = trunk_node
+    acc = server.account()
+    trunk = Trunk(tmp_path, trunk_port, [(1, "busy")])
+    session = _callback(server, acc, {"call1": FIRST, "call2": SECOND})
+    trunk.finish()
+    call = _record(server, acc, session)
+    assert call["outcome"] == "call1_busy" and "call1 was busy (486)" in call["detail"]["reason"]
+    [leg1] = call["transfers"]
+    assert (leg1["leg"], leg1["status"], leg1["sip_code"]) == ("call1", "busy", 486)
+    assert len(trunk.invites()) == 1  # the second number was never dialled
+
+
+def test_call1_hanging_up_while_call2_rings_stops_the_ringing(
+    trunk_node: tuple[RunningServer, int], tmp_path: Path
+) -> None:
+    server, trunk_port = trunk_node
+    acc = server.account()
+    first = MediaPeer(700.0)
+    trunk = Trunk(tmp_path, trunk_port, [(first.port, "hang"), (1, "ring")], hold_ms=2000)
+    try:
+        session = _callback(server, acc, {"call1": FIRST, "call2": SECOND})
+        trunk.finish()  # call2's phone got our CANCEL
+    finally:
+        heard = first.stop()
+    call = _record(server, acc, session)
+    assert call["outcome"] == "call1_hangup" and call["ended_by"] == "call1", call
+    leg1, leg2 = call["transfers"]
+    assert leg1["ended_by"] == "target" and leg2["status"] == "cancelled"
+    assert power(heard, 425.0) > 0.3  # call1 heard ringback while call2 rang

@@ -44,6 +44,11 @@ class CallbackSession:
         self.call: MediaCall | None = None  # the first party, once they answered
         self._ended = asyncio.Event()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the node has ended the session."""
+        return self._ended.is_set()
+
     async def wait_ended(self) -> None:
         """Return once the node has ended the session."""
         await self._ended.wait()
@@ -120,7 +125,7 @@ class CallbackService:
         }
         first: TransferLeg | None = None
         call: MediaCall | None = None
-        ended_by, reason = "us", ""
+        ended_by, reason, detail = "us", "", ""
         try:
             first, call, detail = await self._first_leg(session)
             if call is None:
@@ -128,6 +133,10 @@ class CallbackService:
                 reason = f"call1 {_said(first.to_dict() | {'detail': detail})}"
                 return
             session.call = call
+            if session.ended:  # the node stopped while call1 answered: no second leg
+                notes.outcome = "call1_cancelled"
+                reason = "the node stopped"
+                return
             second = await self._second_leg(plan, call)
             notes.transfers.append(_leg_entry("call2", plan.second, second))
             if second.get("status") == "answered":
@@ -153,7 +162,8 @@ class CallbackService:
                 await call.hangup()
             if first is not None:
                 self._close_first(first, call, ended_by)
-                notes.transfers.insert(0, _leg_entry("call1", plan.first, first.to_dict()))
+                leg1 = first.to_dict() | ({"detail": detail} if detail else {})
+                notes.transfers.insert(0, _leg_entry("call1", plan.first, leg1))
             self.sessions.pop(plan.session_id, None)
             self.server.release(LEGS)
             notes.ended_by = ended_by
