@@ -79,6 +79,8 @@ def test_every_bad_input_is_a_400_naming_the_field(trunk_server: RunningServer) 
     # Digits without + are a user id or nothing: never dialled as a number.
     _error(post({**good, "call1": "46701234567"}), 400, "unknown_reference", "call1", "+")
     _error(post({**good, "call2": "1234567890"}), 400, "unknown_reference", "call2")
+    _error(post({**good, "call2": "1" * 300}), 400, "unknown_reference", "call2")
+    _error(post({**good, "call2": "Anna@" + "x" * 300 + ".se"}), 400, "unknown_reference")
     # A user of another account is not a user of this one, by id or e-mail.
     _error(post({**good, "call2": stranger["user_id"]}), 400, "unknown_reference", "call2")
     _error(post({**good, "call2": stranger["email"]}), 400, "unknown_reference", "call2")
@@ -87,6 +89,7 @@ def test_every_bad_input_is_a_400_naming_the_field(trunk_server: RunningServer) 
     _error(post({**good, "call1": "sip:@"}), 400, "invalid_field", "call1")
     domain = server.settings.sip_domain
     _error(post({**good, "call2": f"sip:9999999999@{domain}"}), 400, "unknown_reference", "call2")
+    _error(post({**good, "call2": f"sip:{'9' * 250}@{domain}"}), 400, "unknown_reference", "call2")
     # A user with nothing to ring: the transfers' rule says why.
     _error(post({**good, "call1": nobody["user_id"]}), 400, "invalid_field", "call1", "no phone")
     _error(post({**good, "call1": nobody["email"]}), 400, "invalid_field", "call1", "no phone")

@@ -129,6 +129,8 @@ async def place_call(
         leg.answered(winner.answer.status)
         leg.media = "SRTP" if agreement.srtp is not None else "RTP"
         await placed.answer()  # our side of it: its audio runs on the media clock from now on
+        if fork.bye.is_set():  # they hung up as soon as they answered
+            placed.finish("caller", "bye")
         return leg, placed
     finally:
         forks.close()
