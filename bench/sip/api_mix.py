@@ -3,8 +3,13 @@
 Run by `ivr_calls.py --api-mix` (as a separate process on the callers' core), one client per
 kind, each sending its request again as soon as the last one was answered, for `seconds`:
 
-- token_wrong: a password grant with a wrong password (an attacker, or a broken script);
-- token_right: a password grant with the right one;
+- token_wrong: a password grant with a wrong password, each for another user name and from
+  another address (`X-Forwarded-For` through the node's trusted balancer, `trusted: true`):
+  credential stuffing spread out so that no address and no name reaches the guessing guard's
+  limit, so every request costs a full Argon2 verification (a name nobody has is checked
+  against a stand-in hash); without `trusted`, one name from 127.0.0.1, which the guard
+  refuses (429) after a few failures and Argon2 is barely exercised;
+- token_right: a password grant with the right one (the real user, from its office address);
 - upload: a 9.7 MB 44.1 kHz stereo WAV as a prompt's custom message (parsed, resampled,
   levelled);
 - simulate_wav: a simulated call through the menu, answered as audio (`?format=wav`);
@@ -56,13 +61,25 @@ async def main(cfg: dict[str, Any]) -> dict[str, Any]:
     stop_at = time.monotonic() + seconds
     counter = [0]
 
+    trusted = bool(cfg.get("trusted"))
+
     def token_wrong() -> dict[str, Any]:
-        data = {"grant_type": "password", "username": cfg["email"], "password": "wrong-pass"}
-        return {"method": "POST", "url": "/oauth/token", "data": data, "auth": BASIC}
+        counter[0] += 1
+        n = counter[0]
+        user = f"stuffed-{n}@example.net" if trusted else cfg["email"]
+        data = {"grant_type": "password", "username": user, "password": "wrong-pass"}
+        request = {"method": "POST", "url": "/oauth/token", "data": data, "auth": BASIC}
+        if trusted:  # one guess per address: 10.x.y.z, a new one each time
+            address = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+            request["headers"] = {"X-Forwarded-For": address}
+        return request
 
     def token_right() -> dict[str, Any]:
         data = {"grant_type": "password", "username": cfg["email"], "password": cfg["password"]}
-        return {"method": "POST", "url": "/oauth/token", "data": data, "auth": BASIC}
+        request = {"method": "POST", "url": "/oauth/token", "data": data, "auth": BASIC}
+        if trusted:
+            request["headers"] = {"X-Forwarded-For": "192.0.2.10"}
+        return request
 
     def upload_wav() -> dict[str, Any]:
         return {

@@ -61,7 +61,7 @@ from openivr.api.app import SlashTolerance, create_app
 from openivr.audio import tones
 from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
-from openivr.processes import API_NICE
+from openivr.processes import yield_cpu
 from openivr.server import LAYERS, MEDIA_LAYERS
 from openivr.settings import Settings
 from openivr.sip.media import RtpSession
@@ -133,8 +133,11 @@ class Node:
 
     `split` (the default, as `openivr serve --workers 1`): this process is the media process
     (SIP, RTP, calls; its loop in a background thread) and the API is a real `openivr serve
-    --workers 0 --sip-port 0` process beside it at nice +5, on the same core (taskset is
-    inherited). `one` (`--workers 0`): API and SIP share one loop in this process.
+    --workers 0 --sip-port 0` process beside it, on the same core (taskset is inherited), at
+    the CPU priority `--workers 1` gives its API process (`processes.yield_cpu`, SCHED_IDLE).
+    `one` (`--workers 0`): API and SIP share one loop in this process. Either way the node
+    trusts 127.0.0.1 as a balancer (SIPp places every call from one address, like a trunk; the
+    API mix's clients send X-Forwarded-For like one).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class Node:
         )
         self.loop: asyncio.AbstractEventLoop | None = None
         self.api: subprocess.Popen[bytes] | None = None
+        self.api_priority = ""
         self.url = f"http://127.0.0.1:{self.settings.http_port}"
 
         async def keep_loop(_app: FastAPI, _ctx: ServerContext, _stack: Any) -> None:
@@ -195,9 +199,6 @@ class Node:
         command = [str(Path(sys.executable).with_name("openivr")), "serve"]
         self.api = subprocess.Popen(
             [
-                "nice",
-                "-n",
-                str(API_NICE),
                 *command,
                 "--data-dir",
                 str(data_dir),
@@ -209,6 +210,8 @@ class Node:
                 "0",
                 "--workers",
                 "0",
+                "--trusted-networks",
+                "127.0.0.1",
                 *(["--database-url", database_url] if database_url else []),
             ],  # fmt: skip
             env=env,
@@ -222,6 +225,7 @@ class Node:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        self.api_priority = yield_cpu(self.api.pid)
 
     @property
     def ctx(self) -> ServerContext:
@@ -403,7 +407,7 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
         time.sleep(0.5)
         mixer = None
         if mix:
-            cfg = dict(env, seconds=ramp + hold + args.churn)
+            cfg = dict(env, seconds=ramp + hold + args.churn, trusted=not args.one_stuffer)
             mixer = subprocess.Popen(
                 [*CORE1, sys.executable, str(HERE / "api_mix.py"), json.dumps(cfg)],
                 stdout=subprocess.PIPE,
@@ -547,6 +551,11 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
     parser.add_argument("--loop-debug", action="store_true", help="name slow callbacks")
     parser.add_argument(
+        "--one-stuffer",
+        action="store_true",
+        help="wrong passwords for one name from one address (refused 429 after a few)",
+    )
+    parser.add_argument(
         "--processes",
         choices=("split", "one"),
         default="split",
@@ -568,6 +577,8 @@ def main() -> None:
                     r = run_level(node, env, args, calls, mix)
                     r["keys"] = "silent" if args.silent else args.keys  # type: ignore[assignment]
                     r["processes"] = args.processes  # type: ignore[assignment]
+                    if args.processes == "split":
+                        r["api_priority"] = node.api_priority  # type: ignore[assignment]
                     r["api_mix"] = r.get("api_mix", "off")
                     print(json.dumps(_rounded(r)), flush=True)
                     time.sleep(3)  # let the level's sockets and SIPp go away

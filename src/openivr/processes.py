@@ -6,8 +6,8 @@ slice of `--rtp-ports`, sharing the database and data dir, each running `media_m
 apart: every request the API serves is Python work (parsing, ORM, JSON, the simulator) that
 holds the GIL; in one process it delays the media clock, and a thread holding the GIL makes the
 loop wait up to the switch interval after each socket call (the convoy effect). In its own
-process the media loop competes only for the CPU, and the API process runs at nice +5 so the
-media side goes first on a busy core. `--workers 0` (the default) keeps one process.
+process the media loop competes only for the CPU, and the API process runs at SCHED_IDLE, so
+on a busy core the kernel hands the CPU to a media process the instant it wakes. `--workers 0` (the default) keeps one process.
 
 The API process keeps a control socket to each media process (a socket pair made at start):
 at each `/metrics` scrape and `/readyz` it asks for the process's `MediaNumbers` (calls,
@@ -47,8 +47,8 @@ CONTROL_FD = "OPENIVR_MEDIA_CONTROL_FD"
 ASK_SECONDS = 2.0
 # How long a media process may take to exit once told to stop (its calls already drained).
 FINISH_SECONDS = 15.0
-# The API process's nice value relative to its media processes.
-API_NICE = 5
+# The API process's nice value where SCHED_IDLE is refused (the lowest there is).
+API_NICE = 19
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
@@ -109,17 +109,32 @@ def _die_with_parent() -> None:
             pass
 
 
-def _lower_priority() -> None:
-    """The API process at nice +API_NICE: every thread it has (Linux's nice is per thread);
-    threads started later inherit it from the loop's thread."""
+def yield_cpu(pid: int = 0) -> str:
+    """Put every thread of process `pid` (0: this one) at the lowest CPU priority Linux has,
+    SCHED_IDLE (nice 19 where that is refused); returns which one it got ("" elsewhere).
+
+    Under SCHED_IDLE the kernel preempts the thread the instant a normal task wakes on its core,
+    so a media clock whose timer fires never waits for the API's work (at nice +5 it waited up
+    to a scheduler slice: ticks 29 ms late, sends 57 ms apart with 300 talking callers while the
+    API was busy). The API still has any CPU nobody else wants. Threads started later inherit
+    the policy from the thread that starts them, so doing it once after start-up is enough.
+    """
     if sys.platform != "linux":
-        return
-    for task in Path("/proc/self/task").iterdir():
+        return ""
+    got = ""
+    for task in Path(f"/proc/{pid or os.getpid()}/task").iterdir():
+        tid = int(task.name)
         try:
-            current = os.getpriority(os.PRIO_PROCESS, int(task.name))
-            os.setpriority(os.PRIO_PROCESS, int(task.name), max(current, API_NICE))
-        except (OSError, ValueError) as exc:
-            log.debug("thread %s keeps its priority: %s", task.name, exc)
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            got = got or "idle"
+        except OSError as exc:  # a sandbox may forbid it: the lowest nice instead
+            log.debug("thread %d: no SCHED_IDLE (%s), nice %d", tid, exc, API_NICE)
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, API_NICE)
+                got = "nice"
+            except OSError as nice_exc:
+                log.debug("thread %d keeps its priority: %s", tid, nice_exc)
+    return got
 
 
 class MediaProcess:
@@ -329,7 +344,8 @@ async def start_media_processes(_app: FastAPI, ctx: ServerContext, stack: AsyncE
     await asyncio.gather(*(p.start() for p in processes))
     ctx.media_workers = workers
     ctx.callbacks = workers  # callbacks are placed by the media processes, in turn
-    _lower_priority()  # after the start: media processes must not inherit it
+    # After the start (media processes must not inherit it): the API yields the CPU to them.
+    log.info("API process at CPU priority %s", yield_cpu() or "unchanged")
     if settings.workers > 1:
         path = Path(settings.data_dir) / f"dispatcher-{settings.node_name or 'node'}.list"
         path.write_text(dispatcher_list(settings))

@@ -3,6 +3,7 @@ every media process, and a stop drains all of them while the API still answers."
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -27,12 +28,31 @@ def _metrics(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     }
 
 
+def _policies(pid: int) -> list[int]:
+    """The CPU scheduling policy of each thread of a process (threads that ended are left out)."""
+    policies = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            policies.append(os.sched_getscheduler(int(task.name)))
+        except ProcessLookupError:
+            pass
+    return policies
+
+
 def test_metrics_readyz_and_stop_span_every_media_process(tmp_path: Path) -> None:
     port = _two_free_ports()
     flags = ("--sip-port", str(port), "--rtp-ports", rtp_range(), "--drain-seconds", "20")
     with serving_node(tmp_path, *flags, "--workers", "2") as node, ThreadPoolExecutor(1) as pool:
         ready = httpx.get(node.base_url + "/readyz", timeout=10)
         assert ready.status_code == 200, ready.text
+        # The API process yields the CPU to calls: every thread of it at SCHED_IDLE (the
+        # kernel runs a media process the instant it wakes); its media processes are not.
+        api = _policies(node.proc.pid)
+        assert api and set(api) == {os.SCHED_IDLE}, api
+        children = Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/children").read_text()
+        media = [int(pid) for pid in children.split()]
+        assert len(media) == 2
+        assert all(set(_policies(pid)) == {os.SCHED_OTHER} for pid in media)
         menu = node.app_of_type("ivr")["app_id"]
         # One call on each media process; the API process counts both.
         for sip_port in (port, port + 1):
