@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import struct
 import time
+import weakref
 
 import pytest
 
@@ -322,3 +324,69 @@ async def test_audio_nobody_looks_at_is_counted_and_latched_but_not_handed_on() 
     session.close()
     peer.close()
     moved.close()
+
+
+class _Call:
+    """Stands where a call is: the session hands it audio and keys through its methods."""
+
+    def __init__(self) -> None:
+        self.heard = 0
+
+    def on_audio(self, _packet: RtpPacket) -> None:
+        self.heard += 1
+
+
+async def test_a_closed_session_and_its_call_are_freed_without_the_garbage_collector() -> None:
+    # Memory a call held comes back when it ends, not at the next full collection.
+    call = _Call()
+    session = RtpSession("PCMA", 8, 101, ("127.0.0.1", 9), call.on_audio, call.on_audio)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    await session.open(sock)
+    session_gone, call_gone = weakref.ref(session), weakref.ref(call)
+    gc.disable()
+    try:
+        session.close()
+        del session, call
+        assert session_gone() is None and call_gone() is None
+    finally:
+        gc.enable()
+
+
+async def test_the_clock_runs_full_collections_after_its_ticks_and_python_none_of_its_own() -> None:
+    full: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(clock.full_collections)
+
+    clock = MediaClock()
+    before = gc.get_threshold()
+    give_back = clock.own_full_collections(every=0.1)
+    session = await _session(("127.0.0.1", 9))
+    clock.add(session)
+    gc.callbacks.append(note)
+    try:
+        # Cyclic garbage enough for Python to start full collections many times over.
+        deadline = time.monotonic() + 10
+        while clock.full_collections < 3 and time.monotonic() < deadline:
+            for _ in range(2000):
+                a: list[object] = []
+                a.append(a)
+            await asyncio.sleep(0.01)
+        assert clock.full_collections >= 3
+        # Each full collection was the clock's (its count went up only in its own).
+        assert full == list(range(1, clock.full_collections + 1))
+        # With no call up, a due collection runs at once instead of waiting for a tick.
+        clock.remove(session)
+        ran = clock.full_collections
+        for _ in range(100):
+            if clock.full_collections > ran:
+                break
+            await asyncio.sleep(0.05)
+        assert clock.full_collections > ran
+    finally:
+        gc.callbacks.remove(note)
+        give_back()
+        session.close()
+    assert gc.get_threshold() == before

@@ -481,6 +481,8 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
     ctx.sip_server, ctx.call_log, ctx.calls = server, calls, service
     stack.push_async_callback(calls.drain)
     stack.push_async_callback(server.stop)
+    # Full garbage collections at moments the media clock picks (sip/clock.py says why).
+    stack.callback(server.clock.own_full_collections())
     # Runs first when the node stops (unless `openivr serve` drained already): calls in
     # progress may finish, new ones go elsewhere.
     stack.push_async_callback(service.drain, settings.drain_seconds)

@@ -103,6 +103,14 @@ class RtpStats:
         }
 
 
+def _ignore_read() -> None:
+    """A closed session's reader."""
+
+
+def _ignore_packet(_packet: RtpPacket) -> None:
+    """A closed session's receiver."""
+
+
 class PortRange:
     """Even RTP ports handed out round-robin from a configured range."""
 
@@ -227,13 +235,18 @@ class RtpSession:
             self._burst_override = 0
 
     def close(self) -> None:
-        """Release the socket."""
+        """Release the socket, and what the session refers to: its reader (a method of its own)
+        and its receivers (methods of the call) made the session and its call a cycle that only
+        a full garbage collection could free; without it refcounting frees them at once."""
         sock, self._sock = self._sock, None
         if sock is not None:
             if self._watched and self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(sock.fileno())
             self._watched = False
             sock.close()
+        self._reader = _ignore_read
+        self._on_audio = self._on_event = _ignore_packet
+        self.relay = None
 
     @property
     def udp_socket(self) -> socket.socket | None:
