@@ -79,6 +79,7 @@ class MediaClock:
         # waking the loop per packet (see tick's docstring); created with the first session.
         self._poller: select.epoll | None = None
         self._polled: dict[int, RtpSession] = {}
+        self._readers: dict[int, Callable[[], None]] = {}  # fd -> its session's read_now
         # Full collections, when the clock owns them: one is due (run after the next tick's
         # sends), and the timer that makes the next one due.
         self._collect_due = False
@@ -98,6 +99,7 @@ class MediaClock:
             except FileExistsError:  # a closed socket's number, reused: epoll forgot it
                 self._poller.modify(fd, select.EPOLLIN)
             self._polled[fd] = session
+            self._readers[fd] = session.read_now
         elif fd is not None:
             session.give_reading()
         if self._handle is None:
@@ -112,6 +114,7 @@ class MediaClock:
         for fd, polled in list(self._polled.items()):
             if polled is session:
                 del self._polled[fd]
+                del self._readers[fd]
                 if self._poller is not None:
                     try:
                         self._poller.unregister(fd)
@@ -183,7 +186,7 @@ class MediaClock:
         poller = self._poller
         if poller is None or not self._polled:
             return
-        polled = self._polled
+        readers = self._readers
         # Each round reads one packet from every socket that has one; the next round's poll
         # finds only those that hold more (a burst, or a loop that was busy). No read ever
         # fails with EAGAIN this way, which a drain-until-empty pays for on every socket.
@@ -192,9 +195,9 @@ class MediaClock:
             if not events:
                 return
             for fd, _mask in events:
-                session = polled.get(fd)
-                if session is not None:
-                    session.read_now()
+                read = readers.get(fd)
+                if read is not None:
+                    read()
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
