@@ -329,7 +329,7 @@ def prepare(node: Node, old_records: int) -> dict[str, Any]:
                     account_id=created.account_id,
                     app_id=mailbox["app_id"],
                     caller=f"+4670123{i:04d}",
-                    dialed="*22",
+                    dialed="*23",
                     pcm=tones.beep(300.0 + 10 * i, 20_000, -20.0),
                     call_id=f"vm-{i}@bench",
                 )

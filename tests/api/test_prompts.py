@@ -70,6 +70,10 @@ def test_standard_prompts_per_app_type(server: RunningServer) -> None:
             "closed",
             "all_busy",
             "no_message",
+            "record_code",
+            "record_review",
+            "record_saved",
+            "record_unknown",
         },
     }
     for app, keys in expected.items():
@@ -233,3 +237,37 @@ def test_custom_prompts_crud_and_references(server: RunningServer) -> None:
         ).status_code
         == 404
     )
+
+
+def test_every_prompt_has_a_record_code_unique_in_its_account_and_stable(
+    any_server: RunningServer,
+) -> None:
+    acc = any_server.account()
+    views: list[dict[str, Any]] = []
+    for app in ("Main menu", "Voice Mail", "System Prompt"):
+        views += _prompts(any_server, acc, app)[1]
+    codes = [p["record_code"] for p in views]
+    assert all(isinstance(c, int) and c > 0 for c in codes)
+    assert len(set(codes)) == len(codes)
+    app_id, _ = _prompts(any_server, acc, "Main menu")
+    base = f"/account/{acc.account_id}/voiceapp/{app_id}/prompt"
+    made = any_server.client.post(base, headers=acc.headers, json={"name": "Hours"})
+    assert made.status_code == 200, made.text
+    hours = made.json()["response"]
+    assert hours["record_code"] == max(codes) + 1
+    # Renamed, given a message, sent back as read: the code stays; changing it is refused.
+    one = f"{base}/{hours['prompt_id']}"
+    r = any_server.client.put(one, headers=acc.headers, json={**hours, "name": "Opening hours"})
+    assert r.status_code == 200 and r.json()["response"]["record_code"] == hours["record_code"]
+    r = any_server.client.put(
+        one, headers=acc.headers, json={"record_code": hours["record_code"] + 1}
+    )
+    assert r.status_code == 400 and "record_code" in r.text
+    # A deleted prompt's code is never handed out again.
+    assert any_server.client.delete(one, headers=acc.headers).status_code == 200
+    again = any_server.client.post(base, headers=acc.headers, json={"name": "Hours"})
+    assert again.json()["response"]["record_code"] == hours["record_code"] + 1
+    # Another account numbers its prompts on its own.
+    other = any_server.account()
+    other_codes = [p["record_code"] for p in _prompts(any_server, other, "Main menu")[1]]
+    assert set(other_codes) <= set(codes)

@@ -29,8 +29,8 @@ def test_new_account_has_the_three_default_apps(any_server: RunningServer) -> No
         "to": "app",
         "id": apps["Voice Mail"]["app_id"],
     }
-    shortcodes = {a["shortcode"] for a in apps.values()}
-    assert len(shortcodes) == 3
+    # *22 records prompts by phone: apps skip it.
+    assert [a["shortcode"] for a in apps.values()] == ["*21", "*23", "*24"]
     for app in apps.values():
         assert app["sip_address"] == f"{app['app_id']}@{any_server.settings.sip_domain}"
         assert app["app_id"].startswith("VA") and app["tts_allowed"] == "yes"
@@ -267,3 +267,16 @@ def test_errors_catalogue(server: RunningServer) -> None:
     assert {"unauthorized", "not_found", "in_use", "precondition_failed", "invalid_field"} <= codes
     r = server.client.get("/globaldata/errors?resource=voiceapp")
     assert all(e["resource"] == "voiceapp" for e in r.json()["response"])
+
+
+def test_the_recording_shortcode_is_no_apps(any_server: RunningServer) -> None:
+    acc = any_server.account()
+    base = f"/account/{acc.account_id}/voiceapp"
+    r = any_server.client.post(
+        base,
+        headers=acc.headers,
+        json={"app_type": "ivr", "name": "Sales", "shortcode": "*22"},
+    )
+    assert r.status_code == 400 and "shortcode" in r.text and "*22" in r.text
+    made = any_server.client.post(base, headers=acc.headers, json={"app_type": "ivr", "name": "X"})
+    assert made.status_code == 200 and made.json()["response"]["shortcode"] == "*25"

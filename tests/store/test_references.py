@@ -16,7 +16,7 @@ from openivr.store.accounts import create_account
 from openivr.store.db import open_database
 from openivr.store.models import PhoneNumber, Prompt, VoiceApp
 from openivr.store.references import Referrer, referrers, release
-from openivr.store.voiceapps import create_app
+from openivr.store.voiceapps import create_app, take_record_codes
 
 
 async def _account_with_a_shared_prompt(url: str) -> tuple[str, str, str, str, str]:
@@ -35,6 +35,7 @@ async def _account_with_a_shared_prompt(url: str) -> tuple[str, str, str, str, s
                 prompt_type="custom",
                 key="",
                 name="Hours",
+                record_code=(await take_record_codes(db, made.account_id, 1))[0],
             )
             db.add(prompt)
             play = {"action": "play", "to": "prompt", "id": prompt.prompt_id}

@@ -42,6 +42,7 @@ class PromptOut(Loose):
     type: str | None = None
     name: str | None = None
     app_id: str | None = None
+    record_code: int | None = None
     exists: bool | None = None
     audio_length: float | None = None
     message_url: str | None = None
@@ -58,15 +59,18 @@ def prompt_view(
         "key": p.key,
         "app_id": p.app_id,
         "account_id": p.account_id,
+        "record_code": p.record_code,
         "create_date": format_date(p.created_at),
         "record_path": f"/prompt/{p.prompt_id}/message",
     }
     if p.message_key:
         path = f"/audio/prompt/{p.message_key}.wav"
         signed = ctx.urls.sign(path)
-        source = {"upload": "uploaded recording", "tts": "text to speech"}.get(
-            p.message_source, "custom"
-        )
+        source = {
+            "upload": "uploaded recording",
+            "phone": "recorded by phone",
+            "tts": "text to speech",
+        }.get(p.message_source, "custom")
         view.update(
             exists=True,
             record_id=p.message_key.split("/", 1)[1],

@@ -19,6 +19,7 @@ from openivr.calls.records import CallNotes
 from openivr.engine import commands as cmd
 from openivr.engine import events as ev
 from openivr.engine.call import MIN_MESSAGE_SECONDS, CallFlow
+from openivr.engine.recorder import PromptRecorder
 from openivr.sip import call as sip
 from openivr.store.snapshot import AccountSnapshot
 
@@ -68,6 +69,8 @@ class Transferring(Protocol):
 
 
 VoicemailSink = Callable[[str, str, np.ndarray[Any, np.dtype[np.int16]]], Awaitable[str]]
+# Makes a recording a prompt's message (prompt id, 8 kHz samples); whether it was saved.
+PromptSink = Callable[[str, np.ndarray[Any, np.dtype[np.int16]]], Awaitable[bool]]
 
 
 class _Timer:
@@ -92,6 +95,8 @@ class CallDriver:
         transfer: Transferring | None,
         caller_id: str,
         team_id: str | None = None,
+        recorder: PromptRecorder | None = None,
+        save_prompt: PromptSink | None = None,
     ):
         self.call = call
         self.snapshot = snapshot
@@ -101,8 +106,10 @@ class CallDriver:
         self.voicemail = voicemail
         self.transfer = transfer
         self.caller_id = caller_id
-        # A number connected straight to a team enters the flow at the team, not an app.
-        self.engine = CallFlow(
+        self.save_prompt = save_prompt
+        # A number connected straight to a team enters the flow at the team, not an app; a
+        # call to the recording shortcode runs the recorder instead of any app.
+        self.engine: CallFlow | PromptRecorder = recorder or CallFlow(
             snapshot.config, app_id, account_id=snapshot.account_id, team_id=team_id
         )
         self.inbox: asyncio.Queue[object] = asyncio.Queue()
@@ -223,7 +230,8 @@ class CallDriver:
             | ev.TransferAnswered
             | ev.TransferFailed
             | ev.EndRequested
-            | ev.RecordingFinished,
+            | ev.RecordingFinished
+            | ev.PromptSaved,
         ):
             await self._feed(item)
 
@@ -246,7 +254,7 @@ class CallDriver:
 
     # commands out ---------------------------------------------------------------------------
 
-    async def _execute(self, command: cmd.Command) -> None:
+    async def _execute(self, command: cmd.RecorderCommand) -> None:
         match command:
             case cmd.PlayPrompt():
                 await self._play(command)
@@ -277,6 +285,10 @@ class CallDriver:
             case cmd.HangUp():
                 self.notes.detail["hangup_reason"] = command.reason
                 await self.call.hangup()
+            case cmd.PlayRecorded():
+                self._play_recorded(command)
+            case cmd.SavePromptMessage():
+                await self._save_prompt(command)
             case _:
                 assert_never(command)
 
@@ -296,6 +308,26 @@ class CallDriver:
         # queue of play ids stays in the order the SIP call reports them.
         self.plays.append(command.play_id)
         self.call.play(sound.audio, barge_in=command.barge_in)
+
+    def _play_recorded(self, command: cmd.PlayRecorded) -> None:
+        pcm = self.recorded
+        if self.call.ended:
+            return
+        if pcm is None or len(pcm) == 0:
+            self.inbox.put_nowait(ev.PromptFinished(self.now(), command.play_id))
+            return
+        self.plays.append(command.play_id)
+        self.call.play_pcm(pcm, barge_in=command.barge_in)
+
+    async def _save_prompt(self, command: cmd.SavePromptMessage) -> None:
+        pcm, self.recorded = self.recorded, None
+        saved = False
+        if pcm is not None and len(pcm) and self.save_prompt is not None:
+            saved = await self.save_prompt(command.prompt_id, pcm)
+        if saved and pcm is not None:
+            self.notes.detail["prompt_id"] = command.prompt_id
+            self.notes.detail["prompt_seconds"] = round(len(pcm) / 8000, 2)
+        self.inbox.put_nowait(ev.PromptSaved(self.now(), saved))
 
     def _start_timer(self, command: cmd.StartTimer) -> None:
         def fire() -> None:

@@ -15,13 +15,17 @@ import numpy as np
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from openivr.apps.prompts.service import PromptService
+from openivr.apps.validation import Refusal
+from openivr.audio.wav import write_wav
 from openivr.calls.callback import CallbackService
 from openivr.calls.driver import CallDriver, TransferRequest, Transferring
 from openivr.calls.records import CallLog
-from openivr.calls.router import Destination, resolve
+from openivr.calls.router import Destination, Sender, resolve
 from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.engine.config import UserConfig
+from openivr.engine.recorder import PromptRecorder
 from openivr.engine.routing import Reachability, route_transfer
 from openivr.guard.flood import FloodGate
 from openivr.settings import Settings
@@ -250,12 +254,18 @@ class CallService:
         self.snapshots = SnapshotCache(sip_domain=ctx.settings.sip_domain)
 
     async def route(self, invite: Invite) -> Accept | Reject:
-        """A number, app id or shortcode → its app; anything else → 404."""
-        dest = await resolve(self.ctx.sessions, invite.route_key, invite.caller)
+        """A number, app id or shortcode → its app; the recording shortcode from a registered
+        user's phone → the recorder; anything else → 404."""
+        sender = Sender(invite.source, invite.transport)
+        dest = await resolve(
+            self.ctx.sessions, invite.route_key, invite.caller, sender, self.ctx.trusted
+        )
         if dest is None:
             return Reject(404, "Not Found")
         notes = self.calls.notes_for(invite.call_id)
         notes.account_id = dest.account_id
+        if dest.recorder_user:
+            return Accept(lambda call: self.run_recorder(call, dest))
         if dest.app_id or dest.direct_kind == "csg":
             return Accept(lambda call: self.run_app(call, dest))
         if self.transfer is None:
@@ -296,6 +306,51 @@ class CallService:
             transfer=self.transfer,
             caller_id=self._caller_id(snapshot.account, call),
             team_id=dest.direct_target if dest.direct_kind == "csg" else None,
+        )
+        self.drivers[call.call_id] = driver
+        try:
+            await driver.run()
+        finally:
+            del self.drivers[call.call_id]
+            self.calls.release(call.call_id)
+
+    async def run_recorder(self, call: sip.MediaCall, dest: Destination) -> None:
+        """A user records a prompt's message by phone (engine/recorder.py); a kept recording is
+        saved as an uploaded WAV would be (PromptService.record)."""
+        self.calls.call_started(call.call_id, call.caller, call.dialed, dest.account_id, "")
+        async with self.ctx.sessions() as db:
+            snapshot = await self.snapshots.get(db, dest.account_id)
+
+        async def save(prompt_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> bool:
+            data = write_wav(pcm, 8000)
+            try:
+                async with self.ctx.sessions() as db:
+                    service = PromptService(db, dest.account_id, self.ctx.sounds)
+                    prompt = await service.one(prompt_id)
+                    await service.record(prompt, "recorded-by-phone.wav", data, source="phone")
+            except Refusal as exc:
+                log.info("recording for prompt %s not saved: %s", prompt_id, exc)
+                return False
+            except Exception:  # the old message stays; the caller is told nothing was saved
+                log.exception("recording for prompt %s could not be saved", prompt_id)
+                return False
+            log.info("prompt %s recorded by phone by user %s", prompt_id, dest.recorder_user)
+            return True
+
+        async def no_voicemail(app_id: str, call_id: str, pcm: Any) -> str:
+            raise RuntimeError("the recorder leaves no voicemail")
+
+        driver = CallDriver(
+            call,
+            snapshot,
+            "",
+            self.ctx.sounds,
+            self.calls.hold(call.call_id),
+            voicemail=no_voicemail,
+            transfer=None,
+            caller_id=call.caller,
+            recorder=PromptRecorder(snapshot.config, dest.account_id, dest.recorder_user),
+            save_prompt=save,
         )
         self.drivers[call.call_id] = driver
         try:

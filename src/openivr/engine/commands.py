@@ -67,7 +67,8 @@ class CollectDigits:
 
 @dataclass(slots=True)
 class Record:
-    """Beep, then record the caller for mailbox `app_id`; answer with RecordingFinished.
+    """Beep, then record the caller for mailbox `app_id` ("" when the recording is not a
+    voicemail: a prompt recorded by phone); answer with RecordingFinished.
 
     Stop at `stop_key`, after `max_silence` seconds of silence, after `max_seconds`, or when the
     caller hangs up (then send RecordingFinished(reason="hangup") before or instead of
@@ -145,6 +146,24 @@ class HangUp:
     reason: str
 
 
+@dataclass(slots=True)
+class PlayRecorded:
+    """Play the recording just made back to the caller (recording by phone); answer with
+    PromptFinished(play_id). With `barge_in` a key stops it."""
+
+    play_id: int
+    barge_in: bool
+
+
+@dataclass(slots=True)
+class SavePromptMessage:
+    """Make the recording just made prompt `prompt_id`'s message, as an uploaded WAV would be;
+    answer with PromptSaved(ok)."""
+
+    prompt_id: str
+    duration: float
+
+
 Command = (
     PlayPrompt
     | StopPrompt
@@ -159,3 +178,5 @@ Command = (
     | EnterApp
     | HangUp
 )
+# What a call to the recording shortcode may also ask for (engine/recorder.py).
+RecorderCommand = Command | PlayRecorded | SavePromptMessage

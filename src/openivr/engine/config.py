@@ -268,6 +268,7 @@ class PromptRef:
     key: str | None = None
     text: str | None = None
     has_audio: bool = True
+    record_code: int | None = None  # what a user keys in to record it by phone (*22)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape."""
@@ -298,6 +299,9 @@ class CallConfig(Protocol):
 
     def standard_prompt(self, app_id: str, key: str) -> PromptRef | None:
         """The standard prompt `key` (welcome, menu, greeting ...) of an app."""
+
+    def prompt_by_code(self, account_id: str, record_code: int) -> PromptRef | None:
+        """The prompt of this account with this `record_code` (recording by phone)."""
 
     def sysprompt_app(self, account_id: str) -> AppConfig | None:
         """The account's sysprompt app (system messages and their voices)."""
@@ -372,10 +376,13 @@ class StaticConfig:
                 self._extensions[(user.account_id, user.extension)] = user
         self.prompts: dict[tuple[str, str], PromptRef] = {}
         self._standard: dict[tuple[str, str], PromptRef] = {}
+        self._codes: dict[tuple[str, int], PromptRef] = {}
         for prompt in prompts:
             self.prompts[(prompt.account_id, prompt.prompt_id)] = prompt
             if prompt.key is not None:
                 self._standard[(prompt.app_id, prompt.key)] = prompt
+            if prompt.record_code is not None:
+                self._codes[(prompt.account_id, prompt.record_code)] = prompt
         # Default standard prompts are addressable by id too, as in the store.
         for app in self.apps.values():
             for standard in STANDARD_PROMPTS.get(app.app_type, ()):
@@ -428,6 +435,10 @@ class StaticConfig:
     def standard_prompt(self, app_id: str, key: str) -> PromptRef | None:
         """A standard prompt of an app."""
         return self._standard.get((app_id, key))
+
+    def prompt_by_code(self, account_id: str, record_code: int) -> PromptRef | None:
+        """The prompt of this account with this record code."""
+        return self._codes.get((account_id, record_code))
 
     def sysprompt_app(self, account_id: str) -> AppConfig | None:
         """The first sysprompt app of the account."""

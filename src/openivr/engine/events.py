@@ -101,6 +101,15 @@ class EndRequested:
     at_once: bool = False
 
 
+@dataclass(slots=True)
+class PromptSaved:
+    """The recording SavePromptMessage asked for was saved as the prompt's message (`ok`), or
+    could not be (the audio was refused or the store failed; the old message stays)."""
+
+    now: float
+    ok: bool
+
+
 Event = (
     CallStarted
     | PromptFinished
@@ -112,3 +121,5 @@ Event = (
     | CallerHungUp
     | EndRequested
 )
+# What a call to the recording shortcode may also be told (engine/recorder.py).
+RecorderEvent = Event | PromptSaved

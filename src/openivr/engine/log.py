@@ -13,7 +13,8 @@ LogKind = Literal[
     "app", "key", "input", "timeout", "action", "failure", "note", "transfer", "hangup", "hours"
 ]
 # How a call ended (Outcome.kind).
-OutcomeKind = Literal["transferred", "voicemail", "hangup", "caller_hangup"]
+# prompt_recorded: a call to the recording shortcode saved a prompt's new message.
+OutcomeKind = Literal["transferred", "voicemail", "hangup", "caller_hangup", "prompt_recorded"]
 OUTCOMES: tuple[OutcomeKind, ...] = get_args(OutcomeKind)
 
 

@@ -106,5 +106,23 @@ STANDARD_PROMPTS: dict[str, tuple[StandardPrompt, ...]] = {
         ),
         StandardPrompt("all_busy", "All busy", "Nobody in a team answered (before no_answer)"),
         StandardPrompt("no_message", "No message", "A mailbox kept nothing (silent or too short)"),
+        StandardPrompt(
+            "record_code", "Record: prompt number", "Recording by phone asks for a prompt's number"
+        ),
+        StandardPrompt(
+            "record_review",
+            "Record: keep or again",
+            "After the recording played back: 1 keeps it, 2 records again, star cancels",
+        ),
+        StandardPrompt(
+            "record_saved", "Record: saved", "The recording is the prompt's message now"
+        ),
+        StandardPrompt(
+            "record_unknown", "Record: unknown number", "No prompt has the number entered"
+        ),
     ),
 }
+
+# The shortcode a user of the account dials from a registered phone to record a prompt's
+# message (as on the hosted service); no app is given it.
+RECORDING_SHORTCODE = "*22"

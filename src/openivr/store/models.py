@@ -58,6 +58,9 @@ class Account(Base):
     # Bumped in the transaction of every change to the account's apps, users and prompts
     # (store/revision.py), so nodes can keep a call snapshot until it changes.
     config_revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The record code the account's next prompt gets: codes are never handed out twice, so a
+    # number written down for a deleted prompt never records over another one.
+    next_record_code: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -118,6 +121,7 @@ class Prompt(Base):
     """A prompt of an app: standard (from the catalogue) or custom; may carry a message."""
 
     __tablename__ = "prompt"
+    __table_args__ = (UniqueConstraint("account_id", "record_code", name="uq_prompt_record_code"),)
     prompt_id: Mapped[str] = mapped_column(String(20), primary_key=True)
     account_id: Mapped[str] = mapped_column(
         ForeignKey("account.account_id", ondelete="CASCADE"), index=True
@@ -128,6 +132,9 @@ class Prompt(Base):
     prompt_type: Mapped[str] = mapped_column(String(20))
     key: Mapped[str] = mapped_column(String(40), default="")
     name: Mapped[str] = mapped_column(String(200))
+    # What a user keys in after dialling *22 to record the message by phone (store/voiceapps.py
+    # `take_record_codes`).
+    record_code: Mapped[int] = mapped_column(Integer)
     # The custom message, if any: its audio lives in the audio store under `message_key`.
     message_key: Mapped[str] = mapped_column(String(200), default="")
     message_source: Mapped[str] = mapped_column(String(20), default="")

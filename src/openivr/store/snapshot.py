@@ -145,6 +145,7 @@ async def load_snapshot(
                 key=p.key or None,
                 text=p.message_text or None,
                 has_audio=bool(p.message_key) or p.prompt_type == "standard",
+                record_code=p.record_code,
             )
         )
     mailboxes = [a.app_id for a in apps if a.app_type == "mailbox"]

@@ -5,26 +5,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.apps.voiceapps.schema import AccountRefs
-from openivr.engine.vocabulary import STANDARD_PROMPTS
+from openivr.engine.vocabulary import RECORDING_SHORTCODE, STANDARD_PROMPTS
 from openivr.store import ids
-from openivr.store.models import Prompt, Schedule, Team, User, VoiceApp, utcnow
+from openivr.store.models import Account, Prompt, Schedule, Team, User, VoiceApp, utcnow
 
 
 async def next_shortcode(db: AsyncSession, account_id: str) -> str:
-    """The lowest free dial code *21, *22, ... of the account."""
+    """The lowest free dial code *21, *23, ... of the account (*22 records prompts)."""
     taken = set(
         (
             await db.scalars(select(VoiceApp.shortcode).where(VoiceApp.account_id == account_id))
         ).all()
     )
+    taken.add(RECORDING_SHORTCODE)
     n = 21
     while f"*{n}" in taken:
         n += 1
     return f"*{n}"
+
+
+async def take_record_codes(db: AsyncSession, account_id: str, count: int) -> range:
+    """`count` record codes for new prompts of the account, never handed out before.
+
+    One UPDATE of the account's counter: it holds the account's row (PostgreSQL) or the
+    database (SQLite) until the transaction ends, so concurrent creates never share a code.
+    """
+    end = (
+        await db.execute(
+            update(Account)
+            .where(Account.account_id == account_id)
+            .values(next_record_code=Account.next_record_code + count)
+            .returning(Account.next_record_code)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one()
+    return range(end - count, end)
 
 
 async def create_app(
@@ -42,7 +61,9 @@ async def create_app(
     )
     db.add(app)
     await db.flush()
-    for std in STANDARD_PROMPTS[app_type]:
+    standard = STANDARD_PROMPTS[app_type]
+    codes = await take_record_codes(db, account_id, len(standard))
+    for std, code in zip(standard, codes, strict=True):
         db.add(
             Prompt(
                 prompt_id=ids.prompt_id(),
@@ -51,6 +72,7 @@ async def create_app(
                 prompt_type="standard",
                 key=std.key,
                 name=std.name,
+                record_code=code,
             )
         )
     await db.flush()

@@ -6,7 +6,7 @@ from __future__ import annotations
 WRITABLE = ("name",)
 # What a GET shows: the identity must come back unchanged; the message details (signed links,
 # sizes) are derived and ignored.
-IDENTITY = ("prompt_id", "type", "key", "app_id", "account_id")
+IDENTITY = ("prompt_id", "type", "key", "app_id", "account_id", "record_code")
 SHOWN = (
     *IDENTITY,
     "create_date",

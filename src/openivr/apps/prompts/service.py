@@ -26,6 +26,7 @@ from openivr.store import ids
 from openivr.store.models import Prompt, VoiceApp, utcnow
 from openivr.store.references import release
 from openivr.store.snapshot import load_snapshot
+from openivr.store.voiceapps import take_record_codes
 
 # How each refusal of an upload is answered: too big 413, not a WAV we take 415, broken 400.
 _AUDIO_CODES = {
@@ -100,13 +101,16 @@ class PromptService:
         name = (body or {}).get("name") or name_in_query
         if name is None:
             raise Refusal("missing_field", 'name: is required (JSON {"name": ...} or ?name=)')
+        name = v.text("name", name)
+        [code] = await take_record_codes(self.db, self.account_id, 1)
         prompt = Prompt(
             prompt_id=ids.prompt_id(),
             account_id=self.account_id,
             app_id=app_id,
             prompt_type="custom",
             key="",
-            name=v.text("name", name),
+            name=name,
+            record_code=code,
         )
         self.db.add(prompt)
         await self.db.commit()
@@ -120,6 +124,7 @@ class PromptService:
             "key": prompt.key,
             "app_id": prompt.app_id,
             "account_id": prompt.account_id,
+            "record_code": prompt.record_code,
         }
         v.known_fields(body, schema.WRITABLE, schema.SHOWN, identity)
         name = body.get("name")
@@ -149,8 +154,11 @@ class PromptService:
         self.sounds.store.remove_prompt(prompt.prompt_id)
         return prompt
 
-    async def record(self, prompt: Prompt, file_name: str, data: bytes) -> Prompt:
-        """An uploaded WAV becomes the prompt's message (normalised; the original kept)."""
+    async def record(
+        self, prompt: Prompt, file_name: str, data: bytes, source: str = "upload"
+    ) -> Prompt:
+        """A WAV becomes the prompt's message (normalised; the original kept): uploaded, or
+        recorded by phone (`source` "phone")."""
         try:
             audio = parse_wav(data)
             key, prepared = await asyncio.to_thread(
@@ -158,7 +166,7 @@ class PromptService:
             )
         except AudioFormatError as exc:
             raise audio_refusal(exc) from None
-        return await self._keep(prompt, key, prepared, "upload", file_name, len(data))
+        return await self._keep(prompt, key, prepared, source, file_name, len(data))
 
     async def speak(self, prompt: Prompt, body: dict[str, Any]) -> Prompt:
         """A text spoken in a voice (the app's voice when none is given) becomes the prompt's

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openivr.apps.validation import FieldError, Refusal, known_fields
 from openivr.apps.voiceapps import schema as va
 from openivr.delivery import webhook
-from openivr.engine.vocabulary import APP_TYPES
+from openivr.engine.vocabulary import APP_TYPES, RECORDING_SHORTCODE
 from openivr.store.models import Prompt, VoiceApp
 from openivr.store.references import release
 from openivr.store.versioned import ATTEMPTS, etag, if_match_holds, swap
@@ -108,6 +108,10 @@ class VoiceAppService:
             raise FieldError("app_type", f"must be one of {', '.join(APP_TYPES)}; got {app_type!r}")
         if "name" not in data:
             raise Refusal("missing_field", "name: is required")
+        if data.get("shortcode") == RECORDING_SHORTCODE:
+            raise FieldError(
+                "shortcode", f"{RECORDING_SHORTCODE} is kept for recording prompts by phone"
+            )
         data = known_fields(data, va.writable_fields(app_type), va.READ_ONLY)
         await self._check_webhook(data)
         if app_type == "sysprompt":
