@@ -190,7 +190,7 @@ def test_a_registered_phone_records_a_prompt_that_a_menu_caller_then_hears(
     assert abs(dominant_hz(loud_part(heard)) - FIRST_TONE) < 15
 
 
-def test_two_records_again_and_star_cancels_keeping_the_old_message(
+def test_two_records_again_silence_and_star_keep_the_old_message(
     sip_node: RunningServer, tmp_path: Path
 ) -> None:
     node = sip_node
@@ -221,6 +221,12 @@ def test_two_records_again_and_star_cancels_keeping_the_old_message(
     assert call["outcome"] == "prompt_recorded"
     kept = _prompt(node, acc, welcome["prompt_id"])
     assert abs(dominant_hz(loud_part(_message(node, kept))) - SECOND_TONE) < 15
+
+    # A silent take is refused as a silent upload is: "no message was recorded", nothing changes.
+    steps = Steps().wait(800).keys(code).wait(2500).keys("#").wait(500).keys("1")
+    call = _record_call(node, acc, tmp_path, port, steps)
+    assert call["outcome"] == "hangup" and call["detail"]["hangup_reason"] == "not saved"
+    assert _prompt(node, acc, welcome["prompt_id"])["record_id"] == kept["record_id"]
 
     # * cancels: the message saved before stays, byte for byte.
     steps = Steps().wait(800).keys(code).wait(1200).speak(first, 2300).keys("#").wait(800)

@@ -120,3 +120,13 @@ def test_add_and_delete_a_message_of_your_own(console: Console) -> None:
     console.wait(lambda: "Holiday greeting" not in console.text())
     names = [p["name"] for p in console.api("GET", console.acct(f"/voiceapp/{app_id}/prompt"))]
     assert "Holiday greeting" not in names
+
+
+def test_each_message_shows_the_number_that_records_it_by_phone(console: Console) -> None:
+    app_id, _ids = _open_messages(console)
+    for prompt in console.api("GET", console.acct(f"/voiceapp/{app_id}/prompt")):
+        code = prompt["record_code"]
+        shown = console.text(f"li[data-prompt-id='{prompt['prompt_id']}'] .record-code")
+        assert f"Number {code}" in shown and f"*22, {code}#" in shown
+    assert "dial *22" in console.text("main")
+    assert console.page_errors() == []

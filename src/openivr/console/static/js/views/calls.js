@@ -9,6 +9,7 @@ const PAGE = 50;
 const OUTCOMES = {
   voicemail: "Left a voicemail", transferred: "Put through", hangup: "Ended", rejected: "Refused",
   abandoned: "Caller hung up", failed: "Failed", busy: "Busy",
+  prompt_recorded: "Recorded a message by phone",
 };
 
 function isoOf(localValue) {

@@ -1,5 +1,6 @@
 // An app's messages (prompts): hear each one, upload a recording (drag and drop), type a text
-// and hear it spoken, keep it as the message, go back to the default, add and delete prompts.
+// and hear it spoken, keep it as the message, go back to the default, add and delete prompts;
+// each shows the number that records it by phone (*22, the number, #).
 
 import { h, put, field, select, player, seconds } from "../dom.js";
 import { api, acct, ApiError } from "../api.js";
@@ -36,6 +37,7 @@ export async function show(main, appId) {
     h("p", { class: "crumbs" }, h("a", { href: "#/apps" }, "Voice apps"), " › ", h("a", { href: appHref(app) }, app.name), " › Messages"),
     heading(`Messages of ${app.name}`, h("a", { class: "button", href: appHref(app) }, app.app_type === "sysprompt" ? "Settings" : "Edit app")),
     h("p", { class: "lead" }, "Listen to what callers hear. Replace a message with your own recording (a WAV file) or type a text to be spoken; remove it to go back to the standard recording."),
+    h("p", { class: "hint" }, "Or record it by phone: from a desk phone registered as you, dial *22, then the message's number and #; speak after the beep and press # to end."),
     problems,
     h("section", { "aria-labelledby": "std-h" }, h("h2", { id: "std-h" }, "Standard messages"),
       standard.length ? h("ul", { class: "cards" }, standard.map((p) => promptCard(p, ctx))) : h("p", { class: "empty" }, "This app has no standard messages.")),
@@ -112,7 +114,8 @@ function promptCard(p, ctx) {
       h("h3", { class: "card-title" }, p.name),
       h("p", { class: "meta" },
         p.exists ? h("span", { class: "badge ok" }, "Your message") : p.type === "standard" ? h("span", { class: "badge" }, "Standard") : h("span", { class: "badge warning" }, "Empty"),
-        p.audio_length ? h("span", {}, seconds(p.audio_length)) : null),
+        p.audio_length ? h("span", {}, seconds(p.audio_length)) : null,
+        p.record_code ? h("span", { class: "record-code", title: "Dial *22 from your registered desk phone, then this number and #" }, `Number ${p.record_code} (record by phone: *22, ${p.record_code}#)`) : null),
       h("p", { class: "description" }, describeMessage(p)),
       play),
     h("div", { class: "card-actions" }, actions),
