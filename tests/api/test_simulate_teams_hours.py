@@ -280,3 +280,66 @@ def test_closed_and_all_busy_are_spoken_in_every_voice(server: RunningServer) ->
         assert busy["voice"] == voice
         assert busy["prompt_text"] == default_text(voice, "all_busy"), voice
         assert busy["duration"] > 1.0, (voice, busy)
+
+
+def test_an_announcement_follows_opening_hours_and_then_rings_a_team(
+    server: RunningServer,
+) -> None:
+    acc = server.account()
+    user = _post(
+        server,
+        acc,
+        "/user",
+        {
+            "user_fname": "Anna",
+            "email": f"anna-{acc.account_id}@example.com",
+            "password": "pw12345678",
+        },
+    )
+    _put(server, acc, f"/user/{user['user_id']}", {"sip_uri": "sip:anna@127.0.0.1:5091"})
+    team = _post(server, acc, "/team", {"name": "Front desk", "members": [user["user_id"]]})
+    schedule = _post(
+        server,
+        acc,
+        "/schedule",
+        dict(NINE_TO_FIVE_NEW_YORK, name="Desk hours", timezone="Europe/Stockholm"),
+    )
+    box = _apps(server, acc)["Voice Mail"]["app_id"]
+    greeting = _post(
+        server,
+        acc,
+        "/voiceapp",
+        {
+            "app_type": "ivr",
+            "name": "Greeting",
+            "play_menu": "no",
+            "final_action": {"action": "call", "to": "csg", "id": team["team_id"]},
+            "open_hours": {
+                "schedule_id": schedule["schedule_id"],
+                "closed_action": {"action": "connect", "to": "app", "id": box},
+            },
+        },
+    )
+    app = greeting["app_id"]
+    t = _simulate(
+        server, acc, app, {"at": "2026-03-30T10:00:00+02:00", "timeline": [{"team": "Anna"}]}
+    )
+    assert t["hours"][0]["open"] is True
+    [rang] = [e for e in t["entries"] if e["kind"] == "transfer"]
+    assert (rang["team_id"], rang["result"]) == (team["team_id"], "answered")
+    assert t["outcome"]["kind"] == "transferred"
+    t = _simulate(server, acc, app, {"at": "2026-03-30T18:00:00+02:00", "timeline": []})
+    assert t["hours"][0]["open"] is False
+    assert [e["app_id"] for e in t["entries"] if e["kind"] == "app"] == [app, box]
+    assert not [e for e in t["entries"] if e["kind"] == "transfer"]
+    drawn = server.client.get(
+        f"/account/{acc.account_id}/voiceapp/{app}/graph", headers=acc.headers
+    ).json()["response"]
+    assert {
+        (e["label"], e["target"], e.get("branch"))
+        for e in drawn["edges"]
+        if e["source"] == f"app:{app}"
+    } == {
+        ("closed (Desk hours)", f"app:{box}", "closed"),
+        ("then", f"team:{team['team_id']}", "open"),
+    }
