@@ -256,8 +256,9 @@ def test_the_flow_and_problems_show_teams_and_opening_hours(console: Console) ->
     # The problems: Bob cannot be rung, named with his team under the key that rings it.
     problem = find(driver, ".problems li[data-field='menu.digit_3']")
     assert "Key 3" in problem.text and "Bob Berg" in problem.text and "'Sales'" in problem.text
-    # Changing the closed action on screen redraws the closed branch before saving.
-    Select(find(driver, "select[name=closed_action-kind]")).select_by_value("hangup")
+    # Taking the closed action away on screen redraws the closed branch before saving, and the
+    # problems say what callers then get outside opening hours.
+    Select(find(driver, "select[name=closed_action-kind]")).select_by_value("")
     console.wait(
         lambda: (
             "Main menu (menu): when closed (Office hours) → hang up"
@@ -267,6 +268,8 @@ def test_the_flow_and_problems_show_teams_and_opening_hours(console: Console) ->
             ]
         )
     )
+    hours_problem = find(driver, ".problems li[data-field='open_hours.closed_action']")
+    assert "Opening hours" in hours_problem.text and "we are closed" in hours_problem.text
     # Always open again: no closed branch, no legend.
     Select(find(driver, "select[name=schedule_id]")).select_by_value("")
     console.wait(lambda: not driver.find_elements(By.CSS_SELECTOR, ".flow svg .edge-line.closed"))
