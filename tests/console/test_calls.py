@@ -6,7 +6,7 @@ from pathlib import Path
 
 from selenium.webdriver.support.ui import Select
 
-from tests.calls.conftest import run_sipp
+from tests.calls.conftest import run_sipp, start_target
 from tests.console.browser import by_text, find
 from tests.console.conftest import Console
 
@@ -126,3 +126,75 @@ def test_the_call_log_shows_a_real_call_and_its_detail(console: Console, tmp_pat
     find(driver, "input[name=from]").send_keys("+4600000000")
     console.button("Show calls").click()
     by_text(driver, "main", "No calls match.")
+
+
+def test_the_call_log_names_each_team_member_rung_in_order(
+    console: Console, tmp_path: Path
+) -> None:
+    values = {"from_user": r"\+46701234567"}
+    ringing = start_target("callee_rings.xml", tmp_path, {**values, "ruri_user": "anna"})
+    answering = start_target(
+        "callee_hangs_up.xml",
+        tmp_path,
+        {
+            **values,
+            "ruri_user": "bob",
+            "ring_ms": "400",
+            "hold_ms": "2000",
+            "callee_pt": "8",
+            "callee_codec": "PCMA",
+        },
+        extra=("-rtp_echo",),
+    )
+    people = {}
+    for name, port in (("Anna", ringing.port), ("Bob", answering.port)):
+        user = console.api(
+            "POST",
+            console.acct("/user"),
+            json={
+                "user_fname": name,
+                "user_lname": "Lind",
+                "email": f"{name.lower()}-{console.account.account_id}@example.com",
+                "password": "pass-word-1",
+                "sip_uri": f"sip:{name.lower()}@127.0.0.1:{port}",
+            },
+        )
+        people[name] = user["user_id"]
+    team = console.api(
+        "POST",
+        console.acct("/team"),
+        json={
+            "name": "Sales",
+            "members": [people["Anna"], people["Bob"]],
+            "strategy": "order",
+            "ring_seconds": 5,
+        },
+    )
+    menu = console.app_named("Main menu")["app_id"]
+    console.api(
+        "PUT",
+        console.acct(f"/voiceapp/{menu}"),
+        json={"menu": {"digit_3": {"action": "call", "to": "csg", "id": team["team_id"]}}},
+    )
+    # Key 3: Anna rings 5 s and is cancelled; Bob answers, talks and hangs up.
+    run_sipp(
+        console.server,
+        "transfer_talk.xml",
+        tmp_path,
+        menu,
+        values={"key": "3", "wait_ms": "800", "ring_wait_ms": "8000", "bye_timeout": "25000"},
+    )
+    ringing.finish()
+    answering.finish()
+    call = console.wait(
+        lambda: [c for c in console.api("GET", console.acct("/call")) if c["end_time"]]
+    )[0]
+    console.go("#/calls")
+    driver = console.driver
+    row = find(driver, f"tr[data-call-id='{call['call_id']}']")
+    assert "Put through" in row.text
+    row.find_element("css selector", "button[name=open]").click()
+    find(driver, "tr.call-detail ol.legs")
+    legs = [el.text for el in driver.find_elements("css selector", "tr.call-detail .leg-summary")]
+    assert legs == ["Team Sales, #1: Anna Lind — no answer", "Team Sales, #2: Bob Lind — answered"]
+    assert console.page_errors() == []

@@ -3,6 +3,7 @@
 
 import { h, put, field, select, seconds, when } from "../dom.js";
 import { api, acct, list } from "../api.js";
+import { serverFeatures, userName } from "../data.js";
 import { heading, busy, describe } from "../ui.js";
 
 const PAGE = 50;
@@ -24,10 +25,48 @@ function plain(value) {
   return String(value);
 }
 
+/** How a ring ended, in words ("no_answer" → "no answer"). */
+function result(status) {
+  return status ? String(status).replace(/_/g, " ") : "—";
+}
+
+/**
+ * One line saying whom a leg rang and how it went: for a team's ring its name, the member
+ * (or, rung at once, every member) by name and each one's result, in the order they rang.
+ */
+function legSummary(leg, names) {
+  const person = (id) => names.users[id] || id;
+  if (!leg.team_id) return `${leg.uri || leg.target || "—"}: ${result(leg.status)}`;
+  const team = names.teams[leg.team_id] || leg.team_id;
+  if (Array.isArray(leg.members)) {
+    const each = leg.members.map((m) => `${person(m.user_id)} (${result(m.status)})`).join(", ");
+    return `Team ${team}, everyone at once: ${each}`;
+  }
+  const note = leg.detail ? ` (${leg.detail})` : "";
+  return `Team ${team}, #${leg.attempt}: ${person(leg.user_id)} — ${result(leg.status)}${note}`;
+}
+
+/** A leg's field as a person reads it: names for ids; members are in the summary. */
+function legValue(key, value, names) {
+  if (key.endsWith("app_id")) return names.apps[value] || value;
+  if (key === "user_id" || key === "answered_by") return names.users[value] || plain(value);
+  if (key === "team_id") return names.teams[value] || value;
+  return plain(value);
+}
+
 export async function show(main, _unused, state = { offset: 0, filters: {} }) {
   document.title = "Call log — OpenIVR";
-  const apps = await list(acct("/voiceapp"));
+  const features = await serverFeatures();
+  const [apps, users, teams] = await Promise.all([
+    list(acct("/voiceapp")), list(acct("/user")), features.teams ? list(acct("/team")) : Promise.resolve([]),
+  ]);
   const names = Object.fromEntries(apps.map((a) => [a.app_id, a.name]));
+  // What a leg's ids stand for, so whom a call rang reads as names.
+  const legNames = {
+    apps: names,
+    users: Object.fromEntries(users.map((u) => [u.user_id, userName(u)])),
+    teams: Object.fromEntries(teams.map((t) => [t.team_id, t.name])),
+  };
   const f = state.filters;
   const from = h("input", { type: "tel", name: "from", value: f.from || "", placeholder: "+46701234567" });
   const to = h("input", { type: "text", name: "to", value: f.to || "", placeholder: "+46812345678 or *21" });
@@ -72,7 +111,7 @@ export async function show(main, _unused, state = { offset: 0, filters: {} }) {
       const show = detailRow.hidden;
       detailRow.hidden = !show;
       open.setAttribute("aria-expanded", String(show));
-      if (show && !detailRow.firstChild.firstChild) put(detailRow.firstChild, callDetail(c, names));
+      if (show && !detailRow.firstChild.firstChild) put(detailRow.firstChild, callDetail(c, legNames));
     });
     rows.push(h("tr", { dataset: { callId: c.call_id } },
       h("td", { "data-label": "When" }, open),
@@ -102,8 +141,9 @@ function callDetail(c, names) {
   ];
   for (const [k, v] of Object.entries(c.detail || {})) facts.push([k.replace(/_/g, " "), plain(v)]);
   const legs = (c.transfers || []).map((leg, i) => h("li", {},
-    h("strong", {}, `Leg ${i + 1}: `),
-    Object.entries(leg).map(([k, v]) => `${k.replace(/_/g, " ")}: ${plain(k.endsWith("app_id") ? names[v] || v : v)}`).join(" · ")));
+    h("strong", {}, `Leg ${i + 1}: `), h("span", { class: "leg-summary" }, legSummary(leg, names)), h("br"),
+    h("span", { class: "leg-facts" }, Object.entries(leg).filter(([k]) => k !== "members")
+      .map(([k, v]) => `${k.replace(/_/g, " ")}: ${legValue(k, v, names)}`).join(" · "))));
   return h("div", { class: "detail" },
     h("dl", { class: "dl" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("h3", {}, "Legs"), legs.length ? h("ol", { class: "legs" }, legs) : h("p", { class: "hint" }, "No one was rung."));
