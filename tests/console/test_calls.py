@@ -198,3 +198,96 @@ def test_the_call_log_names_each_team_member_rung_in_order(
     legs = [el.text for el in driver.find_elements("css selector", "tr.call-detail .leg-summary")]
     assert legs == ["Team Sales, #1: Anna Lind — no answer", "Team Sales, #2: Bob Lind — answered"]
     assert console.page_errors() == []
+
+
+def test_try_a_call_at_a_chosen_moment_and_say_who_in_the_team_answers(
+    console: Console,
+) -> None:
+    anna = console.api(
+        "POST",
+        console.acct("/user"),
+        json={
+            "user_fname": "Anna",
+            "user_lname": "Lind",
+            "email": f"anna-{console.account.account_id}@example.com",
+            "password": "pass-word-1",
+            "sip_uri": "sip:anna@127.0.0.1:5091",
+        },
+    )
+    box = console.app_named("Voice Mail")["app_id"]
+    team = console.api(
+        "POST",
+        console.acct("/team"),
+        json={
+            "name": "Sales",
+            "members": [anna["user_id"]],
+            "no_answer": {"action": "connect", "to": "app", "id": box},
+        },
+    )
+    hours = console.api(
+        "POST",
+        console.acct("/schedule"),
+        json={
+            "name": "Office hours",
+            "timezone": "Europe/Stockholm",
+            "weekly": [
+                {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}
+            ],
+            "closed_dates": ["2026-12-24"],
+        },
+    )
+    menu = console.app_named("Main menu")["app_id"]
+    console.api(
+        "PUT",
+        console.acct(f"/voiceapp/{menu}"),
+        json={
+            "menu": {"digit_3": {"action": "call", "to": "csg", "id": team["team_id"]}},
+            "open_hours": {
+                "schedule_id": hours["schedule_id"],
+                "closed_action": {"action": "connect", "to": "app", "id": box},
+            },
+        },
+    )
+    console.go(f"#/try/{menu}")
+    driver = console.driver
+    when = find(driver, "input[name=at]")
+
+    def call_at(moment: str) -> str:
+        # A date and time picker's value, as a person picking one sets it.
+        driver.execute_script(
+            "arguments[0].value = arguments[1];"
+            "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+            when,
+            moment,
+        )
+        find(driver, "button[name=run]").click()
+        return str(
+            console.wait(
+                lambda: (
+                    moment[:10] in console.text("ol.transcript") and console.text("ol.transcript")
+                )
+            )
+        )
+
+    # Christmas Eve: closed all day, by its closed date, whatever the browser's time zone.
+    said = call_at("2026-12-24T12:00")
+    assert "closed (closed date 2026-12-24)" in said
+    assert "“Voice Mail” (voicemail box) answers" in said
+    # A Wednesday at noon: open; key 3 rings the team and Anna answers.
+    find(driver, "details.timeline summary").click()
+    find(driver, "button[name=add_step]").click()
+    find(driver, "input[name=step_key]").send_keys("3")
+    find(driver, "button[name=add_step]").click()
+    kinds = driver.find_elements("css selector", "select[name=step_kind]")
+    Select(kinds[1]).select_by_value("team")
+    Select(find(driver, "select[name=step_team]")).select_by_value(anna["user_id"])
+    said = call_at("2026-12-23T12:00")
+    assert "open (weekly mon,tue,wed,thu,fri 09:00-17:00)" in said
+    anna_is = f"Anna Lind ({anna['user_id']})"
+    assert f"ringing team Sales at once: {anna_is}: answered by {anna_is}" in said
+    assert "put through to sip:anna@127.0.0.1:5091" in console.text(".outcome")
+    # Nobody answers: "all our staff are busy", then the mailbox.
+    Select(find(driver, "select[name=step_team]")).select_by_value("nobody")
+    find(driver, "button[name=run]").click()
+    console.wait(lambda: "all our staff are busy" in console.text("ol.transcript"))
+    assert console.page_errors() == []

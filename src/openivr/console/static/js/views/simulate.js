@@ -3,47 +3,54 @@
 
 import { h, put, field, select, seconds, uid } from "../dom.js";
 import { api, acct, list } from "../api.js";
-import { appKind } from "../data.js";
+import { appKind, serverFeatures, userName } from "../data.js";
 import { heading, busy, describe } from "../ui.js";
 
 const STEP_KINDS = [["key", "Press a key"], ["record", "Speak a message (seconds)"], ["transfer", "The transfer is…"], ["hangup", "Hang up"]];
+// With teams: who picks up when the next team rings (or nobody).
+const TEAM_STEP = ["team", "The team's call is answered by…"];
 const TRANSFER_RESULTS = [["answered", "answered"], ["busy", "busy"], ["no_answer", "not answered"], ["unreachable", "unreachable"]];
-const KIND_WORDS = { app: "App", prompt: "Plays", key: "Key", recording: "Records", transfer: "Transfer", hangup: "End", note: "Note", timeout: "Wait", ringback: "Rings" };
+const KIND_WORDS = { app: "App", prompt: "Plays", key: "Key", recording: "Records", transfer: "Transfer", hangup: "End", note: "Note", timeout: "Wait", ringback: "Rings", hours: "Hours" };
 let lastAudioUrl = null;
 
 export async function show(main, appId) {
   document.title = "Try a call — OpenIVR";
-  const apps = (await list(acct("/voiceapp"))).filter((a) => a.app_type !== "sysprompt");
+  const features = await serverFeatures();
+  const [allApps, users] = await Promise.all([list(acct("/voiceapp")), features.teams ? list(acct("/user")) : Promise.resolve(null)]);
+  const apps = allApps.filter((a) => a.app_type !== "sysprompt");
   const byId = Object.fromEntries(apps.map((a) => [a.app_id, a]));
   const chosen = apps.find((a) => a.app_id === appId) || apps[0];
   const appSelect = select(apps.map((a) => [a.app_id, `${a.name} (${appKind(a).toLowerCase()})`]), chosen ? chosen.app_id : "", { name: "app" });
   const caller = h("input", { type: "tel", name: "caller", placeholder: "+46701234567", autocomplete: "off" });
   const keys = h("input", { type: "text", name: "keys", placeholder: "e.g. 2 or 1#", pattern: "[0-9*#]*", inputmode: "tel", autocomplete: "off" });
+  // When the call is made, in this browser's time (opening hours are decided from it).
+  const at = features.schedules ? h("input", { type: "datetime-local", name: "at", step: "60" }) : null;
   const steps = h("div", { class: "steps", "aria-label": "Timeline" });
   const addStep = h("button", { type: "button", name: "add_step" }, "Add a step");
   const run = h("button", { type: "submit", class: "primary", name: "run" }, "Run the call");
   const result = h("section", { class: "result", "aria-live": "polite", "aria-labelledby": "result-h" });
   const form = h("form", { class: "panel", "aria-label": "The call to try" },
     h("div", { class: "row" }, field("Call", appSelect), field("Caller's number (optional)", caller)),
+    at ? field("When (your time)", at, "Empty: now. Opening hours are decided for this moment.") : null,
     field("Keys the caller presses", keys, "Each key is pressed as soon as the caller may: when the message before it ends."),
     h("details", { class: "timeline" }, h("summary", {}, "Or build a timeline step by step"),
       h("p", { class: "hint" }, "Steps happen in order; “after” waits that many seconds once nothing is playing. Steps replace the keys above."),
       steps, addStep),
     h("div", { class: "row" }, run));
   addStep.addEventListener("click", () => {
-    const row = stepRow(() => row.remove());
+    const row = stepRow(() => row.remove(), users);
     steps.appendChild(row);
     row.querySelector("select").focus();
   });
-  form.addEventListener("submit", busy(run, () => runCall(appSelect.value, caller.value.trim(), keys.value.trim(), steps, result, byId)));
+  form.addEventListener("submit", busy(run, () => runCall(appSelect.value, caller.value.trim(), keys.value.trim(), steps, result, byId, at ? at.value : "")));
   put(main,
     heading("Try a call"),
     h("p", { class: "lead" }, "See and hear what a caller would, before a phone rings. The call runs on the saved settings; nothing is recorded and no one is rung."),
     apps.length ? form : h("p", { class: "empty" }, "There is no app to call yet."), result);
 }
 
-function stepRow(remove) {
-  const kind = select(STEP_KINDS, "key", { name: "step_kind", id: uid("kind") });
+function stepRow(remove, users) {
+  const kind = select(users ? [...STEP_KINDS, TEAM_STEP] : STEP_KINDS, "key", { name: "step_kind", id: uid("kind") });
   const value = h("div", { class: "field" });
   const after = h("input", { type: "number", name: "step_after", min: "0", step: "0.5", placeholder: "0", id: uid("after") });
   const afterField = h("div", { class: "field" }, h("label", { for: after.id }, "After (seconds)"), after);
@@ -60,6 +67,9 @@ function stepRow(remove) {
     } else if (kind.value === "transfer") {
       control = select(TRANSFER_RESULTS, "answered", { name: "step_transfer", id });
       value.append(h("label", { for: id }, "Result"), control);
+    } else if (kind.value === "team") {
+      control = select([["nobody", "Nobody"], ...users.map((u) => [u.user_id, userName(u)])], "nobody", { name: "step_team", id });
+      value.append(h("label", { for: id }, "Who"), control);
     } else {
       control = null;
     }
@@ -74,6 +84,7 @@ function stepRow(remove) {
     if (kind.value === "key") step.key = control.value.trim();
     else if (kind.value === "record") return { record: Number(control.value || 5) };
     else if (kind.value === "transfer") step.transfer = control.value;
+    else if (kind.value === "team") step.team = control.value;
     else step.hangup = true;
     if (after.value !== "") step.after = Number(after.value);
     return step;
@@ -105,9 +116,10 @@ function outcomeWords(t) {
   return `${o.kind || "The call ended"} after ${length}.`;
 }
 
-async function runCall(appId, caller, keys, steps, result, apps) {
+async function runCall(appId, caller, keys, steps, result, apps, at) {
   const body = {};
   if (caller) body.caller = caller;
+  if (at) body.at = new Date(at).toISOString(); // the browser's local time, as an instant
   const rows = [...steps.children].filter((r) => r.toStep);
   if (rows.length) body.timeline = rows.map((r) => r.toStep());
   else body.keys = keys;
