@@ -57,6 +57,9 @@ _SERVE_FLAGS: dict[str, str] = {
     "metrics_networks": "Comma-separated networks that may read /metrics without the token",
     "log_format": "text (default) or json: one JSON object per line with call ids, for log collectors",
     "access_log": "One INFO line per HTTP request: client, method, path, status, time (true/false; default true)",
+    "recording_days": "Days call recordings are kept; older ones are deleted, files and rows (default 90)",
+    "recording_dir": "Where call recordings are written (default <data-dir>/recordings; shared by all nodes like the data dir)",
+    "recording_channels": "mono (default: both parties mixed in one channel) or stereo (the recorded party left, what they hear right)",
     "sip_rate_burst": "How many such requests one address may send at once before the rate applies (default 100)",
 }
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from openivr.apps.callbacks.schema import CallbackPlacer
     from openivr.calls.driver import Transferring
     from openivr.calls.layer import CallService
+    from openivr.calls.recordings import CallRecordings
     from openivr.calls.records import CallLog
     from openivr.delivery.policy import DeliveryPolicy
     from openivr.delivery.worker import DeliveryWorker
@@ -64,6 +65,7 @@ class ServerContext:
     calls: CallService | None = None
     # Places callbacks: the calls layer here, or (with --workers) a media process through it.
     callbacks: CallbackPlacer | None = None
+    recordings: CallRecordings | None = None  # the calls layer's: recordings of live calls
     # The API process of `openivr serve --workers N`: its media processes (calls run there).
     media_workers: MediaWorkers | None = None
     # Set when the node was told to stop: calls drain, /healthz says so, the API still answers.

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from openivr import loopwatch, processes
 from openivr.api.app import NodeLayer, asgi
 from openivr.calls import layer as calls
+from openivr.calls import recordings
 from openivr.calls.layer import CallService
 from openivr.context import ServerContext
 from openivr.delivery import layer as delivery
@@ -71,6 +72,7 @@ LAYERS: tuple[NodeLayer, ...] = (
     watch_loop,
     guard.install,
     delivery.install,
+    recordings.install_retention,
     calls.install,
     settle_heap,
 )
@@ -80,6 +82,7 @@ API_LAYERS: tuple[NodeLayer, ...] = (
     watch_loop,
     guard.install,
     delivery.install,
+    recordings.install_retention,
     processes.start_media_processes,
     settle_heap,
 )
@@ -100,6 +103,7 @@ def check_settings(settings: Settings) -> None:
         ban_seconds=settings.auth_ban_seconds,
         ban_max_seconds=settings.auth_ban_max_seconds,
     )
+    recordings.check(settings)
     if settings.smtp_url:
         SmtpServer.from_url(
             settings.smtp_url, settings.smtp_starttls, settings.smtp_from, settings.smtp_ca_file

@@ -64,6 +64,11 @@ class Settings:
     log_format: str = "text"
     access_log: bool = True
     workers: int = 0
+    # Call recording: how long recordings are kept, where their files live (default
+    # <data-dir>/recordings) and whether a file is mono (both parties mixed) or stereo.
+    recording_days: float = 90.0
+    recording_dir: str = ""
+    recording_channels: str = "mono"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,6 +82,11 @@ class Settings:
     def audio_dir(self) -> Path:
         """Where prompt audio, renderings and voicemail live (shared by all nodes)."""
         return self.data_dir / "audio"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where call recordings live (shared by all nodes, like the audio dir)."""
+        return Path(self.recording_dir) if self.recording_dir else self.data_dir / "recordings"
 
     @property
     def base_url(self) -> str:

@@ -12,6 +12,7 @@ from openivr.api.envelope import format_date, success
 from openivr.api.errors import not_found
 from openivr.apps import validation as v
 from openivr.store.models import Account
+from openivr.store.recordings import RECORDING_MODES
 
 router = APIRouter(tags=["account"])
 
@@ -26,6 +27,7 @@ class AccountOut(Loose):
     language: str | None = None
     timezone: str | None = None
     caller_id_mode: str | None = None
+    call_recording: str | None = None
     create_date: str | None = None
 
 
@@ -46,9 +48,10 @@ class AccountIn(BaseModel):
     timezone: str | None = None
     timezone_details: TimezoneDetails | None = None
     caller_id_mode: str | None = None
+    call_recording: str | None = None
 
 
-WRITABLE = ("name", "language", "timezone", "timezone_details", "caller_id_mode")
+WRITABLE = ("name", "language", "timezone", "timezone_details", "caller_id_mode", "call_recording")
 READ_ONLY = ("account_id", "create_date")
 
 
@@ -60,6 +63,7 @@ def account_view(a: Account) -> dict[str, str]:
         "language": a.language,
         "timezone": a.timezone,
         "caller_id_mode": a.caller_id_mode,
+        "call_recording": a.call_recording,
         "create_date": format_date(a.created_at),
     }
 
@@ -77,7 +81,8 @@ async def get_account(request: Request, account_id: str, who: AccountAuth, db: D
 async def put_account(
     request: Request, account_id: str, body: AccountIn, who: AccountAuth, db: Db
 ) -> JSONResponse:
-    """Change the account's name, language, timezone or outgoing caller-id mode."""
+    """Change the account's name, language, timezone, outgoing caller-id mode or which calls
+    are recorded (`call_recording`)."""
     require_admin(who)
     account = await db.get(Account, account_id)
     if account is None:
@@ -101,5 +106,13 @@ async def put_account(
         if data["caller_id_mode"] not in CALLER_ID_MODES:
             raise v.FieldError("caller_id_mode", "must be 'caller' or 'dialed'")
         account.caller_id_mode = data["caller_id_mode"]
+    if data.get("call_recording") is not None:
+        mode = data["call_recording"]
+        if mode not in RECORDING_MODES:
+            raise v.FieldError("call_recording", f"must be one of {', '.join(RECORDING_MODES)}")
+        if mode != account.call_recording:
+            account.call_recording = mode
+            # Calls read the account from a snapshot kept while the revision holds.
+            account.config_revision = Account.config_revision + 1
     await db.commit()
     return success(request, account_view(account))

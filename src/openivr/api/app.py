@@ -26,6 +26,7 @@ from openivr.api import (
     monitoring,
     phonenumbers,
     prompts,
+    recordings,
     schedules,
     securityevents,
     teams,
@@ -62,6 +63,7 @@ ROUTED = (
     tts,
     calls,
     callbacks,
+    recordings,
     securityevents,
     globaldata,
 )

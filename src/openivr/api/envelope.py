@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 RESOURCES = (
+    "call-recording",
     "voicemail",
     "call",
     "security-event",
@@ -31,8 +32,12 @@ RESOURCES = (
 )
 # Words of ?fields= that add details to the whole objects instead of selecting fields, per
 # resource: the hosted API's `GET .../prompt?fields=message` answers whole prompts with their
-# message details (OpenIVR's prompts always carry them).
-ADDING_FIELDS: dict[str, tuple[str, ...]] = {"prompt": ("message",)}
+# message details (OpenIVR's prompts always carry them); a call recording's download link and
+# call details are added the same way.
+ADDING_FIELDS: dict[str, tuple[str, ...]] = {
+    "prompt": ("message",),
+    "call_recording": ("file_access_details", "voice_call_details"),
+}
 
 
 class FailedBody(BaseModel):

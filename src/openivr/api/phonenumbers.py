@@ -29,6 +29,7 @@ class PhoneNumberIn(BaseModel):
     phnum: str | None = None
     connect_to_type: str | None = None
     connect_to: dict[str, Any] | str | int | None = None
+    record_calls: str | bool | None = None  # yes/no: with call_recording `selected`
 
 
 # What a GET shows and a body may carry back unchanged (`phnum` only on a PUT: it names the
@@ -44,6 +45,7 @@ class PhoneNumberOut(Loose):
 
     phnum: str | None = None
     connect_to_type: str | None = None
+    record_calls: str | None = None
 
 
 def number_view(n: PhoneNumber) -> dict[str, Any]:
@@ -53,6 +55,7 @@ def number_view(n: PhoneNumber) -> dict[str, Any]:
         "account_id": n.account_id,
         "connect_to_type": n.connect_to_type,
         "connect_to": n.connect_to if n.connect_to is not None else "",
+        "record_calls": n.record_calls,
         "create_date": format_date(n.created_at),
     }
 
@@ -138,11 +141,13 @@ async def add_number(
     kind = body.connect_to_type or ""
     if kind not in CONNECT_TYPES:
         raise v.FieldError("connect_to_type", f"must be {_CONNECT_LIST}")
+    record = v.yes_no("record_calls", body.record_calls) if body.record_calls is not None else "no"
     number = PhoneNumber(
         phnum=phnum,
         account_id=account_id,
         connect_to_type=kind,
         connect_to=await _connection(db, account_id, kind, body.connect_to),
+        record_calls=record,
     )
     db.add(number)
     await db.commit()
@@ -165,14 +170,20 @@ async def get_number(
 async def connect_number(
     request: Request, account_id: str, phnum: str, body: PhoneNumberIn, who: AccountAuth, db: Db
 ) -> JSONResponse:
-    """Connect the number to a user, a number, a SIP address, a voice app or a team (csg)."""
+    """Connect the number to a user, a number, a SIP address, a voice app or a team (csg), and
+    say whether its calls are recorded (`record_calls`, with the account's `selected`)."""
     number = await _load(db, account_id, phnum)
     data = v.known_fields(
         body.model_dump(exclude_unset=True),
-        ("connect_to_type", "connect_to"),
+        ("connect_to_type", "connect_to", "record_calls"),
         ("phnum", *SHOWN),
         number_view(number),
     )
+    if data.get("record_calls") is not None:
+        number.record_calls = v.yes_no("record_calls", data["record_calls"])
+        if "connect_to_type" not in data:  # only whether its calls are recorded changes
+            await db.commit()
+            return success(request, number_view(number))
     if "connect_to_type" not in data:
         raise ApiError("missing_field", f"connect_to_type: is required ({_CONNECT_LIST})")
     kind = data["connect_to_type"] or ""

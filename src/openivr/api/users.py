@@ -41,6 +41,7 @@ class UserOut(Loose):
     extension: str | None = None
     phnum: str | None = None
     sip_uri: str | None = None
+    record_calls: str | None = None
 
 
 class UserIn(BaseModel):
@@ -57,6 +58,7 @@ class UserIn(BaseModel):
     phnum: str | None = None
     sip_uri: str | None = None
     sip_password: str | None = None
+    record_calls: StrictStr | bool | None = None
 
 
 WRITABLE = tuple(UserIn.model_fields)
@@ -75,6 +77,7 @@ def user_view(u: User) -> dict[str, Any]:
         "phnum": u.phnum,
         "sip_uri": u.sip_uri,
         "has_sip_password": bool(u.sip_password),
+        "record_calls": u.record_calls,
         "create_date": format_date(u.created_at),
     }
 
@@ -134,6 +137,11 @@ async def _apply(
         user.phnum = v.e164("phnum", data["phnum"]) if data["phnum"] else ""
     if data.get("sip_uri") is not None:
         user.sip_uri = v.sip_uri("sip_uri", data["sip_uri"]) if data["sip_uri"] else ""
+    if data.get("record_calls") is not None:
+        flag = v.yes_no("record_calls", data["record_calls"])
+        if flag != user.record_calls:
+            require_admin(who)  # whose calls are recorded is the account's admins' choice
+        user.record_calls = flag
     if data.get("sip_password") is not None:
         # Kept only as the digest HA1 MD5(user_id:realm:password) that the registrar checks
         # against; the realm is the SIP domain, so changing --sip-domain means setting SIP
@@ -192,6 +200,7 @@ async def create_user(
         phnum="",
         sip_uri="",
         sip_password="",
+        record_calls="no",
         token_generation=0,
     )
     await _apply(db, user, data, who, _sip_realm(request))

@@ -55,6 +55,7 @@ class TransferRequest:
     skip_busy: bool = False
     attempt: int = 0
     bridge: bool = False  # bridged even with --transfer-mode refer (a callback's second leg)
+    account_id: str = ""  # whose call it is (a user answering may have it recorded)
 
 
 class Transferring(Protocol):
@@ -391,6 +392,7 @@ class CallDriver:
             command.members,
             command.skip_busy,
             command.attempt,
+            self.snapshot.account_id,
         )
         if self.transfer is None:
             log.info(

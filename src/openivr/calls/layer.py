@@ -20,6 +20,7 @@ from openivr.apps.validation import Refusal
 from openivr.audio.wav import write_wav
 from openivr.calls.callback import CallbackService
 from openivr.calls.driver import CallDriver, TransferRequest, Transferring
+from openivr.calls.recordings import CallRecordings
 from openivr.calls.records import CallLog
 from openivr.calls.router import Destination, Sender, resolve
 from openivr.context import ServerContext
@@ -32,6 +33,7 @@ from openivr.settings import Settings
 from openivr.sip import call as sip
 from openivr.sip.connect import Connector
 from openivr.sip.digest import NonceSource
+from openivr.sip.recording import Recorder
 from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.srtp import parse_mode as parse_srtp_mode
@@ -145,6 +147,7 @@ class TransferService:
                 self.on_call[answered_by] += 1
                 if request.team_id:
                     self._remember(request.team_id, answered_by)
+                self._recorded_for(call, request, answered_by)
             on_answer(answered_by if request.kind == "team" else "")
 
         leg = await self.connector.connect(
@@ -161,6 +164,38 @@ class TransferService:
             if not self.on_call[answered_by]:
                 del self.on_call[answered_by]
         return self._record(request, leg, refused)
+
+    def _recorded_for(self, call: sip.MediaCall, request: TransferRequest, user_id: str) -> None:
+        """A user answered: a recorded call becomes theirs; with `selected`, a user whose calls
+        are recorded has it recorded from now on."""
+        recordings = self.ctx.recordings
+        if recordings is None:
+            return
+        if call.call_id in recordings.live:
+            recordings.answered_by(call.call_id, user_id)
+            return
+        account_id = request.account_id
+        if not account_id:
+            return
+
+        async def decide() -> None:
+            try:
+                async with self.ctx.sessions() as db:
+                    account = await db.get(Account, account_id)
+                if not call.ended and await recordings.wanted(account, "inbound", users=(user_id,)):
+                    recordings.record(
+                        call.rtp_session,
+                        call_id=call.call_id,
+                        account_id=account_id,
+                        until=call.wait_ended(),
+                        user_id=user_id,
+                    )
+            except Exception:  # the call goes on unrecorded
+                log.exception("call %s: could not decide whether to record it", call.call_id)
+
+        task = asyncio.get_running_loop().create_task(decide())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def route(self, kind: str, value: str) -> tuple[TransferTarget | None, LegStatus, str]:
         """Where a user, number or address rings now (`route_transfer` with this node's trunk
@@ -284,6 +319,7 @@ class CallService:
         )
         async with self.ctx.sessions() as db:
             snapshot = await self.snapshots.get(db, dest.account_id)
+        await self._record_if_wanted(call, snapshot.account, dest.account_id)
 
         async def keep(app_id: str, call_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> str:
             return await deposit_voicemail(
@@ -358,6 +394,26 @@ class CallService:
         finally:
             del self.drivers[call.call_id]
             self.calls.release(call.call_id)
+
+    async def _record_if_wanted(
+        self, call: sip.MediaCall, account: Account | None, account_id: str
+    ) -> None:
+        """Record a call the node answered when the account's `call_recording` says so."""
+        recordings = self.ctx.recordings
+        if recordings is None or account is None or account.call_recording == "off":
+            return
+        try:
+            number = call.dialed if call.dialed.startswith("+") else "+" + call.dialed
+            if await recordings.wanted(account, "inbound", number=number, users=(call.caller,)):
+                notes = self.calls.notes_for(call.call_id)
+                notes.detail["recording_id"] = recordings.record(
+                    call.rtp_session,
+                    call_id=call.call_id,
+                    account_id=account_id,
+                    until=call.wait_ended(),
+                )
+        except Exception:  # the call goes on unrecorded
+            log.exception("call %s: could not start its recording", call.call_id)
 
     @property
     def active_calls(self) -> int:
@@ -442,11 +498,14 @@ class CallService:
         self.calls.call_started(call.call_id, call.caller, call.dialed, dest.account_id, "")
         notes = self.calls.notes_for(call.call_id)
         await call.answer()
+        account = await self._account(dest.account_id)
+        await self._record_if_wanted(call, account, dest.account_id)
         request = TransferRequest(
             dest.direct_target,
             dest.direct_kind,
             dest.direct_target if dest.direct_kind == "user" else None,
-            self._caller_id(await self._account(dest.account_id), call),
+            self._caller_id(account, call),
+            account_id=dest.account_id,
         )
         leg = await transfer(call, request, lambda by: None)
         notes.transfers.append(leg)
@@ -490,6 +549,10 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
         trusted=ctx.trusted,
     )
     service = CallService(ctx, calls)
+    recordings = CallRecordings(ctx, calls.node, Recorder())
+    await recordings.recover()
+    cutter = asyncio.get_running_loop().create_task(recordings.recorder.run())
+    stack.callback(cutter.cancel)
     server = SipServer(
         service.route,
         SipServerConfig(
@@ -534,7 +597,9 @@ async def install(app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -> No
     purger = asyncio.get_running_loop().create_task(_purge_registrations(ctx))
     stack.callback(purger.cancel)
     ctx.sip_server, ctx.call_log, ctx.calls = server, calls, service
+    ctx.recordings = recordings
     stack.push_async_callback(calls.drain)
+    stack.push_async_callback(recordings.finish_all)  # after the calls ended
     stack.push_async_callback(server.stop)
     # Full garbage collections at moments the media clock picks (sip/clock.py says why).
     stack.callback(server.clock.own_full_collections())

@@ -56,6 +56,10 @@ class RelayDirection:
         pt = second & 0x7F
         if pt == source.payload_type:
             payload = data[12:]
+            recording = source.recording
+            if recording is not None:  # the recorded party's voice, before any transcoding
+                stamp, source_ssrc = _TS_SSRC.unpack_from(data, 4)
+                recording.party.add(source_ssrc, stamp, payload)
             if source.codec != sink.codec:
                 payload = g711.encode(g711.decode(payload, source.codec), sink.codec)
             out_pt: int | None = sink.payload_type
@@ -82,6 +86,9 @@ class RelayDirection:
     def audio(self, packet: RtpPacket) -> None:
         """Relay an audio packet, transcoding G.711 μ-law ↔ A-law when needed."""
         payload = packet.payload
+        recording = self.source.recording
+        if recording is not None:
+            recording.party.add(packet.ssrc, packet.timestamp, payload)
         if self.source.codec != self.sink.codec:
             payload = g711.encode(g711.decode(payload, self.source.codec), self.sink.codec)
         timestamp, marker = self._timestamp(packet)

@@ -21,9 +21,13 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from openivr.audio.g711 import Codec
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, silence_frame
+
+if TYPE_CHECKING:
+    from openivr.sip.recording import CallRecording
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +177,9 @@ class RtpSession:
         self.sending = True
         self._on_audio = on_audio
         self._on_event = on_event
+        # The call's recording, when it is recorded (sip/recording.py): what arrives here and
+        # what is sent from here are its two ways.
+        self.recording: CallRecording | None = None
         # A bridge takes raw datagrams (no packet object per packet on the relay path).
         self.relay: Callable[[bytes, tuple[str, int]], bool] | None = None
         self._sock: socket.socket | None = None
@@ -361,6 +368,9 @@ class RtpSession:
         self._send(0x80 | payload_type if marker else payload_type, timestamp & 0xFFFFFFFF, payload)
 
     def _send(self, second: int, timestamp: int, payload: bytes) -> None:
+        recording = self.recording
+        if recording is not None and second & 0x7F == self.payload_type:
+            recording.heard.add(self.ssrc, timestamp, payload)
         packet = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc) + payload
         self._sequence = (self._sequence + 1) & 0xFFFF
         self.last_timestamp = timestamp
@@ -478,8 +488,12 @@ class RtpSession:
                 # Symmetric RTP: answer where the caller's media comes from (NAT, SDP lies).
                 self.remote = source
         is_event = payload_type == self.event_payload_type
-        if not is_event and not self.audio_wanted:
-            return
+        if not is_event:
+            recording = self.recording
+            if recording is not None:
+                recording.party.packet(data)
+            if not self.audio_wanted:
+                return
         try:
             packet = RtpPacket.parse(data)
         except RtpError:

@@ -37,3 +37,8 @@ def schedule_id() -> str:
 def callback_session_id() -> str:
     """A callback session id like CBm4k8s2x0qa (the call record's call_id too)."""
     return "CB" + "".join(secrets.choice(_ALNUM) for _ in range(10))
+
+
+def call_recording_id() -> str:
+    """A call recording id like CRx4m2k9q0ab."""
+    return "CR" + "".join(secrets.choice(_ALNUM) for _ in range(10))

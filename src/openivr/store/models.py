@@ -55,6 +55,9 @@ class Account(Base):
     language: Mapped[str] = mapped_column(String(20), default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     caller_id_mode: Mapped[str] = mapped_column(String(20), default="caller")
+    # Which calls are recorded: off, all, inbound, outbound, selected (numbers' and users'
+    # record_calls say which).
+    call_recording: Mapped[str] = mapped_column(String(20), default="off")
     # Bumped in the transaction of every change to the account's apps, users and prompts
     # (store/revision.py), so nodes can keep a call snapshot until it changes.
     config_revision: Mapped[int] = mapped_column(Integer, default=0)
@@ -82,6 +85,7 @@ class User(Base):
     phnum: Mapped[str] = mapped_column(String(20), default="")
     sip_uri: Mapped[str] = mapped_column(String(300), default="")
     sip_password: Mapped[str] = mapped_column(Text, default="")
+    record_calls: Mapped[str] = mapped_column(String(3), default="no")  # yes/no, for `selected`
     token_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -157,6 +161,7 @@ class PhoneNumber(Base):
     )
     connect_to_type: Mapped[str] = mapped_column(String(20), default="")
     connect_to: Mapped[Any] = mapped_column(JSON, nullable=True)
+    record_calls: Mapped[str] = mapped_column(String(3), default="no")  # yes/no, for `selected`
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -214,6 +219,29 @@ class CallRecord(Base):
     ended_by: Mapped[str] = mapped_column(String(20), default="")
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class CallRecordingRow(Base):
+    """A recorded call's file (under the recordings dir) and how the recording went."""
+
+    __tablename__ = "call_recording"
+    __table_args__ = (Index("ix_call_recording_account_created", "account_id", "created_at"),)
+    recording_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(20))
+    call_id: Mapped[str] = mapped_column(String(200), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    node: Mapped[str] = mapped_column(String(100), default="")
+    # recording, complete, failed (`failure` says why), interrupted (the node died meanwhile:
+    # what was written up to then is kept)
+    status: Mapped[str] = mapped_column(String(20), default="recording")
+    failure: Mapped[str] = mapped_column(Text, default="")
+    codec: Mapped[str] = mapped_column(String(10), default="")
+    channels: Mapped[int] = mapped_column(Integer, default=1)
+    file_key: Mapped[str] = mapped_column(String(300))  # path under the recordings dir
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
