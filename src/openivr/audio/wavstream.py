@@ -53,8 +53,17 @@ class WavStream:
             view = view[written:]
 
     def append(self, pcm: bytes) -> None:
-        """Add 16-bit little-endian frames (OSError when the disk refuses them)."""
-        self._write(pcm)
+        """Add 16-bit little-endian frames (OSError when the disk refuses them: what part of
+        them was written is cut off again, so the file ends where its audio does)."""
+        try:
+            self._write(pcm)
+        except OSError:
+            assert self._fd is not None
+            try:
+                os.ftruncate(self._fd, HEADER_BYTES + self.data_bytes)
+            except OSError:
+                pass  # `repair` cuts a partial last frame off; the header still says less
+            raise
         self.data_bytes += len(pcm)
 
     def fix_sizes(self) -> None:

@@ -201,7 +201,7 @@ class CallRecordings:
             log.exception("recording %s: could not store how it ended", row["recording_id"])
             return
         sidecar = store.sidecar_path(self.root, str(row["recording_id"]))
-        await asyncio.to_thread(sidecar.unlink, missing_ok=True)
+        await asyncio.to_thread(store.forget, sidecar)
 
     async def recover(self) -> int:
         """At start-up: recordings this node was writing when it stopped are closed as
@@ -221,7 +221,7 @@ class CallRecordings:
                 row.update(status="failed", failure=f"the node stopped during the call: {exc}")
             row.update(size_bytes=size, seconds=round(seconds, 3), ended_at=datetime.now(UTC))
             await self._store_end(row)
-            await asyncio.to_thread(sidecar.unlink, missing_ok=True)
+            await asyncio.to_thread(store.forget, sidecar)
         if found:
             log.warning(
                 "%d call recordings were being written when this node last stopped: kept as "

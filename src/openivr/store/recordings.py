@@ -59,6 +59,9 @@ def open_sidecars(root: Path, node: str) -> list[tuple[Path, dict[str, Any]]]:
         entries = list(os.scandir(root / OPEN_DIR))
     except FileNotFoundError:
         return found
+    except OSError as exc:  # a broken store must not keep the node from starting
+        log.error("cannot look for unfinished call recordings in %s: %s", root, exc)
+        return found
     for entry in entries:
         if not entry.name.endswith(".json"):
             continue
@@ -71,6 +74,14 @@ def open_sidecars(root: Path, node: str) -> list[tuple[Path, dict[str, Any]]]:
         if isinstance(data, dict) and data.get("node") == node:
             found.append((path, data))
     return found
+
+
+def forget(sidecar: Path) -> None:
+    """Remove a sidecar once its recording's row says how it ended."""
+    try:
+        sidecar.unlink(missing_ok=True)
+    except OSError as exc:  # never written (a broken store), or the store is gone
+        log.debug("recording sidecar %s not removed: %s", sidecar, exc)
 
 
 def row_from_sidecar(data: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +189,7 @@ def _remove_old_files(root: Path, cutoff: float) -> None:
     """Recording files last written before `cutoff` (a crash left them without a row)."""
     try:
         accounts = [e for e in os.scandir(root) if e.is_dir() and e.name != OPEN_DIR]
-    except FileNotFoundError:
+    except OSError:  # no recordings yet, or a store that is not there (logged by the calls)
         return
     for account in accounts:
         for entry in os.scandir(account.path):
