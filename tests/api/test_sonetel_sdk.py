@@ -1,7 +1,7 @@
 """The hosted service's published Python SDK (`sonetel` on PyPI) against a real `openivr serve`,
 with only its base URL changed: every operation it offers for auth, account, users, voice apps,
-phone numbers and callback calls reports success where it worked and failure where it should
-fail.
+phone numbers, callback calls and call recordings reports success where it worked and
+failure where it should fail.
 
 The SDK answers `{"status": "unknown"}` for any 2xx but 200 and parses bodies only on 200, so
 these tests are also what holds the node to HTTP 200 on every success.
@@ -9,14 +9,20 @@ these tests are also what holds the node to HTTP 200 on every success.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sonetel
 from sonetel import _constants
 
+from openivr.audio.wavstream import WavStream
+from openivr.store import ids, recordings
+from openivr.store.db import open_database
 from tests.calls.conftest import rtp_range, wait_for
 from tests.calls.test_callbacks import MediaPeer, Trunk
 from tests.conftest import free_port
@@ -147,8 +153,6 @@ def test_voice_apps(node: Node, auth: sonetel.Auth) -> None:
 
 def node_post(node: Node, path: str, body: dict[str, Any]) -> Any:
     """Create something the SDK cannot create (it has no voice-app create)."""
-    import httpx
-
     r = httpx.post(
         f"{node.base_url}/account/{node.account_id}{path}",
         json=body,
@@ -197,3 +201,66 @@ def test_callback(tmp_path: Path) -> None:
     assert call["outcome"] == "connected" and call["ended_by"] == "call2", call
     assert [leg["status"] for leg in call["transfers"]] == ["answered", "answered"]
     assert call["detail"]["app_id"].startswith("PythonSonetelPackage__")
+
+
+def _recording(node: Node, created: datetime, user_id: str | None = None) -> str:
+    """A finished recording in the node's store (calls make them; the SDK only reads them)."""
+    recording_id = ids.call_recording_id()
+    key = recordings.file_key(node.account_id, recording_id)
+    data_dir = node.log.parent / "data"  # serving_node's data dir, beside its log
+    path = data_dir / "recordings" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = WavStream(path, 1)
+    wav.append(bytes(16000))
+    wav.fix_sizes()
+    wav.close()
+    row = {
+        "recording_id": recording_id,
+        "account_id": node.account_id,
+        "call_id": f"sdk-{recording_id}",
+        "user_id": user_id,
+        "node": "sdk",
+        "status": "complete",
+        "failure": "",
+        "codec": "PCMU",
+        "channels": 1,
+        "file_key": key,
+        "size_bytes": path.stat().st_size,
+        "seconds": 1.0,
+        "created_at": created,
+        "ended_at": created + timedelta(seconds=1),
+    }
+
+    async def insert() -> None:
+        url = f"sqlite+aiosqlite:///{(data_dir / 'openivr.db').resolve()}"
+        async with open_database(url) as (_e, sessions), sessions() as db:
+            await recordings.insert_row(db, row)
+            await db.commit()
+
+    asyncio.run(insert())
+    return recording_id
+
+
+def test_call_recordings(node: Node, auth: sonetel.Auth) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    older = _recording(node, now - timedelta(days=2))
+    newer = _recording(node, now - timedelta(hours=1), user_id=node.user_id)
+    sdk = sonetel.Recording(auth.get_access_token())
+    listed = succeeded(sdk.get())
+    assert [r["call_recording_id"] for r in listed] == [newer, older]
+    assert listed[0]["file"] == {"type": "wav", "size": 16044, "file_id": newer}
+    day = "%Y%m%dT%H:%M:%SZ"
+    window = succeeded(
+        sdk.get(start_time=(now - timedelta(days=1)).strftime(day), end_time=now.strftime(day))
+    )
+    assert [r["call_recording_id"] for r in window] == [newer]
+    one = succeeded(sdk.get(rec_id=newer, file_access_details=True, voice_call_details=True))
+    assert one["user_id"] == node.user_id and one["voice_call_details"]["codec"] == "PCMU"
+    download = httpx.get(one["file"]["file_access_details"]["url"], timeout=10)
+    assert download.status_code == 200 and len(download.content) == 16044
+    with_links = succeeded(sdk.get(file_access_details=True))
+    assert all("url" in r["file"]["file_access_details"] for r in with_links)
+    failed(sdk.get(rec_id="CRnotthere00"), "not_found")
+    assert succeeded(sdk.delete(older))["call_recording_id"] == older
+    failed(sdk.delete(older), "not_found")
+    assert [r["call_recording_id"] for r in succeeded(sdk.get())] == [newer]

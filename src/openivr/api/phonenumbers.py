@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +29,7 @@ class PhoneNumberIn(BaseModel):
     phnum: str | None = None
     connect_to_type: str | None = None
     connect_to: dict[str, Any] | str | int | None = None
-    record_calls: str | bool | None = None  # yes/no: with call_recording `selected`
+    record_calls: StrictStr | StrictBool | None = None  # yes/no: with call_recording `selected`
 
 
 # What a GET shows and a body may carry back unchanged (`phnum` only on a PUT: it names the

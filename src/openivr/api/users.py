@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,7 +58,7 @@ class UserIn(BaseModel):
     phnum: str | None = None
     sip_uri: str | None = None
     sip_password: str | None = None
-    record_calls: StrictStr | bool | None = None
+    record_calls: StrictStr | StrictBool | None = None
 
 
 WRITABLE = tuple(UserIn.model_fields)
