@@ -150,3 +150,29 @@ def test_stereo_puts_each_party_on_its_own_channel(tmp_path: Path) -> None:
             window = right[start : start + 1600].astype(np.float64)
             if tone_power(window, PHONE_TONE) > 0.5:
                 assert tone_power(window, CALLER_TONE) < 0.05
+
+
+def test_selected_records_the_numbers_marked_so(node: RunningServer, tmp_path: Path) -> None:
+    acc = node.account()
+    base = f"/account/{acc.account_id}"
+    r = node.client.put(base, headers=acc.headers, json={"call_recording": "selected"})
+    assert r.status_code == 200, r.text
+    apps = node.client.get(f"{base}/voiceapp", headers=acc.headers).json()["response"]
+    menu = next(a["app_id"] for a in apps if a["name"] == "Main menu")
+    for phnum, record in (("+46812345670", "yes"), ("+46812345671", "no")):
+        r = node.client.post(
+            f"{base}/phonenumbersubscription",
+            headers=acc.headers,
+            json={
+                "phnum": phnum,
+                "connect_to_type": "app",
+                "connect_to": menu,
+                "record_calls": record,
+            },
+        )
+        assert r.status_code == 200, r.text
+    for dialled in ("+46812345671", "+46812345670"):
+        run_sipp(node, "caller_bye.xml", tmp_path, dialled, values={"wait_ms": "1500"})
+    [recording] = [finished(node, acc)]
+    assert recording["voice_call_details"]["to"].endswith("46812345670"), recording
+    assert len(recordings(node, acc)) == 1

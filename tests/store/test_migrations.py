@@ -184,3 +184,36 @@ def test_0011_numbers_every_prompt_and_moves_apps_off_the_recording_shortcode(
     assert len(numbered) == 2 + len(RECORDER_PROMPTS)
     # The next prompt of the account gets the next code, never one handed out before.
     assert fresh == [len(numbered) + 1, len(numbered) + 2]
+
+
+def test_accounts_made_before_0012_record_no_calls(database_url: str) -> None:
+    async def run() -> tuple[str, str, str]:
+        engine = make_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade_to("0011"))  # type: ignore[arg-type]
+                await conn.execute(
+                    text(
+                        "INSERT INTO account (account_id, name, language, timezone,"
+                        " caller_id_mode, config_revision, created_at)"
+                        " VALUES ('412345679', 'Old', 'en', 'UTC', 'caller', 0, :now)"
+                    ),
+                    {"now": NOW},
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO phonenumber (phnum, account_id, connect_to_type, created_at)"
+                        " VALUES ('+46812345678', '412345679', '', :now)"
+                    ),
+                    {"now": NOW},
+                )
+            await migrate(engine)
+            async with engine.connect() as conn:
+                mode = await conn.scalar(text("SELECT call_recording FROM account"))
+                number = await conn.scalar(text("SELECT record_calls FROM phonenumber"))
+                rows = await conn.scalar(text("SELECT count(*) FROM call_recording"))
+            return str(mode), str(number), str(rows)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run()) == ("off", "no", "0")

@@ -48,6 +48,9 @@ SETTLE = RATE // 2
 # A stream whose timestamps stray further than this (samples) from when its packets arrive
 # (a new source, a jump, a long pause under the same SSRC) is placed by arrival time again.
 REBASE = RATE * 3 // 10
+# The timeline starts this long (samples) before the first packet, so packets sent before it
+# but arriving after it (reordered at the very start) still find their place.
+LEAD_IN = RATE // 10
 CUT_SECONDS = 1.0
 # The writer may fall this many seconds behind before the recording is given up.
 MAX_BACKLOG = 20.0
@@ -114,7 +117,7 @@ class Track:
             return
         now = time.monotonic()
         if rec.origin is None:
-            rec.origin = now
+            rec.origin = now - LEAD_IN / RATE
         arrived = int((now - rec.origin) * RATE)
         if ssrc != self._ssrc:
             self._ssrc, self._base_ts, self._base_pos = ssrc, timestamp, arrived
