@@ -1,5 +1,6 @@
 """Recorded calls with real peers: a SIPp caller is put through to a SIPp phone, each sending its
-own tone, and the recording holds both (mixed mono, or one party per channel in stereo)."""
+own tone, and the recording holds both (mixed mono, or one party per channel in stereo); a
+callback's two phones behind a SIPp trunk are recorded the same way."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ import pytest
 
 from openivr.audio.wav import parse_wav
 from tests.calls.conftest import free_udp_port, rtp_range, run_sipp, start_target, wait_for
+from tests.calls.test_callbacks import (  # noqa: F401  (trunk_node: a fixture)
+    FIRST,
+    SECOND,
+    MediaPeer,
+    Trunk,
+    _callback,
+    _number,
+    _record,
+    trunk_node,
+)
 from tests.calls.tones import tone_pcap, tone_power, windows_with
 from tests.conftest import Account, RunningServer, base_settings, run_server
 
@@ -176,3 +187,31 @@ def test_selected_records_the_numbers_marked_so(node: RunningServer, tmp_path: P
     [recording] = [finished(node, acc)]
     assert recording["voice_call_details"]["to"].endswith("46812345670"), recording
     assert len(recordings(node, acc)) == 1
+
+
+def test_outbound_records_a_callback_both_ways(
+    trunk_node: tuple[RunningServer, int],  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    server, trunk_port = trunk_node
+    acc = server.account()
+    _number(server, acc)
+    r = server.client.put(
+        f"/account/{acc.account_id}", headers=acc.headers, json={"call_recording": "outbound"}
+    )
+    assert r.status_code == 200, r.text
+    first, second = MediaPeer(700.0), MediaPeer(1300.0)
+    trunk = Trunk(tmp_path, trunk_port, [(first.port, "talk"), (second.port, "hang")])
+    try:
+        session = _callback(server, acc, {"app_id": "test", "call1": FIRST, "call2": SECOND})
+        trunk.finish()
+    finally:
+        first.stop(), second.stop()
+    call = _record(server, acc, session)
+    recording = finished(server, acc)
+    assert recording["status"] == "complete", recording
+    assert recording["call_id"] == session and recording["user_id"] == acc.user_id
+    assert call["detail"]["recording_id"] == recording["call_recording_id"]
+    audio = parse_wav(download(server, recording))
+    # The first party (recorded on their leg) and the second, put through to them.
+    assert windows_with(audio.samples[:, 0], (700.0, 1300.0), 0.1) >= 5

@@ -22,6 +22,7 @@ from openivr.engine.config import system_prompt
 from openivr.sip.call import HungUp, MediaCall, PlaybackFinished, SipCallRecord
 from openivr.sip.placed import place_call
 from openivr.sip.transfer import EndedBy, TransferLeg
+from openivr.store.models import Account
 
 if TYPE_CHECKING:
     from openivr.calls.layer import TransferService
@@ -137,6 +138,7 @@ class CallbackService:
                 notes.outcome = "call1_cancelled"
                 reason = "the node stopped"
                 return
+            await self._record_if_wanted(plan, call, notes.detail)
             second = await self._second_leg(plan, call)
             notes.transfers.append(_leg_entry("call2", plan.second, second))
             if second.get("status") == "answered":
@@ -196,6 +198,29 @@ class CallbackService:
             self.transfer.connector, target, plan.show_1, session, lambda call: None
         )
         return leg, call, ""
+
+    async def _record_if_wanted(
+        self, plan: CallbackPlan, call: MediaCall, detail: dict[str, Any]
+    ) -> None:
+        """An outbound call of the account: recorded on the first party's leg (from their
+        answer; the bridge to call2 passes through it) when `call_recording` says so."""
+        recordings = self.ctx.recordings
+        if recordings is None:
+            return
+        try:
+            async with self.ctx.sessions() as db:
+                account = await db.get(Account, plan.account_id)
+            users = (plan.requested_by, plan.first.value, plan.second.value)
+            if await recordings.wanted(account, "outbound", users=users):
+                detail["recording_id"] = recordings.record(
+                    call.rtp_session,
+                    call_id=plan.session_id,
+                    account_id=plan.account_id,
+                    until=call.wait_ended(),
+                    user_id=plan.requested_by,
+                )
+        except Exception:  # the callback goes on unrecorded
+            log.exception("callback %s: could not start its recording", plan.session_id)
 
     async def _second_leg(self, plan: CallbackPlan, call: MediaCall) -> dict[str, Any]:
         """Ring call2 as a bridged transfer of the first party (ringback meanwhile)."""

@@ -392,7 +392,7 @@ class CallDriver:
             command.members,
             command.skip_busy,
             command.attempt,
-            self.snapshot.account_id,
+            account_id=self.snapshot.account_id,
         )
         if self.transfer is None:
             log.info(

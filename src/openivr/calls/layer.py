@@ -171,8 +171,8 @@ class TransferService:
         recordings = self.ctx.recordings
         if recordings is None:
             return
-        if call.call_id in recordings.live:
-            recordings.answered_by(call.call_id, user_id)
+        if call.rtp_session in recordings.live:
+            recordings.answered_by(call.rtp_session, user_id)
             return
         account_id = request.account_id
         if not account_id:

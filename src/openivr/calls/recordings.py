@@ -78,7 +78,7 @@ class CallRecordings:
         self.root = ctx.settings.recordings_dir
         self.channels = channels_of(ctx.settings)
         self.recorder = recorder or Recorder()
-        self.live: dict[str, _Live] = {}  # call id -> its recording
+        self.live: dict[RtpSession, _Live] = {}  # the recorded party's leg -> its recording
 
     async def wanted(
         self,
@@ -129,7 +129,7 @@ class CallRecordings:
     ) -> str:
         """Record `session` (the recorded party's leg) until `until` completes; the recording
         id. A call already recorded keeps its recording."""
-        live = self.live.get(call_id)
+        live = self.live.get(session)
         if live is not None:
             return str(live.row["recording_id"])
         recording_id = ids.call_recording_id()
@@ -159,18 +159,19 @@ class CallRecordings:
             sidecar=(sidecar, store.sidecar_bytes(row)),
         )
         live = _Live(recording, row)
-        self.live[call_id] = live
-        live.task = asyncio.get_running_loop().create_task(self._follow(call_id, live, until))
+        self.live[session] = live
+        live.task = asyncio.get_running_loop().create_task(self._follow(session, live, until))
         log.info("call %s is recorded (%s)", call_id, recording_id, extra={"call_id": call_id})
         return recording_id
 
-    def answered_by(self, call_id: str, user_id: str) -> None:
-        """A user took the call: the recording is theirs (the last one to answer)."""
-        live = self.live.get(call_id)
+    def answered_by(self, session: RtpSession, user_id: str) -> None:
+        """A user took the call recorded on `session`: the recording is theirs (the last one to
+        answer)."""
+        live = self.live.get(session)
         if live is not None and user_id:
             live.row["user_id"] = user_id
 
-    async def _follow(self, call_id: str, live: _Live, until: Awaitable[object]) -> None:
+    async def _follow(self, session: RtpSession, live: _Live, until: Awaitable[object]) -> None:
         row = dict(live.row)
         try:
             async with self.ctx.sessions() as db:
@@ -182,7 +183,7 @@ class CallRecordings:
             await until
         finally:
             result = await self.recorder.finish(live.recording)
-            del self.live[call_id]
+            del self.live[session]
             row = live.row | {
                 "status": result.status,
                 "failure": result.failure,
