@@ -4,7 +4,9 @@ Packets are relayed the moment they arrive (no re-pacing, so no added delay): th
 own 20 ms pacing carries through. Each direction keeps the outgoing stream continuous under
 our SSRC: sequence numbers are ours and timestamps are the source's shifted by a fixed
 offset, re-based when the source changes SSRC. DTMF travels as RFC 4733 events; a key that
-arrives as SIP INFO is turned into RFC 4733 packets for the other side.
+arrives as SIP INFO is turned into RFC 4733 packets for the other side. A recorded party's
+audio is handed to its recording as it is relayed (`sip/recording.py`); what is relayed to them
+their own session's send hands over.
 """
 
 from __future__ import annotations
