@@ -154,6 +154,20 @@ def test_stereo_puts_each_party_on_its_own_channel(tmp_path: Path) -> None:
         left, right = audio.samples[:, 0], audio.samples[:, 1]
         assert windows_with(left, (CALLER_TONE,), 0.8) >= 5
         assert windows_with(right, (PHONE_TONE,), 0.8) >= 5
+        # Before the phone answered the caller heard the menu and "please wait" (paced by the
+        # media clock, not relayed): those are in the recording too.
+        first_phone = next(
+            start
+            for start in range(0, len(right) - 1600, 1600)
+            if tone_power(right[start : start + 1600].astype(np.float64), PHONE_TONE) > 0.5
+        )
+        before = right[:first_phone].astype(np.float64)
+        loud = [
+            start
+            for start in range(0, len(before) - 1600, 1600)
+            if np.sqrt(np.mean(before[start : start + 1600] ** 2)) > 300
+        ]
+        assert len(loud) >= 3, "the prompts the caller heard are not in the recording"
         # Neither channel carries the other party (what the caller hears also has the menu's
         # words, which have some of every frequency: looked at where the phone is heard).
         assert windows_with(left, (PHONE_TONE,), 0.05) == 0

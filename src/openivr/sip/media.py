@@ -337,6 +337,9 @@ class RtpSession:
         timestamp = (
             self._timestamp_base + (tick - self._first_tick) * SAMPLES_PER_FRAME
         ) & 0xFFFFFFFF
+        recording = self.recording
+        if recording is not None:  # what the recorded party hears: prompts, ringback, silence
+            recording.heard.add(self.ssrc, timestamp, payload)
         sequence = self._sequence
         packet = (
             _RTP_HEADER.pack(
