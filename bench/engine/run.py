@@ -1,11 +1,12 @@
 """Events per second through the call engine: callers walking a 3-level menu.
 
-Run: .venv/bin/python bench/engine/run.py [--calls N]
+Run: .venv/bin/python bench/engine/run.py [--calls N] [--plain]
 
 Each call: level 1 follows opening hours (decided at the call's instant, open), welcome + menu,
 key 1 (barge-in) → connect to level 2, a wrong key, invalid-option + menu, key 2 → level 3, a
 timeout with its retry, key 3 → ring a team in order: please-wait, the first member rings out,
-the second answers.
+the second answers. With --plain the same menus without opening hours, and key 3 rings one
+person who answers (the flow measured before teams and schedules existed), for comparison.
 
 Two numbers: "engine" replays the recorded events of one call into fresh CallFlow objects (only
 the engine's work: CallFlow creation plus handle()); "with driver" also runs a minimal driver that
@@ -37,8 +38,9 @@ from openivr.engine.hours import ScheduleConfig
 AT = datetime.fromisoformat("2026-03-30T10:00:00+02:00")
 
 
-def three_levels() -> StaticConfig:
-    """Account 1: level 1 (with opening hours) → 2 → 3 → team Sales (Alice, then Bob)."""
+def three_levels(plain: bool = False) -> StaticConfig:
+    """Account 1: level 1 (with opening hours) → 2 → 3 → team Sales (Alice, then Bob); `plain`:
+    no opening hours, and level 3 rings Bob alone."""
     apps = [
         AppConfig(
             "L1",
@@ -46,12 +48,22 @@ def three_levels() -> StaticConfig:
             "ivr",
             "Level 1",
             menu={"digit_1": MenuAction("connect", "app", "L2")},
-            open_hours=OpenHours("SC1", MenuAction("hangup")),
+            open_hours=None if plain else OpenHours("SC1", MenuAction("hangup")),
         ),
         AppConfig(
             "L2", "1", "ivr", "Level 2", menu={"digit_2": MenuAction("connect", "app", "L3")}
         ),
-        AppConfig("L3", "1", "ivr", "Level 3", menu={"digit_3": MenuAction("call", "csg", "T1")}),
+        AppConfig(
+            "L3",
+            "1",
+            "ivr",
+            "Level 3",
+            menu={
+                "digit_3": MenuAction("call", "user", "8")
+                if plain
+                else MenuAction("call", "csg", "T1")
+            },
+        ),
         AppConfig("SYS", "1", "sysprompt", "System"),
     ]
     users = [
@@ -105,8 +117,8 @@ def one_call(config: StaticConfig, record: list[Event] | None = None) -> int:
                 else:
                     pending.append(DigitPressed(now, key))
             elif isinstance(command, Transfer):
-                # The team's first member rings out; the second answers.
-                if command.attempt == 1:
+                # The team's first member rings out; the second answers (one person: answers).
+                if command.team_id is not None and command.attempt == 1:
                     pending.append(TransferFailed(now, "no_answer"))
                 else:
                     pending.append(TransferAnswered(now))
@@ -118,8 +130,11 @@ def main() -> None:
     """Measure and print events per second."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument(
+        "--plain", action="store_true", help="no opening hours, one person instead of a team"
+    )
     args = parser.parse_args()
-    config = three_levels()
+    config = three_levels(args.plain)
     script: list[Event] = []
     per_call = one_call(config, script)  # warm-up, sanity check, and the events to replay
     engine = driven = 0.0
@@ -134,10 +149,8 @@ def main() -> None:
         for _ in range(args.calls):
             one_call(config)
         driven = max(driven, per_call * args.calls / (time.process_time() - start))
-    print(
-        f"{args.calls} calls x {per_call} events, 3-level menu with opening hours and a team, "
-        "best of 5 (CPU time)"
-    )
+    flow = "one person, no opening hours" if args.plain else "with opening hours and a team"
+    print(f"{args.calls} calls x {per_call} events, 3-level menu {flow}, best of 5 (CPU time)")
     print(f"engine:      {engine:,.0f} events/s ({engine / per_call:,.0f} calls/s)")
     print(f"with driver: {driven:,.0f} events/s")
 
