@@ -74,7 +74,8 @@ async def list_calls(
         str | None,
         Query(
             max_length=40,
-            description="How calls ended: voicemail, transferred, hangup, caller_hangup, ...;"
+            description="How calls ended: voicemail, transferred, hangup, caller_hangup,"
+            " prompt_recorded (a prompt recorded by phone), ...;"
             " in_progress for calls still up",
         ),
     ] = None,

@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -42,7 +42,9 @@ class PromptOut(Loose):
     type: str | None = None
     name: str | None = None
     app_id: str | None = None
-    record_code: int | None = None
+    record_code: int | None = Field(
+        None, description="Dial *22 from a phone registered as a user, then this and # to record it"
+    )
     exists: bool | None = None
     audio_length: float | None = None
     message_url: str | None = None
