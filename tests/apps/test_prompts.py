@@ -78,5 +78,33 @@ def test_messages_replace_each_other_and_leave_no_files_behind(
     asyncio.run(run())
 
 
+def test_prompts_made_at_once_get_distinct_record_codes(database_url: str, tmp_path: Path) -> None:
+    store = AudioStore(tmp_path / "audio")
+    sounds = PromptSounds(store, RenderCache(tmp_path / "rendered", SpeechEngine()))
+
+    async def run() -> tuple[list[int], list[int]]:
+        async with open_database(database_url) as (_engine, sessions):
+            made = await create_account(sessions, "codes@example.com", "secret12")
+            async with sessions() as db:
+                service = PromptService(db, made.account_id, sounds)
+                main = next(a for a in await _apps(service) if a[1] == "ivr")[0]
+                before = [p.record_code for p in await service.all(main)]
+
+            async def one(n: int) -> int:
+                # Each in its own session and transaction, as concurrent requests are.
+                async with sessions() as db:
+                    prompt = await PromptService(db, made.account_id, sounds).create(
+                        main, {"name": f"Prompt {n}"}
+                    )
+                    return prompt.record_code
+
+            return before, list(await asyncio.gather(*(one(n) for n in range(8))))
+
+    before, codes = asyncio.run(run())
+    # No code twice, none of the codes already given, none skipped.
+    assert min(codes) > max(before)
+    assert sorted(codes) == list(range(min(codes), min(codes) + 8))
+
+
 async def _apps(service: PromptService) -> list[tuple[str, str]]:
     return [(a.app_id, a.app_type) for a in await account_apps(service.db, service.account_id)]
