@@ -7,13 +7,16 @@ import gc
 import logging
 import socket
 import struct
+import sys
 import time
 import weakref
+from pathlib import Path
 
 import pytest
 
 from openivr import loopwatch
 from openivr.audio import g711
+from openivr.sip.audiofilter import AUDIO_SAMPLE
 from openivr.sip.bridge import MediaBridge
 from openivr.sip.clock import MediaClock
 from openivr.sip.media import RtpSession
@@ -304,7 +307,22 @@ async def test_a_paced_session_is_read_by_the_clock_in_order_and_by_the_loop_onc
     peer.close()
 
 
-async def test_audio_nobody_looks_at_is_counted_and_latched_but_not_handed_on() -> None:
+def _udp_drops(port: int) -> int:
+    """Packets the kernel dropped for the local UDP port (its socket filter's drops count)."""
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}"):
+            return int(fields[-1])
+    raise AssertionError(f"no UDP socket on port {port}")
+
+
+@pytest.mark.parametrize("in_kernel", [True, False], ids=["kernel-filter", "read-all"])
+async def test_audio_nobody_looks_at_is_counted_and_latched_but_not_handed_on(
+    in_kernel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the kernel's filter (Linux), all but 1 in AUDIO_SAMPLE audio packets never reach
+    # the node; without it each is read and counted. Either way the call sees the same.
+    monkeypatch.setattr(RtpSession, "filter_audio", in_kernel)
     peer, moved = Peer(), Peer()
     heard: list[RtpPacket] = []
     session = RtpSession("PCMA", 8, 101, ("127.0.0.1", 9), heard.append, heard.append)
@@ -312,15 +330,34 @@ async def test_audio_nobody_looks_at_is_counted_and_latched_but_not_handed_on() 
     sock.bind(("127.0.0.1", 0))
     await session.open(sock)
     session.audio_wanted = False
-    peer.send(session, 1)
-    moved.send(session, 2, pt=101)  # an RFC 4733 event is always handed on
-    for _ in range(50):
-        if session.stats.packets_received == 2:
+    # The caller's first packet tells where to send; the filter goes on after it.
+    peer.send(session, 0)
+    for _ in range(100):
+        if session.stats.packets_received == 1:
             break
         await asyncio.sleep(0.01)
-    assert session.stats.packets_received == 2
+    assert session.remote == peer.addr
+    for seq in range(1, AUDIO_SAMPLE + 1):  # 16 more (sequence numbers 1..16)
+        peer.send(session, seq)
+    moved.send(session, 2, pt=101)  # an RFC 4733 event is always handed on
+    for _ in range(100):
+        if session.stats.packets_received == AUDIO_SAMPLE + 2:
+            break
+        await asyncio.sleep(0.01)
+    assert session.stats.packets_received == AUDIO_SAMPLE + 2
     assert [p.payload_type for p in heard] == [101]
     assert session.remote == moved.addr  # symmetric RTP follows the newest source
+    if sys.platform == "linux":
+        assert _udp_drops(session.local_port) == (AUDIO_SAMPLE - 1 if in_kernel else 0)
+    # A recording starts: every audio packet is read and handed on again.
+    session.audio_wanted = True
+    peer.send(session, 17)
+    for _ in range(100):
+        if len(heard) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [p.sequence for p in heard[1:]] == [17]
+    assert session.remote == peer.addr
     session.close()
     peer.close()
     moved.close()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openivr.audio.g711 import Codec
+from openivr.sip.audiofilter import attach_audio_filter, detach_audio_filter
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, silence_frame
 
 if TYPE_CHECKING:
@@ -157,6 +158,14 @@ class RtpSession:
     # were ~9 % of the media path's CPU, and the media clock's lag monitor already says how
     # late sends run, for all calls at once.
     keep_send_intervals = False
+    # Whether a call that does not look at its caller's audio (RFC 4733 keys, no recording) has
+    # the kernel drop its audio packets (Linux; tests switch it off to cover the other path).
+    # Talking callers send 50 packets a second the call never reads; reading each one cost a
+    # recvfrom and some Python (~2 µs). A socket filter keeps RFC 4733 events and 1 in
+    # AUDIO_SAMPLE audio packets: enough to follow a caller's media that moves (symmetric RTP,
+    # within 320 ms) and, by their sequence numbers, to count what arrived. It is attached once
+    # the caller's first packet was read, so where to send is learnt as soon as ever.
+    filter_audio = sys.platform == "linux"
 
     def __init__(
         self,
@@ -179,7 +188,7 @@ class RtpSession:
         self._on_event = on_event
         # The call's recording, when it is recorded (sip/recording.py): what arrives here and
         # what is sent from here are its two ways.
-        self.recording: CallRecording | None = None
+        self._recording: CallRecording | None = None
         # A bridge takes raw datagrams (no packet object per packet on the relay path).
         self.relay: Callable[[bytes, tuple[str, int]], bool] | None = None
         self._sock: socket.socket | None = None
@@ -187,9 +196,12 @@ class RtpSession:
         self._reader: Callable[[], None] = self._read_ready
         self._watched = False  # whether the loop watches the socket (else the clock reads it)
         self._burst_override = 0  # the clock reads exactly one packet per poll round
+        self._filtered = False  # the kernel drops most audio (see filter_audio)
+        self._sampled_sequence: int | None = None
+        self._heard = False  # a packet came from the caller (the filter waits for the first)
         # Whether the call looks at incoming audio (in-band keys, a recording); when not, an
         # audio packet is only counted and its source latched, never parsed.
-        self.audio_wanted = True
+        self._audio_wanted = True
         self._last_read = 0.0
         self._sequence = secrets.randbits(16)
         self._timestamp_base = secrets.randbits(32)
@@ -214,7 +226,53 @@ class RtpSession:
                 raise OSError(errno.ENOPROTOOPT, "receive timestamps need SO_TIMESTAMPNS")
             sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             self._reader = self._read_ready_timestamped
+        self._filter_audio()
         self.give_reading()
+
+    @property
+    def recording(self) -> CallRecording | None:
+        """The call's recording, when it is recorded (sip/recording.py)."""
+        return self._recording
+
+    @recording.setter
+    def recording(self, recording: CallRecording | None) -> None:
+        self._recording = recording
+        self._filter_audio()  # a recorded call's audio is read, every packet
+
+    @property
+    def audio_wanted(self) -> bool:
+        """Whether the call looks at incoming audio (in-band keys, a recording, a bridge)."""
+        return self._audio_wanted
+
+    @audio_wanted.setter
+    def audio_wanted(self, wanted: bool) -> None:
+        self._audio_wanted = wanted
+        self._filter_audio()
+
+    def _filter_audio(self) -> None:
+        """Attach or detach the kernel's audio filter as `audio_wanted` says (filter_audio)."""
+        sock = self._sock
+        event = self.event_payload_type
+        want = (
+            not self._audio_wanted
+            and self._recording is None
+            and event is not None
+            and self.filter_audio
+            and self._heard
+        )
+        if sock is None or want == self._filtered:
+            return
+        try:
+            if want:
+                assert event is not None
+                attach_audio_filter(sock, event)
+            else:
+                detach_audio_filter(sock)
+        except OSError as exc:  # no socket filters here: every packet is read, as before
+            log.debug("RTP socket on port %s keeps its filter state: %s", self.local_port, exc)
+            return
+        self._filtered = want
+        self._sampled_sequence = None
 
     def take_reading(self) -> int | None:
         """The clock reads this socket from now on (the loop stops watching it); its fd."""
@@ -337,7 +395,7 @@ class RtpSession:
         timestamp = (
             self._timestamp_base + (tick - self._first_tick) * SAMPLES_PER_FRAME
         ) & 0xFFFFFFFF
-        recording = self.recording
+        recording = self._recording
         if recording is not None:  # what the recorded party hears: prompts, ringback, silence
             recording.heard.add(self.ssrc, timestamp, payload)
         sequence = self._sequence
@@ -371,7 +429,7 @@ class RtpSession:
         self._send(0x80 | payload_type if marker else payload_type, timestamp & 0xFFFFFFFF, payload)
 
     def _send(self, second: int, timestamp: int, payload: bytes) -> None:
-        recording = self.recording
+        recording = self._recording
         if recording is not None and second & 0x7F == self.payload_type:
             recording.heard.add(self.ssrc, timestamp, payload)
         packet = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc) + payload
@@ -483,8 +541,22 @@ class RtpSession:
         if payload_type != self.payload_type and payload_type != self.event_payload_type:
             return
         stats = self.stats
-        stats.packets_received += 1
-        stats.bytes_received += len(data)
+        if self._filtered and payload_type == self.payload_type:
+            # One audio packet in AUDIO_SAMPLE gets here: the ones the kernel dropped since the
+            # last are counted by the sequence number's advance.
+            sequence = (data[2] << 8) | data[3]
+            last, self._sampled_sequence = self._sampled_sequence, sequence
+            advance = (sequence - last) & 0xFFFF if last is not None else 1
+            count = advance if 0 < advance < 0x8000 else 1
+            stats.packets_received += count
+            stats.bytes_received += count * len(data)
+        else:
+            stats.packets_received += 1
+            stats.bytes_received += len(data)
+            if not self._heard:  # the caller's first packet: the filter may go on now
+                self._heard = True
+                self._filter_audio()
+                self._sampled_sequence = (data[2] << 8) | data[3]
         if addr != self.remote:
             source = (str(addr[0]), int(addr[1]))
             if source != self.remote:
@@ -492,10 +564,10 @@ class RtpSession:
                 self.remote = source
         is_event = payload_type == self.event_payload_type
         if not is_event:
-            recording = self.recording
+            recording = self._recording
             if recording is not None:
                 recording.party.packet(data)
-            if not self.audio_wanted:
+            if not self._audio_wanted:
                 return
         try:
             packet = RtpPacket.parse(data)
