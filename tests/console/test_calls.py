@@ -291,3 +291,25 @@ def test_try_a_call_at_a_chosen_moment_and_say_who_in_the_team_answers(
     find(driver, "button[name=run]").click()
     console.wait(lambda: "all our staff are busy" in console.text("ol.transcript"))
     assert console.page_errors() == []
+
+
+def test_the_call_log_says_how_a_callback_went(console: Console, tmp_path: Path) -> None:
+    # call1 is a SIP phone that is busy: the callback ends there, call2 is never rung.
+    phone = start_target(
+        "callee_busy.xml", tmp_path, {"ruri_user": "desk", "from_user": "anonymous"}
+    )
+    r = console.server.client.post(
+        "/make-calls/call/call-back",
+        headers=console.account.headers,
+        json={"call1": f"sip:desk@127.0.0.1:{phone.port}", "call2": "sip:bob@127.0.0.1:9"},
+    )
+    assert r.status_code == 200, r.text
+    session = r.json()["response"]["session_id"]
+    phone.finish()
+    console.wait(lambda: [c for c in console.api("GET", console.acct("/call")) if c["end_time"]])
+    console.go("#/calls")
+    row = find(console.driver, f"tr[data-call-id='{session}']")
+    assert "Callback: call 1 busy" in row.text and "sip:bob@127.0.0.1:9" in row.text
+    row.find_element("css selector", "button[name=open]").click()
+    detail = find(console.driver, "tr.call-detail")
+    assert "call1 was busy (486)" in detail.text

@@ -9,9 +9,21 @@ import { heading, busy, describe } from "../ui.js";
 const PAGE = 50;
 const OUTCOMES = {
   voicemail: "Left a voicemail", transferred: "Put through", hangup: "Ended", rejected: "Refused",
-  abandoned: "Caller hung up", failed: "Failed", busy: "Busy",
+  abandoned: "Caller hung up", failed: "Failed", busy: "Busy", connected: "Callback connected",
   prompt_recorded: "Recorded a message by phone",
 };
+// How a callback's leg (call1_busy, call2_no_answer, ...) kept it from connecting.
+const LEG_ENDS = {
+  busy: "busy", no_answer: "did not answer", rejected: "refused", unreachable: "unreachable",
+  no_trunk: "needs a SIP trunk", cancelled: "cancelled", hangup: "hung up",
+};
+
+function outcomeText(outcome) {
+  if (OUTCOMES[outcome]) return OUTCOMES[outcome];
+  const leg = /^call([12])_([a-z_]+)$/.exec(outcome || "");
+  if (leg) return `Callback: call ${leg[1]} ${LEG_ENDS[leg[2]] || leg[2].replace(/_/g, " ")}`;
+  return outcome || "—";
+}
 
 function isoOf(localValue) {
   if (!localValue) return undefined;
@@ -119,7 +131,7 @@ export async function show(main, _unused, state = { offset: 0, filters: {} }) {
       h("td", { "data-label": "To" }, names[c.to] || c.to || "—"),
       h("td", { "data-label": "Apps" }, (c.apps || []).map((id) => names[id] || id).join(" → ") || "—"),
       h("td", { "data-label": "Keys" }, c.keys ? h("code", {}, c.keys) : "—"),
-      h("td", { "data-label": "Outcome" }, OUTCOMES[c.outcome] || c.outcome || "—"),
+      h("td", { "data-label": "Outcome" }, outcomeText(c.outcome)),
       h("td", { "data-label": "Length" }, c.duration !== null && c.duration !== undefined ? seconds(c.duration) : "—")), detailRow);
   }
   const older = h("button", { type: "button", disabled: calls.length < PAGE }, "Older calls");
