@@ -45,6 +45,9 @@ def test_links_use_an_address_clients_can_reach(values: dict[str, str], expected
             "smtp_ca_file",
         ),
         (["--rtp-ports", "5-2"], "--rtp-ports"),
+        (["--recording-channels", "quad"], "--recording-channels"),
+        (["--recording-days", "0"], "--recording-days"),
+        (["--recording-days", "ninety"], "recording_days"),
         (["--sip-trunk", "tel:123"], "trunk"),
         (
             ["--sip-tls-port", "5061", "--tls-cert", "/no.pem", "--tls-key", "/no.pem"],

@@ -4,7 +4,9 @@ callback's two phones behind a SIPp trunk are recorded the same way."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +231,38 @@ def test_outbound_records_a_callback_both_ways(
     audio = parse_wav(download(server, recording))
     # The first party (recorded on their leg) and the second, put through to them.
     assert windows_with(audio.samples[:, 0], (700.0, 1300.0), 0.1) >= 5
+
+
+def test_a_recording_deleted_during_its_call_stays_deleted(
+    node: RunningServer, tmp_path: Path
+) -> None:
+    acc = node.account()
+    record_all(node, acc)
+    apps = node.client.get(f"/account/{acc.account_id}/voiceapp", headers=acc.headers).json()
+    menu = next(a["app_id"] for a in apps["response"] if a["name"] == "Main menu")
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(
+            run_sipp, node, "caller_bye.xml", tmp_path, menu, values={"wait_ms": "5000"}
+        )
+        # Listed while the call goes on.
+        live = wait_for(lambda: recordings(node, acc), timeout=10)[0]
+        assert live["status"] == "recording", live
+        r = node.client.delete(f"/call-recording/{live['call_recording_id']}", headers=acc.headers)
+        assert r.status_code == 200, r.text
+        call.result(timeout=30)
+    calls = wait_for(
+        lambda: [
+            c
+            for c in node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers).json()[
+                "response"
+            ]
+            if c["end_time"]
+        ]
+    )
+    assert calls[0]["detail"]["recording_id"] == live["call_recording_id"]
+    # Its end is stored within a moment of the call's end: the row must not come back then.
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        assert recordings(node, acc) == []
+        time.sleep(0.2)
+    assert not list(node.settings.recordings_dir.glob("*/*.wav"))

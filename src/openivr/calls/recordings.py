@@ -173,10 +173,12 @@ class CallRecordings:
 
     async def _follow(self, session: RtpSession, live: _Live, until: Awaitable[object]) -> None:
         row = dict(live.row)
+        inserted = False
         try:
             async with self.ctx.sessions() as db:
                 await store.insert_row(db, row)
                 await db.commit()
+            inserted = True
         except Exception:  # the end writes the whole row instead
             log.exception("recording %s: could not store its row yet", row["recording_id"])
         try:
@@ -191,12 +193,13 @@ class CallRecordings:
                 "seconds": round(result.seconds, 3),
                 "ended_at": datetime.now(UTC),
             }
-            await self._store_end(row)
+            # A row stored at the start and gone now was deleted meanwhile: it stays deleted.
+            await self._store_end(row, insert_missing=not inserted)
 
-    async def _store_end(self, row: dict[str, Any]) -> None:
+    async def _store_end(self, row: dict[str, Any], insert_missing: bool = True) -> None:
         try:
             async with self.ctx.sessions() as db:
-                await store.finish_row(db, row)
+                await store.finish_row(db, row, insert_missing)
                 await db.commit()
         except Exception:  # the sidecar stays: the next start stores it
             log.exception("recording %s: could not store how it ended", row["recording_id"])

@@ -98,13 +98,14 @@ async def insert_row(db: AsyncSession, row: dict[str, Any]) -> None:
     await db.execute(insert(_TABLE), [row])
 
 
-async def finish_row(db: AsyncSession, row: dict[str, Any]) -> None:
-    """Complete a recording's row with how it ended (inserting it when its start was lost)."""
+async def finish_row(db: AsyncSession, row: dict[str, Any], insert_missing: bool = True) -> None:
+    """Complete a recording's row with how it ended (inserting it when its start was lost and
+    `insert_missing`)."""
     values = {k: v for k, v in row.items() if k != "recording_id"}
     result = await db.execute(
         update(_TABLE).where(_TABLE.c.recording_id == row["recording_id"]).values(values)
     )
-    if not getattr(result, "rowcount", 0):
+    if insert_missing and not getattr(result, "rowcount", 0):
         await db.execute(insert(_TABLE), [row])
 
 
