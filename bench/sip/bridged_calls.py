@@ -19,6 +19,11 @@ call, in ms:
 `--no-timestamps` reads packets without SO_TIMESTAMPNS (the path `openivr serve` runs): only
 out and cpu are measured then.
 
+`--record` records every call as `openivr serve` does for an account that records calls
+(`sip/recording.py`: the caller's leg both ways, mixed mono WAV, written as the call goes by
+the writer thread, in a temporary directory): what recording costs per call is the difference
+with a run without it (`--record-channels 2` for stereo files).
+
 Run by hand:  taskset -c 0 .venv/bin/python bench/sip/bridged_calls.py --calls 100 250 400 500
 (the server on core 0; the SIPp processes it starts run on core 1).
 """
@@ -43,6 +48,7 @@ from openivr.audio import g711, tones
 from openivr.sip.call import MediaCall
 from openivr.sip.connect import Connector
 from openivr.sip.media import RtpSession, RtpStats
+from openivr.sip.recording import Recorder, RecordingResult
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.transfer import TransferTarget
 
@@ -134,7 +140,7 @@ def percentiles(name: str, values: list[np.ndarray]) -> dict[str, float]:
     }
 
 
-async def run_level(calls: int, rate: int) -> dict[str, float]:
+async def run_level(calls: int, rate: int, record: int = 0) -> dict[str, float]:
     gc_pauses: list[float] = []
     gc_started = [0.0]
 
@@ -151,13 +157,22 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
     statuses: list[str] = []
     callee_port = free_port()
     connector: Connector | None = None
+    recorder = Recorder()
+    results: list[RecordingResult] = []
+    recordings_dir = Path(tempfile.mkdtemp(prefix="bench-recordings-"))
 
     async def handler(call: MediaCall) -> None:
         await call.answer()
         assert connector is not None
+        recording = None
+        if record:
+            path = recordings_dir / f"{len(statuses) + len(results)}-{call.local_rtp_port}.wav"
+            recording = recorder.start(call.rtp_session, path.stem, path, channels=record)
         target = TransferTarget("sip", f"sip:echo@127.0.0.1:{callee_port}")
         leg = await connector.connect(call, target, "+46700000001")
         statuses.append(leg.status)
+        if recording is not None:
+            results.append(await recorder.finish(recording))
         legs: list[RtpStats] = [call.stats]
         if leg.target_rtp is not None:
             legs.append(leg.target_rtp)
@@ -174,6 +189,7 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
     server = SipServer(route, config)
     await server.start()
     connector = Connector(server, timeout=20)
+    cutter = asyncio.get_running_loop().create_task(recorder.run())
     # As `openivr serve` does once started (server.settle_heap): what exists now lives on.
     gc.collect()
     gc.freeze()
@@ -245,6 +261,11 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
             callee.kill()
     skipped = server.clock.skipped_ticks
     await server.stop()
+    cutter.cancel()
+    recorder.close()
+    recorded_bytes = sum(r.size for r in results)
+    recorded_seconds = sum(r.seconds for r in results)
+    shutil.rmtree(recordings_dir, ignore_errors=True)
     gc.callbacks.remove(gc_timer)
     latency = np.concatenate(latencies) * 1000 if latencies else np.zeros(0)
     return {
@@ -263,6 +284,10 @@ async def run_level(calls: int, rate: int) -> dict[str, float]:
         "steady_others_on_core_pct": 100 * others,
         "gc_pause_max_ms": 1000 * max(gc_pauses, default=0.0),
         "skipped_ticks": float(skipped),
+        "recorded": float(sum(r.status == "complete" for r in results)),
+        "recording_failed": float(sum(r.status == "failed" for r in results)),
+        "recorded_mb": recorded_bytes / 1e6,
+        "recorded_s_per_call": recorded_seconds / max(1, len(results)),
         "elapsed_s": elapsed,
         "load1_before": load_before,
         "load1_after": os.getloadavg()[0],
@@ -276,11 +301,17 @@ async def main() -> None:
     parser.add_argument(
         "--no-timestamps", action="store_true", help="no kernel receive timestamps (as served)"
     )
+    parser.add_argument(
+        "--record", action="store_true", help="record every call (mixed mono WAV), as served"
+    )
+    parser.add_argument(
+        "--record-channels", type=int, choices=(1, 2), default=1, help="2: stereo recordings"
+    )
     args = parser.parse_args()
     RtpSession.keep_send_intervals = True  # the bench reports them
     RtpSession.receive_timestamps = not args.no_timestamps
     for n in args.calls:
-        result = await run_level(n, args.rate)
+        result = await run_level(n, args.rate, args.record_channels if args.record else 0)
         print(" ".join(f"{k}={v:.2f}" for k, v in result.items()), flush=True)
         await asyncio.sleep(3)  # let the previous level's sockets and SIPp go away
 
