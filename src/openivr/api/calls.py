@@ -75,7 +75,9 @@ async def list_calls(
         Query(
             max_length=40,
             description="How calls ended: voicemail, transferred, hangup, caller_hangup,"
-            " prompt_recorded (a prompt recorded by phone), ...;"
+            " prompt_recorded (a prompt recorded by phone), connected (a callback whose two"
+            " calls talked), call1_<why> / call2_<why> (a callback that did not connect:"
+            " call2_busy, call1_no_answer, ...), ...;"
             " in_progress for calls still up",
         ),
     ] = None,
