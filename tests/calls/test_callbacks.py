@@ -278,6 +278,11 @@ def test_a_busy_second_phone_leaves_the_first_with_unavailable(
     assert leg1["status"] == "answered" and leg2["status"] == "busy" and leg2["sip_code"] == 486
     # No number of its own: the account shows nobody's.
     assert call["detail"]["show_1"] == "anonymous"
+    # The call log finds the callbacks that ended so.
+    found = server.client.get(
+        f"/account/{acc.account_id}/call", params={"outcome": "call2_busy"}, headers=acc.headers
+    )
+    assert [c["call_id"] for c in found.json()["response"]] == [session]
     # The first party heard the message (speech, seconds of it), then the call ended.
     assert loud_seconds(heard) > 1.0, loud_seconds(heard)
 
