@@ -276,8 +276,8 @@ def test_a_busy_second_phone_leaves_the_first_with_unavailable(
     assert "busy (486)" in call["detail"]["reason"], call["detail"]
     leg1, leg2 = call["transfers"]
     assert leg1["status"] == "answered" and leg2["status"] == "busy" and leg2["sip_code"] == 486
-    # No number of its own: the account shows nobody's.
-    assert call["detail"]["show_1"] == "anonymous"
+    # No number in the account: nobody's is shown.
+    assert (call["detail"]["show_1"], call["detail"]["show_2"]) == ("anonymous", "anonymous")
     # The call log finds the callbacks that ended so.
     found = server.client.get(
         f"/account/{acc.account_id}/call", params={"outcome": "call2_busy"}, headers=acc.headers
@@ -285,6 +285,35 @@ def test_a_busy_second_phone_leaves_the_first_with_unavailable(
     assert [c["call_id"] for c in found.json()["response"]] == [session]
     # The first party heard the message (speech, seconds of it), then the call ended.
     assert loud_seconds(heard) > 1.0, loud_seconds(heard)
+
+
+def test_each_side_sees_the_caller_id_asked_for(
+    trunk_node: tuple[RunningServer, int], tmp_path: Path
+) -> None:
+    server, trunk_port = trunk_node
+    acc = server.account()
+    older = "+46812345611"  # the account's oldest number, connected to nobody
+    r = server.client.post(
+        f"/account/{acc.account_id}/phonenumbersubscription",
+        headers=acc.headers,
+        json={"phnum": older},
+    )
+    assert r.status_code == 200, r.text
+    _number(server, acc)  # SHOWN, connected to the admin who asks
+    first = MediaPeer(700.0)
+    trunk = Trunk(tmp_path, trunk_port, [(first.port, "talk"), (1, "busy")])
+    try:
+        # show_1 as the account wrote it ('+' optional); show_2 automatic: the admin's own.
+        session = _callback(
+            server, acc, {"call1": FIRST, "call2": SECOND, "show_1": older.lstrip("+")}
+        )
+        trunk.finish()
+    finally:
+        first.stop()
+    call = _record(server, acc, session)
+    assert (call["detail"]["show_1"], call["detail"]["show_2"]) == (older, SHOWN)
+    to_first, to_second = trunk.invites()
+    assert f"<sip:{older}@" in to_first and f"<sip:{SHOWN}@" in to_second
 
 
 def test_a_callback_rings_a_user_on_their_registered_baresip_phone(
