@@ -152,8 +152,7 @@ class CallDriver:
         finally:
             for timer in self.timers.values():
                 timer.handle.cancel()
-            if self.pump is not None:
-                self.pump.cancel()
+            self._stop_pump()
             self._note_outcome()
             if not self.call.ended:
                 await self.call.hangup()
@@ -171,8 +170,7 @@ class CallDriver:
 
     async def _rescue_message(self) -> None:
         """The call flow failed: what the caller said into a mailbox is kept all the same."""
-        if self.pump is not None:
-            self.pump.cancel()
+        self._stop_pump()
         pcm = self.recorded
         if self.call.recording:
             self.call.stop_recording()
@@ -190,6 +188,13 @@ class CallDriver:
         self.notes.outcome = "voicemail"
 
     # events in ------------------------------------------------------------------------------
+
+    def _stop_pump(self) -> None:
+        # The cancelled pump's traceback holds its frame, which holds this driver: were the
+        # driver still to hold the task, the call would be a cycle only a full collection frees.
+        if self.pump is not None:
+            self.pump.cancel()
+            self.pump = None
 
     def _start_pump(self) -> None:
         async def pump() -> None:
@@ -407,8 +412,7 @@ class CallDriver:
 
         async def run() -> dict[str, Any]:
             # The connector reads the caller's events while it rings and bridges.
-            if self.pump is not None:
-                self.pump.cancel()
+            self._stop_pump()
             try:
                 leg = await connect(self.call, request, answered)
             finally:

@@ -327,9 +327,11 @@ class IncomingDialog:
             self.call.finish(by, reason)
 
     def close(self) -> None:
-        """The call is over: stop resending our 2xx and forget the dialog."""
+        """The call is over: stop resending our 2xx and forget the dialog (and the call, which
+        refers to its dialog too: refcounting frees both at once, no full collection needed)."""
         self._stop_2xx()
         self.core.dialogs.forget(self)
+        self.call = None
 
     # Requests from the caller -----------------------------------------------------------------
 
