@@ -61,9 +61,36 @@ class Node:
         """The (first) app of a type, e.g. the default mailbox."""
         return next(a for a in self.apps() if a["app_type"] == app_type)
 
+    def wait_for_calls_in_progress(self, count: int = 1, timeout: float = 60.0) -> None:
+        """Wait until the call log lists `count` calls in progress (a caller got through)."""
+        query = f"/account/{self.account_id}/call?outcome=in_progress"
+        _wait(lambda: len(self.get(query)) >= count, timeout, f"{count} calls in progress")
+
+    def wait_until_draining(self, timeout: float = 60.0) -> None:
+        """Wait until a stopped node says it is draining (new calls get 503 from then on)."""
+
+        def draining() -> bool:
+            r = httpx.get(self.base_url + "/readyz", timeout=10)
+            return r.status_code == 503 and "draining" in r.json().get("problems", [])
+
+        _wait(draining, timeout, "the node to say it is draining")
+
+
+def _wait(done: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# Generous: a node starts in a few seconds on a quiet machine, many times that on one loaded by
+# benchmarks beside the suite; this only bounds how long a start that never ends hangs a test.
+START_SECONDS = 150
+
 
 def _wait_until_serving(proc: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"openivr serve exited with {proc.returncode}:\n{log.read_text()}")
@@ -73,14 +100,19 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], base_url: str, log: Path)
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    pytest.fail(f"openivr serve did not answer /healthz within 60 s:\n{log.read_text()}")
+    pytest.fail(
+        f"openivr serve did not answer /healthz within {START_SECONDS} s:\n{log.read_text()}"
+    )
 
 
 @contextmanager
-def serving_node(tmp: Path, *flags: str, name: str = "server") -> Iterator[Node]:
+def serving_node(
+    tmp: Path, *flags: str, name: str = "server", account: bool = True
+) -> Iterator[Node]:
     """Start `openivr serve` (SIP off unless `flags` say otherwise), create an account with the
     CLI while it runs, and log in. Nodes of one cluster share `tmp` (the data dir), each with
-    its own `name`."""
+    its own `name`. Without `account` (a node restarted on data that has one already) the Node
+    has no ids or token of its own: `dataclasses.replace` in those of the first node."""
     data_dir = tmp / "data"
     port = free_port()
     log = tmp / f"{name}.log"
@@ -110,6 +142,9 @@ def serving_node(tmp: Path, *flags: str, name: str = "server") -> Iterator[Node]
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(proc, base_url, log)
+        if not account:
+            yield Node(base_url, "", "", "", log, proc)
+            return
         email, password = f"owner-{name}@example.com", "seed-script-pass"
         created = subprocess.run(
             [

@@ -100,7 +100,7 @@ def test_calls_a_killed_node_left_up_are_closed_when_it_comes_back(tmp_path: Pat
         node.proc.send_signal(signal.SIGKILL)
         node.proc.wait(timeout=10)
         time.sleep(0.5)
-        with serving_node(tmp_path, *flags, name="again") as again:
+        with serving_node(tmp_path, *flags, name="again", account=False) as again:
             [call] = replace(again, token=node.token).get(calls)
         talking.exception(timeout=60)  # the caller's BYE got no answer: that call failed
     assert call["outcome"] == "interrupted" and call["end_time"] is not None

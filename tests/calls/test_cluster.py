@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -181,9 +180,9 @@ def test_a_rolling_restart_loses_no_call(tmp_path: Path) -> None:
                 run_sipp, None, "caller_bye.xml", tmp_path, menu,
                 values={"wait_ms": "5000"}, sip_port=ports[0],
             )  # fmt: skip
-            time.sleep(1.5)
+            a.wait_for_calls_in_progress()
             a.proc.send_signal(signal.SIGTERM)  # ... while node a is being restarted.
-            time.sleep(0.5)
+            a.wait_until_draining()
             # New callers reach node b whichever node Kamailio tries first.
             for _ in range(2):
                 run_sipp(

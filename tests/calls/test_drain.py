@@ -33,9 +33,9 @@ def test_a_stopping_node_lets_calls_finish_and_refuses_new_ones(tmp_path: Path) 
             run_sipp, None, "caller_bye.xml", tmp_path, menu,
             values={"wait_ms": "4000"}, sip_port=sip_port,
         )  # fmt: skip
-        time.sleep(1.5)
+        node.wait_for_calls_in_progress()
         node.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        node.wait_until_draining()
         # A new caller is turned away at once, so a balancer can try another node.
         run_sipp(None, "refused.xml", tmp_path, menu, values={"status": "503"}, sip_port=sip_port)
         assert node.proc.poll() is None, "the node stopped before its call ended"
@@ -100,7 +100,7 @@ def _after_restart(
     """The first node's messages and call records, read from a node started afterwards on the
     same data dir and database (what a user finds once the node is back)."""
     store = flags[flags.index("--database-url") :][:2] if "--database-url" in flags else ()
-    with serving_node(tmp_path, *store, name="after") as again:
+    with serving_node(tmp_path, *store, name="after", account=False) as again:
         mine = replace(again, token=first.token, account_id=first.account_id)
         messages = mine.get(f"/account/{first.account_id}/voiceapp/{box}/voicemail")
         calls = mine.get(f"/account/{first.account_id}/call")
@@ -118,7 +118,8 @@ def test_a_message_being_recorded_when_the_node_stops_is_kept_and_mailed(
             run_sipp, None, "mailbox_talk_until_bye.xml", tmp_path, box,
             values={"bye_timeout": "20000"}, sip_port=sip_port,
         )  # fmt: skip
-        time.sleep(2.0)
+        node.wait_for_calls_in_progress()
+        time.sleep(1.0)  # the caller talks a while
         stopped_at = time.monotonic()
         node.proc.send_signal(signal.SIGTERM)
         # The drain keeps the API up and says so.
@@ -164,24 +165,29 @@ def test_a_second_ctrl_c_ends_the_calls_at_once_and_keeps_the_message(
             run_sipp, None, "mailbox_talk_until_bye.xml", tmp_path, box,
             values={"bye_timeout": "20000"}, sip_port=sip_port,
         )  # fmt: skip
-        time.sleep(2.0)
+        node.wait_for_calls_in_progress()
+        time.sleep(1.0)  # the caller talks a while
         node.proc.send_signal(signal.SIGINT)
+        node.wait_until_draining()
         time.sleep(1.0)
         assert node.proc.poll() is None, node.log.read_text()  # draining: the caller talks on
         if talking.done():
             talking.result()  # SIPp's own account of what went wrong
             pytest.fail(f"the call ended before the second Ctrl-C:\n{node.log.read_text()}")
-        stopped_at = time.monotonic()
         node.proc.send_signal(signal.SIGINT)
+        # The BYE comes at once: SIPp waits for it 20 s (bye_timeout) and fails after that,
+        # while the 60 s drain would say goodbye only after 56 s.
         talking.result(timeout=30)
-        assert time.monotonic() - stopped_at < 2.0  # BYE at once, no 60 s wait, no goodbye
         assert node.proc.wait(timeout=20) in (0, -signal.SIGINT), node.log.read_text()
         [mail] = smtp_sink.messages
     log = node.log.read_text()
     assert "stop again (Ctrl-C) to end them now" in log and "stopping now: ending 1 calls" in log
+    assert "saying goodbye" not in log, log  # ended at once, without the goodbye
     messages, calls = _after_restart(tmp_path, node, flags, box)
     [msg] = messages
-    assert 2.0 <= msg["duration"] <= 3.5, msg  # ~0.5 s after the answer to the second Ctrl-C
+    # Recorded from ~0.5 s after the answer (~2.5 s at an unhurried pace) until the second
+    # Ctrl-C: kept, and cut there rather than running on through the caller's 7 s of speech.
+    assert 0.5 <= msg["duration"] <= 5.0, msg
     assert mail["X-OpenIVR-Message"] == msg["message_id"]
     [call] = calls
     assert (call["outcome"], call["ended_by"]) == ("voicemail", "us")

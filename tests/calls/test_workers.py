@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -79,10 +78,8 @@ def test_metrics_readyz_and_stop_span_every_media_process(tmp_path: Path) -> Non
         )  # fmt: skip
         wait_for(lambda: _metrics(node.base_url)[("openivr_calls_up", ())] == 1)
         node.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
         # The API still answers and says the node is draining; new calls go elsewhere (503).
-        ready = httpx.get(node.base_url + "/readyz", timeout=10)
-        assert ready.status_code == 503 and "draining" in ready.json()["problems"], ready.text
+        node.wait_until_draining()
         run_sipp(None, "refused.xml", tmp_path, menu, values={"status": "503"}, sip_port=port)
         assert node.proc.poll() is None, "the node stopped before its call ended"
         talking.result(timeout=30)  # the call went on to its own BYE

@@ -12,6 +12,7 @@ import numpy as np
 import trustme
 
 from openivr.audio import tones
+from tests.conftest import free_port, free_port_block
 
 from .conftest import need_binary
 
@@ -43,22 +44,17 @@ class Certificates:
 
 
 def free_pair() -> int:
-    """A port P with P and P+1 free on UDP and TCP (baresip listens for TLS on P+1)."""
+    """A port P with P and P+1 free on UDP and TCP (baresip listens for TLS on P+1), picked
+    below the kernel's ephemeral range like every test port (see tests/conftest.py)."""
     for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port >= 65535:
-            continue
+        port = free_port()
         try:
             with (
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as a,
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as b,
-                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
             ):
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-                c.bind(("127.0.0.1", port + 1))
+                tcp.bind(("127.0.0.1", port + 1))
+                udp.bind(("127.0.0.1", port + 1))
         except OSError:
             continue
         return port
@@ -99,9 +95,9 @@ class Softphone:
             out.setsampwidth(2)
             out.setframerate(8000)
             out.writeframes(voice.astype("<i2").tobytes())
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            console = int(probe.getsockname()[1])
+        console = free_port()
+        # Its RTP ports too, else baresip draws them from 10000-20000, where test ports are.
+        rtp = free_port_block(4)
         (home / "accounts").write_text(account + "\n")
         lines = [
             "poll_method epoll",
@@ -112,6 +108,7 @@ class Softphone:
             "module srtp.so",
             "module cons.so",
             f"cons_listen 127.0.0.1:{console}",
+            f"rtp_ports {rtp}-{rtp + 3}",
             "module_app account.so",
             "module_app menu.so",
             f"audio_source aufile,{home / 'voice.wav'}",

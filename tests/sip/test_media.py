@@ -245,21 +245,23 @@ async def test_a_late_tick_is_counted_and_warned_about_naming_the_request_that_r
 ) -> None:
     peer = Peer()
     session = await _session(peer.addr)
-    clock = MediaClock()
+    # Every late tick warns here: on a busy machine a tick may run late before the stall, and
+    # the usual one warning a second would then hide the one this test causes.
+    clock = MediaClock(warn_every=0.0)
     clock.add(session)
     await peer.receive(2)
-    assert clock.late_ticks == 0
+    late_before = clock.late_ticks
     # A request that holds the loop for 60 ms: at least the tick due meanwhile runs 40 ms late.
     token = loopwatch.activity.request_started("POST /oauth/token")
     with caplog.at_level(logging.WARNING, logger="openivr.sip.clock"):
         time.sleep(0.060)
         loopwatch.activity.request_ended(token)
         await peer.receive(3)
-    assert clock.late_ticks >= 1
+    assert clock.late_ticks > late_before
     assert clock.lag_max >= 0.040
     assert clock.lag_buckets[-1] == clock.lag_count  # the last bucket counts every tick
     warnings = [r.getMessage() for r in caplog.records if "late" in r.getMessage()]
-    assert warnings and "POST /oauth/token" in warnings[0], warnings
+    assert any("POST /oauth/token" in w for w in warnings), warnings
     clock.remove(session)
     session.close()
     peer.close()

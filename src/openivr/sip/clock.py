@@ -55,8 +55,9 @@ class MediaClock:
     also names the slow callback), and a summary line is logged every minute while calls run.
     """
 
-    def __init__(self, ptime: float = PTIME) -> None:
+    def __init__(self, ptime: float = PTIME, warn_every: float = _WARN_EVERY) -> None:
         self.ptime = ptime
+        self.warn_every = warn_every
         self._sessions: set[RtpSession] = set()
         self._handle: asyncio.TimerHandle | None = None
         self._start = 0.0
@@ -70,7 +71,7 @@ class MediaClock:
         self.lag_max = 0.0
         self.lag_buckets = [0] * (len(LAG_BOUNDS) + 1)
         self.late_ticks = 0
-        self._warned_at = -_WARN_EVERY
+        self._warned_at = -warn_every
         self._unwarned = 0
         self._summary_at = 0.0
         self._summary_base: tuple[int, float, int, int] = (0, 0.0, 0, 0)
@@ -243,7 +244,7 @@ class MediaClock:
             buckets[-1] += 1
         if lag > LATE_TICK:
             self.late_ticks += 1
-            if now - self._warned_at >= _WARN_EVERY:
+            if now - self._warned_at >= self.warn_every:
                 also = f" ({self._unwarned} more late ticks since the last warning)"
                 log.warning(
                     "media clock tick %.1f ms late, %d calls' audio delayed; on the loop "
