@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import random
 import secrets
@@ -26,6 +27,38 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get(
     "OPENIVR_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+
+
+# The modules whose tests take longest (`pytest --durations`: real calls with drains and
+# restarts, node processes, the API fuzzing), run first in this order: with `--maxschedchunk=1`
+# (pyproject.toml) xdist then hands tests out one at a time in collection order, so the long
+# ones start at once on every worker and the run ends on short ones instead of one worker
+# finishing a long test while the other idles. Whole modules, so module-scoped fixtures are
+# still made once per worker; the rest keep pytest's order after them.
+SLOW_FIRST = (
+    "tests/api/test_schemathesis.py",
+    "tests/calls/test_drain.py",
+    "tests/calls/test_cluster.py",
+    "tests/calls/test_baresip_hears.py",
+    "tests/delivery/test_crash.py",
+    "tests/calls/test_workers.py",
+    "tests/calls/test_call_log.py",
+    "tests/test_metrics.py",
+    "tests/test_settings.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slowest modules first (see SLOW_FIRST)."""
+
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::", 1)[0]
+        return next(
+            (i for i, path in enumerate(SLOW_FIRST) if module == path),
+            len(SLOW_FIRST),
+        )
+
+    items.sort(key=rank)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -90,16 +123,41 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
-def postgres_database() -> str:
-    """A fresh PostgreSQL database for one test; skip (or fail under CI) without a server."""
+def postgres_database(migrated: bool = True) -> str:
+    """A fresh PostgreSQL database for one test; skip (or fail under CI) without a server.
+    It is a copy of one this test process migrated to the newest revision once (a copy takes a
+    fraction of the migrations' time); `migrated=False` gives an empty one."""
     name = "openivr_t_" + secrets.token_hex(5)
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        template = f' TEMPLATE "{_migrated_template()}"' if migrated else ""
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"{template}'))
     except Exception as exc:
         if IN_CI or os.environ.get("OPENIVR_TEST_DATABASE_URL"):
             pytest.fail(f"PostgreSQL at {PG_URL} is required: {exc}")
         pytest.skip(f"no PostgreSQL server: {exc}")
     return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+_template: list[str] = []
+
+
+def _migrated_template() -> str:
+    """The name of this process's database migrated to the head (made at first use, dropped
+    when the process ends); nothing connects to it but the migration, so it can be copied."""
+    if not _template:
+        from openivr.store.db import open_database
+
+        async def migrate(url: str) -> None:
+            async with open_database(url):
+                pass
+
+        name = "openivr_t_template_" + secrets.token_hex(5)
+        url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        atexit.register(drop_postgres_database, url)
+        asyncio.run(migrate(url))
+        _template.append(name)
+    return _template[0]
 
 
 def drop_postgres_database(url: str) -> None:
@@ -221,11 +279,12 @@ def base_settings(tmp_path: Path, database_url: str = "", **extra: Any) -> Setti
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each store test runs on the embedded SQLite and on PostgreSQL."""
+    """Each store test runs on the embedded SQLite and on PostgreSQL (migrated to the newest
+    revision, or empty for tests marked `empty_database`)."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
         return
-    url = postgres_database()
+    url = postgres_database(migrated=request.node.get_closest_marker("empty_database") is None)
     try:
         yield url
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
@@ -17,6 +18,9 @@ from openivr.store.voiceapps import take_record_codes
 RECORDER_PROMPTS = ("record_code", "record_review", "record_saved", "record_unknown")
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+# Each test builds the schema it starts from.
+pytestmark = pytest.mark.empty_database
 
 
 def _upgrade_to(revision: str) -> object:
