@@ -102,6 +102,22 @@ def free_port_block(count: int = 4) -> int:
     raise RuntimeError(f"no {count} consecutive free UDP ports in 10000-19999")
 
 
+def wait_udp_bound(port: int, proc: Any = None, timeout: float = 20.0) -> None:
+    """Wait until some process has a UDP socket on 127.0.0.1:`port` (a peer we started is
+    ready to be called; on a loaded machine that can take seconds, not the tenth it usually
+    does); fails early if `proc` (a Popen) exited meanwhile."""
+    wanted = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            if line.split()[1] == wanted:
+                return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the peer exited ({proc.returncode}) before binding {port}")
+        time.sleep(0.05)
+    raise AssertionError(f"nothing bound UDP 127.0.0.1:{port} within {timeout} s")
+
+
 def require_binary(name: str) -> str:
     """The path of a real peer's binary; missing fails under CI and skips elsewhere."""
     path = shutil.which(name)

@@ -22,6 +22,7 @@ from tests.conftest import (
     free_port_block,
     require_binary,
     run_server,
+    wait_udp_bound,
 )
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -214,5 +215,5 @@ def start_target(
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
     )
-    time.sleep(0.3)  # let it bind before we call it
+    wait_udp_bound(port, proc)
     return Target(proc, port, errors)

@@ -35,6 +35,7 @@ from tests.conftest import (
     free_port_block,
     require_binary,
     run_server,
+    wait_udp_bound,
 )
 from tests.node_process import serving_node
 
@@ -153,7 +154,7 @@ class Trunk:
             text=True,
             cwd=tmp,
         )
-        time.sleep(0.3)  # let it bind before we call it
+        wait_udp_bound(self.port, self.proc)
 
     def finish(self, timeout: float = 60) -> None:
         """Wait for both calls to end; fail with SIPp's errors unless they passed."""
