@@ -77,13 +77,14 @@ def fill(server: RunningServer, tmp: Path) -> Demo:
                 json={"sip_password": "demo-sip-secret"},
             )
         people[first] = user["user_id"]
-    demo.api(
+    reception = demo.api(
         "POST",
         demo.acct("/team"),
         json={
             "name": "Reception",
             "members": [people["Anna"], people["Sara"]],
             "strategy": "order",
+            "no_answer": {"action": "connect", "to": "app", "id": box},
         },
     )
     hours = demo.api(
@@ -106,7 +107,7 @@ def fill(server: RunningServer, tmp: Path) -> Demo:
                 "digit_1": {"action": "call", "to": "user", "id": people["Sara"]},
                 "digit_2": {"action": "call", "to": "user", "id": people["Erik"]},
                 "digit_3": {"action": "connect", "to": "app", "id": box},
-                "digit_0": {"action": "call", "to": "user", "id": people["Anna"]},
+                "digit_0": {"action": "call", "to": "csg", "id": reception["team_id"]},
             },
             "open_hours": {
                 "schedule_id": hours["schedule_id"],
@@ -236,7 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="openivr-shots-") as tmp_dir:
         tmp = Path(tmp_dir)
-        settings = base_settings(tmp, sip_port=free_udp_port(), rtp_ports=rtp_range())
+        # The practice's people are rung at their mobile numbers: the node has a trunk (none
+        # answers here, and no photographed page places a call through it).
+        settings = base_settings(
+            tmp,
+            sip_port=free_udp_port(),
+            rtp_ports=rtp_range(),
+            sip_trunk=f"sip:127.0.0.1:{free_udp_port()}",
+        )
         runner = run_server(settings)
         server = next(runner)
         try:

@@ -128,8 +128,19 @@ export function drawFlow(graph) {
       d = `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`;
       lx = x2 - GAP_X / 2 + 4;
       ly = y2;
+    } else if (b.x === a.x && b !== a) {
+      // Another box of the same column (a team's member who is also on a key, the mailbox a
+      // team falls back to): an arc out into the gap on the right, its label there too, clear
+      // of the boxes in between.
+      const x = a.x + BOX_W;
+      const y1 = a.y + BOX_H / 2 + (b.y > a.y ? 6 : -6);
+      const y2 = b.y + BOX_H / 2 + (b.y > a.y ? -6 : 6);
+      const bulge = x + GAP_X * 0.6;
+      d = `M ${x} ${y1} C ${bulge} ${y1}, ${bulge} ${y2}, ${x + 2} ${y2}`;
+      lx = x + GAP_X * 0.45;
+      ly = (y1 + y2) / 2;
     } else {
-      // Back to this column or an earlier one (a loop): under the boxes.
+      // Back to an earlier column or to itself (a loop): under the boxes.
       loops += 1;
       const x1 = a.x + BOX_W / 2;
       const x2 = b.x + BOX_W / 2 + (b === a ? 20 : 0);
