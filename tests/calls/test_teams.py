@@ -3,7 +3,8 @@
 - an `order` team whose first member rings out and whose second answers;
 - an `all` team of two registered baresip phones, one of which answers;
 - nobody answers: "all busy", then the mailbox takes the caller's message;
-- a menu closed now sends the caller to its closed action, open now it plays the menu.
+- a menu closed now sends the caller to its closed action, open now it plays the menu;
+- a member with neither phone nor SIP address is rung at their number through the trunk.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from sqlalchemy import select
 from openivr.audio import tones
 from openivr.store.db import open_database
 from openivr.store.models import Team
-from tests.calls.conftest import ended, run_sipp, start_target, wait_for
-from tests.conftest import Account, RunningServer, require_binary
+from tests.calls.conftest import ended, free_udp_port, rtp_range, run_sipp, start_target, wait_for
+from tests.conftest import Account, RunningServer, base_settings, require_binary, run_server
 
 SIP_PASSWORD = "phone-pass-1"
 
@@ -404,3 +405,59 @@ def test_a_member_on_another_call_is_skipped_in_order(
     assert (skipped["user_id"], skipped["status"]) == (bob, "busy")
     assert skipped["detail"] == "on another call of this node: not rung" and skipped["uri"] == ""
     assert (answered["user_id"], answered["status"]) == (carol, "answered")
+
+
+def test_a_member_with_only_a_number_is_rung_through_the_trunk(tmp_path: Path) -> None:
+    ringing = start_target(
+        "callee_rings.xml", tmp_path, {"ruri_user": "anna", "from_user": r"\+46701234567"}
+    )
+    # The trunk: it answers the call to Bob's number, as his mobile would.
+    trunk = start_target(
+        "callee_hangs_up.xml",
+        tmp_path,
+        {
+            "ruri_user": r"\+46701112233",
+            "from_user": r"\+46701234567",
+            "ring_ms": "400",
+            "hold_ms": "3000",
+            "callee_pt": "8",
+            "callee_codec": "PCMA",
+        },
+        extra=("-rtp_echo",),
+    )
+    settings = base_settings(
+        tmp_path,
+        sip_port=free_udp_port(),
+        rtp_ports=rtp_range(),
+        sip_trunk=f"sip:127.0.0.1:{trunk.port}",
+    )
+    for server in run_server(settings):
+        acc = server.account()
+        anna = _user(server, acc, "Anna", sip_uri=f"sip:anna@127.0.0.1:{ringing.port}")
+        bob = _user(server, acc, "Bob", phnum="+46701112233")  # no phone, no SIP address
+        team = _team(
+            server,
+            acc,
+            {"name": "Sales", "members": [anna, bob], "strategy": "order", "ring_seconds": 5},
+        )
+        menu = _apps(server, acc)["Main menu"]
+        server.client.put(
+            f"/account/{acc.account_id}/voiceapp/{menu['app_id']}",
+            headers=acc.headers,
+            json={"menu": {"digit_3": {"action": "call", "to": "csg", "id": team}}},
+        )
+        run_sipp(
+            server,
+            "transfer_talk.xml",
+            tmp_path,
+            menu["app_id"],
+            values={"key": "3", "wait_ms": "800", "ring_wait_ms": "8000", "bye_timeout": "25000"},
+        )
+        ringing.finish()
+        trunk.finish()
+        call = _last_call(server, acc)
+    first, second = call["transfers"]
+    assert (first["user_id"], first["status"]) == (anna, "no_answer")
+    assert (second["user_id"], second["attempt"], second["status"]) == (bob, 2, "answered")
+    assert second["uri"] == f"sip:+46701112233@127.0.0.1:{trunk.port}", second
+    assert second["packets_from_target"] > 0
