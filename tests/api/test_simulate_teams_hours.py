@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from openivr.audio.texts import default_text
 from openivr.engine.vocabulary import VOICES
 from tests.conftest import Account, RunningServer
@@ -197,6 +199,9 @@ def test_the_transcript_lists_each_member_rung_in_order_with_times(
     ]
     assert t["outcome"]["kind"] == "transferred"
     assert t["outcome"]["target"] == "sip:Carl@127.0.0.1:5093"
+    # The caller hears ringback while each member rings: 8 s, 8 s, then 2 s until Carl answers.
+    ringback = sum(a["duration"] for a in t["audio"] if a["kind"] == "ringback")
+    assert ringback == pytest.approx(18, abs=0.1)
     # The menu names the team.
     [menu_text] = [e["prompt_text"] for e in t["entries"] if e.get("key") == "menu"]
     assert menu_text.startswith("For Sales, press 1.")
