@@ -392,40 +392,42 @@ async def test_a_closed_session_and_its_call_are_freed_without_the_garbage_colle
         gc.enable()
 
 
-async def test_the_clock_runs_full_collections_after_its_ticks_and_python_none_of_its_own() -> None:
-    full: list[int] = []
+class _Cycle:
+    """Garbage only a collection frees: it refers to itself."""
 
-    def note(phase: str, info: dict[str, int]) -> None:
-        if phase == "start" and info["generation"] == 2:
-            full.append(clock.full_collections)
+    def __init__(self) -> None:
+        self.me = self
 
+
+async def test_what_lived_is_frozen_while_calls_are_up_and_swept_once_none_is() -> None:
     clock = MediaClock()
-    before = gc.get_threshold()
-    give_back = clock.own_full_collections(every=0.1)
+    stop = clock.age_heap(every=0.05)
     session = await _session(("127.0.0.1", 9))
     clock.add(session)
-    gc.callbacks.append(note)
     try:
-        # Cyclic garbage enough for Python to start full collections many times over.
-        deadline = time.monotonic() + 10
-        while clock.full_collections < 3 and time.monotonic() < deadline:
-            for _ in range(2000):
-                a: list[object] = []
-                a.append(a)
-            await asyncio.sleep(0.01)
-        assert clock.full_collections >= 3
-        # Each full collection was the clock's (its count went up only in its own).
-        assert full == list(range(1, clock.full_collections + 1))
-        # With no call up, a due collection runs at once instead of waiting for a tick.
-        clock.remove(session)
-        ran = clock.full_collections
-        for _ in range(100):
-            if clock.full_collections > ran:
+        cycle = _Cycle()
+        gone = weakref.ref(cycle)
+        del cycle
+        # While calls are up, what has lived is frozen: full passes no longer walk it.
+        frozen = clock.heap_freezes
+        for _ in range(200):
+            if clock.heap_freezes >= frozen + 2:
                 break
-            await asyncio.sleep(0.05)
-        assert clock.full_collections > ran
+            await asyncio.sleep(0.01)
+        assert clock.heap_freezes >= frozen + 2
+        gc.collect()
+        assert gone() is not None  # frozen: not even a full collection sees it
+        # No call up: everything is collected once, and what lives is frozen again.
+        clock.remove(session)
+        for _ in range(200):
+            if clock.heap_sweeps:
+                break
+            await asyncio.sleep(0.01)
+        assert clock.heap_sweeps == 1 and gone() is None
+        assert gc.get_freeze_count() > 0
+        await asyncio.sleep(0.2)
+        assert clock.heap_sweeps == 1  # nothing frozen since: no second sweep
     finally:
-        gc.callbacks.remove(note)
-        give_back()
+        stop()
         session.close()
-    assert gc.get_threshold() == before
+        gc.unfreeze()

@@ -32,10 +32,8 @@ LATE_TICK = 0.010
 # a summary line of the lateness this often while calls are up.
 _WARN_EVERY = 1.0
 _SUMMARY_EVERY = 60.0
-# How often the clock runs the process's full garbage collection (see `own_full_collections`).
-FULL_COLLECTION_EVERY = 30.0
-# Generation 2's threshold while the clock owns full collections: never reached.
-_NEVER = 1 << 30
+# Objects older than this are frozen out of the garbage collector's way (see `age_heap`).
+HEAP_AGE = 10.0
 # Read rounds per tick for paced sessions: a socket holding more packets than this (a loop
 # stalled for that many ticks) is caught up over the next ticks.
 _POLL_ROUNDS = 8
@@ -81,11 +79,13 @@ class MediaClock:
         self._poller: select.epoll | None = None
         self._polled: dict[int, RtpSession] = {}
         self._readers: dict[int, Callable[[], None]] = {}  # fd -> its session's read_now
-        # Full collections, when the clock owns them: one is due (run after the next tick's
-        # sends), and the timer that makes the next one due.
-        self._collect_due = False
-        self._collect_timer: asyncio.TimerHandle | None = None
-        self.full_collections = 0
+        # The heap's ageing (age_heap): a freeze is due after the next tick's sends; the timer
+        # that makes the next one due; whether nothing was frozen since the last sweep.
+        self._freeze_due = False
+        self._heap_timer: asyncio.TimerHandle | None = None
+        self._swept = True
+        self.heap_freezes = 0
+        self.heap_sweeps = 0
 
     def add(self, session: RtpSession) -> None:
         """Start pacing a session (starts the clock if idle); its socket is read in the tick."""
@@ -126,42 +126,54 @@ class MediaClock:
             self._handle.cancel()
             self._handle = None
 
-    def own_full_collections(self, every: float = FULL_COLLECTION_EVERY) -> Callable[[], None]:
-        """From now on the process's full garbage collections are this clock's to run: Python no
-        longer starts them by itself, the clock runs one every `every` seconds, just after a
-        tick's packets went out (the most time before the next tick), or at once when no call
-        is up. Returns the function that gives them back to Python.
+    def age_heap(self, every: float | None = None) -> Callable[[], None]:
+        """From now on what has lived `every` seconds leaves the garbage collector's way: the
+        clock freezes it (`gc.freeze`, just after a tick's packets went out), so Python's full
+        collections walk only younger objects. When no call is up, everything is unfrozen and
+        collected once (nobody hears it then) and frozen again. Returns the function that stops
+        this.
 
-        A full pass walks every object the calls keep (~150 each): ~100 ms at 1,000 calls, and
-        Python started one whenever a quarter more objects had survived since the last, every
-        few seconds while calls arrive, each a stall every call heard. Calls' cyclic garbage
-        (a call's objects refer to each other) waits up to `every` seconds in memory meanwhile.
+        A full pass walks every object not frozen: with the calls' ~150 objects each, ~100 ms at
+        1,000 calls and 30-260 ms at 300 on this machine, a stall every call hears; Python starts
+        one whenever a quarter more objects survived since the last, every few seconds while
+        calls arrive. A frozen object is still freed by refcounting the moment it is no longer
+        used; only one in a reference cycle waits for the next sweep, and an ended call leaves
+        none (tests/calls/test_call_memory.py).
         """
         loop = asyncio.get_running_loop()
-        young, middle, old = gc.get_threshold()
-        gc.set_threshold(young, middle, _NEVER)
+        age = HEAP_AGE if every is None else every
 
         def due() -> None:
-            self._collect_due = True
-            if self._handle is None:  # no call is up: nobody hears it
-                self._collect()
-            self._collect_timer = loop.call_later(every, due)
+            if self._handle is None:  # no call is up: sweep now, nobody hears it
+                self._sweep()
+            else:
+                self._freeze_due = True
+            self._heap_timer = loop.call_later(age, due)
 
-        self._collect_timer = loop.call_later(every, due)
+        self._heap_timer = loop.call_later(age, due)
 
-        def give_back() -> None:
-            if self._collect_timer is not None:
-                self._collect_timer.cancel()
-                self._collect_timer = None
-            self._collect_due = False
-            gc.set_threshold(young, middle, old)
+        def stop() -> None:
+            if self._heap_timer is not None:
+                self._heap_timer.cancel()
+                self._heap_timer = None
+            self._freeze_due = False
 
-        return give_back
+        return stop
 
-    def _collect(self) -> None:
-        self._collect_due = False
-        self.full_collections += 1
+    def _freeze(self) -> None:
+        self._freeze_due = False
+        self.heap_freezes += 1
+        self._swept = False
+        gc.freeze()
+
+    def _sweep(self) -> None:
+        if self._swept:  # nothing was frozen since the last sweep
+            return
+        self._swept = True
+        self.heap_sweeps += 1
+        gc.unfreeze()
         gc.collect()
+        gc.freeze()
 
     @property
     def session_count(self) -> int:
@@ -213,8 +225,8 @@ class MediaClock:
                 session.tick(self.tick_count, now)
             except Exception:  # one broken call must not stop the others' audio
                 log.exception("RTP tick failed for session on port %s", session.local_port)
-        if self._collect_due:
-            self._collect()
+        if self._freeze_due:
+            self._freeze()
         self.tick_count += 1
         deadline = self._start + self.tick_count * self.ptime
         behind = loop.time() - deadline
