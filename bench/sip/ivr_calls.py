@@ -561,8 +561,14 @@ def main() -> None:
         default="split",
         help="split: the API in its own process, as `openivr serve`; one: --workers 0",
     )
+    parser.add_argument(
+        "--read-all-audio",
+        action="store_true",
+        help="no kernel audio filter: every packet is read (the path off Linux, and before)",
+    )
     args = parser.parse_args()
     RtpSession.keep_send_intervals = True  # the bench reports them
+    RtpSession.filter_audio = RtpSession.filter_audio and not args.read_all_audio
     with tempfile.TemporaryDirectory() as tmp:
         node = Node(Path(tmp) / "data", args.database_url, args.processes, args.loop_debug)
         try:

@@ -129,7 +129,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, nargs="+", default=[1000])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--audio-wanted", action="store_true", help="calls that look at audio")
+    parser.add_argument(
+        "--read-all-audio",
+        action="store_true",
+        help="no kernel audio filter: every packet is read (the path off Linux, and before)",
+    )
     args = parser.parse_args()
+    RtpSession.filter_audio = RtpSession.filter_audio and not args.read_all_audio
 
     async def all_levels() -> None:
         for calls in args.calls:
