@@ -216,15 +216,18 @@ class MediaClock:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         self._note_lag(loop.time() - self._deadline, now)
-        try:
-            self._receive()
-        except Exception:  # never stop every call's audio over one bad read
-            log.exception("reading paced RTP sockets failed")
+        # Sends first, on time; then what arrived. Reading first put the sends after however
+        # long the reading took, which varies from tick to tick (in-band detection is ~25 µs a
+        # packet): 150 in-band callers' sends were up to 48 ms apart with ticks at most 19 ms late.
         for session in list(self._sessions):
             try:
                 session.tick(self.tick_count, now)
             except Exception:  # one broken call must not stop the others' audio
                 log.exception("RTP tick failed for session on port %s", session.local_port)
+        try:
+            self._receive()
+        except Exception:  # never stop every call's audio over one bad read
+            log.exception("reading paced RTP sockets failed")
         if self._freeze_due:
             self._freeze()
         self.tick_count += 1
