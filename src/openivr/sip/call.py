@@ -447,6 +447,8 @@ class MediaCall:
         if self.state == "ended":
             return
         self.stop_playing()
+        if self._recording is not None:
+            self._session.drain()  # what arrived before the hang-up belongs to the recording
         self._finish_recording("hangup")
         self.state = "ended"
         self.ended_at = datetime.now(UTC)

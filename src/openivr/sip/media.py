@@ -315,6 +315,15 @@ class RtpSession:
         if relay is None or not relay(data, addr):
             self._receive(data, addr)
 
+    def drain(self) -> None:
+        """Read what the socket holds now (a call ending while recorded: what the caller said
+        before hanging up waits there until the next tick, which will not come)."""
+        self._burst_override = 64
+        try:
+            self._reader()
+        finally:
+            self._burst_override = 0
+
     def close(self) -> None:
         """Release the socket, and what the session refers to: its reader (a method of its own)
         and its receivers (methods of the call) made the session and its call a cycle that only
