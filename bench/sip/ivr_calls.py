@@ -64,6 +64,7 @@ from openivr.delivery.deposit import deposit_voicemail
 from openivr.processes import yield_cpu
 from openivr.server import LAYERS, MEDIA_LAYERS
 from openivr.settings import Settings
+from openivr.sip import clock as media_clock
 from openivr.sip.media import RtpSession
 from openivr.store.accounts import create_account
 from openivr.store.db import open_database
@@ -562,6 +563,12 @@ def main() -> None:
         help="split: the API in its own process, as `openivr serve`; one: --workers 0",
     )
     parser.add_argument(
+        "--heap-age",
+        type=float,
+        default=None,
+        help="seconds after which the media clock freezes objects (default: the node's)",
+    )
+    parser.add_argument(
         "--read-all-audio",
         action="store_true",
         help="no kernel audio filter: every packet is read (the path off Linux, and before)",
@@ -569,6 +576,8 @@ def main() -> None:
     args = parser.parse_args()
     RtpSession.keep_send_intervals = True  # the bench reports them
     RtpSession.filter_audio = RtpSession.filter_audio and not args.read_all_audio
+    if args.heap_age is not None:
+        media_clock.HEAP_AGE = args.heap_age
     with tempfile.TemporaryDirectory() as tmp:
         node = Node(Path(tmp) / "data", args.database_url, args.processes, args.loop_debug)
         try:
