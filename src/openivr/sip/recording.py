@@ -9,7 +9,8 @@ the same way, both ways, as one file.
 
 The media path only copies a packet's payload into a bytearray at the place its RTP timestamp
 says (no decoding, no I/O). Once a second the recorder cuts what is settled (half a second
-behind now, so late packets still find their place) and hands it to one writer thread, which
+behind now, so late packets still find their place; a tenth of the recordings every 100 ms) and
+hands it to one writer thread (niced, so the media loop goes first on a busy core), which
 decodes, mixes (or interleaves: stereo, one party per channel), appends to the WAV and fixes up
 its header. A node killed meanwhile leaves a WAV holding all but the last second or two.
 
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +55,11 @@ REBASE = RATE * 3 // 10
 # but arriving after it (reordered at the very start) still find their place.
 LEAD_IN = RATE // 10
 CUT_SECONDS = 1.0
+# Recordings are cut in this many groups, one group per step of the period, so the writer's
+# work is spread over the second rather than arriving for every call at once.
+CUT_GROUPS = 10
+# The writer thread's niceness: on a busy core the media loop goes first.
+WRITER_NICE = 10
 # The writer may fall this many seconds behind before the recording is given up.
 MAX_BACKLOG = 20.0
 # The file's data is made durable (fdatasync) every this many cuts, and at the end.
@@ -180,6 +188,7 @@ class CallRecording:
         self.session: RtpSession | None = None
         self.stream: WavStream | None = None  # the writer thread's alone
         self.cuts = 0
+        self.group = 0  # which step of the cut period this recording is cut in
 
     def fail(self, reason: str) -> None:
         """Give the recording up (the call goes on); the first reason is kept."""
@@ -224,6 +233,8 @@ class Recorder:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._tables: dict[str, npt.NDArray[np.int16]] = {}
+        self._mixes: dict[str, npt.NDArray[np.int16]] = {}
+        self._next_group = 0
         self.failed = 0  # recordings given up since start (for the log and benches)
 
     def start(
@@ -239,6 +250,8 @@ class Recorder:
         and its bytes) is written before the WAV, for a node that dies before the end."""
         recording = CallRecording(recording_id, path, session.codec, channels, sidecar)
         recording.session = session
+        recording.group = self._next_group
+        self._next_group = (self._next_group + 1) % CUT_GROUPS
         self.active.add(recording)
         self._submit(("open", recording, None))
         session.recording = recording
@@ -266,11 +279,13 @@ class Recorder:
             return RecordingResult("failed", recording.failure, 0, 0.0)
 
     async def run(self) -> None:
-        """Cut every active recording once a period, until cancelled."""
+        """Cut every active recording once a period (a group per step), until cancelled."""
+        step = 0
         while True:
-            await asyncio.sleep(self.cut_seconds)
-            for recording in list(self.active):
+            await asyncio.sleep(self.cut_seconds / CUT_GROUPS)
+            for recording in [r for r in self.active if r.group == step]:
                 self._cut(recording)
+            step = (step + 1) % CUT_GROUPS
 
     def _cut(self, recording: CallRecording, final: bool = False) -> None:
         behind = (recording.flushed - recording.written) / RATE
@@ -299,6 +314,13 @@ class Recorder:
     # The writer thread ----------------------------------------------------------------------
 
     def _work(self) -> None:
+        # Linux applies setpriority(PRIO_PROCESS, tid) to this thread alone (elsewhere it would
+        # renice the whole process, the media loop included).
+        if sys.platform == "linux" and WRITER_NICE:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+            except OSError as exc:  # a sandbox may forbid it: still off the loop
+                log.debug("the recording writer keeps its priority: %s", exc)
         while True:
             job = self._jobs.get()
             if job is None:
@@ -332,20 +354,30 @@ class Recorder:
             table = self._tables[codec] = g711.decode(bytes(range(256)), codec)
         return table
 
+    def _mix(self, codec: g711.Codec) -> npt.NDArray[np.int16]:
+        """Every pair of codes (party << 8 | heard) → their decoded sum, clipped (128 KiB)."""
+        mix = self._mixes.get(codec)
+        if mix is None:
+            table = self._table(codec).astype(np.int32)
+            sums = table[:, None] + table[None, :]
+            mix = self._mixes[codec] = np.clip(sums, -32768, 32767).astype("<i2").ravel()
+        return mix
+
     def _write(self, recording: CallRecording, party: bytes, heard: bytes) -> None:
         stream = recording.stream
         if stream is None or recording.state != "recording":
             return
-        table = self._table(recording.codec)
-        one = table[np.frombuffer(party, np.uint8)]
-        two = table[np.frombuffer(heard, np.uint8)]
+        one = np.frombuffer(party, np.uint8)
+        two = np.frombuffer(heard, np.uint8)
         if recording.channels == 2:
+            table = self._table(recording.codec)
             frames = np.empty(2 * len(one), dtype="<i2")
-            frames[0::2] = one
-            frames[1::2] = two
-        else:
-            mixed = one.astype(np.int32) + two
-            frames = np.clip(mixed, -32768, 32767).astype("<i2")
+            frames[0::2] = table[one]
+            frames[1::2] = table[two]
+        else:  # one look-up per sample: decode both, add, clip
+            pairs = one.astype(np.uint16) << 8
+            pairs |= two
+            frames = self._mix(recording.codec)[pairs]
         try:
             stream.append(frames.tobytes())
             stream.fix_sizes()
