@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from openivr.audio.wav import parse_wav
-from tests.calls.conftest import free_udp_port, rtp_range, run_sipp, start_target, wait_for
+from tests.calls.conftest import (
+    ended,
+    free_udp_port,
+    rtp_range,
+    run_sipp,
+    start_target,
+    wait_for,
+)
 from tests.calls.test_callbacks import (  # noqa: F401  (trunk_node: a fixture)
     FIRST,
     SECOND,
@@ -139,9 +146,11 @@ def test_a_recorded_transfer_holds_both_parties(node: RunningServer, tmp_path: P
     assert recording["file"]["size"] == 44 + 2 * len(audio.samples)
     # Both parties at once, in the one mixed channel, for at least a second.
     assert windows_with(audio.samples[:, 0], (CALLER_TONE, PHONE_TONE)) >= 5
-    # The call log names the recording.
-    calls = node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers).json()
-    assert calls["response"][0]["detail"]["recording_id"] == recording["call_recording_id"]
+    # The call log names the recording (once the call's end is written, within a moment).
+    [call] = wait_for(
+        lambda: ended(node.client.get(f"/account/{acc.account_id}/call", headers=acc.headers))
+    )
+    assert call["detail"]["recording_id"] == recording["call_recording_id"]
 
 
 def test_stereo_puts_each_party_on_its_own_channel(tmp_path: Path) -> None:
