@@ -96,6 +96,7 @@ async def put_account(
         if extra:
             raise v.FieldError("timezone_details", f"unknown keys {sorted(extra)}; use zone_id")
         data["timezone"] = details.get("zone_id")
+    before = account_view(account)
     if data.get("name") is not None:
         account.name = v.text("name", data["name"])
     if data.get("language") is not None:
@@ -110,9 +111,10 @@ async def put_account(
         mode = data["call_recording"]
         if mode not in RECORDING_MODES:
             raise v.FieldError("call_recording", f"must be one of {', '.join(RECORDING_MODES)}")
-        if mode != account.call_recording:
-            account.call_recording = mode
-            # Calls read the account from a snapshot kept while the revision holds.
-            account.config_revision = Account.config_revision + 1
+        account.call_recording = mode
+    if account_view(account) != before:
+        # Calls read the account (its time zone for opening hours, caller-id mode, recording)
+        # from a snapshot every node keeps while the revision holds: any change moves it.
+        account.config_revision = Account.config_revision + 1
     await db.commit()
     return success(request, account_view(account))
