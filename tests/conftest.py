@@ -255,17 +255,38 @@ class _ThreadedServer(uvicorn.Server):
         pass
 
 
+def listening_socket() -> socket.socket:
+    """A TCP socket bound to a free port below the ephemeral range, for an HTTP server to take
+    over: bound here, the port cannot be taken by someone else between the pick and the bind
+    (with free_port it could, and the server then failed with 'address already in use')."""
+    for _ in range(200):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", random.randrange(10000, 20000)))
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    raise RuntimeError("no free TCP port in 10000-19999")
+
+
+# A start takes well under a second on a quiet machine; this bounds a start that never ends.
+SERVER_START_SECONDS = 120
+
+
 def run_server(settings: Settings) -> Iterator[RunningServer]:
     """Start a node in a background thread; stop it afterwards."""
-    port = free_port()
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
     settings = replace(settings, http_port=port)
     config = uvicorn.Config(
         build_asgi(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = _ThreadedServer(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.time() + 30
+    deadline = time.time() + SERVER_START_SECONDS
     while not server.started:
         if not thread.is_alive() or time.time() > deadline:
             raise RuntimeError("the test server did not start")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +105,40 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], base_url: str, log: Path)
     )
 
 
+def _create_account(
+    data_dir: Path, store_flags: list[str], email: str, password: str
+) -> tuple[str, str]:
+    """Create an account in a node's store from this process: (account id, user id). A second
+    process (the CLI) would cost its start-up, a second or two, for each node a test starts."""
+    from openivr.settings import Settings
+    from openivr.store.accounts import create_account
+    from openivr.store.db import open_database
+
+    url = store_flags[1] if store_flags else ""
+    settings = replace(Settings(), data_dir=data_dir, database_url=url)
+
+    async def create() -> tuple[str, str]:
+        async with open_database(settings.effective_database_url) as (_engine, sessions):
+            made = await create_account(sessions, email, password, "Seed Scripts Ltd")
+            return made.account_id, made.user_id
+
+    return asyncio.run(create())
+
+
 @contextmanager
 def serving_node(
     tmp: Path, *flags: str, name: str = "server", account: bool = True
 ) -> Iterator[Node]:
-    """Start `openivr serve` (SIP off unless `flags` say otherwise), create an account with the
-    CLI while it runs, and log in. Nodes of one cluster share `tmp` (the data dir), each with
+    """Start `openivr serve` (SIP off unless `flags` say otherwise), create an account in its
+    database while it runs (as `openivr account create` does; tests/api/test_flows.py runs that
+    command itself), and log in. Nodes of one cluster share `tmp` (the data dir), each with
     its own `name`. Without `account` (a node restarted on data that has one already) the Node
     has no ids or token of its own: `dataclasses.replace` in those of the first node."""
     data_dir = tmp / "data"
     port = free_port()
     log = tmp / f"{name}.log"
     env = clean_env()
-    # The CLI writes the account into the node's database.
+    # The account is written into the node's database.
     store_flags: list[str] = []
     if "--database-url" in flags:
         at = flags.index("--database-url")
@@ -146,29 +167,7 @@ def serving_node(
             yield Node(base_url, "", "", "", log, proc)
             return
         email, password = f"owner-{name}@example.com", "seed-script-pass"
-        created = subprocess.run(
-            [
-                *openivr_command(),
-                "account",
-                "create",
-                "--email",
-                email,
-                "--password",
-                password,
-                "--name",
-                "Seed Scripts Ltd",
-                "--data-dir",
-                str(data_dir),
-                *store_flags,
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
-        ids = json.loads(created.stdout)
+        ids = _create_account(data_dir, store_flags, email, password)
         r = httpx.post(
             base_url + "/SonetelAuth/beta/oauth/token",
             auth=("sonetel-api", "sonetel-api"),
@@ -176,7 +175,7 @@ def serving_node(
             timeout=10,
         )
         assert r.status_code == 200, r.text
-        yield Node(base_url, ids["account_id"], ids["user_id"], r.json()["access_token"], log, proc)
+        yield Node(base_url, ids[0], ids[1], r.json()["access_token"], log, proc)
     finally:
         proc.terminate()  # a no-op if the test stopped it already
         try:

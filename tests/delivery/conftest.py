@@ -29,7 +29,13 @@ from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.delivery.layer import install
 from openivr.settings import Settings
-from tests.conftest import RunningServer, base_settings, free_port
+from tests.conftest import (
+    SERVER_START_SECONDS,
+    RunningServer,
+    base_settings,
+    free_port,
+    listening_socket,
+)
 
 T = TypeVar("T")
 
@@ -229,7 +235,8 @@ class VoicemailNode(RunningServer):
 
 def run_node(settings: Settings) -> Iterator[VoicemailNode]:
     """A node with the voicemail layer in a background thread."""
-    port = free_port()
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
     settings = replace(settings, http_port=port)
     captured: dict[str, Any] = {}
 
@@ -245,9 +252,9 @@ def run_node(settings: Settings) -> Iterator[VoicemailNode]:
         lifespan="on",
     )
     server = _ThreadedServer(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.time() + 30
+    deadline = time.time() + SERVER_START_SECONDS
     while not server.started:
         if not thread.is_alive() or time.time() > deadline:
             raise RuntimeError("the test node did not start")
