@@ -36,6 +36,8 @@ PG_URL = os.environ.get(
 # finishing a long test while the other idles. Whole modules, so module-scoped fixtures are
 # still made once per worker; the rest keep pytest's order after them.
 SLOW_FIRST = (
+    "tests/calls/test_record_by_phone.py",
+    "tests/calls/test_recording_failure.py",
     "tests/api/test_schemathesis.py",
     "tests/calls/test_drain.py",
     "tests/calls/test_cluster.py",
