@@ -28,4 +28,4 @@ screenshots: install
 	$(VENV)/bin/python -m tests.console.screenshots
 
 test: lint
-	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
+	$(VENV)/bin/pytest -n 4 -p no:cacheprovider
