@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import random
 import secrets
@@ -159,9 +158,15 @@ def postgres_database(migrated: bool = True) -> str:
 _template: list[str] = []
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop this process's migrated template database (each xdist worker has its own)."""
+    while _template:
+        drop_postgres_database(PG_URL.rsplit("/", 1)[0] + "/" + _template.pop())
+
+
 def _migrated_template() -> str:
     """The name of this process's database migrated to the head (made at first use, dropped
-    when the process ends); nothing connects to it but the migration, so it can be copied."""
+    when the test session ends); nothing connects to it but the migration, so it can be copied."""
     if not _template:
         from openivr.store.db import open_database
 
@@ -172,7 +177,6 @@ def _migrated_template() -> str:
         name = "openivr_t_template_" + secrets.token_hex(5)
         url = PG_URL.rsplit("/", 1)[0] + "/" + name
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-        atexit.register(drop_postgres_database, url)
         asyncio.run(migrate(url))
         _template.append(name)
     return _template[0]
