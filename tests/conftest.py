@@ -62,14 +62,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
+def worker_ports(low: int, high: int) -> range:
+    """This test worker's own share of the ports `low`..`high` - 1. Under pytest-xdist the
+    range is cut into one slice per worker, so two workers never pick the same port: a port
+    checked free by one could otherwise be bound by another worker's node or SIPp before the
+    first one's node bound it (CI once saw 'address already in use' that way)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if count <= 1:
+        return range(low, high)
+    width = (high - low) // count
+    start = low + (index % count) * width
+    return range(start, start + width)
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port free for UDP and TCP alike right now, picked at random below the kernel's
     ephemeral range (32768 and up): a port the kernel hands out (bind to 0) is soon handed to
     some client socket again, and with several suites running at once that races the test's
     own bind. `kind` is kept for callers that name it; every port is checked for both."""
     del kind
+    ports = worker_ports(10000, 20000)
     for _ in range(200):
-        port = random.randrange(10000, 20000)
+        port = random.choice(ports)
         try:
             with (
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
@@ -80,14 +96,15 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         except OSError:
             continue
         return port
-    raise RuntimeError("no free port for UDP and TCP in 10000-19999")
+    raise RuntimeError(f"no free port for UDP and TCP in {ports}")
 
 
 def free_port_block(count: int = 4) -> int:
     """The first of `count` consecutive free UDP ports (even), below the ephemeral range: SIPp
     binds its media port and the next three (RTCP, video RTP and RTCP)."""
+    ports = worker_ports(10000, 20000)
     for _ in range(200):
-        base = random.randrange(10000, 20000 - count, 2)
+        base = random.randrange(ports.start, ports.stop - count, 2)
         socks: list[socket.socket] = []
         try:
             for port in range(base, base + count):
@@ -100,7 +117,7 @@ def free_port_block(count: int = 4) -> int:
             for sock in socks:
                 sock.close()
         return base
-    raise RuntimeError(f"no {count} consecutive free UDP ports in 10000-19999")
+    raise RuntimeError(f"no {count} consecutive free UDP ports in {ports}")
 
 
 def wait_udp_bound(port: int, proc: Any = None, timeout: float = 20.0) -> None:
@@ -265,16 +282,17 @@ def listening_socket() -> socket.socket:
     """A TCP socket bound to a free port below the ephemeral range, for an HTTP server to take
     over: bound here, the port cannot be taken by someone else between the pick and the bind
     (with free_port it could, and the server then failed with 'address already in use')."""
+    ports = worker_ports(10000, 20000)
     for _ in range(200):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", random.randrange(10000, 20000)))
+            sock.bind(("127.0.0.1", random.choice(ports)))
         except OSError:
             sock.close()
             continue
         return sock
-    raise RuntimeError("no free TCP port in 10000-19999")
+    raise RuntimeError(f"no free TCP port in {ports}")
 
 
 # A start takes well under a second on a quiet machine; this bounds a start that never ends.

@@ -23,6 +23,7 @@ from tests.conftest import (
     require_binary,
     run_server,
     wait_udp_bound,
+    worker_ports,
 )
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -35,9 +36,10 @@ def free_udp_port() -> int:
 
 
 def rtp_range() -> str:
-    """A random even-aligned block of 200 RTP ports below the ephemeral range, so parallel tests
-    and client sockets do not collide with it."""
-    base = random.randrange(20000, 32400, 200)
+    """A random block of 200 RTP ports below the ephemeral range, in this test worker's own
+    share of 20000-32599, so parallel tests and client sockets do not collide with it."""
+    ports = worker_ports(20000, 32600)
+    base = random.randrange(ports.start, ports.stop - 199, 2)
     return f"{base}-{base + 199}"
 
 
