@@ -384,6 +384,7 @@ def test_a_callback_rings_a_user_on_their_registered_baresip_phone(
     assert (leg1["leg"], leg1["user_id"], leg1["status"]) == ("call1", bob, "answered")
     assert leg1["uri"].startswith(f"sip:{bob}")  # the Contact its REGISTER gave
     assert leg2["status"] == "answered" and leg2["ended_by"] == "target"
+    assert leg2["target"] == f"sip:sales@127.0.0.1:{target.port}"  # not sip:sip:...
     # The phone's audio went to the target and its echo came back through the bridge.
     assert leg2["packets_from_target"] > 50 and leg2["packets_to_target"] > 50
     assert leg1["packets_from_target"] > 50

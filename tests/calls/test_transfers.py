@@ -48,7 +48,8 @@ def test_key_3_bridges_the_caller_to_sales(phone_server: RunningServer, tmp_path
         },
         extra=("-rtp_echo",),
     )
-    app_id = _set_digit_3(phone_server, acc, f"sip:sales@127.0.0.1:{target.port}")
+    sales = f"sip:sales@127.0.0.1:{target.port}"
+    app_id = _set_digit_3(phone_server, acc, sales)
     # The caller talks, the target echoes; the target hangs up, then we hang up on the caller.
     run_sipp(
         phone_server,
@@ -62,6 +63,7 @@ def test_key_3_bridges_the_caller_to_sales(phone_server: RunningServer, tmp_path
     assert call["outcome"] == "transferred"
     [leg] = call["transfers"]
     assert leg["status"] == "answered" and leg["ended_by"] == "target"
+    assert leg["target"] == sales  # the address as it is, not sip:sip:...
     assert leg["uri"].startswith("sip:sales@127.0.0.1")
     assert leg["packets_from_target"] > 0 and leg["packets_to_target"] > 0
 

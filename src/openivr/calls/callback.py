@@ -21,7 +21,7 @@ from openivr.calls.records import CallLog
 from openivr.engine.config import system_prompt
 from openivr.sip.call import HungUp, MediaCall, PlaybackFinished, SipCallRecord
 from openivr.sip.placed import place_call
-from openivr.sip.transfer import EndedBy, TransferLeg
+from openivr.sip.transfer import EndedBy, TransferLeg, leg_target
 from openivr.store.models import Account
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class CallbackService:
         plan = session.plan
         target, status, detail = await self.transfer.route(plan.first.kind, plan.first.value)
         if target is None:
-            leg = TransferLeg(f"{plan.first.kind}:{plan.first.value}", "", status)
+            leg = TransferLeg(leg_target(plan.first.kind, plan.first.value), "", status)
             leg.started_at = datetime.now(UTC)
             return leg.finish(status), None, detail
         leg, call = await place_call(

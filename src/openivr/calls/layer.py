@@ -38,7 +38,7 @@ from openivr.sip.registrar import Registrar
 from openivr.sip.server import Accept, Invite, Reject, SipServer, SipServerConfig
 from openivr.sip.srtp import parse_mode as parse_srtp_mode
 from openivr.sip.tls import TlsConfig, TlsSettingError
-from openivr.sip.transfer import LegStatus, TransferLeg, TransferTarget
+from openivr.sip.transfer import LegStatus, TransferLeg, TransferTarget, leg_target
 from openivr.store.models import Account, Team, User
 from openivr.store.registrations import purge_expired
 from openivr.store.snapshot import SnapshotCache
@@ -129,7 +129,7 @@ class TransferService:
         else:
             target, status, detail = await self.route(kind, value)
             if target is None:
-                leg = TransferLeg(f"{kind}:{value}", "", status, started_at=datetime.now(UTC))
+                leg = TransferLeg(leg_target(kind, value), "", status, started_at=datetime.now(UTC))
                 return self._record(request, leg.finish(status)) | {"detail": detail}
             targets = [target]
         owner = ""  # whose phone answered (a team rung at once), as the connector says

@@ -39,7 +39,7 @@ from openivr.sip.rtp import RtpPacket
 from openivr.sip.sdp import LocalSession, MediaAgreement, SdpError
 from openivr.sip.server import SipServer
 from openivr.sip.srtp import SdesKey, SrtpRefused, secure, unsecure
-from openivr.sip.transfer import TransferLeg, TransferTarget
+from openivr.sip.transfer import TransferLeg, TransferTarget, leg_target
 from openivr.sip.transport import TransportName
 from openivr.sip.uac import OutgoingCall
 
@@ -238,7 +238,7 @@ class Connector:
         targets = [target] if isinstance(target, TransferTarget) else list(target)
         name = ",".join(t.value for t in targets)
         leg = TransferLeg(
-            target=f"{targets[0].kind}:{name}" if targets else "team:",
+            target=leg_target(targets[0].kind, name) if targets else "team:",
             uri="",
             status="unreachable",
             started_at=datetime.now(UTC),

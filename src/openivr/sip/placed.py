@@ -19,7 +19,7 @@ from openivr.sip.forks import Forks
 from openivr.sip.message import SipRequest
 from openivr.sip.sdp import SdpError
 from openivr.sip.srtp import SrtpRefused
-from openivr.sip.transfer import Ending, TransferLeg, TransferTarget
+from openivr.sip.transfer import Ending, TransferLeg, TransferTarget, leg_target
 from openivr.sip.uac import OutgoingCall
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ async def place_call(
     """Ring `target` as a transfer would (all of a user's phones at once, redirects, the
     trunk's digest) showing `caller_id`; the leg and, once answered, the call (None when it
     was not answered, or `until` ended first)."""
-    leg = TransferLeg(f"{target.kind}:{target.value}", "", "unreachable", started_at=_now())
+    leg = TransferLeg(leg_target(target.kind, target.value), "", "unreachable", started_at=_now())
     try:
         ring_targets = await connector.ring_targets(target)
     except (OSError, ValueError) as exc:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar
 
+from openivr.engine.routing import sip_address
 from openivr.sip.media import RtpStats
 
 TargetKind = Literal["sip", "phnum", "user"]
@@ -48,6 +49,12 @@ class TransferTarget:
             raise ValueError(f"transfer target kind {self.kind!r} is not 'sip', 'phnum' or 'user'")
         if not self.value.strip():
             raise ValueError(f"transfer target of kind {self.kind!r} has an empty value")
+
+
+def leg_target(kind: str, value: str) -> str:
+    """What a leg's record names as its target: `kind:value` (`user:<id>`, `phnum:+46...`),
+    but a SIP address as itself (its value already is a sip:/sips: URI; never `sip:sip:...`)."""
+    return sip_address(value) if kind == "sip" else f"{kind}:{value}"
 
 
 @dataclass
