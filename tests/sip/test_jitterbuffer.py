@@ -45,3 +45,15 @@ def test_too_late_and_duplicates_are_dropped() -> None:
 def test_restart_after_big_jump_does_not_fill_thousands_of_frames() -> None:
     out = run(JitterBuffer(SILENCE, depth=1), [1, 2, 30000, 30001])
     assert out == [frame(1), frame(2), frame(30000), frame(30001)]
+
+
+def test_key_events_between_audio_packets_are_no_loss() -> None:
+    # A phone holding a key sends an RFC 4733 event between every two audio packets, in the
+    # same sequence numbers: their places are no gap in the audio to fill with silence.
+    buffer = JitterBuffer(SILENCE, depth=2)
+    out: list[bytes] = []
+    for s in range(1, 12):
+        out += buffer.skip(s) if s % 2 == 0 else buffer.push(s, frame(s))
+    out += buffer.flush()
+    assert out == [frame(n) for n in range(1, 12, 2)]
+    assert buffer.lost == 0

@@ -394,7 +394,10 @@ class MediaCall:
         if rec is None:
             return
         rec.heard_at = time.monotonic()
-        for frame in rec.buffer.push(packet.sequence, packet.payload):
+        self._record_frames(rec, rec.buffer.push(packet.sequence, packet.payload))
+
+    def _record_frames(self, rec: _Recording, frames: list[bytes]) -> None:
+        for frame in frames:
             self._append(rec, frame)
             if rec.samples >= rec.max_samples:
                 self._finish_recording("max_length")
@@ -408,6 +411,11 @@ class MediaCall:
             event = TelephoneEvent.parse(packet.payload)
         except RtpError:
             return
+        rec = self._recording
+        if rec is not None:
+            # Not a gap in the caller's audio: a held key would otherwise add a silent frame
+            # per event packet and end the message early as "silence".
+            self._record_frames(rec, rec.buffer.skip(packet.sequence))
         key = self._dedupe.feed(packet.timestamp, event)
         if key is not None:
             self.receive_key(key, "rfc4733")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+_NO_AUDIO = b""  # the slot of a packet that carried no audio (see skip)
+
+
 class JitterBuffer:
     """Reorders payloads by RTP sequence number (wrap-aware) and fills losses with silence.
 
@@ -48,13 +51,21 @@ class JitterBuffer:
         self._highest = max(self._highest, ext)
         return self._release()
 
+    def skip(self, sequence: int) -> list[bytes]:
+        """A packet of the stream that carries no audio: an RFC 4733 event shares the audio's
+        sequence numbers (a phone holding a key sends one between every two audio packets).
+        Its place is taken, not filled with silence as a loss; returns the frames now ready."""
+        return self.push(sequence, _NO_AUDIO)
+
     def _release(self) -> list[bytes]:
         out: list[bytes] = []
         assert self._next is not None
         while self._slots:
             if self._next not in self._slots and self._highest - self._next < self._depth:
                 break
-            out.append(self._take(self._next))
+            frame = self._take(self._next)
+            if frame:
+                out.append(frame)
             self._next += 1
         return out
 
@@ -63,6 +74,8 @@ class JitterBuffer:
         if frame is None:
             self.lost += 1
             return self._silence
+        if not frame:  # a packet without audio (skip): nothing to play, nothing lost
+            return frame
         self._silence = bytes([self._silence[0]]) * len(frame) if self._silence else frame
         return frame
 
@@ -72,6 +85,8 @@ class JitterBuffer:
         if self._next is None:
             return out
         while self._slots:
-            out.append(self._take(self._next))
+            frame = self._take(self._next)
+            if frame:
+                out.append(frame)
             self._next += 1
         return out
