@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 _NO_AUDIO = b""  # the slot of a packet that carried no audio (see skip)
 
 
