@@ -71,7 +71,14 @@ from openivr.store.db import open_database
 from openivr.store.models import CallRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
-from talking import CORE1, Capture, write_caller_pcap  # noqa: E402
+from talking import (  # noqa: E402
+    CORE1,
+    Capture,
+    process_cpu,
+    process_threads,
+    wait_cpu,
+    write_caller_pcap,
+)
 
 HERE = Path(__file__).parent
 RTP_PORTS = (20000, 29999)
@@ -238,10 +245,7 @@ class Node:
 
     def api_cpu(self) -> float:
         """CPU seconds of the API process (0 when the API runs in this process)."""
-        if self.api is None:
-            return 0.0
-        fields = Path(f"/proc/{self.api.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0 if self.api is None else process_cpu(self.api.pid)
 
     def run(self, coro: Any) -> Any:
         """Run a coroutine on the node's loop and wait for it."""
@@ -452,14 +456,18 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
         core = sorted(os.sched_getaffinity(0))[0]
         core0 = core_busy(core)
         up_at_start = len(node.sip.calls)
+        sipp0, sipp_threads = process_cpu(sipp.pid), process_threads(sipp.pid)
+        callers_core0 = core_busy(int(CORE1[-1])) if CORE1 else float("nan")
         time.sleep(window)
         steady_s = time.monotonic() - wall0
+        sipp_steady = (process_cpu(sipp.pid) - sipp0) / steady_s
+        callers_core = (core_busy(int(CORE1[-1])) - callers_core0) / steady_s if CORE1 else None
         steady = (time.process_time() - cpu0) / steady_s
         api_cpu = (node.api_cpu() - api0) / steady_s
         usage_after = resource.getrusage(resource.RUSAGE_SELF)
         others = (core_busy(core) - core0) / steady_s - steady - api_cpu
         up_at_end = len(node.sip.calls)
-        sipp.wait()
+        sipp_cpu = wait_cpu(sipp)
         callers = capture.stop()
         mixed: dict[str, Any] = {}
         if mixer is not None:
@@ -515,6 +523,13 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
             "cpu_per_call_pct": 100 * steady / max(1, min(up_at_start, up_at_end)),
             "steady_preempted_per_s": (usage_after.ru_nivcsw - usage.ru_nivcsw) / steady_s,
             "steady_others_on_core_pct": 100 * others,
+            # The callers: SIPp's CPU while every call was up (100 = one core), per call-second,
+            # its threads then, its CPU over the whole level, and all the callers' core did.
+            "sipp_cpu_pct": 100 * sipp_steady,
+            "sipp_us_per_call_s": 1e6 * sipp_steady / max(1, min(up_at_start, up_at_end)),
+            "sipp_threads": float(sipp_threads),
+            "sipp_cpu_s": sipp_cpu,
+            **({} if callers_core is None else {"callers_core_pct": 100 * callers_core}),
             "skipped_ticks": float(clock.skipped_ticks - base[0]),
             "late_ticks": float(clock.late_ticks - base[1]),
             "lag_max_ms": 1000 * clock.lag_max,

@@ -35,6 +35,30 @@ KEY_MODES = ("rfc4733", "info", "inband")
 CORE1 = ["taskset", "-c", "1"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread's) of a running process; NaN once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_threads(pid: int) -> int:
+    """How many threads a running process has (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[17])
+    except OSError:
+        return 0
+
+
+def wait_cpu(proc: subprocess.Popen[bytes]) -> float:
+    """Wait for a child to end; the CPU seconds it used in all (its rusage, threads included)."""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return float(usage.ru_utime + usage.ru_stime)
+
+
 def read_pcap(path: Path) -> list[tuple[float, bytes]]:
     """(time, RTP bytes) of every UDP packet of an Ethernet pcap."""
     data = path.read_bytes()

@@ -35,13 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ivr_calls import RTP_PORTS, core_busy, free_port, long_prompt, scenario  # noqa: E402
-from talking import Capture  # noqa: E402
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from talking import Capture, process_cpu  # noqa: E402
 
 
 def free_ports(count: int) -> int:
