@@ -8,7 +8,8 @@ Run by hand (node on core 0; SIPp, tcpdump and the API clients this script start
 The node (API + SIP, SQLite, uvloop as `openivr serve`) runs in this process; its Main menu plays
 a 60 s welcome and hangs up on key 1. Callers stream speech for the whole call and press 1
 after `--hold` seconds, by RFC 4733 events in their stream (default), SIP INFO or an in-band tone
-(`talking.py`); `--silent` gives the old callers that send no audio and press 1 by SIP INFO.
+(`talking.py`: SIPp's `rtp_stream`, a few threads for all calls, so the callers fit on one core);
+`--silent` gives the old callers that send no audio and press 1 by SIP INFO.
 
 Reported per level (one line of key=value):
 - key_acted_on: calls whose record says key 1 and hang-up by us (the node's call records);
@@ -21,7 +22,11 @@ Reported per level (one line of key=value):
 - steady_cpu_pct and cpu_per_call_pct: the node's CPU while every call of the level was up;
   steady_others_on_core_pct / steady_preempted_per_s: what else ran on the node's core;
 - skipped_ticks, late_ticks (> 10 ms), lag_max_ms: the media clock's own lag monitor;
-  gc_pause_max_ms: the longest garbage collection.
+  gc_pause_max_ms: the longest garbage collection;
+- sipp_cpu_pct (100 = one core), sipp_us_per_call_s and sipp_threads: the callers' SIPp while
+  every call was up; sipp_cpu_s: its CPU over the whole level; callers_core_pct: how busy the
+  callers' core was (SIPp, tcpdump, the API mix and anything else on it). Above ~90 % the
+  callers, not the node, set the pace.
 
 `--api-mix on` runs `api_mix.py` against the node during the level (token requests right and
 wrong, uploads, simulate as audio, TTS, big call lists, voicemail downloads) and adds its
@@ -37,7 +42,6 @@ import json
 import os
 import resource
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -74,34 +78,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from talking import (  # noqa: E402
     CORE1,
     Capture,
+    caller_scenario,
     process_cpu,
     process_threads,
+    sipp_command,
     wait_cpu,
-    write_caller_pcap,
 )
 
 HERE = Path(__file__).parent
 RTP_PORTS = (20000, 29999)
-INFO_KEY = """
-  <pause milliseconds="[hold_ms]"/>
-  <send retrans="500">
-    <![CDATA[
-      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 3 INFO
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Type: application/dtmf
-      Content-Length: [len]
-
-      1
-    ]]>
-  </send>
-  <recv response="200"/>
-"""
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -357,28 +342,14 @@ def prepare(node: Node, old_records: int) -> dict[str, Any]:
     }
 
 
-def scenario(tmp: Path, args: argparse.Namespace, seconds: float) -> Path:
-    """The SIPp scenario (and the caller's pcap) for this run's key mode."""
-    hold_ms = int(args.hold * 1000)
-    path = tmp / "caller.xml"
+def scenario(tmp: Path, args: argparse.Namespace) -> Path:
+    """The SIPp scenario (and the callers' audio) for this run's key mode."""
     if args.silent:
-        text = (HERE / "listen_and_press.xml").read_text().replace("[hold_ms]", str(hold_ms))
-        path.write_text(text)
+        path = tmp / "caller.xml"
+        text = (HERE / "listen_and_press.xml").read_text()
+        path.write_text(text.replace("[hold_ms]", str(int(args.hold * 1000))))
         return path
-    pcap = tmp / f"caller_{args.keys}.pcap"
-    write_caller_pcap(pcap, seconds, None if args.keys == "info" else args.hold, args.keys)
-    play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
-    text = (HERE / "talking_caller.xml").read_text()
-    text = text.replace("[play_audio]", play)
-    text = text.replace("[info_key]", INFO_KEY if args.keys == "info" else "")
-    text = text.replace("[hold_ms]", str(hold_ms))
-    text = text.replace("[bye_timeout_ms]", str(hold_ms + 15_000))
-    inband = args.keys == "inband"
-    text = text.replace("[formats]", "8" if inband else "8 101")
-    events = "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n"
-    text = text.replace("[event_lines]\n", "" if inband else events)
-    path.write_text(text)
-    return path
+    return caller_scenario(tmp, args.keys, args.hold)
 
 
 def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: int, mix: bool) -> dict[str, float]:  # fmt: skip
@@ -403,10 +374,9 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
     loopwatch.activity.gc_pause_max = 0.0
     before = time.time()
     ramp = calls / rate
-    call_seconds = hold + 5.0
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        xml = scenario(tmp, args, call_seconds)
+        xml = scenario(tmp, args)
         media_port = free_port()
         capture = Capture(tmp / "callers.pcap", media_port, RTP_PORTS)
         time.sleep(0.5)
@@ -420,30 +390,16 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
         sipp = subprocess.Popen(
             [
                 *CORE1,
-                shutil.which("sipp") or "sipp",
-                f"127.0.0.1:{node.settings.sip_port}",
-                "-sf",
-                str(xml),
-                "-s",
-                env["app_id"],
-                "-m",
-                str(total),
-                "-l",
-                str(calls),
-                "-r",
-                str(rate),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(free_port()),
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                str(media_port),
-                "-nostdin",
-                "-timeout",
-                "900s",
-            ],  # fmt: skip
+                *sipp_command(
+                    f"127.0.0.1:{node.settings.sip_port}",
+                    xml,
+                    env["app_id"],
+                    calls=total,
+                    limit=calls,
+                    rate=rate,
+                    ports=(free_port(), media_port),
+                ),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=tmp,

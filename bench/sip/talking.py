@@ -1,18 +1,22 @@
 """Talking callers for the SIP benches: what they stream, how their key arrives, what they hear.
 
 Real phones send RTP the whole call (50 packets a second) and press keys inside that stream.
-The callers here are SIPp playing a pcap built per run from Debian's sip-tester files:
+The callers here are SIPp streaming with its `rtp_stream` action: a few threads (RTP_THREADTASKS
+calls each) send every call's packets, so 1,000 callers fit in a fraction of one core (SIPp's
+`play_pcap_audio` instead starts a thread per call). Their audio is built per run from Debian's
+sip-tester files:
 
-- speech: the audio of `g711a.pcap` (7 s of PCMA speech in 30 ms packets), decoded and sent
-  again as 20 ms PCMA packets (what phones send), looped for the whole call;
-- `rfc4733`: at the key time the speech pauses for the telephone-event packets of
-  `dtmf_2833_1.pcap` (key 1: 140 ms, start packet and three end packets), as a phone sends them;
-- `inband`: at the key time 120 ms of the speech are replaced by the DTMF tone of 1;
+- speech: the PCMA payloads of `g711a.pcap` (7.1 s of speech), sent as 20 ms PCMA packets
+  (what phones send) from the answer on, looped for the whole call;
+- `rfc4733`: at the key time the speech pauses while SIPp plays the telephone-event packets of
+  `dtmf_2833_1.pcap` (key 1: 140 ms, start packet and three end packets; a thread only for
+  those), then talks again if the call goes on;
+- `inband`: at the key time the stream goes on with the DTMF tone of 1 (120 ms), then speech;
 - `info`: speech only, the key goes as SIP INFO.
 
-What callers receive is captured with tcpdump on the loopback interface (kernel timestamps),
-so the arrival intervals of our RTP are measured outside the node's process.
-"""
+Every caller's RTP comes from SIPp's one media port (`-mp`), as the events do. What callers
+receive is captured with tcpdump on the loopback interface (kernel timestamps), so the arrival
+intervals of our RTP are measured outside the node's process."""
 
 from __future__ import annotations
 
@@ -30,7 +34,6 @@ from openivr.audio import g711, tones
 SIPP_SHARE = Path("/usr/share/sip-tester")
 SPEECH_PCAP = SIPP_SHARE / "g711a.pcap"
 DTMF_PCAP = SIPP_SHARE / "dtmf_2833_1.pcap"
-KEY_MODES = ("rfc4733", "info", "inband")
 # Callers, tcpdump and the API mix on the second core; the node (taskset -c 0) has the first.
 CORE1 = ["taskset", "-c", "1"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
 
@@ -74,67 +77,99 @@ def read_pcap(path: Path) -> list[tuple[float, bytes]]:
     return packets
 
 
-def speech_pcm() -> np.ndarray:
-    """The speech of Debian's g711a.pcap as 8 kHz int16."""
-    payloads = [rtp[12:] for _t, rtp in read_pcap(SPEECH_PCAP) if rtp[1] & 0x7F == 8]
-    return g711.decode(b"".join(payloads), "PCMA")
+def speech_alaw() -> bytes:
+    """The speech of Debian's g711a.pcap: its PCMA payloads, one after the other (7.1 s)."""
+    return b"".join(rtp[12:] for _t, rtp in read_pcap(SPEECH_PCAP) if rtp[1] & 0x7F == 8)
 
 
-def _write(path: Path, packets: list[tuple[float, bytes]]) -> None:
-    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-    for i, (at, rtp) in enumerate(packets):
-        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
-        ip = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0,
-            bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
-        )  # fmt: skip
-        frame = b"\x00" * 12 + b"\x08\x00" + ip + udp
-        out += struct.pack("<IIII", int(at), round((at % 1) * 1e6), len(frame), len(frame))
-        out += frame
-    path.write_bytes(bytes(out))
+def write_caller_audio(directory: Path, mode: str) -> dict[str, Path]:
+    """The raw PCMA files a run's callers stream (SIPp's `rtp_stream` plays headerless audio):
+    `speech`, looped all call; in-band, `key`: the tone of 1 (120 ms) and the speech after it."""
+    speech = speech_alaw()
+    files = {"speech": directory / "speech.alaw"}
+    files["speech"].write_bytes(speech)
+    if mode == "inband":
+        files["key"] = directory / "key1_inband.alaw"
+        files["key"].write_bytes(g711.encode(tones.dtmf("1", 120.0, -10.0), "PCMA") + speech)
+    return files
 
 
-def write_caller_pcap(path: Path, seconds: float, key_at: float | None, mode: str) -> None:
-    """A caller's RTP for `seconds`: speech in 20 ms PCMA packets, the key 1 at `key_at`."""
-    speech = speech_pcm()
-    frames_needed = int(seconds / 0.020)
-    pcm = np.resize(speech, frames_needed * 160).astype(np.int16)
-    key_frame = None if key_at is None else int(key_at / 0.020)
-    if mode == "inband" and key_frame is not None:
-        tone = tones.dtmf("1", 120.0, -10.0)
-        start = key_frame * 160
-        pcm[start : start + tone.size] = tone[: max(0, min(tone.size, pcm.size - start))]
-    frames = g711.encode_frames(pcm, "PCMA")
-    events = []
-    if mode == "rfc4733":
-        events = [rtp for _t, rtp in read_pcap(DTMF_PCAP) if rtp[1] & 0x7F == 101]
-    packets: list[tuple[float, bytes]] = []
-    seq, ssrc, n, resumed = 1000, 0x5EED, 0, True
-    while n < len(frames):
-        if n == key_frame and events:
-            # Every packet of one event carries the RTP timestamp of its start; a phone sends
-            # no audio meanwhile. The end packets repeat (same sequence number in the pcap).
-            last_seq = None
-            for rtp in events:
-                if struct.unpack_from("!H", rtp, 2)[0] == last_seq:
-                    at = packets[-1][0]  # a repeat goes right after its original
-                else:
-                    at = n * 0.020
-                    n += 1
-                    seq += 1
-                last_seq = struct.unpack_from("!H", rtp, 2)[0]
-                header = struct.pack(
-                    "!BBHII", 0x80, 101 | (rtp[1] & 0x80), seq, key_frame * 160, ssrc
-                )
-                packets.append((at, header + rtp[12:]))
-            resumed = True
-            continue
-        seq += 1
-        marker, resumed = (0x80 if resumed else 0), False
-        header = struct.pack("!BBHII", 0x80, 8 | marker, seq & 0xFFFF, n * 160, ssrc)
-        packets.append((n * 0.020, header + frames[n]))
-        n += 1
-    _write(path, packets)
+# The key, after the hold. RFC 4733: the stream pauses while SIPp plays the events (a thread of
+# its own for the 140 ms); it talks again if no BYE came by then.
+RFC4733_KEY = f"""
+  <nop><action><exec rtp_stream="pause"/><exec play_pcap_audio="{DTMF_PCAP}"/></action></nop>
+  <recv request="BYE" timeout="400" ontimeout="talk" next="bye"/>
+  <label id="talk"/>
+  <nop><action><exec rtp_stream="resume"/></action></nop>
+"""
+# In-band: the stream goes on with the tone of 1 and then the speech, once.
+INBAND_KEY = """
+  <nop><action><exec rtp_stream="[key_audio],1,8"/></action></nop>
+"""
+INFO_KEY = """
+  <send retrans="500">
+    <![CDATA[
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 3 INFO
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf
+      Content-Length: [len]
+
+      1
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+KEYS = {"rfc4733": RFC4733_KEY, "info": INFO_KEY, "inband": INBAND_KEY}
+# Streams per rtp_stream thread: 1,000 callers in 10 threads (SIPp's default is 20 a thread).
+RTP_THREADTASKS = 100
+
+
+def caller_scenario(directory: Path, mode: str, hold: float) -> Path:
+    """Write the SIPp scenario of a talking caller pressing 1 after `hold` s (and its audio)."""
+    audio = write_caller_audio(directory, mode)
+    hold_ms = int(hold * 1000)
+    text = (Path(__file__).parent / "talking_caller.xml").read_text()
+    text = text.replace("[key]", KEYS[mode])
+    text = text.replace("[speech]", str(audio["speech"]))
+    text = text.replace("[key_audio]", str(audio.get("key", "")))
+    text = text.replace("[hold_ms]", str(hold_ms))
+    text = text.replace("[bye_timeout_ms]", str(hold_ms + 15_000))
+    inband = mode == "inband"
+    text = text.replace("[formats]", "8" if inband else "8 101")
+    events = "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n"
+    text = text.replace("[event_lines]\n", "" if inband else events)
+    path = directory / "caller.xml"
+    path.write_text(text)
+    return path
+
+
+def sipp_command(
+    target: str, xml: Path, service: str, calls: int, limit: int, rate: int, ports: tuple[int, int]
+) -> list[str]:
+    """SIPp placing `calls` (at most `limit` at once, `rate` a second) from 127.0.0.1; `ports`
+    are its SIP and its media port (every caller's RTP comes from the media port)."""
+    return [
+        shutil.which("sipp") or "sipp",
+        target,
+        "-sf", str(xml),
+        "-s", service,
+        "-m", str(calls),
+        "-l", str(limit),
+        "-r", str(rate),
+        "-i", "127.0.0.1",
+        "-p", str(ports[0]),
+        "-mi", "127.0.0.1",
+        "-mp", str(ports[1]),
+        "-rtp_threadtasks", str(RTP_THREADTASKS),
+        "-nostdin",
+        "-timeout", "900s",
+    ]  # fmt: skip
 
 
 class Capture:

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ivr_calls import RTP_PORTS, core_busy, free_port, long_prompt, scenario  # noqa: E402
-from talking import Capture, process_cpu  # noqa: E402
+from talking import Capture, process_cpu, sipp_command  # noqa: E402
 
 
 def free_ports(count: int) -> int:
@@ -124,7 +123,7 @@ def run(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 capture_output=True, text=True, check=False,
             ).stdout.split()
         ]  # fmt: skip
-        xml = scenario(tmp, args, args.hold + 5.0)
+        xml = scenario(tmp, args)
         media_ports = [free_port() for _ in range(workers)]
         capture = Capture(tmp / "callers.pcap", media_ports, RTP_PORTS)
         time.sleep(0.5)
@@ -132,31 +131,15 @@ def run(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         per = args.calls // workers
         callers = [
             subprocess.Popen(
-                [
-                    shutil.which("sipp") or "sipp",
+                sipp_command(
                     f"127.0.0.1:{sip_port + i}",
-                    "-sf",
-                    str(xml),
-                    "-s",
+                    xml,
                     menu["app_id"],
-                    "-m",
-                    str(per),
-                    "-l",
-                    str(per),
-                    "-r",
-                    str(max(1, args.rate // workers)),
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    str(free_port()),
-                    "-mi",
-                    "127.0.0.1",
-                    "-mp",
-                    str(media_ports[i]),
-                    "-nostdin",
-                    "-timeout",
-                    "900s",
-                ],  # fmt: skip
+                    calls=per,
+                    limit=per,
+                    rate=max(1, args.rate // workers),
+                    ports=(free_port(), media_ports[i]),
+                ),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 cwd=tmp,
