@@ -4,6 +4,7 @@
 import { h, put, field, uid } from "../dom.js";
 import { api, acct, list, ApiError } from "../api.js";
 import { toast, showError, heading, busy, describe, dialog, formDialog, confirmAction } from "../ui.js";
+import { specialDaysEditor, rowsOf, rowWords } from "../specialdays.js";
 
 const DAYS = [["mon", "Mon"], ["tue", "Tue"], ["wed", "Wed"], ["thu", "Thu"], ["fri", "Fri"], ["sat", "Sat"], ["sun", "Sun"]];
 
@@ -32,12 +33,20 @@ export async function show(main) {
       h("div", { class: "card-main" }, h("h2", { class: "card-title" }, s.name),
         h("p", { class: "meta" }, h("span", {}, s.timezone)),
         h("p", {}, weeklyWords(s.weekly)),
-        (s.closed_dates || []).length ? h("p", { class: "hint" }, `Closed on ${s.closed_dates.join(", ")}`) : null),
+        specialList(s)),
       h("div", { class: "card-actions" }, edit, del));
   });
   put(main, heading("Opening hours", add),
     h("p", { class: "lead" }, "When the line is open. Choose them in a menu's settings, with what callers hear while you are closed."),
     problems, cards.length ? h("ul", { class: "cards" }, cards) : h("p", { class: "empty" }, "No opening hours yet."));
+}
+
+/** The schedule's holidays and special days, a line each, on its card. */
+function specialList(schedule) {
+  const rows = rowsOf(schedule);
+  if (!rows.length) return null;
+  return h("div", { class: "special-list" }, h("h3", {}, "Holidays and special days"),
+    h("ul", {}, rows.map((r) => h("li", { class: r.kind }, rowWords(r)))));
 }
 
 function timeInput(name, value, label) {
@@ -68,23 +77,19 @@ async function scheduleDialog(schedule) {
     weeklyBox.appendChild(row);
   };
   for (const w of (current ? current.weekly : null) || [undefined]) addWeekly(w);
-  const closed = h("textarea", { name: "closed_dates", rows: "3", placeholder: "2026-12-24\n2026-12-25" }, ((current && current.closed_dates) || []).join("\n"));
+  const special = specialDaysEditor(current);
   const body = h("div", {}, field("Name", name), field("Time zone", timezone), h("datalist", { id: zoneList }, zones.map((z) => h("option", { value: z }))),
     h("div", { class: "field" }, h("span", { class: "label" }, "Weekly hours"), weeklyBox,
       h("button", { type: "button", name: "add_hours", onclick: () => addWeekly({ days: [], from: "", to: "" }) }, "Add hours")),
-    field("Closed all day (one date a line, YYYY-MM-DD)", closed));
+    special.element);
   return formDialog(schedule ? `Change ${schedule.name}` : "Add opening hours", body, schedule ? "Save" : "Add", async () => {
     const weekly = [...weeklyBox.querySelectorAll(".weekly-row")].map((row) => ({
       days: [...row.querySelectorAll(".days input:checked")].map((i) => i.value),
       from: row.querySelector("input[name=from]").value,
       to: row.querySelector("input[name=to]").value,
     }));
-    const data = {
-      name: name.value.trim(), weekly,
-      closed_dates: closed.value.split(/\s+/).map((d) => d.trim()).filter(Boolean),
-    };
+    const data = { name: name.value.trim(), weekly, ...special.collect() };
     if (timezone.value.trim()) data.timezone = timezone.value.trim();
-    if (current && current.special) data.special = current.special;
     try {
       if (schedule) await api("PUT", acct(`/schedule/${encodeURIComponent(schedule.schedule_id)}`), { json: data, ifMatch: etag });
       else await api("POST", acct("/schedule"), { json: data });
@@ -92,6 +97,7 @@ async function scheduleDialog(schedule) {
       if (error instanceof ApiError && error.status === 412) {
         throw new Error("Someone else changed these hours after you opened them, so your changes are not saved. Cancel and open them again to see theirs.");
       }
+      if (error instanceof ApiError && error.status === 400) throw new Error(special.blame(describe(error)));
       throw error;
     }
   });
