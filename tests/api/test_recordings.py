@@ -226,9 +226,10 @@ def test_fields_add_the_download_link_and_the_call(any_server: RunningServer) ->
     assert expires - issued == timedelta(seconds=any_server.settings.audio_url_seconds)
     assert set(shown["voice_call_details"]) == {
         "from", "to", "codec", "start_time", "end_time", "call_length", "from_type",
-        "from_name", "caller_id", "to_type", "to_name",
+        "from_name", "caller_id", "to_type", "to_name", "direction",
     }  # fmt: skip
     assert shown["voice_call_details"]["codec"] == "PCMA"
+    assert shown["voice_call_details"]["direction"] == ""  # no call record of it (yet)
     [listed_one] = listed(any_server, acc, "&fields=file_access_details").json()["response"]
     assert "url" in listed_one["file"]["file_access_details"]
 

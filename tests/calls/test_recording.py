@@ -237,6 +237,7 @@ def test_outbound_records_a_callback_both_ways(
     assert recording["status"] == "complete", recording
     assert recording["call_id"] == session and recording["user_id"] == acc.user_id
     assert call["detail"]["recording_id"] == recording["call_recording_id"]
+    assert recording["voice_call_details"]["direction"] == "outbound"
     audio = parse_wav(download(server, recording))
     # The first party (recorded on their leg) and the second, put through to them.
     assert windows_with(audio.samples[:, 0], (700.0, 1300.0), 0.1) >= 5

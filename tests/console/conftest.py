@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from tests.calls.conftest import free_udp_port, rtp_range
+from tests.calls.conftest import free_udp_port, rtp_range, run_sipp
 from tests.conftest import Account, RunningServer, base_settings, require_binary, run_server
 from tests.console.browser import by_text, chromium, console_errors, find, wait_for
 
@@ -109,6 +109,19 @@ class Console:
         return float(
             self.driver.execute_script("return document.querySelector(arguments[0]).duration", css)
         )
+
+    def leave_voicemail(self, tmp_path: Path, audio_ms: str = "3000") -> str:
+        """A SIPp caller speaks into the Voice Mail box from the beep on (no greeting), as a
+        person leaving a message does; the box's id."""
+        box = str(self.app_named("Voice Mail")["app_id"])
+        self.api(
+            "PUT",
+            self.acct(f"/voiceapp/{box}"),
+            json={"greeting_prompt": "no", "goodbye_prompt": "no"},
+        )
+        values = {"audio_ms": audio_ms, "bye_timeout": "8000"}
+        run_sipp(self.server, "mailbox_message.xml", tmp_path, box, values=values)
+        return box
 
     def page_errors(self) -> list[str]:
         """Script errors and CSP violations the page logged (failed API calls aside)."""

@@ -54,23 +54,10 @@ def test_a_timeline_step_by_step(console: Console) -> None:
 
 
 def test_play_a_voicemail_left_by_a_sip_caller(console: Console, tmp_path: Path) -> None:
-    box = console.app_named("Voice Mail")
-    # The caller speaks from the beep on (no greeting), as a person leaving a message does.
-    console.api(
-        "PUT",
-        console.acct(f"/voiceapp/{box['app_id']}"),
-        json={"greeting_prompt": "no", "goodbye_prompt": "no"},
-    )
-    run_sipp(
-        console.server,
-        "mailbox_message.xml",
-        tmp_path,
-        box["app_id"],
-        values={"audio_ms": "3000", "bye_timeout": "8000"},
-    )
-    url = console.acct(f"/voiceapp/{box['app_id']}/voicemail")
+    box = console.leave_voicemail(tmp_path)
+    url = console.acct(f"/voiceapp/{box}/voicemail")
     message = console.wait(lambda: console.api("GET", url))[0]
-    console.go(f"#/voicemail/{box['app_id']}")
+    console.go(f"#/voicemail/{box}")
     driver = console.driver
     card_css = f"li[data-message-id='{message['message_id']}']"
     card = find(driver, card_css)
@@ -98,19 +85,7 @@ def test_play_a_voicemail_left_by_a_sip_caller(console: Console, tmp_path: Path)
 
 
 def test_the_call_log_shows_a_real_call_and_its_detail(console: Console, tmp_path: Path) -> None:
-    box = console.app_named("Voice Mail")
-    console.api(
-        "PUT",
-        console.acct(f"/voiceapp/{box['app_id']}"),
-        json={"greeting_prompt": "no", "goodbye_prompt": "no"},
-    )
-    run_sipp(
-        console.server,
-        "mailbox_message.xml",
-        tmp_path,
-        box["app_id"],
-        values={"audio_ms": "2000", "bye_timeout": "8000"},
-    )
+    console.leave_voicemail(tmp_path, "2000")
     call = console.wait(
         lambda: [c for c in console.api("GET", console.acct("/call")) if c["end_time"]]
     )[0]

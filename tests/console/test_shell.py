@@ -205,6 +205,8 @@ def test_every_page_labels_its_controls_and_fits_a_phone(console: Console) -> No
         "#/numbers": "input[name=phnum]",
         "#/teams": "button[name=add_team]",
         "#/schedules": "button[name=add_schedule]",
+        "#/recordings": "main h1",
+        "#/security": "select[name=kind]",
     }
     try:
         for width in (1280, 360):

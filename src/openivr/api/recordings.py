@@ -102,6 +102,9 @@ async def _call_details(db: AsyncSession, row: CallRecordingRow) -> dict[str, An
         "caller_id": caller,
         "to_type": "user" if to_user else _kind(dialed),
         "to_name": _name(to_user),
+        # OpenIVR's own: a callback the account placed is outbound, a call the node answered
+        # inbound; empty while the call's record is not written yet.
+        "direction": _direction(call),
     }
 
 
@@ -115,6 +118,12 @@ async def _user_named(db: AsyncSession, account_id: str, who: str) -> User | Non
         .where((User.user_id == who) | (User.phnum == who))
         .limit(1)
     )
+
+
+def _direction(call: CallRecord | None) -> str:
+    if call is None:
+        return ""
+    return "outbound" if (call.detail or {}).get("kind") == "callback" else "inbound"
 
 
 def _kind(address: str) -> str:

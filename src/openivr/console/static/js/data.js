@@ -1,15 +1,22 @@
 // What the account has, loaded through the API for the pickers and lists of each page.
 
 import { acct, api, list, probe } from "./api.js";
+import { session } from "./session.js";
 
 let features = null;
 let voices = null;
 
-/** Which optional parts of the API this server has (teams, opening hours): probed once. */
+/**
+ * Which optional parts of the API this server has (teams, opening hours), and whether the
+ * signed-in user is an admin (call recordings and security events are theirs): probed once.
+ */
 export async function serverFeatures() {
   if (!features) {
-    const [teams, schedules] = await Promise.all([probe(acct("/team")), probe(acct("/schedule"))]);
-    features = { teams: teams !== null, schedules: schedules !== null };
+    const [teams, schedules, me] = await Promise.all([
+      probe(acct("/team")), probe(acct("/schedule")),
+      api("GET", acct(`/user/${encodeURIComponent(session().userId)}`)).then(({ data }) => data, () => null),
+    ]);
+    features = { teams: teams !== null, schedules: schedules !== null, admin: Boolean(me && me.type === "admin") };
   }
   return features;
 }

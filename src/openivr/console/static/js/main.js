@@ -32,6 +32,8 @@ const ROUTES = [
   [/^#\/numbers$/, "./views/numbers.js"],
   [/^#\/teams$/, "./views/teams.js"],
   [/^#\/schedules$/, "./views/schedules.js"],
+  [/^#\/recordings$/, "./views/recordings.js"],
+  [/^#\/security$/, "./views/security.js"],
 ];
 
 /** The number of new voicemails, shown beside "Voicemail" in the navigation. */
@@ -107,6 +109,11 @@ function buildShell(features) {
   const links = NAV.slice();
   if (features.teams) links.splice(5, 0, ["#/teams", "Teams"]);
   if (features.schedules) links.splice(links.length, 0, ["#/schedules", "Opening hours"]);
+  // Call recordings and security events are the admins' (the API answers others 403).
+  if (features.admin) {
+    links.splice(links.findIndex(([href]) => href === "#/calls") + 1, 0, ["#/recordings", "Recordings"]);
+    links.push(["#/security", "Security"]);
+  }
   const navList = h("ul", { id: "nav-list" }, links.map(([href, label]) => h("li", {}, h("a", { href }, label,
     href === "#/voicemail" ? h("span", { class: "count", hidden: true }) : null))));
   const toggle = h("button", { type: "button", class: "nav-toggle", "aria-expanded": "false", "aria-controls": "nav-list" }, "Menu");

@@ -81,6 +81,12 @@ export async function ask(title, label, value = "", okLabel = "Save") {
   return answer === "ok" ? input.value.trim() : null;
 }
 
+/** The page a user who may not see it gets: the server's own words, and why. */
+export function adminsOnly(main, title, what, error) {
+  put(main, heading(title), h("p", { class: "alert info", role: "status" },
+    `Only the account's admins can see ${what}. `, h("span", { class: "hint" }, `(The server said: ${error.detail || error.code}.)`)));
+}
+
 /** A page heading with optional actions beside it. */
 export function heading(text, ...actions) {
   return h("div", { class: "page-head" }, h("h1", {}, text), actions.length ? h("div", { class: "actions" }, actions) : null);

@@ -1,0 +1,100 @@
+"""The admins' pages: call recordings made by a real SIP call (played, downloaded, deleted) and
+security events (a wrong password typed into the sign-in form); what a regular user sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from openivr.audio.wav import parse_wav
+from tests.console.browser import by_text, find
+from tests.console.conftest import Console, open_signed_out, sign_in
+
+
+def test_a_recorded_call_plays_downloads_and_is_deleted(console: Console, tmp_path: Path) -> None:
+    account = console.acct()
+    console.api("PUT", account, json={"call_recording": "inbound"})
+    console.leave_voicemail(tmp_path)
+    query = f"/call-recording?account_id={console.account.account_id}&fields=voice_call_details"
+
+    def finished() -> dict[str, object] | None:
+        rows = console.api("GET", query)
+        done = rows and rows[0]["status"] != "recording"
+        return rows[0] if done and rows[0]["voice_call_details"]["direction"] else None
+
+    recording = console.wait(finished)
+    assert recording["status"] == "complete", recording
+    console.go("#/recordings")
+    driver = console.driver
+    card_css = f"li[data-recording-id='{recording['call_recording_id']}']"
+    card = find(driver, card_css)
+    assert "+46701234567 → Voice Mail" in card.text  # the app dialled, by its name
+    assert "Incoming" in card.text and "Complete" in card.text
+    duration = console.plays(f"{card_css} audio")
+    assert abs(duration - float(recording["audio_length"])) < 0.3  # type: ignore[arg-type]
+    # The download is the recording's WAV, through its signed link (no token needed).
+    href = str(find(driver, f"{card_css} a[download]").get_attribute("href"))
+    assert href.startswith(f"{console.server.base_url}/audio/recording/")
+    wav = httpx.get(href, timeout=10)
+    assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+    assert abs(parse_wav(wav.content).duration - duration) < 0.1
+    # Delete asks first; cancelled, nothing happens.
+    find(driver, f"{card_css} button[name=delete]").click()
+    by_text(driver, "dialog button", "Cancel").click()
+    assert len(console.api("GET", query)) == 1
+    find(driver, f"{card_css} button[name=delete]").click()
+    by_text(driver, "dialog button", "Delete").click()
+    by_text(driver, "main", "No recordings yet.")
+    assert console.api("GET", query) == []
+    assert console.page_errors() == []
+
+
+def test_a_wrong_password_shows_as_a_security_event(console: Console) -> None:
+    driver = console.driver
+    account = console.account
+    # Someone types a wrong password for the admin's e-mail, then the admin signs in.
+    open_signed_out(driver, console.server)
+    sign_in(driver, account.email, "not-the-password")
+    find(driver, ".login-form .alert.error")
+    sign_in(driver, account.email, account.password)
+    by_text(driver, "main h2", "Main menu")
+    by_text(driver, "header nav a", "Security").click()
+    row = find(driver, "tr[data-kind=failure]")
+    assert "Wrong password" in row.text and account.email in row.text
+    assert "127.0.0.1" in row.text and "sign-in" in row.text and "did not match" in row.text
+    [event] = console.api("GET", console.acct("/security-event"))
+    assert event["kind"] == "failure" and event["username"] == account.email
+    # Only bans: none yet.
+    find(driver, "select[name=kind] option[value=ban]").click()
+    console.button("Show").click()
+    by_text(driver, "main", "No events match.")
+    assert console.page_errors() == []
+
+
+def test_a_regular_user_sees_no_admin_pages(console: Console) -> None:
+    email = f"desk-{console.account.account_id}@example.com"
+    console.api(
+        "POST",
+        console.acct("/user"),
+        json={
+            "user_fname": "Desk",
+            "user_lname": "Clerk",
+            "email": email,
+            "password": "desk-pass-1",
+        },
+    )
+    driver = console.driver
+    open_signed_out(driver, console.server)
+    sign_in(driver, email, "desk-pass-1")
+    by_text(driver, "main h2", "Main menu")
+    nav = console.text("header nav")
+    assert "Voicemail" in nav and "Recordings" not in nav and "Security" not in nav
+    # A link to them still shows why not, in the server's words.
+    for route, title in (("#/recordings", "Call recordings"), ("#/security", "Security")):
+        console.go(route)
+        by_text(driver, "main h1", title)
+        notice = find(driver, "main .alert.info")
+        assert "Only the account's admins" in notice.text
+        assert "only admin users can do this" in notice.text
+    assert console.page_errors() == []
