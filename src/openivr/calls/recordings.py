@@ -199,11 +199,13 @@ class CallRecordings:
     async def _store_end(self, row: dict[str, Any], insert_missing: bool = True) -> None:
         try:
             async with self.ctx.sessions() as db:
-                await store.finish_row(db, row, insert_missing)
+                kept = await store.finish_row(db, row, insert_missing)
                 await db.commit()
         except Exception:  # the sidecar stays: the next start stores it
             log.exception("recording %s: could not store how it ended", row["recording_id"])
             return
+        if not kept and row.get("file_key"):  # deleted during the call: what was written
+            await asyncio.to_thread(store.unlink, self.root / str(row["file_key"]))  # goes too
         sidecar = store.sidecar_path(self.root, str(row["recording_id"]))
         await asyncio.to_thread(store.forget, sidecar)
 

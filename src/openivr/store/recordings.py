@@ -98,15 +98,20 @@ async def insert_row(db: AsyncSession, row: dict[str, Any]) -> None:
     await db.execute(insert(_TABLE), [row])
 
 
-async def finish_row(db: AsyncSession, row: dict[str, Any], insert_missing: bool = True) -> None:
+async def finish_row(db: AsyncSession, row: dict[str, Any], insert_missing: bool = True) -> bool:
     """Complete a recording's row with how it ended (inserting it when its start was lost and
-    `insert_missing`)."""
+    `insert_missing`); False when the row is gone and was not inserted again (deleted
+    meanwhile)."""
     values = {k: v for k, v in row.items() if k != "recording_id"}
     result = await db.execute(
         update(_TABLE).where(_TABLE.c.recording_id == row["recording_id"]).values(values)
     )
-    if insert_missing and not getattr(result, "rowcount", 0):
+    if getattr(result, "rowcount", 0):
+        return True
+    if insert_missing:
         await db.execute(insert(_TABLE), [row])
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,11 @@ async def remove(db: AsyncSession, root: Path, row: CallRecordingRow) -> bool:
     await db.commit()
     if not getattr(result, "rowcount", 0):
         return False
-    await asyncio.to_thread(_unlink, root / row.file_key)
+    await asyncio.to_thread(unlink, root / row.file_key)
     return True
 
 
-def _unlink(path: Path) -> None:
+def unlink(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)
     except OSError as exc:  # left for the retention sweep's file pass
@@ -178,7 +183,7 @@ async def sweep(
                     won.append(str(key))
             await db.commit()
         for key in won:
-            await asyncio.to_thread(_unlink, root / key)
+            await asyncio.to_thread(unlink, root / key)
         gone += len(won)
         if len(rows) < SWEEP_BATCH:
             break
