@@ -316,7 +316,9 @@ def run_server(settings: Settings) -> Iterator[RunningServer]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
+    # Generous: a bound on a request that never ends, not a speed check (with both cores busy
+    # a password grant once waited past 30 s for the hashing pool).
+    with httpx.Client(base_url=base, timeout=90) as client:
         yield RunningServer(settings, base, client)
     server.should_exit = True
     thread.join(timeout=15)
