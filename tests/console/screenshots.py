@@ -96,7 +96,8 @@ def fill(server: RunningServer, tmp: Path) -> Demo:
             "weekly": [
                 {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "17:00"}
             ],
-            "closed_dates": ["2026-12-24", "2026-12-25"],
+            "closed_dates": ["2026-12-24", "2026-12-25", "2026-12-26"],
+            "special": [{"date": "2026-12-31", "from": "08:00", "to": "13:00"}],
         },
     )
     demo.api(
@@ -136,7 +137,17 @@ def fill(server: RunningServer, tmp: Path) -> Demo:
         demo.acct("/phonenumbersubscription"),
         json={"phnum": "+46812345679", "connect_to_type": "user", "connect_to": people["Erik"]},
     )
+    # Someone guesses at the reception's sign-in: a wrong password, a security event.
+    wrong = server.client.post(
+        "/oauth/token",
+        auth=("sonetel-web", "sonetel-web"),
+        data={"grant_type": "password", "username": "anna@andersson-dental.example",
+              "password": "summer2026", "refresh": "no"},
+    )  # fmt: skip
+    assert wrong.status_code == 401, wrong.text
     if shutil.which("sipp"):
+        # The voicemails' calls are recorded, too.
+        demo.api("PUT", demo.acct(), json={"call_recording": "inbound"})
         demo.api(
             "PUT",
             demo.acct(f"/voiceapp/{box}"),
@@ -225,7 +236,10 @@ def pages(demo: Demo) -> list[tuple[str, Callable[[webdriver.Chrome], None]]]:
         ("a-user", dialog_of("#/users", "tbody tr", "Erik Berg")),
         ("teams", go("#/teams", "li.card")),
         ("a-team", dialog_of("#/teams", "li.card", "Reception")),
-        ("opening-hours", dialog_of("#/schedules", "li.card", "Clinic hours")),
+        ("opening-hours", go("#/schedules", "li.card .special-list")),
+        ("opening-hours-edit", dialog_of("#/schedules", "li.card", "Clinic hours")),
+        ("recordings", go("#/recordings", "main h1", "Call recordings")),
+        ("security", go("#/security", "tr[data-kind=failure]")),
     ]
 
 
