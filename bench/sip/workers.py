@@ -11,8 +11,8 @@ after `--hold` s). Nothing is pinned: with two workers on a two-core machine the
 the cores with them, which the report shows (`others_pct`).
 
 Reported per run: calls with the key acted on (call records), answers per second over the ramp
-(from the records, 1 s resolution), our RTP's intervals as the callers see them (tcpdump), and
-each media process's CPU while all calls were up.
+(from the records, 1 s resolution), our RTP's intervals as the callers see them (tcpdump),
+each media process's CPU while all calls were up and the callers' (every SIPp's) CPU then.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def run(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         media = [
             int(p)
             for p in subprocess.run(
-                ["pgrep", "-P", str(serve.pid), "-f", "openivr.processes"],
+                ["pgrep", "-P", str(serve.pid), "-f", "openivr.media_main"],
                 capture_output=True, text=True, check=False,
             ).stdout.split()
         ]  # fmt: skip
@@ -150,12 +150,14 @@ def run(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         time.sleep(ramp + 1.0)
         window = max(1.0, args.hold - ramp - 2.0)
         cpu0 = [process_cpu(p) for p in media]
+        sipp0 = sum(process_cpu(caller.pid) for caller in callers)
         busy0 = [core_busy(core) for core in range(os.cpu_count() or 1)]
         wall0 = time.monotonic()
         time.sleep(window)
         wall = time.monotonic() - wall0
         cpu = [(process_cpu(p) - c) / wall for p, c in zip(media, cpu0, strict=True)]
         busy = [(core_busy(core) - b) / wall for core, b in enumerate(busy0)]
+        sipp = (sum(process_cpu(caller.pid) for caller in callers) - sipp0) / wall
         for caller in callers:
             caller.wait()
         heard = capture.stop()
@@ -178,6 +180,7 @@ def run(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "media_cpu_pct": [round(100 * c, 1) for c in cpu],
             "cores_busy_pct": [round(100 * b, 1) for b in busy],
             "others_pct": round(100 * (sum(busy) - sum(cpu)), 1),
+            "sipp_cpu_pct": round(100 * sipp, 1),  # the callers' share of others
         }
     finally:
         serve.terminate()
