@@ -128,13 +128,20 @@ class Node:
     (SIP, RTP, calls; its loop in a background thread) and the API is a real `openivr serve
     --workers 0 --sip-port 0` process beside it, on the same core (taskset is inherited), at
     the CPU priority `--workers 1` gives its API process (`processes.yield_cpu`, SCHED_IDLE).
-    `one` (`--workers 0`): API and SIP share one loop in this process. Either way the node
+    `one` (`--workers 0`): API and SIP share one loop in this process. With `api=False` the
+    split node has no API process (the media side alone); `layers` start before the media's. Either way the node
     trusts 127.0.0.1 as a balancer (SIPp places every call from one address, like a trunk; the
     API mix's clients send X-Forwarded-For like one).
     """
 
     def __init__(
-        self, data_dir: Path, database_url: str = "", processes: str = "split", debug: bool = False
+        self,
+        data_dir: Path,
+        database_url: str = "",
+        processes: str = "split",
+        debug: bool = False,
+        api: bool = True,
+        layers: tuple[Any, ...] = (),
     ):
         self.settings = replace(
             Settings(),
@@ -175,7 +182,7 @@ class Node:
                 time.sleep(0.05)
             return
         self.server = None
-        self.app = create_app(self.settings, (keep_loop, *MEDIA_LAYERS))
+        self.app = create_app(self.settings, (keep_loop, *layers, *MEDIA_LAYERS))
         self._stop: asyncio.Event | None = None
         ready = threading.Event()
 
@@ -188,6 +195,8 @@ class Node:
         self.thread = threading.Thread(target=uvloop.run, args=(media(),), daemon=True)
         self.thread.start()
         ready.wait(120)
+        if not api:
+            return
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENIVR_")}
         command = [str(Path(sys.executable).with_name("openivr")), "serve"]
         self.api = subprocess.Popen(

@@ -61,6 +61,18 @@ def test_changes_bump_the_revision(any_server: RunningServer) -> None:
         lambda: c.put(base, headers=h, json={"timezone": "America/New_York"}),
         lambda: c.put(base, headers=h, json={"caller_id_mode": "dialed"}),
         lambda: c.put(base, headers=h, json={"language": "sv"}),
+        # Calls reuse where a number leads while the revision holds (calls/router.py).
+        lambda: c.post(
+            f"{base}/phonenumbersubscription",
+            headers=h,
+            json={"phnum": "+46812340001", "connect_to_type": "app", "connect_to": menu["app_id"]},
+        ),
+        lambda: c.put(
+            f"{base}/phonenumbersubscription/+46812340001",
+            headers=h,
+            json={"connect_to_type": "user", "connect_to": acc.user_id},
+        ),
+        lambda: c.delete(f"{base}/phonenumbersubscription/+46812340001", headers=h),
     ]
     seen = _revision(any_server, acc.account_id)
     for step in steps:

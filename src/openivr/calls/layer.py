@@ -22,7 +22,7 @@ from openivr.calls.callback import CallbackService
 from openivr.calls.driver import CallDriver, TransferRequest, Transferring
 from openivr.calls.recordings import CallRecordings
 from openivr.calls.records import CallLog
-from openivr.calls.router import Destination, Sender, resolve
+from openivr.calls.router import Destination, Routes, Sender
 from openivr.context import ServerContext
 from openivr.delivery.deposit import deposit_voicemail
 from openivr.engine.config import UserConfig
@@ -41,7 +41,7 @@ from openivr.sip.tls import TlsConfig, TlsSettingError
 from openivr.sip.transfer import LegStatus, TransferLeg, TransferTarget, leg_target
 from openivr.store.models import Account, Team, User
 from openivr.store.registrations import purge_expired
-from openivr.store.snapshot import SnapshotCache
+from openivr.store.snapshot import AccountSnapshot, SnapshotCache
 
 log = logging.getLogger(__name__)
 
@@ -286,15 +286,16 @@ class CallService:
         self.drivers: dict[str, CallDriver] = {}
         self.stop_now = asyncio.Event()  # a second stop signal: end the calls now
         # Apps know their own sip_address: a call to it enters the app without leaving the node.
-        self.snapshots = SnapshotCache(sip_domain=ctx.settings.sip_domain)
+        # The check of a held snapshot is a fresh read (inline on SQLite): no session, no hops.
+        self.snapshots = SnapshotCache(sip_domain=ctx.settings.sip_domain, reader=ctx.standing)
+        # Destinations reused while their account's revision holds (calls/router.py).
+        self.routes = Routes(ctx.sessions, self.snapshots, ctx.trusted)
 
     async def route(self, invite: Invite) -> Accept | Reject:
         """A number, app id or shortcode → its app; the recording shortcode from a registered
         user's phone → the recorder; anything else → 404."""
         sender = Sender(invite.source, invite.transport)
-        dest = await resolve(
-            self.ctx.sessions, invite.route_key, invite.caller, sender, self.ctx.trusted
-        )
+        dest, snapshot = await self.routes.find(invite.route_key, invite.caller, sender)
         if dest is None:
             return Reject(404, "Not Found")
         notes = self.calls.notes_for(invite.call_id)
@@ -302,23 +303,27 @@ class CallService:
         if dest.recorder_user:
             return Accept(lambda call: self.run_recorder(call, dest))
         if dest.app_id or dest.direct_kind == "csg":
-            return Accept(lambda call: self.run_app(call, dest))
+            return Accept(lambda call: self.run_app(call, dest, snapshot))
         if self.transfer is None:
             return Reject(480, "Temporarily Unavailable")
-        return Accept(lambda call: self.run_direct(call, dest))
+        return Accept(lambda call: self.run_direct(call, dest, snapshot))
 
     @staticmethod
     def _caller_id(account: Account | None, call: sip.MediaCall) -> str:
         mode = account.caller_id_mode if account else "caller"
         return call.dialed if mode == "dialed" else call.caller
 
-    async def run_app(self, call: sip.MediaCall, dest: Destination) -> None:
-        """Run the engine for a call routed to a voice app (or straight to a team)."""
+    async def run_app(
+        self, call: sip.MediaCall, dest: Destination, snapshot: AccountSnapshot | None = None
+    ) -> None:
+        """Run the engine for a call routed to a voice app (or straight to a team), on the
+        snapshot routing read (or one read now)."""
         self.calls.call_started(
             call.call_id, call.caller, call.dialed, dest.account_id, dest.app_id
         )
-        async with self.ctx.sessions() as db:
-            snapshot = await self.snapshots.get(db, dest.account_id)
+        if snapshot is None:
+            async with self.ctx.sessions() as db:
+                snapshot = await self.snapshots.get(db, dest.account_id)
         await self._record_if_wanted(call, snapshot.account, dest.account_id)
 
         async def keep(app_id: str, call_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> str:
@@ -491,14 +496,17 @@ class CallService:
         async with self.ctx.sessions() as db:
             return await db.get(Account, account_id)
 
-    async def run_direct(self, call: sip.MediaCall, dest: Destination) -> None:
-        """A number connected straight to a user, number or SIP address: ring it, bridge."""
+    async def run_direct(
+        self, call: sip.MediaCall, dest: Destination, snapshot: AccountSnapshot | None = None
+    ) -> None:
+        """A number connected straight to a user, number or SIP address: ring it, bridge (the
+        account from the snapshot routing read, or read now)."""
         transfer = self.transfer
         assert transfer is not None
         self.calls.call_started(call.call_id, call.caller, call.dialed, dest.account_id, "")
         notes = self.calls.notes_for(call.call_id)
         await call.answer()
-        account = await self._account(dest.account_id)
+        account = snapshot.account if snapshot else await self._account(dest.account_id)
         await self._record_if_wanted(call, account, dest.account_id)
         request = TransferRequest(
             dest.direct_target,

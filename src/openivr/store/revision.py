@@ -1,5 +1,5 @@
-"""Every change to an account's apps, users, prompts, teams or schedules bumps the account's
-config revision.
+"""Every change to an account's apps, users, prompts, teams, schedules or phone numbers bumps the
+account's config revision.
 
 A session event sees every ORM insert, update and delete of those objects and bumps the
 revision in the same transaction; writers that use Core UPDATEs call `bump()` themselves.
@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
-from openivr.store.models import Account, Prompt, Schedule, Team, User, VoiceApp
+from openivr.store.models import Account, PhoneNumber, Prompt, Schedule, Team, User, VoiceApp
 
-_CONFIG = (VoiceApp, User, Prompt, Team, Schedule)
+# Phone numbers too: where a number leads is reused by calls while the revision holds
+# (calls/router.py `Routes`).
+_CONFIG = (VoiceApp, User, Prompt, Team, Schedule, PhoneNumber)
 
 
 def bump_statement(account_ids: Iterable[str]) -> Any:

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.engine.config import (
@@ -19,6 +19,7 @@ from openivr.engine.config import (
     UserConfig,
 )
 from openivr.engine.hours import ScheduleConfig
+from openivr.store.fresh import FreshReader
 from openivr.store.models import Account, Prompt, Schedule, Team, User, VoiceApp
 
 log = logging.getLogger(__name__)
@@ -170,62 +171,81 @@ async def load_snapshot(
     )
 
 
+@dataclass(frozen=True)
+class _Check:
+    """The one query that tells whether a snapshot still holds, and refreshes what changes
+    without a revision (mailbox counts, who answered each rotating team last)."""
+
+    sql: str
+    params: dict[str, str]
+    mailboxes: list[str]
+    rotating: list[str]
+
+    @classmethod
+    def of(cls, snapshot: AccountSnapshot) -> _Check:
+        mailboxes = [a.app_id for a in snapshot.apps.values() if a.app_type == "mailbox"]
+        rotating = [
+            t.team_id for t in snapshot.teams.values() if t.config.get("strategy") == "rotate"
+        ]
+        columns = ["a.config_revision"]
+        params = {"account_id": snapshot.account_id}
+        for i, app_id in enumerate(mailboxes):
+            columns.append(f"(SELECT count(*) FROM voicemail WHERE app_id = :m{i})")
+            params[f"m{i}"] = app_id
+        for i, team_id in enumerate(rotating):
+            columns.append(f"(SELECT last_answered FROM team WHERE team_id = :t{i})")
+            params[f"t{i}"] = team_id
+        sql = f"SELECT {', '.join(columns)} FROM account AS a WHERE a.account_id = :account_id"
+        return cls(sql, params, mailboxes, rotating)
+
+
 class SnapshotCache:
     """Snapshots reused while the account's config revision stays the same (one node's view).
 
     A call then costs one small query (the revision, the mailbox counts, and who answered each
-    rotating team last) instead of loading every app, user, prompt, team and schedule. Any node
-    that changes the configuration bumps the revision in the same transaction
+    rotating team last) instead of loading every app, user, prompt, team and schedule; with a
+    `reader` (store/fresh.py) that query is a fresh read (inline on SQLite), without a session.
+    Any node that changes the configuration bumps the revision in the same transaction
     (store/revision.py), so no call runs on a stale menu.
     """
 
-    def __init__(self, size: int = 1000, sip_domain: str | None = None):
+    def __init__(
+        self, size: int = 1000, sip_domain: str | None = None, reader: FreshReader | None = None
+    ):
         self.size = size
         self.sip_domain = sip_domain
-        self._entries: OrderedDict[str, AccountSnapshot] = OrderedDict()
+        self.reader = reader
+        self._entries: OrderedDict[str, tuple[AccountSnapshot, _Check]] = OrderedDict()
 
     async def get(self, db: AsyncSession, account_id: str) -> AccountSnapshot:
-        """The account's snapshot with fresh mailbox counts."""
-        from openivr.store.voicemail import Voicemail
-
-        hit = self._entries.get(account_id)
-        mailboxes = [a.app_id for a in hit.apps.values() if a.app_type == "mailbox"] if hit else []
-        rotating = (
-            [t.team_id for t in hit.teams.values() if t.config.get("strategy") == "rotate"]
-            if hit
-            else []
-        )
-        # One round trip on a hit: the revision, the counts of the mailboxes we know and who
-        # answered each rotating team last (written by any node, without a revision bump).
-        counts = [
-            select(func.count()).where(Voicemail.app_id == m).scalar_subquery() for m in mailboxes
-        ]
-        turns = [
-            select(Team.last_answered).where(Team.team_id == t).scalar_subquery() for t in rotating
-        ]
-        row = (
-            await db.execute(
-                select(Account.config_revision, *counts, *turns).where(
-                    Account.account_id == account_id
-                )
-            )
-        ).first()
-        if (
-            hit is not None
-            and row is not None
-            and hit.account is not None
-            and hit.account.config_revision == row[0]
-        ):
-            self._entries.move_to_end(account_id)
-            held = row[1 : 1 + len(mailboxes)]
-            hit.config.message_counts = {m: int(n) for m, n in zip(mailboxes, held, strict=True)}
-            last = row[1 + len(mailboxes) :]
-            for team_id, member in zip(rotating, last, strict=True):
-                if member:
-                    hit.config.last_answered_by[team_id] = str(member)
-            return hit
+        """The account's snapshot with fresh mailbox counts (`db` only loads it when the one
+        held is missing or stale, or checks it when there is no reader)."""
+        entry = self._entries.get(account_id)
+        if entry is not None:
+            hit, check = entry
+            if self.reader is not None:
+                row = await self.reader.first(check.sql, check.params)
+            else:
+                found = (await db.execute(text(check.sql), check.params)).first()
+                row = tuple(found) if found is not None else None
+            if (
+                row is not None
+                and hit.account is not None
+                and hit.account.config_revision == row[0]
+            ):
+                self._entries.move_to_end(account_id)
+                held = row[1 : 1 + len(check.mailboxes)]
+                hit.config.message_counts = {
+                    m: int(n) for m, n in zip(check.mailboxes, held, strict=True)
+                }
+                last = row[1 + len(check.mailboxes) :]
+                for team_id, member in zip(check.rotating, last, strict=True):
+                    if member:
+                        hit.config.last_answered_by[team_id] = str(member)
+                return hit
         snapshot = await load_snapshot(db, account_id, sip_domain=self.sip_domain)
-        self._entries[account_id] = snapshot
+        self._entries[account_id] = (snapshot, _Check.of(snapshot))
+        self._entries.move_to_end(account_id)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
         return snapshot
