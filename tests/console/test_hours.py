@@ -11,6 +11,7 @@ from selenium.webdriver.support.ui import Select
 
 from tests.console.browser import by_text, find
 from tests.console.conftest import Console
+from tests.console.test_shell import UNLABELLED
 
 WEEKDAYS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00"}]
 
@@ -176,9 +177,36 @@ def test_a_conflicting_save_of_special_days_is_shown_and_never_overwrites(
     conflict = find(driver, "dialog .dialog-problem .alert")
     assert "Someone else changed these hours" in conflict.text
     assert console.api("GET", path)["closed_dates"] == ["2026-06-19"]
-    find(driver, "dialog button[name=dialog_cancel]").click()
-    # Opened again, theirs is there to add to.
-    _open_dialog(console)
+    # Loading their version shows theirs, without the day added here, to add to again.
+    conflict.find_element("css selector", "button[name=reload]").click()
+    console.wait(
+        lambda: (
+            [
+                el.get_attribute("value")
+                for el in driver.find_elements("css selector", "dialog[open] [name=special_first]")
+            ]
+            == ["2026-06-19"]
+        )
+    )
     _add_day(console, "2026-12-24")
     find(driver, "dialog button[name=dialog_save]").click()
     console.wait(lambda: console.api("GET", path)["closed_dates"] == ["2026-06-19", "2026-12-24"])
+
+
+def test_the_dialog_fits_a_phone_and_labels_every_control(console: Console) -> None:
+    _office_hours(console, closed_dates=["2026-12-24"])
+    driver = console.driver
+    try:
+        driver.set_window_size(360, 800)
+        _open_dialog(console)
+        _add_day(console, "2026-12-31", hours=("10:00", "14:00"))
+        assert driver.execute_script(UNLABELLED) == []
+        dialog = find(driver, "dialog[open]")
+        assert driver.execute_script(
+            "return arguments[0].scrollWidth <= arguments[0].clientWidth", dialog
+        )
+        assert driver.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )
+    finally:
+        driver.set_window_size(1280, 900)

@@ -110,7 +110,7 @@ export function busy(button, action) {
 
 /**
  * A dialog with a form: `onSubmit()` runs on Save; if it throws, the error shows inside the
- * dialog and it stays open. Resolves true when saved, false when cancelled.
+ * dialog (with the error's `actions`, buttons, when it has any) and it stays open. Resolves true when saved, false when cancelled.
  */
 export function formDialog(title, body, submitLabel, onSubmit) {
   return new Promise((resolve) => {
@@ -133,7 +133,9 @@ export function formDialog(title, body, submitLabel, onSubmit) {
         await onSubmit();
         close(true);
       } catch (error) {
-        put(problem, h("p", { class: "alert error", role: "alert" }, describe(error)));
+        // An error may carry buttons of what to do about it (a conflict: load their version).
+        put(problem, h("div", { class: "alert error", role: "alert" }, describe(error),
+          error.actions ? h("div", { class: "actions" }, error.actions) : null));
       }
     }));
     document.body.appendChild(el);

@@ -82,7 +82,9 @@ async function scheduleDialog(schedule) {
     h("div", { class: "field" }, h("span", { class: "label" }, "Weekly hours"), weeklyBox,
       h("button", { type: "button", name: "add_hours", onclick: () => addWeekly({ days: [], from: "", to: "" }) }, "Add hours")),
     special.element);
-  return formDialog(schedule ? `Change ${schedule.name}` : "Add opening hours", body, schedule ? "Save" : "Add", async () => {
+  // "Load their version" after a conflict closes this dialog and opens their hours afresh.
+  let reopen = false;
+  const saved = await formDialog(schedule ? `Change ${schedule.name}` : "Add opening hours", body, schedule ? "Save" : "Add", async () => {
     const weekly = [...weeklyBox.querySelectorAll(".weekly-row")].map((row) => ({
       days: [...row.querySelectorAll(".days input:checked")].map((i) => i.value),
       from: row.querySelector("input[name=from]").value,
@@ -95,12 +97,20 @@ async function scheduleDialog(schedule) {
       else await api("POST", acct("/schedule"), { json: data });
     } catch (error) {
       if (error instanceof ApiError && error.status === 412) {
-        throw new Error("Someone else changed these hours after you opened them, so your changes are not saved. Cancel and open them again to see theirs.");
+        const conflict = new Error("Someone else changed these hours after you opened them, so your changes are not saved.");
+        const load = h("button", { type: "button", name: "reload", class: "primary" }, "Load their version");
+        load.addEventListener("click", () => {
+          reopen = true;
+          load.closest("dialog").querySelector("button[name=dialog_cancel]").click();
+        });
+        conflict.actions = [load];
+        throw conflict;
       }
       if (error instanceof ApiError && error.status === 400) throw new Error(special.blame(describe(error)));
       throw error;
     }
   });
+  return reopen ? scheduleDialog(schedule) : saved;
 }
 
 async function removeSchedule(s, problems, reload) {
