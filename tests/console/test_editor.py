@@ -177,6 +177,31 @@ def test_teams_and_opening_hours_in_the_menu(console: Console) -> None:
     }
 
 
+def test_a_conflicting_team_save_offers_their_version(console: Console) -> None:
+    team = console.api(
+        "POST", console.acct("/team"), json={"name": "Sales", "members": [console.account.user_id]}
+    )
+    driver = console.driver
+    console.go("#/teams")
+    by_text(driver, "li.card", "Sales").find_element("css selector", "button[name=edit]").click()
+    name = find(driver, "dialog [name=team_name]")
+    name.clear()
+    name.send_keys("Sales Nordic")
+    # Someone else renames it meanwhile.
+    path = console.acct(f"/team/{team['team_id']}")
+    console.api("PUT", path, json={"name": "Sales Europe"})
+    find(driver, "dialog button[name=dialog_save]").click()
+    conflict = find(driver, "dialog .dialog-problem .alert")
+    assert "Someone else changed this team" in conflict.text
+    assert console.api("GET", path)["name"] == "Sales Europe"
+    conflict.find_element("css selector", "button[name=reload]").click()
+    console.wait(
+        lambda: (
+            find(driver, "dialog[open] [name=team_name]").get_attribute("value") == "Sales Europe"
+        )
+    )
+
+
 def test_leaving_with_unsaved_changes_asks_first(console: Console) -> None:
     app_id = _open_editor(console, "Main menu")
     driver = console.driver

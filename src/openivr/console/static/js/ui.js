@@ -87,6 +87,24 @@ export function adminsOnly(main, title, what, error) {
     `Only the account's admins can see ${what}. `, h("span", { class: "hint" }, `(The server said: ${error.detail || error.code}.)`)));
 }
 
+/**
+ * What a dialog's save throws when someone else saved first (HTTP 412): the message and a
+ * "Load their version" button that closes the dialog; `chosen()` says whether it was pressed,
+ * so the caller opens the dialog again on the other version.
+ */
+export function conflictError(message) {
+  const error = new Error(`${message} Your changes are not saved.`);
+  let pressed = false;
+  const load = h("button", { type: "button", name: "reload", class: "primary" }, "Load their version");
+  load.addEventListener("click", () => {
+    pressed = true;
+    load.closest("dialog").querySelector("button[name=dialog_cancel]").click();
+  });
+  error.actions = [load];
+  error.chosen = () => pressed;
+  return error;
+}
+
 /** A page heading with optional actions beside it. */
 export function heading(text, ...actions) {
   return h("div", { class: "page-head" }, h("h1", {}, text), actions.length ? h("div", { class: "actions" }, actions) : null);

@@ -3,7 +3,7 @@
 
 import { h, put, field, uid } from "../dom.js";
 import { api, acct, list, ApiError } from "../api.js";
-import { toast, showError, heading, busy, describe, dialog, formDialog, confirmAction } from "../ui.js";
+import { toast, showError, heading, busy, describe, dialog, formDialog, confirmAction, conflictError } from "../ui.js";
 import { specialDaysEditor, rowsOf, rowWords } from "../specialdays.js";
 
 const DAYS = [["mon", "Mon"], ["tue", "Tue"], ["wed", "Wed"], ["thu", "Thu"], ["fri", "Fri"], ["sat", "Sat"], ["sun", "Sun"]];
@@ -83,7 +83,7 @@ async function scheduleDialog(schedule) {
       h("button", { type: "button", name: "add_hours", onclick: () => addWeekly({ days: [], from: "", to: "" }) }, "Add hours")),
     special.element);
   // "Load their version" after a conflict closes this dialog and opens their hours afresh.
-  let reopen = false;
+  let conflict = null;
   const saved = await formDialog(schedule ? `Change ${schedule.name}` : "Add opening hours", body, schedule ? "Save" : "Add", async () => {
     const weekly = [...weeklyBox.querySelectorAll(".weekly-row")].map((row) => ({
       days: [...row.querySelectorAll(".days input:checked")].map((i) => i.value),
@@ -97,20 +97,14 @@ async function scheduleDialog(schedule) {
       else await api("POST", acct("/schedule"), { json: data });
     } catch (error) {
       if (error instanceof ApiError && error.status === 412) {
-        const conflict = new Error("Someone else changed these hours after you opened them, so your changes are not saved.");
-        const load = h("button", { type: "button", name: "reload", class: "primary" }, "Load their version");
-        load.addEventListener("click", () => {
-          reopen = true;
-          load.closest("dialog").querySelector("button[name=dialog_cancel]").click();
-        });
-        conflict.actions = [load];
+        conflict = conflictError("Someone else changed these hours after you opened them.");
         throw conflict;
       }
       if (error instanceof ApiError && error.status === 400) throw new Error(special.blame(describe(error)));
       throw error;
     }
   });
-  return reopen ? scheduleDialog(schedule) : saved;
+  return conflict && conflict.chosen() ? scheduleDialog(schedule) : saved;
 }
 
 async function removeSchedule(s, problems, reload) {

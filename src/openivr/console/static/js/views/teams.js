@@ -4,7 +4,7 @@ import { h, put, field, select } from "../dom.js";
 import { api, acct, ApiError } from "../api.js";
 import { accountData, promptsOf, userName } from "../data.js";
 import { actionPicker } from "../actions.js";
-import { toast, showError, heading, busy, describe, dialog, formDialog, confirmAction } from "../ui.js";
+import { toast, showError, heading, busy, describe, dialog, formDialog, confirmAction, conflictError } from "../ui.js";
 
 const STRATEGIES = [
   ["all", "Ring everyone at once"],
@@ -78,7 +78,9 @@ async function teamDialog(team, ctx) {
     h("div", { class: "grid2" }, field("Ring each (seconds)", ring), field("Ring the team at most (seconds)", max)),
     h("div", { class: "field" }, h("span", { class: "label" }, "When nobody answers"), h("div", { class: "key-row single" }, noAnswer.el),
       h("p", { class: "hint" }, "Nothing: the caller hears “unavailable” and goes back to the menu.")));
-  return formDialog(team ? `Change ${team.name}` : "Add a team", body, team ? "Save" : "Add", async () => {
+  // "Load their version" after a conflict closes this dialog and opens their team afresh.
+  let conflict = null;
+  const saved = await formDialog(team ? `Change ${team.name}` : "Add a team", body, team ? "Save" : "Add", async () => {
     const data = {
       name: name.value.trim(), strategy: strategy.value, members,
       ring_seconds: Number(ring.value), max_seconds: Number(max.value), no_answer: noAnswer.value(),
@@ -88,11 +90,13 @@ async function teamDialog(team, ctx) {
       else await api("POST", acct("/team"), { json: data });
     } catch (error) {
       if (error instanceof ApiError && error.status === 412) {
-        throw new Error("Someone else changed this team after you opened it, so your changes are not saved. Cancel and open it again to see theirs.");
+        conflict = conflictError("Someone else changed this team after you opened it.");
+        throw conflict;
       }
       throw error;
     }
   });
+  return conflict && conflict.chosen() ? teamDialog(team, ctx) : saved;
 }
 
 async function removeTeam(t, problems, reload) {
