@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from selenium import webdriver
 
 from openivr.audio.wav import parse_wav
+from tests.conftest import base_settings, run_server
 from tests.console.browser import by_text, find
 from tests.console.conftest import Console, open_signed_out, sign_in
 
@@ -70,6 +72,33 @@ def test_a_wrong_password_shows_as_a_security_event(console: Console) -> None:
     console.button("Show").click()
     by_text(driver, "main", "No events match.")
     assert console.page_errors() == []
+
+
+def test_bans_show_who_from_where_and_until_when(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    # A node of its own that bans after two wrong passwords: the shared node's address must
+    # stay unbanned for the other tests.
+    for server in run_server(base_settings(tmp_path, auth_failures=2)):
+        account = server.account("Andersson Dental")
+        open_signed_out(browser, server)
+        sign_in(browser, account.email, account.password)  # before the guessing starts
+        by_text(browser, "main h2", "Main menu")
+        for guess in ("summer2026", "winter2026"):
+            r = server.client.post(
+                "/oauth/token",
+                auth=("sonetel-web", "sonetel-web"),
+                data={"grant_type": "password", "username": account.email, "password": guess},
+            )
+            assert r.status_code == 401, r.text
+        browser.execute_script("window.location.hash = '#/security'")
+        find(browser, "tr[data-kind=ban]")
+        rows = browser.find_elements("css selector", "tbody tr")
+        bans = [row.text for row in rows if row.get_attribute("data-kind") == "ban"]
+        # The newest first: the bans came with the second wrong password.
+        kinds = [row.get_attribute("data-kind") for row in rows]
+        assert kinds == ["ban", "ban", "failure", "failure"], kinds
+        assert any("Address banned" in b and "127.0.0.1" in b for b in bans), bans
+        assert any("User name locked" in b and account.email in b for b in bans), bans
+        assert all("after 2 wrong passwords, until" in b for b in bans), bans
 
 
 def test_a_regular_user_sees_no_admin_pages(console: Console) -> None:
