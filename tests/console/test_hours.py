@@ -210,3 +210,33 @@ def test_the_dialog_fits_a_phone_and_labels_every_control(console: Console) -> N
         )
     finally:
         driver.set_window_size(1280, 900)
+
+
+def test_runs_of_days_read_as_ranges_and_save_back_unchanged(console: Console) -> None:
+    special = [
+        {"date": day, "from": start, "to": end}
+        for day in ("2026-12-31", "2027-01-01")
+        for start, end in (("09:00", "12:00"), ("13:00", "15:00"))
+    ]
+    closed = ["2026-12-24", "2026-12-25", "2026-12-26", "2026-12-28"]
+    hours = _office_hours(console, closed_dates=closed, special=special)
+    path = console.acct(f"/schedule/{hours['schedule_id']}")
+    before = console.api("GET", path)
+    driver = console.driver
+    console.go("#/schedules")
+    listed = console.wait(
+        lambda: [li.text for li in driver.find_elements("css selector", ".special-list li")]
+    )
+    # Three days closed, one more closed after a gap, two days with the same two intervals.
+    assert len(listed) == 4, listed
+    assert listed[0].count("2026") == 2 and listed[0].endswith(": closed"), listed
+    assert listed[1].count("2026") == 1 and listed[1].endswith(": closed"), listed
+    assert listed[2].endswith("2027: open 09:00–12:00"), listed
+    assert listed[3].endswith("2027: open 13:00–15:00"), listed
+    # Saved as it is, nothing changes (an extra save, an ETag, but the same days and hours).
+    _open_dialog(console)
+    assert len(driver.find_elements("css selector", "dialog .special-row")) == 4
+    find(driver, "dialog button[name=dialog_save]").click()
+    console.wait(lambda: not driver.find_elements("css selector", "dialog[open]"))
+    after = console.api("GET", path)
+    assert (after["closed_dates"], after["special"]) == (before["closed_dates"], before["special"])
