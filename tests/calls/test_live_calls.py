@@ -69,7 +69,11 @@ def test_rfc4733_key_during_the_welcome_reaches_the_mailbox(
         "menu_key_rfc4733.xml",
         tmp_path,
         apps["Main menu"]["app_id"],
-        values={"key_pcap": str(PCAPS / "dtmf_2833_1.pcap"), "wait_ms": "2500"},
+        values={
+            "key_pcap": str(PCAPS / "dtmf_2833_1.pcap"),
+            "key_ms": "500",
+            "wait_ms": "2500",
+        },
     )
     call = _calls(phone_server, acc)[0]
     assert call["keys"] == "1"

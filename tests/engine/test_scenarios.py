@@ -218,12 +218,12 @@ SCENARIOS = [
         total=2 + 2 + 4,
     ),
     Scenario(
-        "announcement: keys are ignored",
+        "announcement: a key does not stop it (kept for a menu; none follows)",
         [{"key": "1", "during": "welcome"}],
         ["VAmain.welcome"],
         "hangup",
         main={"play_menu": "no", "final_action": action("hangup")},
-        keys=["ignored"],
+        keys=["kept for the next menu"],
         total=2,
     ),
     Scenario(

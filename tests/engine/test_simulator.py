@@ -202,3 +202,43 @@ def test_other_takes_a_sip_address_that_is_called_as_one() -> None:
     assert t.outcome is not None and t.outcome.target == "sip:desk@pbx.example.com"
     t = simulate(config, "VAmain", "+4611", "+4622", "2")
     assert t.outcome is not None and t.outcome.target == "sip:VAother@openivr.local"
+
+
+def test_a_key_at_the_first_moment_of_the_call_stops_the_welcome_and_chooses() -> None:
+    config = build({"menu": {"digit_1": call_user("7")}})
+    t = simulate(config, "VAmain", "+4611", "+4622", [{"key": "1", "at": 0}], by_key)
+    [welcome, wait] = [e for e in t.entries if e.kind == "prompt"]
+    assert (welcome.data["key"], welcome.data["interrupted"], welcome.data["duration"]) == (
+        "welcome",
+        True,
+        0.0,
+    )
+    assert wait.data["key"] == "please_wait" and t.outcome is not None
+    assert t.outcome.kind == "transferred"
+
+
+def test_a_key_at_once_during_an_announcement_chooses_in_the_menu_after_it() -> None:
+    intro = {
+        "app_id": "VAintro",
+        "app_type": "ivr",
+        "name": "Intro",
+        "play_menu": "no",
+        "final_action": action("connect", "app", "VAmain"),
+    }
+    config = build({"menu": {"digit_1": call_user("7")}}, apps=[intro])
+    t = simulate(config, "VAintro", "+4611", "+4622", [{"key": "1", "at": 0.2}], by_key)
+    # The announcement plays whole; the menu takes the key kept meanwhile without a word.
+    played = [
+        (e.data["app_id"], e.data["key"], e.data["interrupted"])
+        for e in t.entries
+        if e.kind == "prompt"
+    ]
+    assert played == [("VAintro", "welcome", False), ("VAmain", "please_wait", False)]
+    keys = [(e.at, e.text) for e in t.entries if e.kind == "key"]
+    assert keys == [(0.2, "kept for the next menu"), (3.0, "menu option 1 → call user 7")]
+
+
+def test_at_is_a_moment_of_the_call_not_combined_with_after_or_during() -> None:
+    assert parse_timeline([{"key": "2", "at": 0}]) == [Step("key", key="2", at=0.0)]
+    with pytest.raises(TimelineError, match=r"timeline\[0\]\.at: .*without after or during"):
+        parse_timeline([{"key": "2", "at": 1, "during": "menu"}])

@@ -46,6 +46,7 @@ _TIMELINE_DOC = (
     'What the caller does, in order: a string of keys (`"12#"`), or a list of steps, each one '
     'of `{"key": "1", "after": 2.5}` (press 2.5 s after the line went quiet), '
     '`{"key": "1", "during": "menu", "after": 0.5}` (while a prompt plays), '
+    '`{"key": "2", "at": 0}` (at that second of the call, whatever plays), '
     '`{"hangup": true, "after": 3}`, `{"record": 12, "end": "key"|"silence"|"hangup"}` '
     '(speak 12 s into a mailbox) or `{"transfer": "answered"|"busy"|"no_answer"|'
     '"unreachable", "after": 4}` (how the next transfer ends); also `{"keys"}` or '

@@ -12,7 +12,9 @@ Rules worth knowing (the README of the engine repeats them for users):
 
 - Menu prompts (welcome, menu, and the system messages said inside a menu) take barge-in: a
   key stops them and counts. Keys during other prompts (announcements, please-wait, mailbox
-  greeting, goodbye) are ignored.
+  greeting, goodbye) are ignored, except before the call's first menu (type-ahead): keys that
+  come before a menu takes keys are kept, at most MAX_TYPEAHEAD, and the first menu takes them
+  at once instead of playing its welcome and menu.
 - Without get_extension a key is decided at once. With get_extension, digits are collected
   until '#' or until `interdigit_timeout` passes without a key; then a single configured menu
   digit runs its menu entry, else a user's extension calls that user, else it is invalid. So a
@@ -108,6 +110,9 @@ from openivr.engine.vocabulary import DIGIT_SLOTS, STANDARD_PROMPTS
 
 MAX_HOPS = 10
 MIN_MESSAGE_SECONDS = 1.0
+# Keys kept before the call's first menu takes keys (type-ahead): an extension of 6 digits and
+# its '#', with room to spare; more are ignored.
+MAX_TYPEAHEAD = 8
 # DTMF events a keypad can send that no menu uses (RFC 4733 A-D); ignored, not an error.
 _UNUSED_DTMF = frozenset("ABCDabcd")
 
@@ -181,6 +186,9 @@ class CallFlow:
         self._timer_id = 0
         self._timer_purpose: str | None = None  # None: no timer running
         self._digits = ""
+        # Keys pressed before the first menu could take them, kept for it; None once a menu
+        # has taken keys (later keys during prompts without barge-in are ignored).
+        self._typeahead: list[str] | None = []
         self._collecting_in = ""  # app whose keys CollectDigits was sent for
         self._attempts = 0
         self._timeout_used = False
@@ -279,10 +287,22 @@ class CallFlow:
                 self._log_key(digit, "ignored")
                 return
             raise ValueError(f"not a keypad key: {digit!r}; expected 0-9, * or #")
-        if self._phase == _LISTENING or (self._phase == _PLAYING and self._barge and self._playing):
+        kept = self._typeahead
+        if self._taking_keys():
             self._menu_key(digit)
-        else:
+        elif kept is None:
             self._log_key(digit, "ignored")
+        elif len(kept) < MAX_TYPEAHEAD:
+            kept.append(digit)
+            self._log_key(digit, "kept for the next menu")
+        else:
+            self._log_key(digit, f"ignored ({MAX_TYPEAHEAD} keys kept already)")
+
+    def _taking_keys(self) -> bool:
+        """Whether a key now is a menu key: the menu listens, or a barge-in prompt of it plays."""
+        return self._phase == _LISTENING or (
+            self._phase == _PLAYING and self._barge and self._playing
+        )
 
     def _on_timer(self, event: TimerFired) -> None:
         if self._timer_purpose is None or event.timer_id != self._timer_id:
@@ -456,6 +476,17 @@ class CallFlow:
                     app.app_id, "#" if ext else None, app.interdigit_timeout if ext else None
                 )
             )
+        kept, self._typeahead = self._typeahead, None
+        if kept:
+            # The caller chose before the menu could ask: no welcome, no menu prompt.
+            self._log("note", f"keys pressed before the menu, taken now: {''.join(kept)}")
+            self._phase = _LISTENING
+            for digit in kept:
+                if self._taking_keys():
+                    self._menu_key(digit)
+                elif self._phase != _ENDED:
+                    self._log_key(digit, "ignored (kept before the menu; the call went on)")
+            return
         plays = [self._app_prompt(app, "menu")]
         if welcome:
             plays.insert(0, self._app_prompt(app, "welcome"))

@@ -226,7 +226,8 @@ class _Simulation:
                 candidates.append((playing.end, 1, "prompt"))
             step_at = self.step_time()
             if step_at is not None:
-                order = 0 if self.steps[self.index].during is not None else 2
+                step = self.steps[self.index]
+                order = 0 if step.during is not None or step.at is not None else 2
                 candidates.append((step_at, order, "step"))
             if self.recording is not None:
                 candidates.append((self.recording.ends_at, 3, "recording"))
@@ -262,7 +263,9 @@ class _Simulation:
         if step.kind not in ("key", "hangup"):
             return None  # record and transfer steps wait for the engine to ask
         playing = self.playing
-        if step.during is not None:
+        if step.at is not None:
+            self.press_at = max(self.now, step.at)
+        elif step.during is not None:
             if playing is None or not _matches(playing.prompt, step.during):
                 return None
             offset = step.after if step.after is not None else playing.duration / 2

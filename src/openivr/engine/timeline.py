@@ -14,7 +14,10 @@ A step is one object with exactly one of these (schema: `TIMELINE_SCHEMA`):
 - `{"key": "1", "during": "menu", "after": 0.5}`: press it while the prompt named `during` (a
   standard key such as menu/welcome/invalid_option, a prompt name, or a prompt id) plays,
   `after` seconds into it (default: half way; at most its end). It waits for that prompt.
-- `{"hangup": true, "after": 3}` (or with `during`): the caller hangs up.
+- `{"key": "2", "at": 0}`: press it `at` seconds after the call was answered, whatever plays
+  then (a caller who knows the menu presses at once); at once if that moment has passed when
+  the step's turn comes. Not with `after` or `during`.
+- `{"hangup": true, "after": 3}` (or with `during` or `at`): the caller hangs up.
 - `{"record": 12, "end": "key"|"silence"|"hangup"}`: when the mailbox records, the caller
   speaks 12 s and then presses '#' (default), stays silent until the silence limit (5 s; the
   recorder trims that tail), or hangs up. Without a record step a caller says nothing.
@@ -65,6 +68,7 @@ TIMELINE_SCHEMA: dict[str, Any] = {
                         "key": {"type": "string", "pattern": "^[0-9*#]$"},
                         "after": {"type": "number", "minimum": 0},
                         "during": {"type": "string", "minLength": 1},
+                        "at": {"type": "number", "minimum": 0},
                     },
                     "required": ["key"],
                     "additionalProperties": False,
@@ -75,6 +79,7 @@ TIMELINE_SCHEMA: dict[str, Any] = {
                         "hangup": {"const": True},
                         "after": {"type": "number", "minimum": 0},
                         "during": {"type": "string", "minLength": 1},
+                        "at": {"type": "number", "minimum": 0},
                     },
                     "required": ["hangup"],
                     "additionalProperties": False,
@@ -147,6 +152,7 @@ class Step:
     result: TransferResult = "answered"
     member: str = ""  # team: who answers (user id, name or extension), or "nobody"
     busy: tuple[str, ...] = ()  # team: members on another call
+    at: float | None = None  # key/hangup: seconds since the call was answered
 
 
 def parse_timeline(raw: Any) -> list[Step]:
@@ -191,8 +197,8 @@ def _parse_step(item: Mapping[str, Any], where: str) -> Step:
         raise TimelineError(f"{where}: give exactly one of key, hangup, record, transfer or team")
     kind = kinds[0]
     allowed = {
-        "key": {"key", "after", "during"},
-        "hangup": {"hangup", "after", "during"},
+        "key": {"key", "after", "during", "at"},
+        "hangup": {"hangup", "after", "during", "at"},
         "record": {"record", "end"},
         "transfer": {"transfer", "after"},
         "team": {"team", "after", "busy"},
@@ -204,15 +210,18 @@ def _parse_step(item: Mapping[str, Any], where: str) -> Step:
     during = item.get("during")
     if during is not None and (not isinstance(during, str) or not during.strip()):
         raise TimelineError(f"{where}.during: must name a prompt")
+    at = _seconds(item, "at", where) if "at" in item else None
+    if at is not None and (after is not None or during is not None):
+        raise TimelineError(f"{where}.at: a moment of the call; give it without after or during")
     if kind == "key":
         key = item["key"]
         if not isinstance(key, str | int) or isinstance(key, bool) or str(key) not in KEYS:
             raise TimelineError(f"{where}.key: must be one of 0-9, * or #; got {key!r}")
-        return Step("key", key=str(key), after=after, during=during)
+        return Step("key", key=str(key), after=after, during=during, at=at)
     if kind == "hangup":
         if item["hangup"] is not True:
             raise TimelineError(f"{where}.hangup: must be true")
-        return Step("hangup", after=after, during=during)
+        return Step("hangup", after=after, during=during, at=at)
     if kind == "record":
         end = one_of(item.get("end", "key"), RECORD_ENDS)
         if end is None:
