@@ -224,6 +224,23 @@ def test_every_page_labels_its_controls_and_fits_a_phone(console: Console) -> No
     assert console.page_errors() == []
 
 
+def test_an_admins_navigation_keeps_to_one_line_on_a_desktop(console: Console) -> None:
+    driver = console.driver
+    assert by_text(driver, "header nav a", "Recordings") and by_text(
+        driver, "header nav a", "Security"
+    )
+    try:
+        for width in (1181, 1280, 1480):
+            driver.set_window_size(width, 800)
+            tops = driver.execute_script(
+                "return [...document.querySelectorAll('#nav-list a')]"
+                ".map((a) => Math.round(a.getBoundingClientRect().top))"
+            )
+            assert len(tops) == 10 and len(set(tops)) == 1, (width, tops)
+    finally:
+        driver.set_window_size(1280, 900)
+
+
 def test_keyboard_alone_signs_in_and_reaches_a_page(
     browser: webdriver.Chrome, console_server: RunningServer
 ) -> None:
