@@ -109,3 +109,17 @@ def test_after_the_first_menu_keys_in_prompts_without_barge_in_are_ignored() -> 
     (menu,) = _plays(call.handle(PromptFinished(12.0, unavailable.play_id)))
     assert menu.prompt.key == "menu"
     assert [e.text for e in call.log if e.digit == "2"] == ["ignored"]
+
+
+def test_keys_while_a_transfer_rings_before_any_menu_are_not_kept() -> None:
+    intro = dict(INTRO, final_action=call_user("7"), menu={"timeout": connect("VAmain")})
+    call = CallFlow(build({"menu": {"digit_2": call_user("9")}}, apps=[intro]), "VAintro")
+    (welcome,) = _plays(call.handle(CallStarted(0.0)))
+    (wait,) = _plays(call.handle(PromptFinished(3.0, welcome.play_id)))
+    call.handle(PromptFinished(4.0, wait.play_id))
+    assert call.handle(DigitPressed(5.0, "2")) == []  # ringing: a key chooses nothing
+    (unavailable,) = _plays(call.handle(TransferFailed(9.0, "no_answer")))
+    # The announcement's timeout entry leads to the menu, which plays: nothing was kept.
+    out = call.handle(PromptFinished(10.0, unavailable.play_id))
+    assert [p.prompt.key for p in _plays(out)] == ["welcome"]
+    assert [e.text for e in call.log if e.digit == "2"] == ["ignored"]

@@ -417,6 +417,11 @@ class CallDriver:
                 leg = await connect(self.call, request, answered)
             finally:
                 if not self.call.ended:
+                    # Keys pressed while it rang reach the engine before the transfer's end, in
+                    # the order they came: it decides them as keys during a ring, not as keys
+                    # to whatever it plays after a failure.
+                    for event in self.call.pending_events():
+                        self.inbox.put_nowait(event)
                     self._start_pump()
             self.notes.transfers.append(leg)
             status = str(leg.get("status", "unreachable"))

@@ -13,7 +13,7 @@ Rules worth knowing (the README of the engine repeats them for users):
 - Menu prompts (welcome, menu, and the system messages said inside a menu) take barge-in: a
   key stops them and counts. Keys during other prompts (announcements, please-wait, mailbox
   greeting, goodbye) are ignored, except before the call's first menu (type-ahead): keys that
-  come before a menu takes keys are kept, at most MAX_TYPEAHEAD, and the first menu takes them
+  come during prompts before a menu takes keys are kept, at most MAX_TYPEAHEAD, and the first menu takes them
   at once instead of playing its welcome and menu.
 - Without get_extension a key is decided at once. With get_extension, digits are collected
   until '#' or until `interdigit_timeout` passes without a key; then a single configured menu
@@ -290,7 +290,7 @@ class CallFlow:
         kept = self._typeahead
         if self._taking_keys():
             self._menu_key(digit)
-        elif kept is None:
+        elif kept is None or self._phase != _PLAYING:  # kept only from prompts, not rings
             self._log_key(digit, "ignored")
         elif len(kept) < MAX_TYPEAHEAD:
             kept.append(digit)
