@@ -43,6 +43,22 @@ def test_simulate_pressing_1_leaves_a_voicemail(server: RunningServer) -> None:
         assert abs(w.getnframes() / 8000 - t["total_seconds"]) < 0.1
 
 
+def test_simulate_a_key_at_the_first_moment_of_the_call(server: RunningServer) -> None:
+    acc = server.account()
+    apps = _apps(server, acc)
+    url = f"/account/{acc.account_id}/voiceapp/{apps['Main menu']['app_id']}/simulate"
+    r = server.client.post(url, headers=acc.headers, json={"timeline": [{"key": "1", "at": 0}]})
+    assert r.status_code == 200, r.text
+    t = r.json()["response"]
+    welcome = next(e for e in t["entries"] if e["kind"] == "prompt")
+    assert (welcome["key"], welcome["interrupted"], welcome["duration"]) == ("welcome", True, 0)
+    entered = [e["app_id"] for e in t["entries"] if e["kind"] == "app"]
+    assert entered == [apps["Main menu"]["app_id"], apps["Voice Mail"]["app_id"]]
+    bad = {"timeline": [{"key": "1", "at": 0, "after": 1}]}
+    r = server.client.post(url, headers=acc.headers, json=bad)
+    assert r.status_code == 400 and "timeline[0].at" in r.json()["response"]["detail"], r.text
+
+
 def test_simulate_invalid_key_then_timeout(server: RunningServer) -> None:
     acc = server.account()
     menu = _apps(server, acc)["Main menu"]
