@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,7 +35,8 @@ def clean_env() -> dict[str, str]:
 
 @dataclass
 class Node:
-    """A real `openivr serve` process with one account logged in."""
+    """A real `openivr serve` process with one account logged in. It leads a process group of
+    its own, with the media process it starts (`--workers`, 1 by default on Linux)."""
 
     base_url: str
     account_id: str
@@ -60,6 +62,24 @@ class Node:
     def app_of_type(self, app_type: str) -> dict[str, Any]:
         """The (first) app of a type, e.g. the default mailbox."""
         return next(a for a in self.apps() if a["app_type"] == app_type)
+
+    def signal_all(self, sig: int) -> None:
+        """Send a signal to every process of the node at once, as Ctrl-C in its terminal
+        (SIGINT) or systemd stopping its service (SIGTERM) or killing it (SIGKILL) does."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:  # every process of it has gone already
+            pass
+
+    def media_pids(self) -> list[int]:
+        """The node's media processes (none with `--workers 0` or SIP off)."""
+        found = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*"):
+            try:  # each thread's own children (the thread that starts them is not the main one)
+                found += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:  # the thread (or the process) ended meanwhile
+                pass
+        return sorted(found)
 
     def wait_for_calls_in_progress(self, count: int = 1, timeout: float = 60.0) -> None:
         """Wait until the call log lists `count` calls in progress (a caller got through)."""
@@ -159,6 +179,9 @@ def serving_node(
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            # A group of its own: a test can signal every process of the node, as a terminal
+            # or systemd would, without signalling pytest.
+            start_new_session=True,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -183,3 +206,7 @@ def serving_node(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+        try:  # nothing of the node outlives the test (a media process holds ports)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

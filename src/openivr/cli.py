@@ -44,7 +44,7 @@ _SERVE_FLAGS: dict[str, str] = {
     "secret": "Signing secret shared by all nodes (default: generated in the data dir)",
     "access_token_seconds": "Access token lifetime (default 86400)",
     "audio_url_seconds": "Lifetime of signed audio links (default 86400)",
-    "workers": "Media processes: each runs SIP and RTP on its own port from --sip-port up and a slice of --rtp-ports, beside the API's process; 0 runs SIP in the API's process (default 0)",
+    "workers": "Media processes beside the API's process, each running SIP and RTP on its own port from --sip-port up and a slice of --rtp-ports, so calls' audio never waits for the API (default 1 on Linux, 0 elsewhere); 0 runs everything in one process (less memory and start-up, for a node whose API is rarely busy while it carries calls)",
     "loop_debug": "Event-loop debug mode: log every callback that holds the loop over 10 ms, by name (true/false; costs CPU)",
     "auth_failures": "Wrong passwords (SIP or login) from one address or for one user within --auth-window before it is refused without a check (default 10)",
     "auth_window": "Seconds over which wrong passwords are counted (default 600)",

@@ -1,8 +1,9 @@
 """Entry point of a media process that `openivr serve` starts (`processes.py`): SIP, RTP, calls.
 
 Settings come from OPENIVR_* variables; the process prints a ready line on stdout once its
-SIP server listens, and drains (new calls 503, calls in progress go on) on SIGTERM or SIGINT.
-On its control socket (from the API process) it answers `numbers` with its `MediaNumbers`.
+SIP server listens, and drains (new calls 503, calls in progress go on) on the API process's
+STEP_SIGNAL (SIGTERM or SIGINT when it runs without one). On its control socket (from the API
+process) it answers `numbers` with its `MediaNumbers` and places callbacks.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from openivr import logs
 from openivr.api.app import create_app
 from openivr.apps.callbacks.schema import CallbackPlan, CallbackRefused
 from openivr.metrics import media_numbers
-from openivr.processes import CONTROL_FD, READY
+from openivr.processes import CONTROL_FD, READY, STEP_SIGNAL
 from openivr.server import MEDIA_LAYERS
 from openivr.settings import Settings, from_environment
 
@@ -103,7 +104,9 @@ async def _serve_media(settings: Settings) -> None:
         else:
             os._exit(1)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # Under `openivr serve` the API process hears the stop signals and passes each on; SIGINT
+    # and SIGTERM stay ignored here (processes.py says why).
+    for sig in (STEP_SIGNAL,) if control is not None else (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     async with app.router.lifespan_context(app):
         if control is not None:

@@ -1,4 +1,4 @@
-"""`openivr serve --workers N`'s media processes: SIP and RTP apart from the API, one per worker.
+"""`openivr serve`'s media processes: SIP and RTP apart from the API, one per worker (`--workers`).
 
 The API runs in the process `openivr serve` starts; calls run in N media processes it starts
 once the database is migrated, each a full SIP/RTP node on its own port (`--sip-port` + i) and
@@ -7,14 +7,17 @@ apart: every request the API serves is Python work (parsing, ORM, JSON, the simu
 holds the GIL; in one process it delays the media clock, and a thread holding the GIL makes the
 loop wait up to the switch interval after each socket call (the convoy effect). In its own
 process the media loop competes only for the CPU, and the API process runs at SCHED_IDLE, so
-on a busy core the kernel hands the CPU to a media process the instant it wakes. `--workers 0` (the default) keeps one process.
+on a busy core the kernel hands the CPU to a media process the instant it wakes. One media
+process is the default on Linux; `--workers 0` keeps everything in one process.
 
 The API process keeps a control socket to each media process (a socket pair made at start):
 at each `/metrics` scrape and `/readyz` it asks for the process's `MediaNumbers` (calls,
 the media clock's lag, SIP listening and draining) and reports the node's sum. Stopping goes
 through all of them: the first stop signal drains every media process while the API answers
 (`/readyz` says draining) and the node exits when the last of them has, a second ends their
-calls at once.
+calls at once. Only the API process hears stop signals: a media process ignores SIGINT and
+SIGTERM (Ctrl-C in a terminal and systemd's stop reach every process of the node at once, which
+would count twice) and takes each step from the API process as STEP_SIGNAL.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import fields, replace
 from pathlib import Path
@@ -49,6 +54,9 @@ ASK_SECONDS = 2.0
 FINISH_SECONDS = 15.0
 # The API process's nice value where SCHED_IDLE is refused (the lowest there is).
 API_NICE = 19
+# What the API process sends a media process for each stop step (drain, then end calls now);
+# also what a media process gets when the API process dies (it drains, then stops).
+STEP_SIGNAL = signal.SIGUSR1
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
@@ -99,19 +107,26 @@ def dispatcher_list(settings: Settings) -> str:
     )
 
 
-def _die_with_parent() -> None:
+def _in_child() -> None:
+    # Stop signals are the API process's to hear and pass on (STEP_SIGNAL): ignored from the
+    # start (exec keeps an ignored signal ignored, and Python then installs no handler of its
+    # own), so Ctrl-C during start-up does not kill the process either.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A media process must not outlive `openivr serve` (killed with SIGKILL, it cannot stop
-    # its children): PR_SET_PDEATHSIG sends SIGTERM to the child when the parent goes.
+    # its children): PR_SET_PDEATHSIG sends the step signal to the child when the parent goes
+    # (it drains, and stops when it sees its control socket closed).
     if sys.platform == "linux":
         try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            ctypes.CDLL(None, use_errno=True).prctl(1, STEP_SIGNAL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
 
 
-def yield_cpu(pid: int = 0) -> str:
-    """Put every thread of process `pid` (0: this one) at the lowest CPU priority Linux has,
-    SCHED_IDLE (nice 19 where that is refused); returns which one it got ("" elsewhere).
+def yield_cpu(pid: int = 0, keep: tuple[int, ...] = ()) -> str:
+    """Put every thread of process `pid` (0: this one) but those in `keep` at the lowest CPU
+    priority Linux has, SCHED_IDLE (nice 19 where that is refused); returns which one it got
+    ("" elsewhere).
 
     Under SCHED_IDLE the kernel preempts the thread the instant a normal task wakes on its core,
     so a media clock whose timer fires never waits for the API's work (at nice +5 it waited up
@@ -124,6 +139,8 @@ def yield_cpu(pid: int = 0) -> str:
     got = ""
     for task in Path(f"/proc/{pid or os.getpid()}/task").iterdir():
         tid = int(task.name)
+        if tid in keep:
+            continue
         try:
             os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
             got = got or "idle"
@@ -137,12 +154,55 @@ def yield_cpu(pid: int = 0) -> str:
     return got
 
 
+class Spawner:
+    """The one thread of the API process that starts media processes, kept at the node's own
+    CPU priority when `yield_cpu` lowers the others: a process inherits the scheduling policy
+    and nice value of the thread that forks it, and an unprivileged process never gets back from
+    SCHED_IDLE or nice 19, so a media process started again after a crash would carry every
+    call at the API's priority. The thread must outlive the processes it starts (their
+    PR_SET_PDEATHSIG follows the thread that forked them)."""
+
+    NAME = "openivr-spawner"
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=self.NAME)
+        self.thread_id = self._pool.submit(self._named).result()
+
+    def _named(self) -> int:
+        if sys.platform == "linux":  # named for ps and /proc (PR_SET_NAME, 15 bytes at most)
+            try:
+                ctypes.CDLL(None, use_errno=True).prctl(15, self.NAME.encode())
+            except (OSError, AttributeError):
+                pass
+        return threading.get_native_id()
+
+    async def popen(
+        self, command: list[str], env: dict[str, str], fd: int
+    ) -> subprocess.Popen[bytes]:
+        """Start a media process from the spawner's thread (its ready line on a pipe)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool,
+            lambda: subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                pass_fds=(fd,),
+                preexec_fn=_in_child,  # noqa: PLW1509 (this thread is the only one forking)
+            ),
+        )
+
+    def close(self) -> None:
+        """Let the thread end (after the processes it started have)."""
+        self._pool.shutdown(wait=False)
+
+
 class MediaProcess:
     """One media process: started, restarted if it dies, stopped with the node (drained)."""
 
-    def __init__(self, settings: Settings, index: int) -> None:
+    def __init__(self, settings: Settings, index: int, spawner: Spawner) -> None:
         self.settings = worker_settings(settings, index)
         self.index = index
+        self.spawner = spawner
         self.proc: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
@@ -159,12 +219,8 @@ class MediaProcess:
         env = environment(self.settings)
         env[CONTROL_FD] = str(theirs.fileno())
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "openivr.media_main"],
-                env=env,
-                stdout=subprocess.PIPE,
-                pass_fds=(theirs.fileno(),),
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads call Popen meanwhile)
+            self.proc = await self.spawner.popen(
+                [sys.executable, "-m", "openivr.media_main"], env, theirs.fileno()
             )
         finally:
             theirs.close()
@@ -256,7 +312,7 @@ class MediaProcess:
         """Tell the process to drain (its first stop signal); a second call ends its calls."""
         self._stopping = True
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(STEP_SIGNAL)
 
     async def drained(self, limit: float) -> None:
         """Wait until the process has no call left while draining (or is gone), at most
@@ -268,7 +324,7 @@ class MediaProcess:
                 return
             if time.monotonic() > deadline:
                 log.error("media process %d still has calls; ending them", self.index + 1)
-                self.proc.send_signal(signal.SIGTERM)  # its second: calls end, messages kept
+                self.proc.send_signal(STEP_SIGNAL)  # its second: calls end, messages kept
                 return
             await asyncio.sleep(0.2)
 
@@ -337,15 +393,18 @@ async def start_media_processes(_app: FastAPI, ctx: ServerContext, stack: AsyncE
     settings = ctx.settings
     if settings.workers <= 0 or settings.sip_port == 0:
         return
-    processes = [MediaProcess(settings, i) for i in range(settings.workers)]
+    spawner = Spawner()
+    stack.callback(spawner.close)  # after the processes stopped
+    processes = [MediaProcess(settings, i, spawner) for i in range(settings.workers)]
     workers = MediaWorkers(processes)
     stack.push_async_callback(workers.stop)
     started = time.monotonic()
     await asyncio.gather(*(p.start() for p in processes))
     ctx.media_workers = workers
     ctx.callbacks = workers  # callbacks are placed by the media processes, in turn
-    # After the start (media processes must not inherit it): the API yields the CPU to them.
-    log.info("API process at CPU priority %s", yield_cpu() or "unchanged")
+    # The API yields the CPU to them, all of it but the thread that starts them (Spawner).
+    priority = yield_cpu(keep=(spawner.thread_id,))
+    log.info("API process at CPU priority %s", priority or "unchanged")
     if settings.workers > 1:
         path = Path(settings.data_dir) / f"dispatcher-{settings.node_name or 'node'}.list"
         path.write_text(dispatcher_list(settings))

@@ -64,8 +64,8 @@ async def watch_loop(_app: FastAPI, ctx: ServerContext, stack: AsyncExitStack) -
     stack.callback(restore)
 
 
-# Everything in one process (`--workers 0`, the default, and the in-process nodes of tests and
-# benches). Order matters: the loop's debug mode first (--loop-debug), the security log's upkeep,
+# Everything in one process (`--workers 0`, the default off Linux, and the in-process nodes of
+# tests and benches). Order matters: the loop's debug mode first (--loop-debug), the security log's upkeep,
 # then delivery (voicemail hand-off), then the SIP server that uses it, then the heap is settled
 # once everything has started.
 LAYERS: tuple[NodeLayer, ...] = (
@@ -76,8 +76,9 @@ LAYERS: tuple[NodeLayer, ...] = (
     calls.install,
     settle_heap,
 )
-# `openivr serve --workers N`: the API process delivers voicemail and starts the media processes
-# once its migrations ran; each media process runs SIP (both keep the security log's upkeep).
+# `openivr serve` on Linux (`--workers 1`, or N): the API process delivers voicemail and starts
+# the media processes once its migrations ran; each media process runs SIP (both keep the
+# security log's upkeep).
 API_LAYERS: tuple[NodeLayer, ...] = (
     watch_loop,
     guard.install,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,10 @@ class Settings:
     metrics_networks: tuple[str, ...] = ()
     log_format: str = "text"
     access_log: bool = True
-    workers: int = 0
+    # Media processes beside the API's process (processes.py): one on Linux, where the API
+    # process can yield the CPU to it (SCHED_IDLE) and it dies with its parent; elsewhere 0,
+    # everything in one process.
+    workers: int = 1 if sys.platform == "linux" else 0
     # Call recording: how long recordings are kept, where their files live (default
     # <data-dir>/recordings) and whether a file is mono (both parties mixed) or stereo.
     recording_days: float = 90.0

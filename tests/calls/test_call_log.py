@@ -97,7 +97,7 @@ def test_calls_a_killed_node_left_up_are_closed_when_it_comes_back(tmp_path: Pat
         )  # fmt: skip
         calls = f"/account/{node.account_id}/call"
         wait_for(lambda: [c for c in node.get(calls) if c["outcome"] == "in_progress"])
-        node.proc.send_signal(signal.SIGKILL)
+        node.signal_all(signal.SIGKILL)  # the API process and its media process
         node.proc.wait(timeout=10)
         time.sleep(0.5)
         with serving_node(tmp_path, *flags, name="again", account=False) as again:

@@ -27,6 +27,7 @@ def test_a_stopping_node_lets_calls_finish_and_refuses_new_ones(tmp_path: Path) 
     sip_port = free_udp_port()
     flags = ("--sip-port", str(sip_port), "--rtp-ports", rtp_range(), "--drain-seconds", "20")
     with serving_node(tmp_path, *flags) as node, ThreadPoolExecutor(1) as pool:
+        assert len(node.media_pids()) == 1  # by default the calls run beside the API process
         menu = node.app_of_type("ivr")["app_id"]
         # A caller who stays 4 s in the menu and then hangs up.
         talking = pool.submit(
@@ -34,7 +35,9 @@ def test_a_stopping_node_lets_calls_finish_and_refuses_new_ones(tmp_path: Path) 
             values={"wait_ms": "4000"}, sip_port=sip_port,
         )  # fmt: skip
         node.wait_for_calls_in_progress()
-        node.proc.send_signal(signal.SIGTERM)
+        # As systemd stops a service: SIGTERM to every process of the node at once (the API
+        # process and its media process), which must count as one stop.
+        node.signal_all(signal.SIGTERM)
         node.wait_until_draining()
         # A new caller is turned away at once, so a balancer can try another node.
         run_sipp(None, "refused.xml", tmp_path, menu, values={"status": "503"}, sip_port=sip_port)
@@ -167,14 +170,14 @@ def test_a_second_ctrl_c_ends_the_calls_at_once_and_keeps_the_message(
         )  # fmt: skip
         node.wait_for_calls_in_progress()
         time.sleep(1.0)  # the caller talks a while
-        node.proc.send_signal(signal.SIGINT)
+        node.signal_all(signal.SIGINT)  # Ctrl-C in a terminal reaches every process of the node
         node.wait_until_draining()
         time.sleep(1.0)
         assert node.proc.poll() is None, node.log.read_text()  # draining: the caller talks on
         if talking.done():
             talking.result()  # SIPp's own account of what went wrong
             pytest.fail(f"the call ended before the second Ctrl-C:\n{node.log.read_text()}")
-        node.proc.send_signal(signal.SIGINT)
+        node.signal_all(signal.SIGINT)
         # The BYE comes at once: SIPp waits for it 20 s (bye_timeout) and fails after that,
         # while the 60 s drain would say goodbye only after 56 s.
         talking.result(timeout=30)

@@ -41,7 +41,7 @@ def test_a_killed_node_keeps_the_recording_up_to_a_moment_before(tmp_path: Path)
             timeout=15,
         )  # fmt: skip
         time.sleep(6.0)
-        node.proc.send_signal(signal.SIGKILL)
+        node.signal_all(signal.SIGKILL)  # the API process and its media process
         assert node.proc.wait(timeout=10) == -signal.SIGKILL
         talking.exception(timeout=40)  # the caller never gets a BYE: its failure is expected
         [wav] = (tmp_path / "data" / "recordings" / node.account_id).glob("*.wav")

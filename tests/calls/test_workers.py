@@ -1,5 +1,7 @@
-"""`openivr serve --workers N` is one node to an operator: `/metrics` and `/readyz` answer for
-every media process, and a stop drains all of them while the API still answers."""
+"""`openivr serve` runs the API apart from calls' media (one media process by default on Linux,
+`--workers N` for N): one node to an operator. `/metrics` and `/readyz` answer for every media
+process, a stop drains all of them while the API still answers, and a media process that dies
+is started again."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.calls.conftest import rtp_range, run_sipp, wait_for
+from tests.calls.conftest import free_udp_port, rtp_range, run_sipp, wait_for
 from tests.calls.test_cluster import _two_free_ports
 from tests.node_process import serving_node
 
@@ -27,13 +29,16 @@ def _metrics(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     }
 
 
-def _policies(pid: int) -> list[int]:
-    """The CPU scheduling policy of each thread of a process (threads that ended are left out)."""
+def _policies(pid: int, but: str = "") -> list[int]:
+    """The CPU scheduling policy of each thread of a process but those named `but` (threads
+    that ended are left out)."""
     policies = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
+            if but and (task / "comm").read_text().strip() == but:
+                continue
             policies.append(os.sched_getscheduler(int(task.name)))
-        except ProcessLookupError:
+        except (ProcessLookupError, FileNotFoundError):
             pass
     return policies
 
@@ -45,11 +50,12 @@ def test_metrics_readyz_and_stop_span_every_media_process(tmp_path: Path) -> Non
         ready = httpx.get(node.base_url + "/readyz", timeout=10)
         assert ready.status_code == 200, ready.text
         # The API process yields the CPU to calls: every thread of it at SCHED_IDLE (the
-        # kernel runs a media process the instant it wakes); its media processes are not.
-        api = _policies(node.proc.pid)
+        # kernel runs a media process the instant it wakes) but the one that starts media
+        # processes; they are not.
+        api = _policies(node.proc.pid, but="openivr-spawner")
         assert api and set(api) == {os.SCHED_IDLE}, api
-        children = Path(f"/proc/{node.proc.pid}/task/{node.proc.pid}/children").read_text()
-        media = [int(pid) for pid in children.split()]
+        assert len(_policies(node.proc.pid)) == len(api) + 1
+        media = node.media_pids()
         assert len(media) == 2
         assert all(set(_policies(pid)) == {os.SCHED_OTHER} for pid in media)
         menu = node.app_of_type("ivr")["app_id"]
@@ -89,3 +95,30 @@ def test_metrics_readyz_and_stop_span_every_media_process(tmp_path: Path) -> Non
             raise AssertionError("the node did not stop after its last call ended") from None
         assert code in (0, -signal.SIGTERM), node.log.read_text()
     assert "drain time is up" not in node.log.read_text()
+
+
+def _ready(base_url: str) -> bool:
+    return httpx.get(base_url + "/readyz", timeout=10).status_code == 200
+
+
+def test_a_media_process_that_dies_is_started_again(tmp_path: Path) -> None:
+    sip_port = free_udp_port()
+    flags = ("--sip-port", str(sip_port), "--rtp-ports", rtp_range())
+    with serving_node(tmp_path, *flags) as node:  # the default layout: one media process
+        [media] = node.media_pids()
+        menu = node.app_of_type("ivr")["app_id"]
+        os.kill(media, signal.SIGKILL)  # a crash (or the kernel's OOM killer)
+        # The API process notices, says so, and starts another that takes calls again, at the
+        # calls' own CPU priority (not the API's).
+        wait_for(lambda: node.media_pids() not in ([], [media]) and _ready(node.base_url), 60)
+        [again] = node.media_pids()
+        assert set(_policies(again)) == {os.SCHED_OTHER}
+        run_sipp(
+            None, "caller_bye.xml", tmp_path, menu, values={"wait_ms": "300"}, sip_port=sip_port
+        )
+        calls = f"/account/{node.account_id}/call"
+        [call] = wait_for(lambda: [c for c in node.get(calls) if c["end_time"]])
+        assert call["ended_by"] == "caller"
+    assert f"media process 1 (SIP port {sip_port}) exited with -9; starting it again" in (
+        node.log.read_text()
+    )

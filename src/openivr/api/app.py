@@ -233,6 +233,9 @@ def create_app(settings: Settings, layers: tuple[NodeLayer, ...] = ()) -> FastAP
         ctx: ServerContext = request.app.state.ctx
         if ctx.stopping:
             calls = ctx.sip_server.active_calls if ctx.sip_server is not None else 0
+            if ctx.media_workers is not None:  # the calls are the media processes'
+                asked = await ctx.media_workers.numbers()
+                calls = sum(numbers.calls_up for numbers in asked if numbers is not None)
             return JSONResponse(
                 {"status": "draining", "calls": calls, "version": __version__}, status_code=503
             )
