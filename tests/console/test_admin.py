@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 from selenium import webdriver
+from selenium.webdriver.support.ui import Select
 
 from openivr.audio.wav import parse_wav
 from tests.conftest import base_settings, run_server
@@ -15,8 +16,14 @@ from tests.console.conftest import Console, open_signed_out, sign_in
 
 
 def test_a_recorded_call_plays_downloads_and_is_deleted(console: Console, tmp_path: Path) -> None:
-    account = console.acct()
-    console.api("PUT", account, json={"call_recording": "inbound"})
+    # The admin chooses to record incoming calls, on the recordings page.
+    console.go("#/recordings")
+    driver = console.driver
+    by_text(driver, "main", "No recordings yet.")
+    assert "Calls recorded: No calls" in console.text("details.recording-setting summary")
+    Select(find(driver, "select[name=call_recording]")).select_by_value("inbound")
+    find(driver, "button[name=save_recording]").click()
+    console.wait(lambda: console.api("GET", console.acct())["call_recording"] == "inbound")
     console.leave_voicemail(tmp_path)
     query = f"/call-recording?account_id={console.account.account_id}&fields=voice_call_details"
 
@@ -27,8 +34,9 @@ def test_a_recorded_call_plays_downloads_and_is_deleted(console: Console, tmp_pa
 
     recording = console.wait(finished)
     assert recording["status"] == "complete", recording
+    console.go("#/calls")
+    find(driver, "main h1")
     console.go("#/recordings")
-    driver = console.driver
     card_css = f"li[data-recording-id='{recording['call_recording_id']}']"
     card = find(driver, card_css)
     assert "+46701234567 → Voice Mail" in card.text  # the app dialled, by its name
@@ -49,6 +57,35 @@ def test_a_recorded_call_plays_downloads_and_is_deleted(console: Console, tmp_pa
     by_text(driver, "dialog button", "Delete").click()
     by_text(driver, "main", "No recordings yet.")
     assert console.api("GET", query) == []
+    assert console.page_errors() == []
+
+
+def test_record_the_calls_of_chosen_numbers_and_people(console: Console) -> None:
+    console.api(
+        "POST",
+        console.acct("/phonenumbersubscription"),
+        json={"phnum": "+46812345678", "connect_to_type": "", "connect_to": ""},
+    )
+    console.go("#/recordings")
+    driver = console.driver
+    Select(find(driver, "select[name=call_recording]")).select_by_value("selected")
+    find(driver, "input[name=record_number][value='+46812345678']").click()
+    find(driver, f"input[name=record_user][value='{console.account.user_id}']").click()
+    find(driver, "button[name=save_recording]").click()
+    console.wait(lambda: console.api("GET", console.acct())["call_recording"] == "selected")
+    number = console.api("GET", console.acct("/phonenumbersubscription/+46812345678"))
+    me = console.api("GET", console.acct(f"/user/{console.account.user_id}"))
+    assert number["record_calls"] == "yes" and me["record_calls"] == "yes"
+    by_text(driver, "details.recording-setting summary", "numbers and people chosen")
+    # Back to no recording: the choices of numbers and people stay for another time.
+    Select(find(driver, "select[name=call_recording]")).select_by_value("off")
+    assert not driver.find_element("css selector", "fieldset.recorded-which").is_displayed()
+    find(driver, "button[name=save_recording]").click()
+    console.wait(lambda: console.api("GET", console.acct())["call_recording"] == "off")
+    assert (
+        console.api("GET", console.acct(f"/user/{console.account.user_id}"))["record_calls"]
+        == "yes"
+    )
     assert console.page_errors() == []
 
 

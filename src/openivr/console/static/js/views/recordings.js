@@ -5,6 +5,7 @@ import { h, put, seconds, when, localPath } from "../dom.js";
 import { api, acct, list, ApiError } from "../api.js";
 import { session } from "../session.js";
 import { toast, showError, confirmAction, heading, busy, adminsOnly } from "../ui.js";
+import { recordingSetting } from "../recordingsetting.js";
 
 const PAGE = 20;
 const STATUS_WORDS = {
@@ -19,12 +20,14 @@ export async function show(main, _unused, offset = 0) {
   document.title = "Call recordings — OpenIVR";
   let found;
   let apps;
+  let setting;
   try {
-    [found, apps] = await Promise.all([
+    [found, apps, setting] = await Promise.all([
       api("GET", "/call-recording", {
         query: { account_id: session().accountId, fields: "file_access_details,voice_call_details", limit: PAGE + 1, offset },
       }),
       list(acct("/voiceapp")),
+      recordingSetting(),
     ]);
   } catch (error) {
     if (error instanceof ApiError && error.status === 403) {
@@ -44,8 +47,8 @@ export async function show(main, _unused, offset = 0) {
   const newer = h("button", { type: "button", name: "newer", disabled: offset === 0 }, "Newer recordings");
   newer.addEventListener("click", busy(newer, () => show(main, undefined, Math.max(0, offset - PAGE))));
   put(main, heading("Call recordings"),
-    h("p", { class: "lead" }, "Calls recorded as the account's call recording setting says, newest first. Recordings are deleted by themselves after the days the node keeps them."),
-    problems,
+    h("p", { class: "lead" }, "Recorded calls, newest first. Recordings are deleted by themselves after the days the node keeps them."),
+    setting, problems,
     recordings.length
       ? h("ul", { class: "cards inbox" }, recordings.map((r) => recordingCard(r, appNames, problems, reload)))
       : h("p", { class: "empty" }, offset ? "No older recordings." : "No recordings yet."),
