@@ -13,7 +13,9 @@ comes. Reported per run (one line of key=value):
 - cpu_us_per_call: this process's CPU time (every thread: the loop, aiosqlite's) over the run,
   less what the idle node took over the same time (measured before), per call; of it (idle
   not taken off) loop_us_per_call on the node's loop and other_threads_us_per_call in every
-  other thread (the database driver's, threads that ended count nowhere);
+  other thread (the database driver's, threads that ended count nowhere); of the loop's,
+  loop_sip_receive_us in `SipServer.receive` (each SIP message parsed, handled, answered) and
+  loop_media_ticks_us in the media clock's ticks (the prompt's RTP while the call is up);
 - per call: db_round_trips (hops to the database driver's thread or server: statements,
   fetches, begins and commits), sql (statements executed through the engine), fresh_reads
   (store/fresh.py's reads: inline on SQLite), sessions (ORM sessions opened),
@@ -21,7 +23,8 @@ comes. Reported per run (one line of key=value):
   messages parsed);
 - records: the calls' records in the database, completed (sanity: every call counted).
 
-`--profile out.svg` runs py-spy on this process for the measured run (`out.txt`: collapsed
+`--cprofile out.pstats` profiles the node's loop thread with cProfile (slower: its CPU
+numbers mean nothing then). `--profile out.svg` runs py-spy on this process for the measured run (`out.txt`: collapsed
 stacks, one line per stack with its count of samples).
 """
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import resource
 import secrets
@@ -47,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openivr.context import ServerContext
 from openivr.sip import server as sip_server
+from openivr.sip.clock import MediaClock
 from openivr.store.accounts import create_account
 from openivr.store.db import open_database
 from openivr.store.models import CallRecord, PhoneNumber, VoiceApp
@@ -89,6 +94,8 @@ class Counts:
         self.sessions = 0
         self.connects = 0
         self.fresh = 0
+        self.sip_s = 0.0  # the loop's CPU in SipServer.receive (parse, handle, answer)
+        self.tick_s = 0.0  # the loop's CPU in the media clock's ticks
 
     def snapshot(self) -> dict[str, int]:
         return dict(vars(self))
@@ -155,6 +162,26 @@ def instrument(counts: Counts) -> None:
         return parse(data, stream=stream)
 
     sip_server.parse_message = parsed  # type: ignore[assignment]
+    receive = sip_server.SipServer.receive
+
+    def timed_receive(self: Any, *args: Any) -> None:
+        t = time.thread_time()
+        try:
+            receive(self, *args)
+        finally:
+            counts.sip_s += time.thread_time() - t
+
+    sip_server.SipServer.receive = timed_receive  # type: ignore[method-assign]
+    tick = MediaClock._tick
+
+    def timed_tick(self: Any) -> None:
+        t = time.thread_time()
+        try:
+            tick(self)
+        finally:
+            counts.tick_s += time.thread_time() - t
+
+    MediaClock._tick = timed_tick  # type: ignore[method-assign]
     init = AsyncSession.__init__
 
     def session(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -248,6 +275,10 @@ def place(node: Node, tmp: Path, calls: int, rate: float, hold: float) -> int:
     return sipp.returncode
 
 
+async def _call(fn: Any) -> None:
+    fn()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=600)
@@ -256,6 +287,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--profile", default="", help="py-spy flame graph of the measured run")
+    parser.add_argument("--cprofile", default="", help="cProfile stats of the loop's thread")
     args = parser.parse_args()
     counts = Counts()
     instrument(counts)
@@ -291,6 +323,10 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
                 time.sleep(1.0)
+            # CPU time of the thread, not wall time: on a busy machine a preempted send looked slow.
+            profiler = cProfile.Profile(time.thread_time) if args.cprofile else None
+            if profiler is not None:
+                node.run(_call(profiler.enable))
             before = counts.snapshot()
             threads_before = thread_cpu()
             start, start_cpu = time.monotonic(), cpu()
@@ -298,6 +334,9 @@ def main() -> None:
             time.sleep(0.5)  # the last records' batch
             took, used = time.monotonic() - start, cpu() - start_cpu
             after = counts.snapshot()
+            if profiler is not None:
+                node.run(_call(profiler.disable))
+                profiler.dump_stats(args.cprofile)
             threads_after = thread_cpu()
             if spy is not None:
                 spy.send_signal(2)
@@ -329,6 +368,8 @@ def main() -> None:
         spent = used_by - threads_before.get(tid, ("", 0.0))[1]
         by_thread["loop" if tid == loop_id else "others"] += spent
     result["loop_us_per_call"] = round(by_thread["loop"] / n * 1e6)
+    result["loop_sip_receive_us"] = round((after["sip_s"] - before["sip_s"]) / n * 1e6)
+    result["loop_media_ticks_us"] = round((after["tick_s"] - before["tick_s"]) / n * 1e6)
     result["other_threads_us_per_call"] = round(by_thread["others"] / n * 1e6)
     print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
 

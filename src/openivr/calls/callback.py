@@ -237,8 +237,7 @@ class CallbackService:
     async def _unavailable(self, plan: CallbackPlan, call: MediaCall) -> None:
         """The account's "unavailable" message to the first party, to its end (or theirs)."""
         try:
-            async with self.ctx.sessions() as db:
-                snapshot = await self.snapshots.get(db, plan.account_id)
+            snapshot = await self.snapshots.current(self.ctx.sessions, plan.account_id)
             found = system_prompt(snapshot.config, plan.account_id, "unavailable")
             sound = (
                 await self.ctx.sounds.resolve_async(snapshot, *found) if found is not None else None

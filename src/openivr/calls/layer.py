@@ -322,8 +322,7 @@ class CallService:
             call.call_id, call.caller, call.dialed, dest.account_id, dest.app_id
         )
         if snapshot is None:
-            async with self.ctx.sessions() as db:
-                snapshot = await self.snapshots.get(db, dest.account_id)
+            snapshot = await self.snapshots.current(self.ctx.sessions, dest.account_id)
         await self._record_if_wanted(call, snapshot.account, dest.account_id)
 
         async def keep(app_id: str, call_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> str:
@@ -359,8 +358,7 @@ class CallService:
         """A user records a prompt's message by phone (engine/recorder.py); a kept recording is
         saved as an uploaded WAV would be (PromptService.record)."""
         self.calls.call_started(call.call_id, call.caller, call.dialed, dest.account_id, "")
-        async with self.ctx.sessions() as db:
-            snapshot = await self.snapshots.get(db, dest.account_id)
+        snapshot = await self.snapshots.current(self.ctx.sessions, dest.account_id)
 
         async def save(prompt_id: str, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> bool:
             data = write_wav(pcm, 8000)

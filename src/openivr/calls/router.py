@@ -206,8 +206,7 @@ class Routes:
         known = self._entries.get(key)
         if known is not None:
             dest, revision = known
-            async with self.sessions() as db:
-                snapshot = await self.snapshots.get(db, dest.account_id)
+            snapshot = await self.snapshots.current(self.sessions, dest.account_id)
             if snapshot.account is not None and snapshot.account.config_revision == revision:
                 self._entries.move_to_end(key)
                 return dest, snapshot

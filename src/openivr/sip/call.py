@@ -271,9 +271,12 @@ class MediaCall:
             return
         if self.state != "answered":
             raise MediaCallStateError(f"call {self.call_id} must be answered before play()")
-        frames = source.frames(self.codec) if isinstance(source, Playable) else source
-        if any(len(f) != SAMPLES_PER_FRAME for f in frames):
-            frames = g711.split_frames(b"".join(frames), self.codec)
+        if isinstance(source, Playable):
+            frames = source.frames(self.codec)  # 20 ms frames already (not walked per call)
+        elif any(len(f) != SAMPLES_PER_FRAME for f in source):
+            frames = g711.split_frames(b"".join(source), self.codec)
+        else:
+            frames = source
         self.stop_playing()
         self._barge_in = barge_in
         if not frames:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterable, Iterator
@@ -92,6 +93,8 @@ class SipParseError(ValueError):
     """A SIP message that cannot be understood; the message says which part is wrong."""
 
 
+# Every header read or written asks this (about 100 times per call), for a few dozen names.
+@functools.lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
     """The full, canonically spelled form of a header name (compact forms expanded)."""
     lower = name.strip().lower()

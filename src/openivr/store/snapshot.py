@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openivr.engine.config import (
     AppConfig,
@@ -220,29 +220,47 @@ class SnapshotCache:
     async def get(self, db: AsyncSession, account_id: str) -> AccountSnapshot:
         """The account's snapshot with fresh mailbox counts (`db` only loads it when the one
         held is missing or stale, or checks it when there is no reader)."""
+        return await self._held(account_id, db) or await self._load(db, account_id)
+
+    async def current(
+        self, sessions: async_sessionmaker[AsyncSession], account_id: str
+    ) -> AccountSnapshot:
+        """`get`, opening a session only when one is needed: with a reader, a held snapshot
+        that still holds needs none."""
+        if self.reader is not None:
+            held = await self._held(account_id, None)
+            if held is not None:
+                return held
+            async with sessions() as db:
+                return await self._load(db, account_id)
+        async with sessions() as db:
+            return await self.get(db, account_id)
+
+    async def _held(self, account_id: str, db: AsyncSession | None) -> AccountSnapshot | None:
+        """The held snapshot, its counts refreshed, when one read (the reader's, or else
+        through `db`) says it still holds."""
         entry = self._entries.get(account_id)
-        if entry is not None:
-            hit, check = entry
-            if self.reader is not None:
-                row = await self.reader.first(check.sql, check.params)
-            else:
-                found = (await db.execute(text(check.sql), check.params)).first()
-                row = tuple(found) if found is not None else None
-            if (
-                row is not None
-                and hit.account is not None
-                and hit.account.config_revision == row[0]
-            ):
-                self._entries.move_to_end(account_id)
-                held = row[1 : 1 + len(check.mailboxes)]
-                hit.config.message_counts = {
-                    m: int(n) for m, n in zip(check.mailboxes, held, strict=True)
-                }
-                last = row[1 + len(check.mailboxes) :]
-                for team_id, member in zip(check.rotating, last, strict=True):
-                    if member:
-                        hit.config.last_answered_by[team_id] = str(member)
-                return hit
+        if entry is None:
+            return None
+        hit, check = entry
+        if self.reader is not None:
+            row = await self.reader.first(check.sql, check.params)
+        else:
+            assert db is not None
+            found = (await db.execute(text(check.sql), check.params)).first()
+            row = tuple(found) if found is not None else None
+        if row is None or hit.account is None or hit.account.config_revision != row[0]:
+            return None
+        self._entries.move_to_end(account_id)
+        held = row[1 : 1 + len(check.mailboxes)]
+        hit.config.message_counts = {m: int(n) for m, n in zip(check.mailboxes, held, strict=True)}
+        last = row[1 + len(check.mailboxes) :]
+        for team_id, member in zip(check.rotating, last, strict=True):
+            if member:
+                hit.config.last_answered_by[team_id] = str(member)
+        return hit
+
+    async def _load(self, db: AsyncSession, account_id: str) -> AccountSnapshot:
         snapshot = await load_snapshot(db, account_id, sip_domain=self.sip_domain)
         self._entries[account_id] = (snapshot, _Check.of(snapshot))
         self._entries.move_to_end(account_id)
