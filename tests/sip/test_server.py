@@ -295,6 +295,25 @@ async def test_rfc4733_key_reported_once_and_barges_in(
     await demo.calls[0].hangup()
 
 
+async def test_a_key_after_a_barge_in_prompt_ended_stops_nothing_else(
+    ivr: tuple[SipServer, DemoIvr], phone
+) -> None:
+    # The prompt that took barge-in is over; what plays now (a transfer's ringback is played
+    # on the session itself) is no prompt of the call's and plays on when a key comes.
+    server, demo = ivr
+    demo.tone_seconds = 0.2
+    sip, rtp = phone
+    _, ok = await establish(server, sip, rtp)
+    await wait_for(lambda: PlaybackFinished(interrupted=False) in demo.events)
+    call = demo.calls[0]
+    call.rtp_session.play([g711.encode(tones.silence(20), "PCMU")] * 100, lambda: None)
+    rtp.send(rtp_port_of(ok), 101, TelephoneEvent(5, True, 10, 480).serialise(), ts=9000)
+    await wait_for(lambda: demo.keys() == "5")
+    assert call.rtp_session.playing
+    assert PlaybackFinished(interrupted=True) not in demo.events
+    await call.hangup()
+
+
 async def test_inband_dtmf_without_telephone_event(ivr: tuple[SipServer, DemoIvr], phone) -> None:
     server, demo = ivr
     sip, rtp = phone

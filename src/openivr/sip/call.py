@@ -293,6 +293,7 @@ class MediaCall:
 
     def stop_playing(self) -> None:
         """Stop the prompt now; PlaybackFinished(interrupted=True) follows if one was playing."""
+        self._barge_in = False
         if self._session.stop_playing():
             self._events.put_nowait(PlaybackFinished(interrupted=True))
 
@@ -302,6 +303,9 @@ class MediaCall:
         return self._session.playing
 
     def _playback_done(self) -> None:
+        # Barge-in was the prompt's: what plays next on the session (a transfer's ringback)
+        # is not stopped by a key.
+        self._barge_in = False
         self._events.put_nowait(PlaybackFinished(interrupted=False))
 
     # Recording -------------------------------------------------------------------------------
