@@ -13,8 +13,8 @@ Rules worth knowing (the README of the engine repeats them for users):
 - Menu prompts (welcome, menu, and the system messages said inside a menu) take barge-in: a
   key stops them and counts. Keys during other prompts (announcements, please-wait, mailbox
   greeting, goodbye) are ignored, except before the call's first menu (type-ahead): keys that
-  come during prompts before a menu takes keys are kept, at most MAX_TYPEAHEAD, and the first menu takes them
-  at once instead of playing its welcome and menu.
+  come during prompts before a menu takes keys are kept, at most MAX_TYPEAHEAD, and the first
+  menu takes them at once instead of playing its welcome and menu.
 - Without get_extension a key is decided at once. With get_extension, digits are collected
   until '#' or until `interdigit_timeout` passes without a key; then a single configured menu
   digit runs its menu entry, else a user's extension calls that user, else it is invalid. So a
