@@ -22,7 +22,11 @@ Reported per level (one line of key=value):
 - steady_cpu_pct and cpu_per_call_pct: the node's CPU while every call of the level was up;
   steady_others_on_core_pct / steady_preempted_per_s: what else ran on the node's core;
 - skipped_ticks, late_ticks (> 10 ms), lag_max_ms: the media clock's own lag monitor;
-  gc_pause_max_ms: the longest garbage collection;
+  gc_pause_max_ms: the longest garbage collection; send_errors: sends the kernel refused;
+- with `--where` (`where.py`): long_ticks (whose own work took >= 5 ms), tick_work_max_ms and
+  the CPU the loop's thread spent in that tick, and `worst`: the worst moments (intervals over
+  25 ms ending within one tick), each with how many calls it hit, where it fell in a call
+  (seconds after the answer, which prompt) and what the clock did then;
 - sipp_cpu_pct (100 = one core), sipp_us_per_call_s and sipp_threads: the callers' SIPp while
   every call was up; sipp_cpu_s: its CPU over the whole level; callers_core_pct: how busy the
   callers' core was (SIPp, tcpdump, the API mix and anything else on it). Above ~90 % the
@@ -75,6 +79,7 @@ from openivr.store.db import open_database
 from openivr.store.models import CallRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
+import where  # noqa: E402
 from talking import (  # noqa: E402
     CORE1,
     Capture,
@@ -124,7 +129,7 @@ def core_busy(core: int) -> float:
 class Node:
     """An OpenIVR node as `openivr serve` runs it, with its media side in this process.
 
-    `split` (the default, as `openivr serve --workers 1`): this process is the media process
+    `split` (the default, as `openivr serve` runs on Linux: `--workers 1`): this process is the media process
     (SIP, RTP, calls; its loop in a background thread) and the API is a real `openivr serve
     --workers 0 --sip-port 0` process beside it, on the same core (taskset is inherited), at
     the CPU priority `--workers 1` gives its API process (`processes.yield_cpu`, SCHED_IDLE).
@@ -381,7 +386,7 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
     base = (clock.skipped_ticks, clock.late_ticks)
     clock.lag_max = 0.0
     loopwatch.activity.gc_pause_max = 0.0
-    before = time.time()
+    before, started = time.time(), time.monotonic()
     ramp = calls / rate
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -501,6 +506,10 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
             "gc_pause_max_ms": 1000 * loopwatch.activity.gc_pause_max,
         }
     )
+    result["send_errors"] = float(sum(c.stats.send_errors for c in mine))
+    if args.where:
+        result.update(where.tick_summary(started))
+        result["worst"] = where.worst(mine)  # type: ignore[assignment]
     if mixed:
         result["api_mix"] = mixed
     return result
@@ -553,7 +562,14 @@ def main() -> None:
         action="store_true",
         help="no kernel audio filter: every packet is read (the path off Linux, and before)",
     )
+    parser.add_argument(
+        "--where",
+        action="store_true",
+        help="place the worst send intervals in their calls (where.py) and time each tick",
+    )
     args = parser.parse_args()
+    if args.where:
+        where.install()
     RtpSession.keep_send_intervals = True  # the bench reports them
     RtpSession.filter_audio = RtpSession.filter_audio and not args.read_all_audio
     if args.heap_age is not None:

@@ -11,6 +11,7 @@ import sys
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -265,6 +266,43 @@ async def test_a_late_tick_is_counted_and_warned_about_naming_the_request_that_r
     clock.remove(session)
     session.close()
     peer.close()
+
+
+async def test_a_tick_that_stalls_midway_is_counted_late_though_the_clock_skips_after_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first_peer, second_peer = Peer(), Peer()
+    first, second = await _session(first_peer.addr), await _session(second_peer.addr)
+    clock = MediaClock(warn_every=0.0)
+    clock.add(first)
+    clock.add(second)
+    await first_peer.receive(2)
+    late_before, skipped_before = clock.late_ticks, clock.skipped_ticks
+    stalls = [0.100]
+    for session in (first, second):  # whichever is sent first, the other waits 100 ms
+        ticking = session.tick
+
+        def stalled(tick: int, now: float, ticking: Any = ticking) -> None:
+            if stalls:
+                time.sleep(stalls.pop())  # the process preempted midway through the sends
+            ticking(tick, now)
+
+        session.tick = stalled  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="openivr.sip.clock"):
+        await first_peer.receive(8)
+    # The clock skipped what it could not send in time and ran the next tick at once; callers
+    # heard that tick 80 ms late, and so does the lag monitor (measured from the new deadline,
+    # it looked on time).
+    assert clock.skipped_ticks > skipped_before
+    assert clock.late_ticks > late_before
+    assert clock.lag_max >= 0.080
+    warnings = [r.getMessage() for r in caplog.records if "late" in r.getMessage()]
+    assert any("the tick before ran" in w for w in warnings), warnings
+    for item in (first, second):
+        clock.remove(item)
+        item.close()
+    first_peer.close()
+    second_peer.close()
 
 
 async def test_a_paced_session_is_read_by_the_clock_in_order_and_by_the_loop_once_off_it() -> None:

@@ -46,8 +46,9 @@ class MediaClock:
     never accumulates; if the loop stalls for more than a tick, the missed ticks are skipped
     and sessions advance their RTP timestamps by the tick count, not by packets sent.
 
-    The clock is also the loop's lag monitor: how late each tick starts after its deadline is
-    what every call's audio is delayed by. Plain counters (`lag_*`, `late_ticks`,
+    The clock is also the loop's lag monitor: how late each tick starts after its deadline (or
+    after one period from the start of a tick that ran so long the clock skipped) is what
+    every call's audio is delayed by. Plain counters (`lag_*`, `late_ticks`,
     `skipped_ticks`) are kept for metrics; a tick later than 10 ms logs a warning naming what
     was on the loop meanwhile (API requests, GC pauses; in asyncio debug mode the loop itself
     also names the slow callback), and a summary line is logged every minute while calls run.
@@ -59,7 +60,10 @@ class MediaClock:
         self._sessions: set[RtpSession] = set()
         self._handle: asyncio.TimerHandle | None = None
         self._start = 0.0
+        # When the next tick is due as callers hear it (its lateness is measured from there),
+        # and how long the last tick's own work took.
         self._deadline = 0.0
+        self._worked = 0.0
         self.tick_count = 0
         self.skipped_ticks = 0
         # Lag monitor: ticks measured, their lateness summed and binned (cumulative counts
@@ -214,8 +218,8 @@ class MediaClock:
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        self._note_lag(loop.time() - self._deadline, now)
+        now, began = time.monotonic(), loop.time()
+        self._note_lag(began - self._deadline, now)
         # Sends first, on time; then what arrived. Reading first put the sends after however
         # long the reading took, which varies from tick to tick (in-band detection is ~25 µs a
         # packet): 150 in-band callers' sends were up to 48 ms apart with ticks at most 19 ms late.
@@ -232,13 +236,19 @@ class MediaClock:
             self._freeze()
         self.tick_count += 1
         deadline = self._start + self.tick_count * self.ptime
-        behind = loop.time() - deadline
+        ended = loop.time()
+        behind = ended - deadline
         if behind > self.ptime:
             skip = int(behind / self.ptime)
             self.skipped_ticks += skip
             self.tick_count += skip
             deadline = self._start + self.tick_count * self.ptime
-        self._deadline = deadline
+        # Callers hear the next tick late from one period after this one began, whatever the
+        # skip made its deadline: a tick whose own sends stalled 45 ms (the process preempted,
+        # another thread holding the GIL) had the next one skipped and scheduled at once, which
+        # measured from the new deadline was on time, yet its calls heard packets 60 ms apart.
+        self._deadline = min(deadline, began + self.ptime)
+        self._worked = ended - began
         self._handle = loop.call_at(deadline, self._tick)
 
     def _note_lag(self, lag: float, now: float) -> None:
@@ -261,12 +271,16 @@ class MediaClock:
             self.late_ticks += 1
             if now - self._warned_at >= self.warn_every:
                 also = f" ({self._unwarned} more late ticks since the last warning)"
+                worked = self._worked
                 log.warning(
                     "media clock tick %.1f ms late, %d calls' audio delayed; on the loop "
-                    "meanwhile: %s%s",
+                    "meanwhile: %s%s%s",
                     lag * 1000,
                     len(self._sessions),
                     loopwatch.activity.during(now - lag - self.ptime),
+                    f"; the tick before ran {worked * 1000:.0f} ms itself"
+                    if worked > LATE_TICK
+                    else "",
                     also if self._unwarned else "",
                 )
                 self._warned_at, self._unwarned = now, 0
