@@ -333,6 +333,33 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
+# A message's headers are read many times while it is handled (validation, the transaction's
+# and the dialog's matching, the responses), and a call's messages repeat most values. Their
+# parsed forms are frozen, so each distinct value is parsed once while it is in use (a bounded
+# cache: a flood of new values only evicts). Nothing here mutates a parsed form's params.
+_PARSED_VALUES = 1024
+
+
+@functools.lru_cache(maxsize=_PARSED_VALUES)
+def _cseq(text: str) -> CSeq:
+    return CSeq.parse(text)
+
+
+@functools.lru_cache(maxsize=_PARSED_VALUES)
+def _address(text: str) -> NameAddress:
+    return NameAddress.parse(text)
+
+
+@functools.lru_cache(maxsize=_PARSED_VALUES)
+def _vias(values: tuple[str, ...]) -> tuple[Via, ...]:
+    return tuple(Via.parse(v) for value in values for v in split_commas(value))
+
+
+@functools.lru_cache(maxsize=_PARSED_VALUES)
+def _uri(text: str) -> SipUri:
+    return SipUri.parse(text)
+
+
 @dataclass
 class SipMessage:
     """Headers and body shared by requests and responses."""
@@ -348,22 +375,22 @@ class SipMessage:
     @property
     def cseq(self) -> CSeq:
         """The parsed CSeq."""
-        return CSeq.parse(self.headers.get("CSeq") or "")
+        return _cseq(self.headers.get("CSeq") or "")
 
     @property
     def from_(self) -> NameAddress:
         """The parsed From header."""
-        return NameAddress.parse(self.headers.get("From") or "")
+        return _address(self.headers.get("From") or "")
 
     @property
     def to(self) -> NameAddress:
         """The parsed To header."""
-        return NameAddress.parse(self.headers.get("To") or "")
+        return _address(self.headers.get("To") or "")
 
     @property
     def vias(self) -> list[Via]:
         """Every Via, top first."""
-        return [Via.parse(v) for v in self.headers.get_all("Via")]
+        return list(_vias(tuple(value for name, value in self.headers if name == "Via")))
 
     @property
     def content_type(self) -> str:
@@ -391,7 +418,7 @@ class SipRequest(SipMessage):
     @property
     def request_uri(self) -> SipUri:
         """The parsed Request-URI."""
-        return SipUri.parse(self.uri)
+        return _uri(self.uri)
 
 
 @dataclass
