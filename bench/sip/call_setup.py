@@ -16,8 +16,8 @@ comes. Reported per run (one line of key=value):
   other thread (the database driver's, threads that ended count nowhere); of the loop's,
   loop_sip_receive_us in `SipServer.receive` (each SIP message parsed, handled, answered) and
   loop_media_ticks_us in the media clock's ticks (the prompt's RTP while the call is up);
-- per call: db_round_trips (hops to the database driver's thread or server: statements,
-  fetches, begins and commits), sql (statements executed through the engine), fresh_reads
+- per call: db_round_trips (on SQLite: hops to aiosqlite's thread, for statements, fetches,
+  begins, commits and rollbacks; not counted on PostgreSQL), sql (statements executed through the engine), fresh_reads
   (store/fresh.py's reads: inline on SQLite), sessions (ORM sessions opened),
   db_connects (database connections opened), tasks (asyncio tasks created), sip_parsed (SIP
   messages parsed);
@@ -137,24 +137,6 @@ def instrument(counts: Counts) -> None:
         return await execute(self, fn, *args, **kwargs)
 
     aiosqlite.Connection._execute = hop  # type: ignore[method-assign]
-    try:
-        from asyncpg.connection import Connection as PgConnection
-
-        for name in ("_execute", "fetch", "fetchrow", "fetchval", "execute", "executemany"):
-            original = getattr(PgConnection, name, None)
-            if original is None:
-                continue
-
-            def wrap(original: Any = original) -> Any:
-                async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-                    counts.round_trips += 1
-                    return await original(self, *args, **kwargs)
-
-                return counted
-
-            setattr(PgConnection, name, wrap())
-    except ImportError:
-        pass
     parse = sip_server.parse_message
 
     def parsed(data: bytes, stream: bool = False) -> Any:
@@ -354,7 +336,9 @@ def main() -> None:
         "cpu_us_per_call": round((used - idle_rate * took) / n * 1e6),
         "idle_cpu_pct": round(idle_rate * 100, 1),
         "run_cpu_pct": round(used / took * 100, 1),
-        "db_round_trips": round((after["round_trips"] - before["round_trips"]) / n, 2),
+        "db_round_trips": round((after["round_trips"] - before["round_trips"]) / n, 2)
+        if "sqlite" in url
+        else "n/a",
         "sql": round((after["sql"] - before["sql"]) / n, 2),
         "fresh_reads": round((after["fresh"] - before["fresh"]) / n, 2),
         "sessions": round((after["sessions"] - before["sessions"]) / n, 2),
