@@ -78,15 +78,21 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    # The media processes import the application on another core while this one does.
+    from openivr import mediastart
+
+    mediastart.prelaunch(settings)
+
     import uvicorn
 
     from openivr import logs
     from openivr.server import NodeServer, build_asgi, check_settings
 
-    settings = _settings(args)
     try:
         check_settings(settings)
     except ValueError as exc:
+        mediastart.abandon()
         raise SystemExit(f"openivr: {exc}") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs.configure(settings.log_format, settings.node_name or socket.gethostname())

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from openivr import logs
 from openivr.api.app import create_app
 from openivr.apps.callbacks.schema import CallbackPlan, CallbackRefused
+from openivr.mediastart import CONTROL_FD, READY, START, STEP_SIGNAL
 from openivr.metrics import media_numbers
-from openivr.processes import CONTROL_FD, READY, STEP_SIGNAL
 from openivr.server import MEDIA_LAYERS
 from openivr.settings import Settings, from_environment
 
@@ -65,14 +65,28 @@ async def _answer(app: FastAPI, control: socket.socket, stop: asyncio.Event) -> 
         stop.set()
 
 
-async def _serve_media(settings: Settings) -> None:
+def _told_to_start(control: socket.socket) -> bool:
+    """Wait for the API process's START (it sends it once the database is ready); False when
+    it closed the socket instead (it failed to start, or launched this one for nothing)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        try:
+            byte = control.recv(1)  # one byte at a time: what follows belongs to the loop
+        except InterruptedError:
+            continue
+        except OSError:
+            return False
+        if not byte:
+            return False
+        line += byte
+    return line == START
+
+
+async def _serve_media(settings: Settings, control: socket.socket | None) -> None:
     app = create_app(settings, MEDIA_LAYERS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = [0]
-    control = None
-    if CONTROL_FD in os.environ:
-        control = socket.socket(fileno=int(os.environ.pop(CONTROL_FD)))
     tasks: list[asyncio.Task[None]] = []
 
     async def drain() -> None:
@@ -113,6 +127,9 @@ async def _serve_media(settings: Settings) -> None:
             tasks.append(loop.create_task(_answer(app, control, stop)))
         sys.stdout.write(READY + "\n")
         sys.stdout.flush()
+        # Nobody reads the pipe after this line: anything written to stdout later (a library's
+        # message) goes to the node's log, where it cannot fill the pipe and block the calls.
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         await stop.wait()
     for task in tasks:
         task.cancel()
@@ -123,12 +140,17 @@ def main() -> None:
     settings = from_environment()
     # The node's log format; lines name the worker (its node name with --workers 2 and up).
     logs.configure(settings.log_format, settings.node_name or socket.gethostname())
+    control = None
+    if CONTROL_FD in os.environ:
+        control = socket.socket(fileno=int(os.environ.pop(CONTROL_FD)))
+        if not _told_to_start(control):
+            return
     try:
         import uvloop
 
-        uvloop.run(_serve_media(settings))
+        uvloop.run(_serve_media(settings, control))
     except ImportError:  # uvloop comes with uvicorn[standard]; plain asyncio works too
-        asyncio.run(_serve_media(settings))
+        asyncio.run(_serve_media(settings, control))
 
 
 if __name__ == "__main__":

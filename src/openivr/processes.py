@@ -1,7 +1,7 @@
 """`openivr serve`'s media processes: SIP and RTP apart from the API, one per worker (`--workers`).
 
-The API runs in the process `openivr serve` starts; calls run in N media processes it starts
-once the database is migrated, each a full SIP/RTP node on its own port (`--sip-port` + i) and
+The API runs in the process `openivr serve` starts; calls run in N media processes it launches
+first thing and lets start once the database is migrated (`mediastart.py`), each a full SIP/RTP node on its own port (`--sip-port` + i) and
 slice of `--rtp-ports`, sharing the database and data dir, each running `media_main.py`. Why
 apart: every request the API serves is Python work (parsing, ORM, JSON, the simulator) that
 holds the GIL; in one process it delays the media clock, and a thread holding the GIL makes the
@@ -26,7 +26,6 @@ import asyncio
 import ctypes
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -34,66 +33,31 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import fields, replace
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from openivr.apps.callbacks.schema import CallbackPlan, CallbackRefused
 from openivr.context import ServerContext
+from openivr.mediastart import (
+    READY,
+    START,
+    STEP_SIGNAL,
+    Launched,
+    launch,
+    prelaunched,
+    worker_settings,
+)
 from openivr.metrics import MediaNumbers
 from openivr.settings import Settings
 
 log = logging.getLogger("openivr.processes")  # also when run as __main__
-READY = "openivr-media-ready"
-# The environment variable naming a media process's end of its control socket.
-CONTROL_FD = "OPENIVR_MEDIA_CONTROL_FD"
 # How long the API waits for a media process's numbers before calling it not answering.
 ASK_SECONDS = 2.0
 # How long a media process may take to exit once told to stop (its calls already drained).
 FINISH_SECONDS = 15.0
 # The API process's nice value where SCHED_IDLE is refused (the lowest there is).
 API_NICE = 19
-# What the API process sends a media process for each stop step (drain, then end calls now);
-# also what a media process gets when the API process dies (it drains, then stops).
-STEP_SIGNAL = signal.SIGUSR1
-
-
-def worker_settings(settings: Settings, index: int) -> Settings:
-    """Settings of media process `index` of `settings.workers`: its SIP port and RTP slice."""
-    count = max(1, settings.workers)
-    low, high = (int(p) for p in settings.rtp_ports.split("-", 1))
-    span = (high - low + 1) // count
-    first = low + index * span
-    last = high if index == count - 1 else first + span - 1
-    if count == 1:
-        return settings
-    name = settings.node_name or os.uname().nodename
-    return replace(
-        settings,
-        sip_port=settings.sip_port + index,
-        sip_tls_port=settings.sip_tls_port + index if settings.sip_tls_port else 0,
-        rtp_ports=f"{first}-{last}",
-        node_name=f"{name}-{index + 1}",
-        max_calls=max(1, settings.max_calls // count),
-    )
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """OPENIVR_* variables that give a child process exactly these settings."""
-    env = dict(os.environ)
-    for f in fields(Settings):
-        if f.name == "extra":
-            continue
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, tuple):
-            text = ",".join(value)
-        else:
-            text = str(value)
-        env[f"OPENIVR_{f.name.upper()}"] = text
-    return env
 
 
 def dispatcher_list(settings: Settings) -> str:
@@ -105,22 +69,6 @@ def dispatcher_list(settings: Settings) -> str:
     return "".join(
         f"1 sip:{host}:{settings.sip_port + i}\n" for i in range(max(1, settings.workers))
     )
-
-
-def _in_child() -> None:
-    # Stop signals are the API process's to hear and pass on (STEP_SIGNAL): ignored from the
-    # start (exec keeps an ignored signal ignored, and Python then installs no handler of its
-    # own), so Ctrl-C during start-up does not kill the process either.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # A media process must not outlive `openivr serve` (killed with SIGKILL, it cannot stop
-    # its children): PR_SET_PDEATHSIG sends the step signal to the child when the parent goes
-    # (it drains, and stops when it sees its control socket closed).
-    if sys.platform == "linux":
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, STEP_SIGNAL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
 
 
 def yield_cpu(pid: int = 0, keep: tuple[int, ...] = ()) -> str:
@@ -176,20 +124,9 @@ class Spawner:
                 pass
         return threading.get_native_id()
 
-    async def popen(
-        self, command: list[str], env: dict[str, str], fd: int
-    ) -> subprocess.Popen[bytes]:
-        """Start a media process from the spawner's thread (its ready line on a pipe)."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool,
-            lambda: subprocess.Popen(
-                command,
-                env=env,
-                stdout=subprocess.PIPE,
-                pass_fds=(fd,),
-                preexec_fn=_in_child,  # noqa: PLW1509 (this thread is the only one forking)
-            ),
-        )
+    async def launch(self, settings: Settings) -> Launched:
+        """Launch a media process from the spawner's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, launch, settings)
 
     def close(self) -> None:
         """Let the thread end (after the processes it started have)."""
@@ -212,18 +149,17 @@ class MediaProcess:
         self._asked = 0
 
     async def start(self) -> None:
-        """Start the process and wait until its SIP server listens; RuntimeError if it fails."""
+        """Start the process (the one `serve` launched ahead, if any) and wait until its SIP
+        server listens; RuntimeError if it fails."""
         self._close_control()
-        ours, theirs = socket.socketpair()
-        self._control = ours
-        env = environment(self.settings)
-        env[CONTROL_FD] = str(theirs.fileno())
+        launched = prelaunched(self.index, self.settings) or await self.spawner.launch(
+            self.settings
+        )
+        self.proc, self._control = launched.proc, launched.control
         try:
-            self.proc = await self.spawner.popen(
-                [sys.executable, "-m", "openivr.media_main"], env, theirs.fileno()
-            )
-        finally:
-            theirs.close()
+            self._control.sendall(START)
+        except OSError:  # it died already: its exit code is reported below
+            pass
         assert self.proc.stdout is not None
         line = await asyncio.to_thread(self.proc.stdout.readline)
         if line.decode(errors="replace").strip() != READY:
