@@ -53,6 +53,37 @@ def test_a_timeline_step_by_step(console: Console) -> None:
     assert "not a valid option" in transcript.text
 
 
+def test_a_key_at_the_first_second_stops_the_welcome_and_chooses(console: Console) -> None:
+    menu = console.app_named("Main menu")
+    console.go(f"#/try/{menu['app_id']}")
+    driver = console.driver
+    find(driver, "details.timeline summary").click()
+    find(driver, "button[name=add_step]").click()
+    find(driver, "input[name=step_key]").send_keys("1")
+    Select(find(driver, "select[name=step_when]")).select_by_value("at")
+    assert find(driver, "input[name=step_at]").get_attribute("value") == "0"
+    find(driver, "button[name=run]").click()
+    transcript = find(driver, "ol.transcript")
+    # The caller who knows the menu presses 1 at once: the welcome is cut, Voice Mail answers.
+    assert "“Welcome, and thank you for calling.” (cut short)" in transcript.text
+    assert "The caller presses 1" in transcript.text
+    assert "“Voice Mail” (voicemail box) answers" in transcript.text
+    # While a message plays, but no message named: the server's words, the step marked.
+    Select(find(driver, "select[name=step_when]")).select_by_value("during")
+    find(driver, "button[name=run]").click()
+    alert = by_text(driver, ".result .alert.error", "timeline[0].during: must name a prompt")
+    assert alert.text == "The call could not run: timeline[0].during: must name a prompt"
+    assert find(driver, ".step").get_attribute("aria-invalid") == "true"
+    assert driver.switch_to.active_element.get_attribute("name") == "step_during"
+    find(driver, "input[name=step_during]").send_keys("menu")
+    find(driver, "button[name=run]").click()
+    transcript = find(driver, "ol.transcript")
+    assert "“For Voice Mail, press 1.” (cut short)" in transcript.text
+    assert "“Voice Mail” (voicemail box) answers" in transcript.text
+    assert find(driver, ".step").get_attribute("aria-invalid") is None
+    assert console.page_errors() == []
+
+
 def test_play_a_voicemail_left_by_a_sip_caller(console: Console, tmp_path: Path) -> None:
     box = console.leave_voicemail(tmp_path)
     url = console.acct(f"/voiceapp/{box}/voicemail")

@@ -34,8 +34,9 @@ export async function show(main, appId) {
     at ? field("When (your time)", at, "Empty: now. Opening hours are decided for this moment.") : null,
     field("Keys the caller presses", keys, "Each key is pressed as soon as the caller may: when the message before it ends."),
     h("details", { class: "timeline" }, h("summary", {}, "Or build a timeline step by step"),
-      h("p", { class: "hint" }, "Steps happen in order; “after” waits that many seconds once nothing is playing. Steps replace the keys above."),
-      steps, addStep),
+      h("p", { class: "hint" }, "Steps happen in order and replace the keys above. A key or a hang-up happens once nothing plays (after that many seconds), "
+        + "while a message plays (named by its key such as menu, or its name; that many seconds into it), or at a second of the call, whatever plays then."),
+      steps, addStep, h("datalist", { id: "step-messages" }, MESSAGES.map((m) => h("option", { value: m })))),
     h("div", { class: "row" }, run));
   addStep.addEventListener("click", () => {
     const row = stepRow(() => row.remove(), users);
@@ -49,12 +50,34 @@ export async function show(main, appId) {
     apps.length ? form : h("p", { class: "empty" }, "There is no app to call yet."), result);
 }
 
+// When a key or a hang-up happens (the API's `after`, `during` and `at`).
+const WHEN = [["after", "Once nothing plays"], ["during", "While a message plays"], ["at", "At a second of the call"]];
+// Standard messages a `during` may name besides a prompt's own name.
+const MESSAGES = ["welcome", "menu", "please_wait", "greeting", "invalid_option", "no_input", "closed", "goodbye"];
+
 function stepRow(remove, users) {
   const kind = select(users ? [...STEP_KINDS, TEAM_STEP] : STEP_KINDS, "key", { name: "step_kind", id: uid("kind") });
   const value = h("div", { class: "field" });
+  const when = select(WHEN, "after", { name: "step_when", id: uid("when") });
+  const whenField = h("div", { class: "field" }, h("label", { for: when.id }, "When"), when);
   const after = h("input", { type: "number", name: "step_after", min: "0", step: "0.5", placeholder: "0", id: uid("after") });
-  const afterField = h("div", { class: "field" }, h("label", { for: after.id }, "After (seconds)"), after);
+  const afterLabel = h("label", { for: after.id }, "After (seconds)");
+  const during = h("input", { type: "text", name: "step_during", list: "step-messages", placeholder: "menu", id: uid("during"), autocomplete: "off" });
+  const duringField = h("div", { class: "field" }, h("label", { for: during.id }, "Message (key or name)"), during);
+  const at = h("input", { type: "number", name: "step_at", min: "0", step: "0.1", value: "0", id: uid("at") });
+  const atField = h("div", { class: "field" }, h("label", { for: at.id }, "Second of the call"), at);
+  const afterField = h("div", { class: "field" }, afterLabel, after);
+  const timing = h("div", { class: "step-when" }, duringField, afterField, atField);
   let control = null;
+  const timed = () => kind.value === "key" || kind.value === "hangup";
+  const showWhen = () => {
+    const how = timed() ? when.value : "after";
+    whenField.hidden = !timed();
+    duringField.hidden = how !== "during";
+    atField.hidden = how !== "at";
+    afterField.hidden = how === "at" || kind.value === "record";
+    afterLabel.textContent = how === "during" ? "Seconds into it (empty: half way)" : "After (seconds)";
+  };
   const build = () => {
     value.replaceChildren();
     const id = uid("step");
@@ -73,11 +96,12 @@ function stepRow(remove, users) {
     } else {
       control = null;
     }
-    afterField.hidden = kind.value === "record";
+    showWhen();
   };
   kind.addEventListener("change", build);
+  when.addEventListener("change", showWhen);
   build();
-  const row = h("div", { class: "step" }, h("div", { class: "field" }, h("label", { for: kind.id }, "The caller"), kind), value, afterField,
+  const row = h("div", { class: "step" }, h("div", { class: "field" }, h("label", { for: kind.id }, "The caller"), kind), value, whenField, timing,
     h("button", { type: "button", class: "link", onclick: remove, "aria-label": "Remove this step" }, "Remove"));
   row.toStep = () => {
     const step = {};
@@ -86,10 +110,25 @@ function stepRow(remove, users) {
     else if (kind.value === "transfer") step.transfer = control.value;
     else if (kind.value === "team") step.team = control.value;
     else step.hangup = true;
-    if (after.value !== "") step.after = Number(after.value);
+    const how = timed() ? when.value : "after";
+    // What the user typed goes as it is: the server names what is wrong with it.
+    if (how === "at") step.at = Number(at.value || 0);
+    else if (how === "during") step.during = during.value.trim();
+    if (how !== "at" && after.value !== "") step.after = Number(after.value);
     return step;
   };
   return row;
+}
+
+// The server names a bad step as timeline[i]: the row it came from is marked and focused.
+function markStep(rows, error) {
+  const found = /^timeline\[(\d+)\](?:\.(\w+))?/.exec((error && error.detail) || "");
+  const row = found ? rows[Number(found[1])] : null;
+  if (!row) return;
+  row.classList.add("invalid");
+  row.setAttribute("aria-invalid", "true");
+  const control = (found[2] && row.querySelector(`[name=step_${found[2]}]`)) || row.querySelector("select");
+  control.focus();
 }
 
 function entryText(e, apps) {
@@ -121,6 +160,10 @@ async function runCall(appId, caller, keys, steps, result, apps, at) {
   if (caller) body.caller = caller;
   if (at) body.at = new Date(at).toISOString(); // the browser's local time, as an instant
   const rows = [...steps.children].filter((r) => r.toStep);
+  for (const r of rows) {
+    r.classList.remove("invalid");
+    r.removeAttribute("aria-invalid");
+  }
   if (rows.length) body.timeline = rows.map((r) => r.toStep());
   else body.keys = keys;
   const path = acct(`/voiceapp/${encodeURIComponent(appId)}/simulate`);
@@ -130,6 +173,7 @@ async function runCall(appId, caller, keys, steps, result, apps, at) {
     ({ data: transcript } = await api("POST", path, { json: body }));
   } catch (error) {
     put(result, h("p", { class: "alert error", role: "alert" }, "The call could not run: ", describe(error)));
+    markStep(rows, error);
     return;
   }
   const hear = h("button", { type: "button", name: "hear" }, "Hear the call");
