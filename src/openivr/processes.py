@@ -1,8 +1,9 @@
 """`openivr serve`'s media processes: SIP and RTP apart from the API, one per worker (`--workers`).
 
 The API runs in the process `openivr serve` starts; calls run in N media processes it launches
-first thing and lets start once the database is migrated (`mediastart.py`), each a full SIP/RTP node on its own port (`--sip-port` + i) and
-slice of `--rtp-ports`, sharing the database and data dir, each running `media_main.py`. Why
+first thing and lets start once the database is migrated (`mediastart.py`), each a full SIP/RTP
+node on its own port (`--sip-port` + i) and slice of `--rtp-ports`, sharing the database and
+data dir, each running `media_main.py`. Why
 apart: every request the API serves is Python work (parsing, ORM, JSON, the simulator) that
 holds the GIL; in one process it delays the media clock, and a thread holding the GIL makes the
 loop wait up to the switch interval after each socket call (the convoy effect). In its own
