@@ -80,6 +80,15 @@ class Console:
         apps: list[dict[str, Any]] = self.api("GET", self.acct("/voiceapp"))
         return next(a for a in apps if a["name"] == name)
 
+    def pick(self, css: str, value: str) -> None:
+        """Set a date or time picker's value, as a person picking one does."""
+        self.driver.execute_script(
+            "arguments[0].value = arguments[1];"
+            "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+            self.find(css),
+            value,
+        )
+
     def drop_file(self, css: str, name: str, data: bytes) -> None:
         """Drag a file from the desktop and drop it on an element (real DOM drag events)."""
         self.driver.execute_script(

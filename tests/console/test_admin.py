@@ -49,6 +49,26 @@ def test_a_recorded_call_plays_downloads_and_is_deleted(console: Console, tmp_pa
     wav = httpx.get(href, timeout=10)
     assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
     assert abs(parse_wav(wav.content).duration - duration) < 0.1
+    # The filters: recorded until a day long past, none; a range that ends before it starts,
+    # the server's words; from that day on, this one.
+    console.pick("input[name=until]", "2020-01-01T00:00")
+    find(driver, "button[name=filter]").click()
+    by_text(driver, "main", "No recordings match.")
+    by_text(driver, "main details summary", "Filters (some recordings are hidden)")
+    console.pick("input[name=since]", "2020-01-02T00:00")
+    find(driver, "button[name=filter]").click()
+    refused = by_text(driver, "main .alert.error", "created_date_min")
+    assert "must not be after created_date_max" in refused.text
+    console.pick("input[name=until]", "")
+    find(driver, "button[name=filter]").click()
+    find(driver, card_css)
+    assert driver.find_elements("css selector", "main .alert.error") == []
+    console.pick("input[name=since]", "")
+    find(driver, "button[name=filter]").click()
+    summaries = "main details > summary"
+    console.wait(
+        lambda: "Filters" in [e.text for e in driver.find_elements("css selector", summaries)]
+    )
     # Delete asks first; cancelled, nothing happens.
     find(driver, f"{card_css} button[name=delete]").click()
     by_text(driver, "dialog button", "Cancel").click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from selenium import webdriver
 from selenium.webdriver.support.ui import Select
 
 from tests.calls.conftest import run_sipp, start_target
@@ -35,13 +36,18 @@ def test_simulate_a_call_and_hear_it(console: Console) -> None:
     assert console.page_errors() == []
 
 
-def test_a_timeline_step_by_step(console: Console) -> None:
-    menu = console.app_named("Main menu")
-    console.go(f"#/try/{menu['app_id']}")
+def _first_step_presses(console: Console, key: str) -> webdriver.Chrome:
+    """Try a call of the main menu with a timeline whose first step presses `key`."""
+    console.go(f"#/try/{console.app_named('Main menu')['app_id']}")
     driver = console.driver
     find(driver, "details.timeline summary").click()
     find(driver, "button[name=add_step]").click()
-    find(driver, "input[name=step_key]").send_keys("7")
+    find(driver, "input[name=step_key]").send_keys(key)
+    return driver
+
+
+def test_a_timeline_step_by_step(console: Console) -> None:
+    driver = _first_step_presses(console, "7")
     find(driver, "button[name=add_step]").click()
     kinds = driver.find_elements("css selector", "select[name=step_kind]")
     Select(kinds[1]).select_by_value("hangup")
@@ -54,12 +60,7 @@ def test_a_timeline_step_by_step(console: Console) -> None:
 
 
 def test_a_key_at_the_first_second_stops_the_welcome_and_chooses(console: Console) -> None:
-    menu = console.app_named("Main menu")
-    console.go(f"#/try/{menu['app_id']}")
-    driver = console.driver
-    find(driver, "details.timeline summary").click()
-    find(driver, "button[name=add_step]").click()
-    find(driver, "input[name=step_key]").send_keys("1")
+    driver = _first_step_presses(console, "1")
     Select(find(driver, "select[name=step_when]")).select_by_value("at")
     assert find(driver, "input[name=step_at]").get_attribute("value") == "0"
     find(driver, "button[name=run]").click()
@@ -256,16 +257,9 @@ def test_try_a_call_at_a_chosen_moment_and_say_who_in_the_team_answers(
     )
     console.go(f"#/try/{menu}")
     driver = console.driver
-    when = find(driver, "input[name=at]")
 
     def call_at(moment: str) -> str:
-        # A date and time picker's value, as a person picking one sets it.
-        driver.execute_script(
-            "arguments[0].value = arguments[1];"
-            "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
-            when,
-            moment,
-        )
+        console.pick("input[name=at]", moment)
         find(driver, "button[name=run]").click()
         return str(
             console.wait(

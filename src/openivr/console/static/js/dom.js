@@ -118,6 +118,13 @@ export function seconds(value) {
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
 
+/** A datetime-local input's value (this browser's time) as an ISO instant; undefined if empty. */
+export function instantOf(localValue) {
+  if (!localValue) return undefined;
+  const date = new Date(localValue);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
 /** A date the API gave (ISO 8601 or the hosted API's 20240501T12:00:00Z) in local words. */
 export function when(value) {
   if (!value) return "";

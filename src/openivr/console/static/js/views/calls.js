@@ -1,7 +1,7 @@
 // The call log: every call the node carried, newest first, with the API's filters (caller,
 // number or app dialled, app visited, time), and a call's legs (transfers) and keys.
 
-import { h, put, field, select, seconds, when } from "../dom.js";
+import { h, put, field, select, seconds, when, instantOf } from "../dom.js";
 import { api, acct, list } from "../api.js";
 import { serverFeatures, userName } from "../data.js";
 import { heading, busy, describe } from "../ui.js";
@@ -23,12 +23,6 @@ function outcomeText(outcome) {
   const leg = /^call([12])_([a-z_]+)$/.exec(outcome || "");
   if (leg) return `Callback: call ${leg[1]} ${LEG_ENDS[leg[2]] || leg[2].replace(/_/g, " ")}`;
   return outcome || "—";
-}
-
-function isoOf(localValue) {
-  if (!localValue) return undefined;
-  const date = new Date(localValue);
-  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
 }
 
 function plain(value) {
@@ -104,7 +98,7 @@ export async function show(main, _unused, state = { offset: 0, filters: {} }) {
   let calls;
   try {
     calls = await list(acct("/call"), { query: {
-      from: f.from, to: f.to, app_id: f.app_id, since: isoOf(f.sinceLocal), until: isoOf(f.untilLocal),
+      from: f.from, to: f.to, app_id: f.app_id, since: instantOf(f.sinceLocal), until: instantOf(f.untilLocal),
       limit: PAGE, offset: state.offset,
     } });
   } catch (error) {
