@@ -63,7 +63,7 @@ function stepRow(remove, users) {
   const after = h("input", { type: "number", name: "step_after", min: "0", step: "0.5", placeholder: "0", id: uid("after") });
   const afterLabel = h("label", { for: after.id }, "After (seconds)");
   const during = h("input", { type: "text", name: "step_during", list: "step-messages", placeholder: "menu", id: uid("during"), autocomplete: "off" });
-  const duringField = h("div", { class: "field" }, h("label", { for: during.id }, "Message (key or name)"), during);
+  const duringField = h("div", { class: "field" }, h("label", { for: during.id }, "Message"), during);
   const at = h("input", { type: "number", name: "step_at", min: "0", step: "0.1", value: "0", id: uid("at") });
   const atField = h("div", { class: "field" }, h("label", { for: at.id }, "Second of the call"), at);
   const afterField = h("div", { class: "field" }, afterLabel, after);
@@ -76,7 +76,8 @@ function stepRow(remove, users) {
     duringField.hidden = how !== "during";
     atField.hidden = how !== "at";
     afterField.hidden = how === "at" || kind.value === "record";
-    afterLabel.textContent = how === "during" ? "Seconds into it (empty: half way)" : "After (seconds)";
+    afterLabel.textContent = how === "during" ? "Seconds into it" : "After (seconds)";
+    after.placeholder = how === "during" ? "half way" : "0";
   };
   const build = () => {
     value.replaceChildren();
