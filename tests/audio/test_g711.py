@@ -76,3 +76,13 @@ def test_unknown_codec_and_wrong_dtype_are_named() -> None:
         g711.encode(np.zeros(4, dtype=np.int16), "G722")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="float64"):
         g711.ulaw_encode(np.zeros(4))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("source", "target"), [("PCMA", "PCMU"), ("PCMU", "PCMA")])
+def test_transcoding_is_decoding_then_encoding_in_the_other_law(
+    source: g711.Codec, target: g711.Codec
+) -> None:
+    every_code = bytes(range(256))
+    expected = g711.encode(g711.decode(every_code, source), target)
+    assert g711.transcode(every_code, source, target) == expected
+    assert g711.transcode(every_code, source, source) == every_code

@@ -28,9 +28,15 @@ def _checksum(header: bytes) -> int:
 
 
 def tone_pcap(
-    path: Path, frequency: float, seconds: float, codec: g711.Codec, amplitude: int = 8000
+    path: Path,
+    frequency: float,
+    seconds: float,
+    codec: g711.Codec,
+    amplitude: int = 8000,
+    first_frame: int = 0,
 ) -> Path:
-    """A pcap of 20 ms RTP packets of a sine at `frequency` in `codec` (payload type 0 or 8)."""
+    """A pcap of 20 ms RTP packets of a sine at `frequency` in `codec` (payload type 0 or 8);
+    its sequence numbers and timestamps count from `first_frame` (a stream that goes on)."""
     samples = int(seconds * RATE)
     t = np.arange(samples) / RATE
     pcm = (amplitude * np.sin(2 * math.pi * frequency * t)).astype(np.int16)
@@ -38,7 +44,8 @@ def tone_pcap(
     pt = 0 if codec == "PCMU" else 8
     out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
     for index in range(samples // FRAME):
-        rtp = struct.pack("!BBHII", 0x80, pt, index & 0xFFFF, index * FRAME, 0x51C0FFEE)
+        number = first_frame + index
+        rtp = struct.pack("!BBHII", 0x80, pt, number & 0xFFFF, number * FRAME, 0x51C0FFEE)
         rtp += payload[index * FRAME : (index + 1) * FRAME]
         udp = struct.pack("!HHHH", 40000, 40002, 8 + len(rtp), 0) + rtp
         ip = bytearray(

@@ -37,7 +37,7 @@ def test_packets_out_of_order_land_where_their_timestamps_say(tmp_path: Path) ->
         later = list(range(3, 10))
         random.Random(4).shuffle(later)
         for i in [2, 0, 1, *later]:  # the caller's packets, jittered from the first one on
-            recording.party.packet(_packet(1000 + 160 * i, _frame(1000 * (i + 1))))
+            recording.party.packet(_packet(1000 + 160 * i, _frame(1000 * (i + 1))), "PCMU")
         result = await recorder.finish(recording)
         assert result.status == "complete" and result.failure == ""
         recorder.close()
@@ -57,8 +57,8 @@ def test_both_ways_are_mixed_or_kept_apart(tmp_path: Path) -> None:
         path = tmp_path / f"{channels}.wav"
         recording = recorder.start(session, f"CRtest00000{channels}", path, channels=channels)
         for i in range(25):
-            recording.party.add(1, 500 + 160 * i, _frame(3000, "PCMA"))
-            recording.heard.add(2, 90000 + 160 * i, _frame(-1000, "PCMA"))
+            recording.party.add(1, 500 + 160 * i, _frame(3000, "PCMA"), "PCMA")
+            recording.heard.add(2, 90000 + 160 * i, _frame(-1000, "PCMA"), "PCMA")
         await recorder.finish(recording)
         recorder.close()
         return parse_wav(path.read_bytes()).samples

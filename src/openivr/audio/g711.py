@@ -141,3 +141,18 @@ def split_frames(payload: bytes, codec: Codec) -> list[bytes]:
 def encode_frames(pcm: NDArray[np.int16], codec: Codec) -> list[bytes]:
     """int16 8 kHz samples as 20 ms G.711 frames (160 bytes each) ready for RTP."""
     return split_frames(encode(pcm, codec), codec)
+
+
+# Byte-to-byte tables from one law to the other (`bytes.translate`): a packet in the other codec
+# is re-coded in one pass, without decoding to samples first.
+_TRANSCODE: dict[tuple[Codec, Codec], bytes] = {
+    ("PCMA", "PCMU"): ulaw_encode(_ALAW_DECODE).tobytes(),
+    ("PCMU", "PCMA"): alaw_encode(_ULAW_DECODE).tobytes(),
+}
+
+
+def transcode(payload: bytes, source: Codec, target: Codec) -> bytes:
+    """G.711 bytes in `source` re-coded in `target` (the same bytes when they agree)."""
+    if source == target:
+        return payload
+    return payload.translate(_TRANSCODE[(source, target)])

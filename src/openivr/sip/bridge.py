@@ -56,14 +56,15 @@ class RelayDirection:
         sink = self.sink
         second = data[1]
         pt = second & 0x7F
-        if pt == source.payload_type:
+        codec = source.receives.get(pt)  # each packet in its own payload type's codec
+        if codec is not None:
             payload = data[12:]
             recording = source.recording
             if recording is not None:  # the recorded party's voice, before any transcoding
                 stamp, source_ssrc = _TS_SSRC.unpack_from(data, 4)
-                recording.party.add(source_ssrc, stamp, payload)
-            if source.codec != sink.codec:
-                payload = g711.encode(g711.decode(payload, source.codec), sink.codec)
+                recording.party.add(source_ssrc, stamp, payload, codec)
+            if codec != sink.codec:
+                payload = g711.transcode(payload, codec, sink.codec)
             out_pt: int | None = sink.payload_type
         elif pt == source.event_payload_type:
             payload = data[12:]
@@ -87,12 +88,15 @@ class RelayDirection:
 
     def audio(self, packet: RtpPacket) -> None:
         """Relay an audio packet, transcoding G.711 μ-law ↔ A-law when needed."""
+        codec = self.source.receives.get(packet.payload_type)
+        if codec is None:
+            return  # not audio the far end offered
         payload = packet.payload
         recording = self.source.recording
         if recording is not None:
-            recording.party.add(packet.ssrc, packet.timestamp, payload)
-        if self.source.codec != self.sink.codec:
-            payload = g711.encode(g711.decode(payload, self.source.codec), self.sink.codec)
+            recording.party.add(packet.ssrc, packet.timestamp, payload, codec)
+        if codec != self.sink.codec:
+            payload = g711.transcode(payload, codec, self.sink.codec)
         timestamp, marker = self._timestamp(packet)
         self.sink.forward(self.sink.payload_type, payload, marker, timestamp)
         self.relayed += 1

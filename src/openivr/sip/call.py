@@ -130,6 +130,7 @@ class _Recording:
     stop_keys: str
     threshold: float
     buffer: JitterBuffer
+    codec: g711.Codec  # what the buffer holds: the call's codec when recording started
     max_seconds: float = 120.0
     max_silence: float | None = 5.0
     started_at: float = 0.0
@@ -225,7 +226,8 @@ class MediaCall:
 
     def follow(self, agreement: MediaAgreement) -> None:
         """Take a new SDP agreement (a re-INVITE, a late answer): where our RTP goes, and
-        whether we send it at all (hold)."""
+        whether we send it at all (hold), and in which codec."""
+        self._session.use(agreement.codec, agreement.payload_type, agreement.receives)
         self._session.remote = (agreement.remote_address, agreement.remote_port)
         self._session.sending = agreement.may_send
         self.agreement = agreement
@@ -332,6 +334,7 @@ class MediaCall:
             stop_keys=stop_keys,
             threshold=silence_threshold,
             buffer=JitterBuffer(silence_frame(self.codec)),
+            codec=self.codec,
             max_seconds=max_seconds,
             max_silence=max_silence,
             started_at=now,
@@ -383,7 +386,7 @@ class MediaCall:
         self._events.put_nowait(AudioRecorded(data, reason, len(pcm) / SAMPLE_RATE, key))
 
     def _append(self, rec: _Recording, frame: bytes) -> None:
-        samples = g711.decode(frame, self.codec)
+        samples = g711.decode(frame, rec.codec)
         rec.chunks.append(samples)
         rec.samples += len(samples)
         rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
@@ -394,14 +397,18 @@ class MediaCall:
     def _on_audio(self, packet: RtpPacket) -> None:
         if self.state != "answered":
             return
+        codec = self._session.receives.get(packet.payload_type)
+        if codec is None:
+            return  # not audio the caller offered: never decoded as if it were
         if self._detector is not None:
-            for key in self._detector.feed(g711.decode(packet.payload, self.codec)):
+            for key in self._detector.feed(g711.decode(packet.payload, codec)):
                 self.receive_key(key, "inband")
         rec = self._recording
         if rec is None:
             return
         rec.heard_at = time.monotonic()
-        self._record_frames(rec, rec.buffer.push(packet.sequence, packet.payload))
+        payload = g711.transcode(packet.payload, codec, rec.codec)
+        self._record_frames(rec, rec.buffer.push(packet.sequence, payload))
 
     def _record_frames(self, rec: _Recording, frames: list[bytes]) -> None:
         for frame in frames:

@@ -458,8 +458,7 @@ def apply_agreement(
         secure(session, local.key, agreement.srtp)
     else:
         unsecure(session)
-    session.codec = agreement.codec
-    session.payload_type = agreement.payload_type
+    session.use(agreement.codec, agreement.payload_type, agreement.receives)
     session.event_payload_type = agreement.event_payload_type
     session.remote = (agreement.remote_address, agreement.remote_port)
     session.sending = agreement.may_send

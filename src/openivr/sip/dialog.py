@@ -367,8 +367,9 @@ class IncomingDialog:
             except NoCommonCodec as exc:
                 tx.respond(response_to(request, 488, f"Not Acceptable Here ({exc})"[:120]))
                 return
-            # Keep our codec for the rest of the call when it is still offered.
-            kept = _offers(request.body, call.agreement)
+            # Keep our codec (under the payload type this offer gives it) while it is still
+            # offered; else follow the offer to its codec, both ways.
+            kept = next((pt for pt, codec in offered.audio_types if codec == call.codec), None)
             try:
                 theirs = agree(
                     offered.profile, offered.srtp, self.core.srtp, self.peer.name == "TLS"
@@ -381,13 +382,10 @@ class IncomingDialog:
                 return
             agreement = replace(
                 offered,
-                codec=call.codec if kept else offered.codec,
-                payload_type=call.agreement.payload_type if kept else offered.payload_type,
+                codec=offered.codec if kept is None else call.codec,
+                payload_type=offered.payload_type if kept is None else kept,
                 srtp=theirs,
             )
-            if agreement.codec != call.codec:
-                tx.respond(response_to(request, 488, "Not Acceptable Here (codec change)"))
-                return
             if theirs is not None and self.local_sdp.key is not None:
                 if theirs != call.agreement.srtp:
                     secure(call.rtp_session, self.local_sdp.key, theirs)  # the far end re-keyed
@@ -418,13 +416,3 @@ def _session_timer_headers(request: SipRequest) -> list[tuple[str, str]]:
     if "timer" in supported:
         headers.append(("Require", "timer"))
     return headers
-
-
-def _offers(body: bytes, current: MediaAgreement) -> bool:
-    try:
-        audio = SessionDescription.parse(body).audio()
-    except SdpError:
-        return False
-    if audio is None:
-        return False
-    return any((audio.encoding(pt) or "").upper().startswith(current.codec) for pt in audio.formats)

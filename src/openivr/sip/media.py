@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from openivr.audio import g711
 from openivr.audio.g711 import Codec
 from openivr.sip.audiofilter import attach_audio_filter, detach_audio_filter
 from openivr.sip.rtp import SAMPLES_PER_FRAME, RtpError, RtpPacket, silence_frame
@@ -179,6 +180,9 @@ class RtpSession:
         self.codec = codec
         self.payload_type = payload_type
         self.event_payload_type = event_payload_type
+        # Payload type → codec of the audio taken from the far end (each packet is decoded by
+        # its own); a payload type neither here nor the event one is dropped.
+        self.receives: dict[int, Codec] = {payload_type: codec}
         self.remote = remote
         self.stats = RtpStats()
         self.ssrc = secrets.randbits(32)
@@ -213,6 +217,17 @@ class RtpSession:
         self._talkspurt = True
         # The RTP timestamp of the last packet sent, so relayed media continues the stream.
         self.last_timestamp = self._timestamp_base
+
+    def use(self, codec: Codec, payload_type: int, receives: dict[int, Codec]) -> None:
+        """Send in `codec` under `payload_type` from now on (a re-INVITE or an answer changed
+        it), the rest of a prompt being sent included; take audio of the `receives` types."""
+        if codec != self.codec:
+            frames = self._frames
+            if frames is not None:
+                self._frames = [g711.transcode(f, self.codec, codec) for f in frames]
+            self._silence = silence_frame(codec)
+        self.codec, self.payload_type = codec, payload_type
+        self.receives = {**receives, payload_type: codec}
 
     async def open(self, sock: socket.socket) -> None:
         """Start receiving on an already bound socket (the session owns it from now on)."""
@@ -406,7 +421,7 @@ class RtpSession:
         ) & 0xFFFFFFFF
         recording = self._recording
         if recording is not None:  # what the recorded party hears: prompts, ringback, silence
-            recording.heard.add(self.ssrc, timestamp, payload)
+            recording.heard.add(self.ssrc, timestamp, payload, self.codec)
         sequence = self._sequence
         packet = (
             _RTP_HEADER.pack(
@@ -440,7 +455,7 @@ class RtpSession:
     def _send(self, second: int, timestamp: int, payload: bytes) -> None:
         recording = self._recording
         if recording is not None and second & 0x7F == self.payload_type:
-            recording.heard.add(self.ssrc, timestamp, payload)
+            recording.heard.add(self.ssrc, timestamp, payload, self.codec)
         packet = _RTP_HEADER.pack(0x80, second, self._sequence, timestamp, self.ssrc) + payload
         self._sequence = (self._sequence + 1) & 0xFFFF
         self.last_timestamp = timestamp
@@ -547,10 +562,11 @@ class RtpSession:
         if len(data) < 12:
             return
         payload_type = data[1] & 0x7F
-        if payload_type != self.payload_type and payload_type != self.event_payload_type:
-            return
+        codec = self.receives.get(payload_type)
+        if codec is None and payload_type != self.event_payload_type:
+            return  # not a payload type the far end offered: not audio we could decode
         stats = self.stats
-        if self._filtered and payload_type == self.payload_type:
+        if self._filtered and codec is not None:
             # One audio packet in AUDIO_SAMPLE gets here: the ones the kernel dropped since the
             # last are counted by the sequence number's advance.
             sequence = (data[2] << 8) | data[3]
@@ -571,11 +587,11 @@ class RtpSession:
             if source != self.remote:
                 # Symmetric RTP: answer where the caller's media comes from (NAT, SDP lies).
                 self.remote = source
-        is_event = payload_type == self.event_payload_type
-        if not is_event:
+        is_event = codec is None
+        if codec is not None:
             recording = self._recording
             if recording is not None:
-                recording.party.packet(data)
+                recording.party.packet(data, codec)
             if not self._audio_wanted:
                 return
         try:

@@ -112,17 +112,20 @@ class Track:
         self._base_ts = 0
         self._base_pos = 0
 
-    def packet(self, data: bytes) -> None:
-        """Place a raw RTP audio packet."""
+    def packet(self, data: bytes, codec: g711.Codec) -> None:
+        """Place a raw RTP audio packet in `codec` (its payload type's)."""
         parts = _payload_of(data)
         if parts is not None:
-            self.add(parts[1], parts[0], parts[2])
+            self.add(parts[1], parts[0], parts[2], codec)
 
-    def add(self, ssrc: int, timestamp: int, payload: bytes) -> None:
-        """Place one packet's payload by its RTP timestamp (hot path: no decoding, no I/O)."""
+    def add(self, ssrc: int, timestamp: int, payload: bytes, codec: g711.Codec) -> None:
+        """Place one packet's payload by its RTP timestamp (hot path: no decoding, no I/O);
+        a packet in another codec than the recording's is re-coded byte by byte."""
         rec = self.recording
         if rec.state != "recording":
             return
+        if codec != rec.codec:
+            payload = g711.transcode(payload, codec, rec.codec)
         now = time.monotonic()
         if rec.origin is None:
             rec.origin = now - LEAD_IN / RATE

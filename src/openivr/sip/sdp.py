@@ -165,6 +165,14 @@ class MediaAgreement:
     profile: str = "RTP/AVP"  # the offer's m= profile, which our answer repeats
     # The far end's SRTP key: set when the media is SRTP (see srtp.agree), else None.
     srtp: SdesKey | None = None
+    # Every G.711 payload type the offer maps, with its codec: what the far end may send us.
+    # Each packet is decoded by its own payload type; one not here is not audio we know.
+    audio_types: tuple[tuple[int, Codec], ...] = ()
+
+    @property
+    def receives(self) -> dict[int, Codec]:
+        """Payload type → codec of the audio we accept: the offer's G.711 types and ours."""
+        return {**dict(self.audio_types), self.payload_type: self.codec}
 
     @property
     def may_send(self) -> bool:
@@ -197,12 +205,15 @@ def negotiate(offer: SessionDescription) -> MediaAgreement:
         raise SdpError("offer has no c= connection address")
     chosen: tuple[Codec, int] | None = None
     event_pt: int | None = None
+    audio_types: list[tuple[int, Codec]] = []
     for pt in audio.formats:
         encoding = (audio.encoding(pt) or "").split("/")
         name = encoding[0].upper()
         rate = encoding[1] if len(encoding) > 1 else ""
-        if chosen is None and name in SUPPORTED_CODECS and rate in ("8000", ""):
-            chosen = (cast(Codec, name), pt)
+        if name in SUPPORTED_CODECS and rate in ("8000", ""):
+            audio_types.append((pt, cast(Codec, name)))
+            if chosen is None:
+                chosen = (cast(Codec, name), pt)
         elif event_pt is None and name == "TELEPHONE-EVENT" and rate == "8000":
             event_pt = pt
     if chosen is None:
@@ -217,6 +228,7 @@ def negotiate(offer: SessionDescription) -> MediaAgreement:
         direction=_ANSWER_DIRECTION.get(audio.direction, "sendrecv"),
         profile=profile,
         srtp=first_usable(audio.crypto),
+        audio_types=tuple(audio_types),
     )
 
 

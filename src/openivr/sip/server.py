@@ -520,6 +520,7 @@ class SipServer:
             on_audio=lambda packet: None,
             on_event=lambda packet: None,
         )
+        session.receives = agreement.receives
         sock = self.ports.bind(self.config.host)
         ours: SdesKey | None = None
         if agreement.srtp is not None:
