@@ -78,6 +78,10 @@ def run(workers: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "5000",
             "--node-name",
             "bench",
+            # SIPp places every call from one address, like a trunk or the balancer: trusted,
+            # or the flood limit refuses most of 100 INVITEs a second from it.
+            "--trusted-networks",
+            "127.0.0.1",
         ],  # fmt: skip
         env=env,
         stdout=subprocess.DEVNULL,
