@@ -64,10 +64,11 @@ def _after(pcm: np.ndarray) -> np.ndarray:
     return pcm[-16000:]
 
 
-@pytest.mark.parametrize("scenario", ["record_codec_reinvite.xml", "record_codec_switch.xml"])
-async def test_the_caller_is_heard_after_a_codec_change(
-    recorded: tuple[SipServer, RecordedIvr], tmp_path: Path, scenario: str
-) -> None:
+async def record_a_change(
+    recorded: tuple[SipServer, RecordedIvr], tmp_path: Path, scenario: str, second_type: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A PCMA tone then a PCMU one from SIPp: the voicemail's samples and the call recording's
+    caller channel."""
     server, demo = recorded
     first = tone_pcap(tmp_path / "first.pcap", BEFORE, BEFORE_S, "PCMA")
     # The same stream goes on in the other codec (sequence numbers and timestamps continue).
@@ -82,18 +83,39 @@ async def test_the_caller_is_heard_after_a_codec_change(
             "first_ms": str(int(BEFORE_S * 1000) + 100),
             "second_pcap": str(second),
             "second_ms": str(int(AFTER_S * 1000) + 100),
+            "second_type": second_type,
         },
     )
     await asyncio.wait_for(demo.done.wait(), 5)
-    # The voicemail: both tones, the second one to the end.
     [message] = demo.recordings
     assert message.reason == "key" and message.key == "#"
-    pcm = np.frombuffer(message.pcm, dtype="<i2")
-    assert windows_with(pcm, (BEFORE,), 0.8) >= 4
-    assert windows_with(_after(pcm), (AFTER,), 0.8) >= 8
-    # The call recording: the caller's channel likewise.
     await asyncio.wait_for(demo.written.wait(), 10)
     assert demo.results == ["complete"]
     caller = parse_wav(demo.path.read_bytes()).samples[:, 0]
+    return np.frombuffer(message.pcm, dtype="<i2"), caller
+
+
+@pytest.mark.parametrize(
+    ("scenario", "second_type"),
+    [("record_codec_reinvite.xml", ""), ("record_codec_switch.xml", "0")],
+)
+async def test_the_caller_is_heard_after_a_codec_change(
+    recorded: tuple[SipServer, RecordedIvr], tmp_path: Path, scenario: str, second_type: str
+) -> None:
+    voicemail, caller = await record_a_change(recorded, tmp_path, scenario, second_type)
+    # Both tones, the second one to the end: in the voicemail and the call recording alike.
+    assert windows_with(voicemail, (BEFORE,), 0.8) >= 4
+    assert windows_with(_after(voicemail), (AFTER,), 0.8) >= 8
     assert windows_with(caller, (BEFORE,), 0.8) >= 4
     assert windows_with(caller, (AFTER,), 0.8) >= 8
+
+
+async def test_a_payload_type_the_caller_did_not_offer_is_not_heard_as_noise(
+    recorded: tuple[SipServer, RecordedIvr], tmp_path: Path
+) -> None:
+    # The offer is PCMA and G.729 (18): PCMU packets (0) are nothing the call agreed on.
+    voicemail, caller = await record_a_change(recorded, tmp_path, "record_codec_switch.xml", "18")
+    assert windows_with(voicemail, (BEFORE,), 0.8) >= 4
+    assert windows_with(voicemail, (AFTER,), 0.05) == 0
+    assert windows_with(caller, (BEFORE,), 0.8) >= 4
+    assert int(np.abs(caller[-8000:]).max()) < 100  # silence where the PCMU tone was sent
