@@ -88,22 +88,22 @@ def ringback_frames(codec: g711.Codec) -> tuple[bytes, ...]:
 
 
 class Ringback:
-    """Loops the ringback tone on a caller's session until stopped."""
+    """Loops the ringback tone on a caller's session until stopped, each cadence in the
+    session's codec of the moment (a re-INVITE may change it while the target rings)."""
 
-    def __init__(self, session: RtpSession, codec: g711.Codec) -> None:
+    def __init__(self, session: RtpSession) -> None:
         self.session = session
-        self.frames = ringback_frames(codec)
         self.on = False
 
     def start(self) -> None:
         """Start (or keep) ringing."""
         if not self.on:
             self.on = True
-            self.session.play(self.frames, self._again)
+            self._again()
 
     def _again(self) -> None:
         if self.on:
-            self.session.play(self.frames, self._again)
+            self.session.play(ringback_frames(self.session.codec), self._again)
 
     def stop(self) -> None:
         """Stop ringing (silence follows until something else is sent)."""
@@ -297,7 +297,7 @@ class _BridgedTransfer:
         # What the target's leg runs on now: its answer, then its re-offers (hold, resume).
         self.agreement: MediaAgreement | None = None
         self.bridge: MediaBridge | None = None
-        self.ringback = Ringback(call.rtp_session, call.codec)
+        self.ringback = Ringback(call.rtp_session)
         self.caller_unclocked = False
         self.local: LocalSession | None = None  # our SDP (and SRTP key) towards every fork
 
