@@ -207,6 +207,12 @@ def pages(demo: Demo) -> list[tuple[str, Callable[[webdriver.Chrome], None]]]:
 
     def try_call(driver: webdriver.Chrome) -> None:
         go(f"#/try/{menu}", "input[name=keys]")(driver)
+        # A Tuesday morning, in opening hours whenever the pictures are taken.
+        driver.execute_script(
+            "arguments[0].value = '2026-12-01T10:00';"
+            "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+            find(driver, "input[name=at]"),
+        )
         find(driver, "input[name=keys]").send_keys("3")
         find(driver, "button[name=run]").click()
         find(driver, "ol.transcript")
