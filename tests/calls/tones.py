@@ -34,9 +34,11 @@ def tone_pcap(
     codec: g711.Codec,
     amplitude: int = 8000,
     first_frame: int = 0,
+    ssrc: int = 0x51C0FFEE,
 ) -> Path:
     """A pcap of 20 ms RTP packets of a sine at `frequency` in `codec` (payload type 0 or 8);
-    its sequence numbers and timestamps count from `first_frame` (a stream that goes on)."""
+    its sequence numbers and timestamps count from `first_frame` (a stream that goes on), in
+    stream `ssrc` (another one: the phone restarted its stream)."""
     samples = int(seconds * RATE)
     t = np.arange(samples) / RATE
     pcm = (amplitude * np.sin(2 * math.pi * frequency * t)).astype(np.int16)
@@ -45,7 +47,7 @@ def tone_pcap(
     out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
     for index in range(samples // FRAME):
         number = first_frame + index
-        rtp = struct.pack("!BBHII", 0x80, pt, number & 0xFFFF, number * FRAME, 0x51C0FFEE)
+        rtp = struct.pack("!BBHII", 0x80, pt, number & 0xFFFF, number * FRAME, ssrc)
         rtp += payload[index * FRAME : (index + 1) * FRAME]
         udp = struct.pack("!HHHH", 40000, 40002, 8 + len(rtp), 0) + rtp
         ip = bytearray(

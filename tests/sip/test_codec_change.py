@@ -1,5 +1,6 @@
-"""A caller whose audio changes codec mid-call (a re-INVITE to another codec, or a second
-payload type of its offer) is heard in the whole recording: voicemail and call recording."""
+"""A caller whose audio changes mid-call (a re-INVITE to another codec, a second payload type
+of its offer, or a restart of its RTP stream) is heard in the whole recording: voicemail and
+call recording."""
 
 from __future__ import annotations
 
@@ -69,20 +70,33 @@ async def record_a_change(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A PCMA tone then a PCMU one from SIPp: the voicemail's samples and the call recording's
     caller channel."""
-    server, demo = recorded
     first = tone_pcap(tmp_path / "first.pcap", BEFORE, BEFORE_S, "PCMA")
     # The same stream goes on in the other codec (sequence numbers and timestamps continue).
     later = int(BEFORE_S * 50) + 10
     second = tone_pcap(tmp_path / "second.pcap", AFTER, AFTER_S, "PCMU", first_frame=later)
+    return await record_two(recorded, tmp_path, scenario, (first, second), second_type)
+
+
+async def record_two(
+    recorded: tuple[SipServer, RecordedIvr],
+    tmp_path: Path,
+    scenario: str,
+    pcaps: tuple[Path, Path],
+    second_type: str,
+    seconds: tuple[float, float] = (BEFORE_S, AFTER_S),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two pcaps from SIPp one after the other into a recorded message: the voicemail's samples
+    and the call recording's caller channel."""
+    server, demo = recorded
     await run_sipp(
         server,
         scenario,
         tmp_path,
         values={
-            "first_pcap": str(first),
-            "first_ms": str(int(BEFORE_S * 1000) + 100),
-            "second_pcap": str(second),
-            "second_ms": str(int(AFTER_S * 1000) + 100),
+            "first_pcap": str(pcaps[0]),
+            "first_ms": str(int(seconds[0] * 1000) + 100),
+            "second_pcap": str(pcaps[1]),
+            "second_ms": str(int(seconds[1] * 1000) + 100),
             "second_type": second_type,
         },
     )
@@ -119,3 +133,54 @@ async def test_a_payload_type_the_caller_did_not_offer_is_not_heard_as_noise(
     assert windows_with(voicemail, (AFTER,), 0.05) == 0
     assert windows_with(caller, (BEFORE,), 0.8) >= 4
     assert int(np.abs(caller[-8000:]).max()) < 100  # silence where the PCMU tone was sent
+
+
+def _tone_runs(pcm: np.ndarray) -> list[tuple[float, int]]:
+    """The tones of `pcm` by 200 ms window, in order: (frequency, windows in a row)."""
+    runs: list[tuple[float, int]] = []
+    for start in range(0, len(pcm) - 1600 + 1, 1600):
+        window = pcm[start : start + 1600]
+        heard = [f for f in (BEFORE, AFTER) if windows_with(window, (f,), 0.8)]
+        if not heard:
+            continue
+        if runs and runs[-1][0] == heard[0]:
+            runs[-1] = (heard[0], runs[-1][1] + 1)
+        else:
+            runs.append((heard[0], 1))
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("first_frame", "second_frame", "ssrc"),
+    [
+        # The phone restarts its stream: a new SSRC, numbers and timestamps from near 0 again
+        # while the old stream was at 2000 (a jump back, longer than any reordering)...
+        (2000, 3, 0x0DDBA11),
+        # ... or from 5 while the old stream had reached 130 (a jump back "within reach").
+        (5, 5, 0x0DDBA11),
+        # The same stream after a long pause (silence suppression): numbers jump ahead.
+        (100, 100 + int(BEFORE_S * 50) + 1000, 0x51C0FFEE),
+    ],
+    ids=["new-ssrc", "new-ssrc-near", "forward-jump"],
+)
+async def test_the_caller_is_heard_after_a_restart_of_its_stream(
+    recorded: tuple[SipServer, RecordedIvr],
+    tmp_path: Path,
+    first_frame: int,
+    second_frame: int,
+    ssrc: int,
+) -> None:
+    first = tone_pcap(tmp_path / "first.pcap", BEFORE, BEFORE_S, "PCMA", first_frame=first_frame)
+    second = tone_pcap(
+        tmp_path / "second.pcap", AFTER, AFTER_S, "PCMA", first_frame=second_frame, ssrc=ssrc
+    )
+    voicemail, caller = await record_two(
+        recorded, tmp_path, "record_codec_switch.xml", (first, second), "0"
+    )
+    # Both tones in order, each about as long as it was sent: none of the second is dropped
+    # as "late", and no long silence goes between them.
+    for pcm in (voicemail, caller):
+        runs = _tone_runs(pcm)
+        assert [f for f, _ in runs] == [BEFORE, AFTER], runs
+        assert runs[0][1] >= BEFORE_S * 5 - 2 and runs[1][1] >= AFTER_S * 5 - 2, runs
+    assert len(voicemail) <= (BEFORE_S + AFTER_S + 1.0) * 8000

@@ -57,3 +57,70 @@ def test_key_events_between_audio_packets_are_no_loss() -> None:
     out += buffer.flush()
     assert out == [frame(n) for n in range(1, 12, 2)]
     assert buffer.lost == 0
+
+
+def test_a_new_ssrc_restarts_the_stream_with_nothing_lost() -> None:
+    # A phone restarts its stream (re-INVITE, hold/resume): new SSRC, numbers from near 0,
+    # while the old stream had not got that far. Nothing is "late", no silence goes between.
+    buffer = JitterBuffer(SILENCE, depth=3)
+    out: list[bytes] = []
+    for s in range(100, 140):
+        out += buffer.push(s, frame(s), ssrc=1, timestamp=s * 160)
+    for s in range(5, 45):
+        out += buffer.push(s, frame(s + 1), ssrc=2, timestamp=s * 160)
+    out += buffer.push(139, frame(139), ssrc=1, timestamp=139 * 160)  # a straggler of the old
+    out += buffer.flush()
+    assert out == [frame(s) for s in range(100, 140)] + [frame(s + 1) for s in range(5, 45)]
+    assert buffer.lost == 0
+    assert buffer.late == 1
+
+
+def test_reordering_across_a_new_ssrc_is_kept_in_the_new_stream() -> None:
+    buffer = JitterBuffer(SILENCE, depth=2)
+    out = buffer.push(10, frame(10), ssrc=1) + buffer.push(11, frame(11), ssrc=1)
+    for s in [3, 5, 4, 6]:
+        out += buffer.push(s, frame(s), ssrc=2)
+    out += buffer.flush()
+    assert out == [frame(10), frame(11), frame(3), frame(4), frame(5), frame(6)]
+    assert buffer.lost == 0
+
+
+def test_same_ssrc_restart_is_seen_by_its_timestamp() -> None:
+    # Numbers go back within MAX_GAP but the timestamp goes on: not a late packet, a restart.
+    buffer = JitterBuffer(SILENCE, depth=2)
+    out: list[bytes] = []
+    for index, s in enumerate([*range(200, 230), *range(150, 180)]):
+        out += buffer.push(s, frame(s), ssrc=7, timestamp=1000 + index * 160)
+    out += buffer.flush()
+    assert out == [frame(s) for s in [*range(200, 230), *range(150, 180)]]
+    assert buffer.lost == 0 and buffer.late == 0
+
+
+def test_late_and_repeated_packets_with_timestamps_are_still_late() -> None:
+    buffer = JitterBuffer(SILENCE, depth=1)
+    out: list[bytes] = []
+    for s in [1, 2, 3, 4, 2, 4, 5]:
+        out += buffer.push(s, frame(s), ssrc=9, timestamp=s * 160)
+    out += buffer.flush()
+    assert out == [frame(n) for n in range(1, 6)]
+    assert buffer.late == 2
+
+
+def test_a_long_forward_jump_in_one_stream_loses_nothing_and_adds_no_silence() -> None:
+    buffer = JitterBuffer(SILENCE, depth=3)
+    seqs = [*range(1, 20), *range(1020, 1040)]
+    out: list[bytes] = []
+    for s in seqs:
+        out += buffer.push(s, frame(s), ssrc=3, timestamp=s * 160)
+    out += buffer.flush()
+    assert out == [frame(s) for s in seqs]
+
+
+def test_key_events_after_a_restart_are_skipped_in_the_new_stream() -> None:
+    buffer = JitterBuffer(SILENCE, depth=2)
+    out = buffer.push(500, frame(500), ssrc=1) + buffer.push(501, frame(501), ssrc=1)
+    for s in range(1, 12):
+        out += buffer.skip(s, ssrc=2) if s % 2 == 0 else buffer.push(s, frame(s), ssrc=2)
+    out += buffer.flush()
+    assert out == [frame(500), frame(501), *[frame(n) for n in range(1, 12, 2)]]
+    assert buffer.lost == 0

@@ -408,7 +408,9 @@ class MediaCall:
             return
         rec.heard_at = time.monotonic()
         payload = g711.transcode(packet.payload, codec, rec.codec)
-        self._record_frames(rec, rec.buffer.push(packet.sequence, payload))
+        self._record_frames(
+            rec, rec.buffer.push(packet.sequence, payload, packet.ssrc, packet.timestamp)
+        )
 
     def _record_frames(self, rec: _Recording, frames: list[bytes]) -> None:
         for frame in frames:
@@ -429,7 +431,7 @@ class MediaCall:
         if rec is not None:
             # Not a gap in the caller's audio: a held key would otherwise add a silent frame
             # per event packet and end the message early as "silence".
-            self._record_frames(rec, rec.buffer.skip(packet.sequence))
+            self._record_frames(rec, rec.buffer.skip(packet.sequence, packet.ssrc))
         key = self._dedupe.feed(packet.timestamp, event)
         if key is not None:
             self.receive_key(key, "rfc4733")

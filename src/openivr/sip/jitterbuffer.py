@@ -10,6 +10,10 @@ class JitterBuffer:
 
     Frames are released once `depth` newer packets have arrived behind them, so a packet
     arriving up to `depth` places late still lands in its slot; later than that it is dropped.
+
+    A restart of the caller's stream (a new SSRC, a sequence jump beyond `MAX_GAP`, or a packet
+    "late" by its sequence number but not by its timestamp) is no loss and no lateness: what is
+    held is released and the stream goes on from the new packet, with no silence between.
     """
 
     # A jump larger than this many frames is a restart of the stream, not a loss to fill.
@@ -23,6 +27,9 @@ class JitterBuffer:
         self._slots: dict[int, bytes] = {}
         self._next: int | None = None  # extended sequence number of the next frame to release
         self._highest = 0  # highest extended sequence number seen
+        self._highest_ts: int | None = None  # its RTP timestamp, when given
+        self._ssrc: int | None = None  # the stream followed, when given
+        self._previous_ssrc: int | None = None  # the one before a restart: stragglers are late
         self.lost = 0
         self.late = 0
 
@@ -31,30 +38,55 @@ class JitterBuffer:
         delta = ((sequence - self._highest) + 0x8000) % 0x10000 - 0x8000
         return self._highest + delta
 
-    def push(self, sequence: int, payload: bytes) -> list[bytes]:
+    def push(
+        self, sequence: int, payload: bytes, ssrc: int | None = None, timestamp: int | None = None
+    ) -> list[bytes]:
         """Add a packet; returns the frames now ready, in order."""
         if self._next is None:
-            self._next = self._highest = sequence
-            ext = sequence
-        else:
-            ext = self._extend(sequence)
-            if ext - self._highest > self.MAX_GAP or self._highest - ext > self.MAX_GAP:
-                ready = self.flush()
-                self._next = self._highest = sequence
-                self._slots[sequence] = payload
-                return ready + self._release()
+            return self._restart(sequence, payload, ssrc, timestamp)
+        if ssrc is not None and ssrc != self._ssrc:
+            if ssrc == self._previous_ssrc:
+                self.late += 1  # a straggler of the stream that was replaced
+                return []
+            return self._restart(sequence, payload, ssrc, timestamp)
+        ext = self._extend(sequence)
+        if abs(ext - self._highest) > self.MAX_GAP or (
+            ext < self._next and self._not_behind(timestamp)
+        ):
+            return self._restart(sequence, payload, ssrc, timestamp)
         if ext < self._next or ext in self._slots:
             self.late += 1
             return []
         self._slots[ext] = payload
-        self._highest = max(self._highest, ext)
+        if ext > self._highest:
+            self._highest = ext
+            if timestamp is not None:
+                self._highest_ts = timestamp
         return self._release()
 
-    def skip(self, sequence: int) -> list[bytes]:
+    def _not_behind(self, timestamp: int | None) -> bool:
+        # A packet reordered in the network (or repeated) is no newer than the newest one.
+        if timestamp is None or self._highest_ts is None:
+            return False
+        return 0 < ((timestamp - self._highest_ts) & 0xFFFFFFFF) < 0x80000000
+
+    def _restart(
+        self, sequence: int, payload: bytes, ssrc: int | None, timestamp: int | None
+    ) -> list[bytes]:
+        # The stream starts (again) at this packet: what is held goes out first, then this.
+        ready = self.flush()
+        if ssrc is not None and ssrc != self._ssrc:
+            self._previous_ssrc, self._ssrc = self._ssrc, ssrc
+        self._next = self._highest = sequence
+        self._highest_ts = timestamp
+        self._slots[sequence] = payload
+        return ready + self._release()
+
+    def skip(self, sequence: int, ssrc: int | None = None) -> list[bytes]:
         """A packet of the stream that carries no audio: an RFC 4733 event shares the audio's
         sequence numbers (a phone holding a key sends one between every two audio packets).
         Its place is taken, not filled with silence as a loss; returns the frames now ready."""
-        return self.push(sequence, _NO_AUDIO)
+        return self.push(sequence, _NO_AUDIO, ssrc)
 
     def _release(self) -> list[bytes]:
         out: list[bytes] = []
