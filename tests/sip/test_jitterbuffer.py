@@ -124,3 +124,16 @@ def test_key_events_after_a_restart_are_skipped_in_the_new_stream() -> None:
     out += buffer.flush()
     assert out == [frame(500), frame(501), *[frame(n) for n in range(1, 12, 2)]]
     assert buffer.lost == 0
+
+
+def test_a_late_audio_packet_after_key_events_is_late_not_a_restart() -> None:
+    # Only events followed audio 1 (a phone may stop its audio while a key is held): audio 3
+    # arriving after them is older than they are, though newer than the last audio seen.
+    buffer = JitterBuffer(SILENCE, depth=2)
+    out = buffer.push(1, frame(1), ssrc=4, timestamp=160)
+    for s in [2, 4, 5, 6, 7, 8]:
+        out += buffer.skip(s, ssrc=4)
+    out += buffer.push(3, frame(3), ssrc=4, timestamp=480)
+    out += buffer.push(9, frame(9), ssrc=4, timestamp=1440) + buffer.flush()
+    assert out == [frame(1), SILENCE, frame(9)]
+    assert buffer.late == 1

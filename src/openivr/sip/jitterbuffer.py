@@ -59,9 +59,8 @@ class JitterBuffer:
             return []
         self._slots[ext] = payload
         if ext > self._highest:
-            self._highest = ext
-            if timestamp is not None:
-                self._highest_ts = timestamp
+            # An event packet's timestamp is its event's start, not its place: none is kept.
+            self._highest, self._highest_ts = ext, timestamp
         return self._release()
 
     def _not_behind(self, timestamp: int | None) -> bool:
