@@ -158,10 +158,12 @@ def _tone_runs(pcm: np.ndarray) -> list[tuple[float, int]]:
         (2000, 3, 0x0DDBA11),
         # ... or from 5 while the old stream had reached 130 (a jump back "within reach").
         (5, 5, 0x0DDBA11),
+        # The same SSRC going back: numbers and timestamps restarted 125 frames (2.5 s) back.
+        (100, 50, 0x51C0FFEE),
         # The same stream after a long pause (silence suppression): numbers jump ahead.
         (100, 100 + int(BEFORE_S * 50) + 1000, 0x51C0FFEE),
     ],
-    ids=["new-ssrc", "new-ssrc-near", "forward-jump"],
+    ids=["new-ssrc", "new-ssrc-near", "same-ssrc-back", "forward-jump"],
 )
 async def test_the_caller_is_heard_after_a_restart_of_its_stream(
     recorded: tuple[SipServer, RecordedIvr],

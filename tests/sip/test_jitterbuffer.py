@@ -18,6 +18,14 @@ def run(buffer: JitterBuffer, seqs: list[int]) -> list[bytes]:
     return out + buffer.flush()
 
 
+def run_stream(buffer: JitterBuffer, seqs: list[int], ssrc: int = 7) -> list[bytes]:
+    """`run` with each packet's SSRC and its timestamp (20 ms a sequence number)."""
+    out: list[bytes] = []
+    for s in seqs:
+        out += buffer.push(s, frame(s), ssrc=ssrc, timestamp=s * 160)
+    return out + buffer.flush()
+
+
 def test_reorders_late_packets() -> None:
     out = run(JitterBuffer(SILENCE, depth=3), [1, 3, 2, 5, 4, 6])
     assert out == [frame(n) for n in range(1, 7)]
@@ -98,10 +106,7 @@ def test_same_ssrc_restart_is_seen_by_its_timestamp() -> None:
 
 def test_late_and_repeated_packets_with_timestamps_are_still_late() -> None:
     buffer = JitterBuffer(SILENCE, depth=1)
-    out: list[bytes] = []
-    for s in [1, 2, 3, 4, 2, 4, 5]:
-        out += buffer.push(s, frame(s), ssrc=9, timestamp=s * 160)
-    out += buffer.flush()
+    out = run_stream(buffer, [1, 2, 3, 4, 2, 4, 5], ssrc=9)
     assert out == [frame(n) for n in range(1, 6)]
     assert buffer.late == 2
 
@@ -109,10 +114,7 @@ def test_late_and_repeated_packets_with_timestamps_are_still_late() -> None:
 def test_a_long_forward_jump_in_one_stream_loses_nothing_and_adds_no_silence() -> None:
     buffer = JitterBuffer(SILENCE, depth=3)
     seqs = [*range(1, 20), *range(1020, 1040)]
-    out: list[bytes] = []
-    for s in seqs:
-        out += buffer.push(s, frame(s), ssrc=3, timestamp=s * 160)
-    out += buffer.flush()
+    out = run_stream(buffer, seqs, ssrc=3)
     assert out == [frame(s) for s in seqs]
 
 
@@ -137,3 +139,21 @@ def test_a_late_audio_packet_after_key_events_is_late_not_a_restart() -> None:
     out += buffer.push(9, frame(9), ssrc=4, timestamp=1440) + buffer.flush()
     assert out == [frame(1), SILENCE, frame(9)]
     assert buffer.late == 1
+
+
+def test_a_stream_gone_back_in_the_same_ssrc_is_a_restart() -> None:
+    # Numbers and timestamps go back together by 100 (2 s): no single packet tells it from a
+    # very late one, a run of them in a row with nothing newer between does.
+    buffer = JitterBuffer(SILENCE, depth=2)
+    seqs = [*range(200, 230), *range(130, 160)]
+    out = run_stream(buffer, seqs)
+    assert out == [frame(s) for s in seqs]
+    assert buffer.lost == 0 and buffer.late == 0
+
+
+def test_very_late_packets_among_newer_ones_stay_late() -> None:
+    buffer = JitterBuffer(SILENCE, depth=2)
+    seqs = [*range(100, 140), 60, 140, 61, 141, 62, 142, 63, 143]
+    out = run_stream(buffer, seqs)
+    assert out == [frame(s) for s in range(100, 144)]
+    assert buffer.late == 4

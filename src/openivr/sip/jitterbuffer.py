@@ -11,13 +11,18 @@ class JitterBuffer:
     Frames are released once `depth` newer packets have arrived behind them, so a packet
     arriving up to `depth` places late still lands in its slot; later than that it is dropped.
 
-    A restart of the caller's stream (a new SSRC, a sequence jump beyond `MAX_GAP`, or a packet
-    "late" by its sequence number but not by its timestamp) is no loss and no lateness: what is
-    held is released and the stream goes on from the new packet, with no silence between.
+    A restart of the caller's stream (a new SSRC, a sequence jump beyond `MAX_GAP`, a packet
+    "late" by its sequence number but not by its timestamp, or `RESTART_RUN` packets in a row
+    more than `FAR_BEHIND` places late) is no loss and no lateness: what is held is released
+    and the stream goes on from the new packet, with no silence between.
     """
 
     # A jump larger than this many frames is a restart of the stream, not a loss to fill.
     MAX_GAP = 250
+    # Consecutive packets this far behind, with nothing newer between, are a stream that went
+    # back (the same SSRC, numbers and timestamps restarted), not packets held in the network.
+    FAR_BEHIND = 25
+    RESTART_RUN = 3
 
     def __init__(self, silence: bytes, depth: int = 4) -> None:
         if depth < 0:
@@ -30,6 +35,7 @@ class JitterBuffer:
         self._highest_ts: int | None = None  # its RTP timestamp, when given
         self._ssrc: int | None = None  # the stream followed, when given
         self._previous_ssrc: int | None = None  # the one before a restart: stragglers are late
+        self._behind: list[tuple[int, int, bytes, int | None]] = []  # far-late run: ext, seq, ...
         self.lost = 0
         self.late = 0
 
@@ -55,8 +61,11 @@ class JitterBuffer:
         ):
             return self._restart(sequence, payload, ssrc, timestamp)
         if ext < self._next or ext in self._slots:
+            if ext < self._next - self.FAR_BEHIND:
+                return self._far_behind(ext, sequence, payload, timestamp)
             self.late += 1
             return []
+        self._behind.clear()
         self._slots[ext] = payload
         if ext > self._highest:
             # An event packet's timestamp is its event's start, not its place: none is kept.
@@ -69,6 +78,25 @@ class JitterBuffer:
             return False
         return 0 < ((timestamp - self._highest_ts) & 0xFFFFFFFF) < 0x80000000
 
+    def _far_behind(
+        self, ext: int, sequence: int, payload: bytes, timestamp: int | None
+    ) -> list[bytes]:
+        run = self._behind
+        if not run or ext != run[-1][0] + 1:
+            run.clear()
+        run.append((ext, sequence, payload, timestamp))
+        if len(run) < self.RESTART_RUN:
+            self.late += 1
+            return []
+        self.late -= len(run) - 1  # counted late on arrival; they start the stream again
+        packets = [(seq, data, ts) for _, seq, data, ts in run]
+        run.clear()
+        seq, data, ts = packets[0]
+        out = self._restart(seq, data, self._ssrc, ts)
+        for seq, data, ts in packets[1:]:
+            out += self.push(seq, data, self._ssrc, ts)
+        return out
+
     def _restart(
         self, sequence: int, payload: bytes, ssrc: int | None, timestamp: int | None
     ) -> list[bytes]:
@@ -79,6 +107,7 @@ class JitterBuffer:
         self._next = self._highest = sequence
         self._highest_ts = timestamp
         self._slots[sequence] = payload
+        self._behind.clear()
         return ready + self._release()
 
     def skip(self, sequence: int, ssrc: int | None = None) -> list[bytes]:
