@@ -15,7 +15,8 @@ Reported per level (one line of key=value):
 - key_acted_on: calls whose record says key 1 and hang-up by us (the node's call records);
 - setup_per_s: answers per second over the ramp; with `--churn S`, calls keep arriving for S more
   seconds as earlier ones end, and setup_full_per_s is the answer rate while >= 95 % of the
-  level was up;
+  level was up, with life_p50/p99_s (answer to our hang-up) and answer_wait_p50/p99_ms (INVITE
+  to answer), which say what paced it;
 - send_*: intervals between our RTP sends, per call, at the node (p50/p99/max ms);
 - callers_*: intervals between our packets as the callers' side of loopback sees them (tcpdump,
   kernel timestamps): p50/p99/max ms and the share over 25 ms;
@@ -468,6 +469,20 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
         full = [t for t in answered if _up(answered, ends, t) >= 0.95 * calls]
         if len(full) > 1:
             result["setup_full_per_s"] = (len(full) - 1) / (full[-1] - full[0])
+        # What paces the answers while the level is full: how long calls lived (answer to our
+        # hang-up) and how long a caller waited for its answer (INVITE seen to answer).
+        lives = [
+            (c.ended_at - c.answered_at).total_seconds()
+            for c in mine
+            if c.ended_at is not None and c.answered_at is not None
+        ]
+        waits = [(c.answered_at - c.started_at).total_seconds() * 1000 for c in mine]
+        if lives:
+            result["life_p50_s"] = float(np.percentile(lives, 50))
+            result["life_p99_s"] = float(np.percentile(lives, 99))
+        if waits:
+            result["answer_wait_p50_ms"] = float(np.percentile(waits, 50))
+            result["answer_wait_p99_ms"] = float(np.percentile(waits, 99))
     with httpx.Client(base_url=node.url, timeout=120) as c:
         records = c.get(
             f"/account/{env['account_id']}/call?limit=1000&since="
