@@ -410,7 +410,7 @@ def run_level(node: Node, env: dict[str, Any], args: argparse.Namespace, calls: 
                     xml,
                     env["app_id"],
                     calls=total,
-                    limit=calls,
+                    limit=total if args.unlimited else calls,
                     rate=rate,
                     ports=(free_port(), media_port),
                 ),
@@ -551,6 +551,12 @@ def main() -> None:
     parser.add_argument("--keys", choices=("rfc4733", "info", "inband"), default="rfc4733")
     parser.add_argument("--silent", action="store_true", help="callers send no audio (SIP INFO)")
     parser.add_argument("--churn", type=float, default=0.0, help="seconds of new calls at full")
+    parser.add_argument(
+        "--unlimited",
+        action="store_true",
+        help="SIPp keeps calling at --rate whatever is up (no -l of --calls): with --churn, the"
+        " level is then rate x hold",
+    )
     parser.add_argument("--api-mix", choices=("off", "on", "both"), default="off")
     parser.add_argument("--old-records", type=int, default=1000, help="call records to list")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
