@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, assert_never
 
@@ -124,6 +124,7 @@ class CallDriver:
         self.transfer_task: asyncio.Task[dict[str, Any]] | None = None
         self.pump: asyncio.Task[None] | None = None
         self.hung_up = False
+        self.fed_at = 0.0  # the time of the last event the engine took
         self.finished = asyncio.Event()  # set once the call is over and its message stored
 
     def now(self) -> float:
@@ -244,6 +245,13 @@ class CallDriver:
     async def _feed(self, event: object) -> None:
         if self.engine.ended:
             return
+        # An event stamped when it was queued (a timer, a transfer's end) can reach the engine
+        # after one stamped later, when it was taken (keys handed over as a transfer ends): the
+        # engine's clock never goes back, so it takes the earlier one at the later time.
+        at = getattr(event, "now", self.fed_at)
+        if at < self.fed_at:
+            event = replace(event, now=self.fed_at)  # type: ignore[type-var]
+        self.fed_at = max(at, self.fed_at)
         commands = self.engine.handle(event)  # type: ignore[arg-type]
         if self.engine.ended:
             # Before HangUp runs: the SIP layer writes the record as the call ends.
