@@ -36,7 +36,6 @@ import cProfile
 import os
 import resource
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from openivr.store.models import CallRecord, PhoneNumber, VoiceApp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ivr_calls import Node, free_port  # noqa: E402
+from talking import sipp_command  # noqa: E402
 
 HERE = Path(__file__).parent
 NUMBER = "+46850001234"
@@ -224,31 +224,15 @@ def place(node: Node, tmp: Path, calls: int, rate: float, hold: float) -> int:
     text = (HERE / "short_call.xml").read_text().replace("[hold_ms]", str(int(hold * 1000)))
     xml.write_text(text)
     sipp = subprocess.run(
-        [
-            shutil.which("sipp") or "sipp",
+        sipp_command(
             f"127.0.0.1:{node.settings.sip_port}",
-            "-sf",
-            str(xml),
-            "-s",
+            xml,
             NUMBER.lstrip("+"),
-            "-m",
-            str(calls),
-            "-r",
-            str(rate),
-            "-l",
-            str(max(10, int(rate * (hold + 2)))),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port()),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(free_port()),
-            "-nostdin",
-            "-timeout",
-            "300s",
-        ],  # fmt: skip
+            calls=calls,
+            limit=max(10, int(rate * (hold + 2))),
+            rate=rate,
+            ports=(free_port(), free_port()),
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=tmp,

@@ -150,7 +150,13 @@ def caller_scenario(directory: Path, mode: str, hold: float) -> Path:
 
 
 def sipp_command(
-    target: str, xml: Path, service: str, calls: int, limit: int, rate: int, ports: tuple[int, int]
+    target: str,
+    xml: Path,
+    service: str,
+    calls: int,
+    limit: int,
+    rate: float,
+    ports: tuple[int, int],
 ) -> list[str]:
     """SIPp placing `calls` (at most `limit` at once, `rate` a second) from 127.0.0.1; `ports`
     are its SIP and its media port (every caller's RTP comes from the media port)."""
